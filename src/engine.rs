@@ -1,0 +1,519 @@
+//! The policy engine: Rego modules compiled once per configuration with
+//! `regorus`, evaluated once per MCP message.
+//!
+//! The policy's package is `mcp`. Two rules are read:
+//! - `allow`: anything but `true` denies;
+//! - `deny`: an optional set of strings; any member denies, and the members are
+//!   the reasons.
+//!
+//! Both are read through one small entry module compiled alongside the
+//! policy, so one evaluation yields the whole decision. Evaluation runs on
+//! regorus' RVM bytecode VM; a policy that uses a construct the RVM compiler
+//! does not support yet (for example `with`) is evaluated by the tree-walking
+//! interpreter instead, and [`Policy::engine_kind`] says which one is in use.
+
+use regorus::languages::rego::compiler::Compiler;
+use regorus::rvm::program::Program;
+use regorus::rvm::vm::RegoVM;
+use regorus::{Engine, Value};
+use sha2::{Digest, Sha256};
+use std::fmt;
+use std::sync::Arc;
+
+/// The Rego package a policy must declare.
+pub const POLICY_PACKAGE: &str = "mcp";
+/// The rule the entry module exposes to the engine.
+const ENTRY_POINT: &str = "data.mcp_policy_entry.decision";
+const ENTRY_MODULE_NAME: &str = "<mcp-policy entry>";
+const ENTRY_MODULE: &str = r#"package mcp_policy_entry
+
+default allow := false
+
+allow if data.mcp.allow == true
+
+default deny := []
+
+deny := data.mcp.deny
+
+decision := {"allow": allow, "deny": deny}
+"#;
+
+/// Default bound on RVM instructions per evaluation (configurable).
+pub const DEFAULT_MAX_INSTRUCTIONS: usize = 1_000_000;
+
+/// Which evaluator runs the compiled policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EngineKind {
+    /// regorus' register-based bytecode VM (the fast path).
+    Rvm,
+    /// regorus' tree-walking interpreter (fallback for constructs the RVM
+    /// compiler does not handle).
+    Interpreter,
+}
+
+impl EngineKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EngineKind::Rvm => "rvm",
+            EngineKind::Interpreter => "interpreter",
+        }
+    }
+}
+
+/// A problem found while compiling modules and data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyError {
+    /// `module:line:column` of the problem, when it is in a module.
+    pub location: Option<String>,
+    /// One line saying what is wrong.
+    pub message: String,
+}
+
+impl PolicyError {
+    fn new(message: impl Into<String>) -> Self {
+        PolicyError {
+            location: None,
+            message: message.into(),
+        }
+    }
+
+    /// From a regorus error, whose text looks like
+    /// `--> file:line:col`, the source excerpt, then `error: message`.
+    fn from_regorus(err: &dyn fmt::Display, module: Option<&str>) -> Self {
+        let text = err.to_string();
+        let mut location = None;
+        let mut message = None;
+        for line in text.lines() {
+            let t = line.trim();
+            if location.is_none() {
+                if let Some(loc) = t.strip_prefix("--> ") {
+                    location = Some(loc.trim().to_string());
+                }
+            }
+            if message.is_none() {
+                if let Some(m) = t.strip_prefix("error: ") {
+                    message = Some(m.trim().to_string());
+                }
+            }
+        }
+        let message = message.unwrap_or_else(|| text.split_whitespace().collect::<Vec<_>>().join(" "));
+        PolicyError {
+            location: location.or_else(|| module.map(str::to_string)),
+            message,
+        }
+    }
+}
+
+impl fmt::Display for PolicyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.location {
+            Some(l) => write!(f, "{l}: {}", self.message),
+            None => write!(f, "{}", self.message),
+        }
+    }
+}
+
+impl std::error::Error for PolicyError {}
+
+/// The policy's answer for one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyResult {
+    /// `allow` evaluated to exactly `true`.
+    pub allow: bool,
+    /// The members of `deny`, in the set's (sorted) order.
+    pub deny: Vec<String>,
+}
+
+impl PolicyResult {
+    /// The message may pass: allowed and nothing denies it.
+    pub fn permits(&self) -> bool {
+        self.allow && self.deny.is_empty()
+    }
+}
+
+/// A compiled policy, ready to evaluate messages.
+pub struct Policy {
+    /// The interpreter, used when the RVM compiler cannot take the policy.
+    engine: Engine,
+    vm: Option<RegoVM>,
+    revision: String,
+    module_names: Vec<String>,
+}
+
+impl fmt::Debug for Policy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Policy")
+            .field("engine", &self.engine_kind())
+            .field("revision", &self.revision)
+            .field("modules", &self.module_names)
+            .finish()
+    }
+}
+
+impl Policy {
+    /// Compile `modules` (name, Rego source) with `data` (a JSON object, or
+    /// `None`). Fails with the first problem found; nothing is half-loaded.
+    pub fn compile(
+        modules: &[(String, String)],
+        data: Option<&serde_json::Value>,
+        max_instructions: usize,
+    ) -> Result<Policy, PolicyError> {
+        if modules.is_empty() {
+            return Err(PolicyError::new("no Rego modules given"));
+        }
+        let mut engine = Engine::new();
+        // Rego v1 (OPA 1.x) syntax is the default for new engines; say so.
+        engine.set_rego_v0(false);
+        let mut declares_mcp = false;
+        for (name, source) in modules {
+            let package = engine
+                .add_policy(name.clone(), source.clone())
+                .map_err(|e| PolicyError::from_regorus(&e, Some(name)))?;
+            if package == format!("data.{POLICY_PACKAGE}") {
+                declares_mcp = true;
+            }
+        }
+        if !declares_mcp {
+            return Err(PolicyError::new(format!(
+                "no module declares `package {POLICY_PACKAGE}` (the package whose `allow` and `deny` rules decide)"
+            )));
+        }
+        engine
+            .add_policy(ENTRY_MODULE_NAME.into(), ENTRY_MODULE.into())
+            .map_err(|e| PolicyError::new(format!("internal entry module: {e}")))?;
+        let data_value = match data {
+            None => None,
+            Some(d @ serde_json::Value::Object(_)) => Some(json_to_value(d)?),
+            Some(_) => return Err(PolicyError::new("`data` must be a JSON object")),
+        };
+        if let Some(d) = &data_value {
+            engine
+                .add_data(d.clone())
+                .map_err(|e| PolicyError::new(format!("data: {e}")))?;
+        }
+        let entry: regorus::Rc<str> = ENTRY_POINT.into();
+        let compiled = engine
+            .compile_with_entrypoint(&entry)
+            .map_err(|e| PolicyError::from_regorus(&e, None))?;
+
+        // The RVM compiler also resolves every function call, so unknown
+        // functions are reported here, at configuration time. Only the
+        // constructs it does not implement yet fall back to the interpreter.
+        let vm = match Compiler::compile_from_policy(&compiled, &[ENTRY_POINT]) {
+            Ok(program) => Some(new_vm(program, data_value, max_instructions)?),
+            Err(e) => {
+                let text = e.to_string();
+                if !text.contains("not supported by the compiler") {
+                    return Err(PolicyError::from_regorus(&e, None));
+                }
+                None
+            }
+        };
+
+        let revision = revision_of(modules, data);
+        Ok(Policy {
+            engine,
+            vm,
+            revision,
+            module_names: modules.iter().map(|(n, _)| n.clone()).collect(),
+        })
+    }
+
+    /// Which evaluator this policy runs on.
+    pub fn engine_kind(&self) -> EngineKind {
+        if self.vm.is_some() {
+            EngineKind::Rvm
+        } else {
+            EngineKind::Interpreter
+        }
+    }
+
+    /// `sha256:` of the modules (sorted by name) and the data: the policy
+    /// revision recorded with every decision.
+    pub fn revision(&self) -> &str {
+        &self.revision
+    }
+
+    pub fn module_names(&self) -> &[String] {
+        &self.module_names
+    }
+
+    /// Evaluate the policy for one input. A runtime error (a builtin
+    /// failing, conflicting rule values, the instruction budget) is an `Err`,
+    /// which the caller turns into a denial.
+    pub fn evaluate(&mut self, input: Value) -> Result<PolicyResult, PolicyError> {
+        let out = match &mut self.vm {
+            Some(vm) => {
+                vm.set_input(input);
+                vm.execute_entry_point_by_name(ENTRY_POINT)
+                    .map_err(|e| PolicyError::from_regorus(&e, None))?
+            }
+            None => {
+                self.engine.set_input(input);
+                self.engine
+                    .eval_rule(ENTRY_POINT.to_string())
+                    .map_err(|e| PolicyError::from_regorus(&e, None))?
+            }
+        };
+        read_decision(&out).map_err(PolicyError::new)
+    }
+}
+
+fn new_vm(
+    program: Arc<Program>,
+    data: Option<Value>,
+    max_instructions: usize,
+) -> Result<RegoVM, PolicyError> {
+    let mut vm = RegoVM::new();
+    vm.load_program(program);
+    if let Some(d) = data {
+        vm.set_data(d)
+            .map_err(|e| PolicyError::new(format!("data: {e}")))?;
+    }
+    vm.set_max_instructions(max_instructions);
+    Ok(vm)
+}
+
+/// Convert a `serde_json::Value` into a regorus value.
+pub fn json_to_value(v: &serde_json::Value) -> Result<Value, PolicyError> {
+    let text = serde_json::to_string(v).map_err(|e| PolicyError::new(e.to_string()))?;
+    Value::from_json_str(&text).map_err(|e| PolicyError::new(e.to_string()))
+}
+
+fn read_decision(out: &Value) -> Result<PolicyResult, String> {
+    let allow = matches!(&out["allow"], Value::Bool(true));
+    let deny = match &out["deny"] {
+        Value::Undefined | Value::Null | Value::Bool(false) => Vec::new(),
+        Value::Bool(true) => vec!["denied by policy".to_string()],
+        Value::Set(s) => s.iter().map(reason_text).collect(),
+        Value::Array(a) => a.iter().map(reason_text).collect(),
+        other => {
+            return Err(format!(
+                "`deny` must be a set of strings, got {}",
+                type_name(other)
+            ))
+        }
+    };
+    Ok(PolicyResult { allow, deny })
+}
+
+fn reason_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.to_string(),
+        other => other.to_string(),
+    }
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Set(_) => "set",
+        Value::Object(_) => "object",
+        Value::Undefined => "undefined",
+    }
+}
+
+fn revision_of(modules: &[(String, String)], data: Option<&serde_json::Value>) -> String {
+    let mut sorted: Vec<&(String, String)> = modules.iter().collect();
+    sorted.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut h = Sha256::new();
+    for (name, source) in sorted {
+        h.update((name.len() as u64).to_le_bytes());
+        h.update(name.as_bytes());
+        h.update((source.len() as u64).to_le_bytes());
+        h.update(source.as_bytes());
+    }
+    // serde_json objects are key-sorted (no preserve_order), so this is canonical.
+    let data_text = data.map(|d| d.to_string()).unwrap_or_default();
+    h.update(data_text.as_bytes());
+    let digest = h.finalize();
+    let mut out = String::with_capacity(7 + 64);
+    out.push_str("sha256:");
+    for b in digest {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn compile(src: &str) -> Policy {
+        Policy::compile(
+            &[("p.rego".into(), src.into())],
+            None,
+            DEFAULT_MAX_INSTRUCTIONS,
+        )
+        .expect("compiles")
+    }
+
+    fn input(json: &str) -> Value {
+        Value::from_json_str(json).expect("json")
+    }
+
+    #[test]
+    fn allow_and_deny_are_read() {
+        let mut p = compile(
+            r#"package mcp
+default allow := false
+allow if input.mcp.method == "tools/call"
+deny contains "no secrets" if input.mcp.tool.name == "secret"
+"#,
+        );
+        assert_eq!(p.engine_kind(), EngineKind::Rvm);
+        let r = p
+            .evaluate(input(r#"{"mcp":{"method":"tools/call","tool":{"name":"x"}}}"#))
+            .unwrap();
+        assert!(r.permits());
+        let r = p
+            .evaluate(input(r#"{"mcp":{"method":"tools/call","tool":{"name":"secret"}}}"#))
+            .unwrap();
+        assert!(r.allow);
+        assert_eq!(r.deny, vec!["no secrets".to_string()]);
+        let r = p.evaluate(input(r#"{"mcp":{"method":"ping"}}"#)).unwrap();
+        assert!(!r.allow && !r.permits());
+    }
+
+    #[test]
+    fn allow_must_be_exactly_true() {
+        let mut p = compile("package mcp\nallow := \"yes\"\n");
+        assert!(!p.evaluate(input("{}")).unwrap().permits());
+        let mut p = compile("package mcp\nallow := 1\n");
+        assert!(!p.evaluate(input("{}")).unwrap().permits());
+    }
+
+    #[test]
+    fn missing_allow_denies_and_deny_alone_is_fine() {
+        let mut p = compile("package mcp\ndeny contains \"x\" if input.a == 1\n");
+        let r = p.evaluate(input(r#"{"a":2}"#)).unwrap();
+        assert!(!r.allow && r.deny.is_empty());
+    }
+
+    #[test]
+    fn multiple_reasons_are_kept() {
+        let mut p = compile(
+            "package mcp\nallow := true\ndeny contains \"b\"\ndeny contains \"a\"\n",
+        );
+        let r = p.evaluate(input("{}")).unwrap();
+        assert_eq!(r.deny, vec!["a".to_string(), "b".to_string()]);
+    }
+
+    #[test]
+    fn data_is_visible() {
+        let data = serde_json::json!({"blocked": ["rm"]});
+        let mut p = Policy::compile(
+            &[(
+                "p.rego".into(),
+                "package mcp\nallow := true\ndeny contains \"blocked\" if input.t in data.blocked\n"
+                    .into(),
+            )],
+            Some(&data),
+            DEFAULT_MAX_INSTRUCTIONS,
+        )
+        .unwrap();
+        assert_eq!(p.evaluate(input(r#"{"t":"rm"}"#)).unwrap().deny.len(), 1);
+        assert_eq!(p.evaluate(input(r#"{"t":"ls"}"#)).unwrap().deny.len(), 0);
+    }
+
+    #[test]
+    fn compile_errors_name_module_and_line() {
+        let err = Policy::compile(
+            &[("bad.rego".into(), "package mcp\n\nallow if {\n".into())],
+            None,
+            DEFAULT_MAX_INSTRUCTIONS,
+        )
+        .unwrap_err();
+        assert_eq!(err.location.as_deref(), Some("bad.rego:4:1"));
+        assert!(!err.message.contains('\n'), "{}", err.message);
+        assert!(err.to_string().starts_with("bad.rego:4:1: "), "{err}");
+    }
+
+    #[test]
+    fn unknown_functions_are_compile_errors() {
+        let err = Policy::compile(
+            &[("f.rego".into(), "package mcp\n\nallow if nope.fn(1)\n".into())],
+            None,
+            DEFAULT_MAX_INSTRUCTIONS,
+        )
+        .unwrap_err();
+        assert_eq!(err.location.as_deref(), Some("f.rego:3:10"));
+        assert!(err.message.contains("nope.fn"), "{err}");
+    }
+
+    #[test]
+    fn with_falls_back_to_the_interpreter() {
+        let mut p = compile("package mcp\nallow if x with input as {\"a\": 1}\nx if input.a == 1\n");
+        assert_eq!(p.engine_kind(), EngineKind::Interpreter);
+        assert!(p.evaluate(input("{}")).unwrap().permits());
+    }
+
+    #[test]
+    fn package_mcp_is_required() {
+        let err = Policy::compile(
+            &[("x.rego".into(), "package other\nallow := true\n".into())],
+            None,
+            DEFAULT_MAX_INSTRUCTIONS,
+        )
+        .unwrap_err();
+        assert!(err.message.contains("package mcp"), "{err}");
+    }
+
+    #[test]
+    fn builtins_authors_need_are_available() {
+        let mut p = compile(
+            r#"package mcp
+allow if {
+    regex.match(`^read_[a-z]+$`, input.t)
+    glob.match("files/*", ["/"], input.p)
+    time.now_ns() > 0
+    startswith(input.t, "read_")
+    json.unmarshal("{\"a\":1}").a == 1
+    count({1, 2} | {3}) == 3
+    net.cidr_contains("10.0.0.0/8", "10.1.2.3")
+    base64.decode("eA==") == "x"
+}
+"#,
+        );
+        assert!(p
+            .evaluate(input(r#"{"t":"read_file","p":"files/a"}"#))
+            .unwrap()
+            .permits());
+    }
+
+    #[test]
+    fn runaway_policies_hit_the_instruction_budget() {
+        let mut p = Policy::compile(
+            &[(
+                "loop.rego".into(),
+                "package mcp\nallow if { count([x | some x in numbers.range(1, 100000)]) > 0 }\n"
+                    .into(),
+            )],
+            None,
+            1000,
+        )
+        .unwrap();
+        assert_eq!(p.engine_kind(), EngineKind::Rvm);
+        assert!(p.evaluate(input("{}")).is_err());
+    }
+
+    #[test]
+    fn revision_is_stable_and_order_independent() {
+        let a = revision_of(
+            &[("a".into(), "1".into()), ("b".into(), "2".into())],
+            None,
+        );
+        let b = revision_of(
+            &[("b".into(), "2".into()), ("a".into(), "1".into())],
+            None,
+        );
+        assert_eq!(a, b);
+        assert!(a.starts_with("sha256:"));
+        let c = revision_of(&[("a".into(), "1".into())], Some(&serde_json::json!({"x": 1})));
+        assert_ne!(a, c);
+    }
+}
