@@ -7,6 +7,8 @@
 //! proxy-wasm ABI.
 
 pub mod engine;
+pub mod mcp;
+pub mod routing;
 
 #[cfg(target_arch = "wasm32")]
 mod filter;

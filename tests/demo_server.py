@@ -252,7 +252,6 @@ def _bind(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(addr)
     sock.listen(128)
-    sock.set_inheritable(True)
     return sock
 
 
@@ -300,7 +299,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.log_file:
         app = RecordingMiddleware(app, args.log_file)
 
-    sock = _bind(args.host, args.port)
+    try:
+        sock = _bind(args.host, args.port)
+    except OSError as exc:
+        print(f"demo_server: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
     port = sock.getsockname()[1]
     # Keep stdout for the READY line: uvicorn's default config logs access lines there.
     log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)

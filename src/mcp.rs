@@ -1,0 +1,431 @@
+//! The MCP wire model: JSON-RPC 2.0 messages as MCP carries them over
+//! Streamable HTTP, for every released protocol version (2024-11-05 through
+//! 2026-07-28).
+//!
+//! A body is parsed once, straight into regorus values (no intermediate
+//! `serde_json::Value`), and classified as a request, a notification or a
+//! client-sent response. The raw bytes are never re-serialised: an allowed
+//! body is forwarded exactly as received, so the proxy and the server read
+//! the same message.
+//!
+//! Parsing is strict where leniency would let the proxy and the server read a
+//! message differently: duplicate top-level members, a `null` or fractional
+//! `id`, non-object `params`, invalid UTF-8, lone surrogates, trailing data,
+//! non-finite numbers and nesting deeper than serde_json's limit (128) are all
+//! rejected. Integers keep full precision (serde_json `arbitrary_precision`),
+//! as the Python SDK does.
+
+use regorus::Value;
+use serde::de::{self, Deserializer};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+use std::fmt;
+
+/// Every protocol version this build knows, oldest first.
+pub const KNOWN_PROTOCOL_VERSIONS: [&str; 5] = [
+    "2024-11-05",
+    "2025-03-26",
+    "2025-06-18",
+    "2025-11-25",
+    "2026-07-28",
+];
+
+/// The `_meta` key that carries the protocol version in 2026-07-28 requests.
+pub const META_PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
+/// The `_meta` key that carries client info in 2026-07-28 requests.
+pub const META_CLIENT_INFO: &str = "io.modelcontextprotocol/clientInfo";
+/// The `_meta` key that carries client capabilities in 2026-07-28 requests.
+pub const META_CLIENT_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
+
+/// What a JSON-RPC message is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Has `method` and `id`: expects a response.
+    Request,
+    /// Has `method`, no `id`.
+    Notification,
+    /// Has `id` and exactly one of `result` / `error` (a client answering a
+    /// server request such as sampling, elicitation or roots/list).
+    Response,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Request => "request",
+            Kind::Notification => "notification",
+            Kind::Response => "response",
+        }
+    }
+}
+
+/// One JSON-RPC message, borrowed from the body it was parsed from.
+#[derive(Debug)]
+pub struct Message<'a> {
+    pub kind: Kind,
+    /// The id exactly as written in the body (a JSON string or integer), for
+    /// echoing in an error response. `None` for notifications.
+    pub id_raw: Option<&'a RawValue>,
+    /// The id as a policy value.
+    pub id: Value,
+    /// The method, for requests and notifications.
+    pub method: Option<Cow<'a, str>>,
+    /// `params` (an object), or `Undefined` when absent.
+    pub params: Value,
+    /// `result`, for responses.
+    pub result: Value,
+    /// `error`, for responses.
+    pub error: Value,
+}
+
+impl Message<'_> {
+    pub fn method(&self) -> Option<&str> {
+        self.method.as_deref()
+    }
+
+    /// The value the 2026-07-28 `Mcp-Name` header mirrors: `params.name`
+    /// (tools/call, prompts/get) or `params.uri` (resources/read), when the
+    /// method names one.
+    pub fn routing_name(&self) -> Option<&str> {
+        match self.method()? {
+            "tools/call" | "prompts/get" => self.params["name"].as_string().ok().map(|s| s.as_ref()),
+            "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
+                self.params["uri"].as_string().ok().map(|s| s.as_ref())
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether the method is one of those for which the 2026-07-28
+    /// transport requires an `Mcp-Name` header.
+    pub fn requires_routing_name(&self) -> bool {
+        matches!(
+            self.method(),
+            Some("tools/call" | "resources/read" | "prompts/get")
+        )
+    }
+
+    /// `params._meta["io.modelcontextprotocol/protocolVersion"]`
+    /// (2026-07-28 requests carry their version in every message).
+    pub fn meta_protocol_version(&self) -> Option<&str> {
+        self.params["_meta"][META_PROTOCOL_VERSION]
+            .as_string()
+            .ok()
+            .map(|s| s.as_ref())
+    }
+}
+
+/// Why a message is not a valid JSON-RPC 2.0 / MCP message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid {
+    /// The id, when one could be read, so the error can be matched.
+    pub id_raw: Option<String>,
+    pub reason: String,
+}
+
+/// A parsed body.
+#[derive(Debug)]
+pub enum Body<'a> {
+    /// One message (the only form from 2025-06-18 on).
+    Single(Message<'a>),
+    /// A JSON-RPC batch (2025-03-26): each element parsed on its own, so
+    /// each gets its own decision or error.
+    Batch(Vec<Result<Message<'a>, Invalid>>),
+}
+
+/// Why a body could not be read at all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParseError {
+    /// Not JSON (syntax, encoding, trailing data, depth, numbers).
+    NotJson(String),
+    /// JSON, but not a JSON-RPC message (or batch of them).
+    Invalid(Invalid),
+    /// `[]`.
+    EmptyBatch,
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ParseError::NotJson(e) => write!(f, "request body is not valid JSON: {e}"),
+            ParseError::Invalid(i) => write!(f, "invalid JSON-RPC message: {}", i.reason),
+            ParseError::EmptyBatch => write!(f, "invalid JSON-RPC message: empty batch"),
+        }
+    }
+}
+
+/// Parse a request body.
+pub fn parse(body: &[u8]) -> Result<Body<'_>, ParseError> {
+    let first = body
+        .iter()
+        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+        .copied();
+    match first {
+        Some(b'[') => parse_batch(body),
+        Some(b'{') => {
+            let env: Envelope = serde_json::from_slice(body).map_err(classify_error)?;
+            env.into_message().map(Body::Single).map_err(ParseError::Invalid)
+        }
+        Some(_) => {
+            // Valid JSON that is not an object or array is an invalid
+            // request; anything else is not JSON at all.
+            match serde_json::from_slice::<de::IgnoredAny>(body) {
+                Ok(_) => Err(ParseError::Invalid(Invalid {
+                    id_raw: None,
+                    reason: "a JSON-RPC message must be a JSON object".into(),
+                })),
+                Err(e) => Err(ParseError::NotJson(e.to_string())),
+            }
+        }
+        None => Err(ParseError::NotJson("empty body".into())),
+    }
+}
+
+fn parse_batch(body: &[u8]) -> Result<Body<'_>, ParseError> {
+    let elements: Vec<&RawValue> = serde_json::from_slice(body).map_err(classify_error)?;
+    if elements.is_empty() {
+        return Err(ParseError::EmptyBatch);
+    }
+    let mut out = Vec::with_capacity(elements.len());
+    for raw in elements {
+        let text = raw.get();
+        let parsed = if text.starts_with('{') {
+            match serde_json::from_str::<Envelope>(text) {
+                Ok(env) => env.into_message(),
+                Err(e) => Err(Invalid {
+                    id_raw: None,
+                    reason: e.to_string(),
+                }),
+            }
+        } else {
+            Err(Invalid {
+                id_raw: None,
+                reason: "a batch element must be a JSON object".into(),
+            })
+        };
+        out.push(parsed);
+    }
+    Ok(Body::Batch(out))
+}
+
+/// serde errors that come from the data model (a duplicate field, a wrong
+/// type) mean valid JSON but an invalid message; the rest is "not JSON".
+fn classify_error(e: serde_json::Error) -> ParseError {
+    match e.classify() {
+        serde_json::error::Category::Data => ParseError::Invalid(Invalid {
+            id_raw: None,
+            reason: e.to_string(),
+        }),
+        _ => ParseError::NotJson(e.to_string()),
+    }
+}
+
+/// The members of a JSON-RPC message. Unknown members are ignored (as the
+/// SDKs do); known members may appear once (serde rejects duplicates).
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(default, borrow, deserialize_with = "present")]
+    jsonrpc: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    id: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    method: Option<&'a RawValue>,
+    #[serde(default, deserialize_with = "present_value")]
+    params: Option<Value>,
+    #[serde(default, deserialize_with = "present_value")]
+    result: Option<Value>,
+    #[serde(default, deserialize_with = "present_value")]
+    error: Option<Value>,
+}
+
+/// A member that is present (even as `null`) is `Some`.
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(d).map(Some)
+}
+
+fn present_value<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
+}
+
+impl<'a> Envelope<'a> {
+    fn into_message(self) -> Result<Message<'a>, Invalid> {
+        let id_raw_text = self.id.map(|r| r.get().to_string());
+        let fail = |reason: &str| Invalid {
+            id_raw: id_raw_text.clone(),
+            reason: reason.to_string(),
+        };
+        match self.jsonrpc.map(RawValue::get) {
+            Some("\"2.0\"") => {}
+            Some(_) => return Err(fail("`jsonrpc` must be \"2.0\"")),
+            None => return Err(fail("missing `jsonrpc`")),
+        }
+        let id = match self.id {
+            None => None,
+            Some(raw) => Some((raw, id_value(raw).ok_or_else(|| Invalid {
+                id_raw: None,
+                reason: "`id` must be a string or an integer".into(),
+            })?)),
+        };
+        let method = match self.method {
+            None => None,
+            Some(raw) => match serde_json::from_str::<Cow<'a, str>>(raw.get()) {
+                Ok(m) => Some(m),
+                Err(_) => return Err(fail("`method` must be a string")),
+            },
+        };
+        let params = match self.params {
+            None => Value::Undefined,
+            Some(p @ Value::Object(_)) => p,
+            Some(_) => return Err(fail("`params` must be an object")),
+        };
+        let (id_raw, id) = match id {
+            Some((raw, v)) => (Some(raw), v),
+            None => (None, Value::Undefined),
+        };
+        let kind = match (&method, id_raw.is_some(), &self.result, &self.error) {
+            (Some(_), _, Some(_), _) | (Some(_), _, _, Some(_)) => {
+                return Err(fail("a message cannot have both `method` and `result`/`error`"))
+            }
+            (Some(_), true, None, None) => Kind::Request,
+            (Some(_), false, None, None) => Kind::Notification,
+            (None, true, Some(_), None) | (None, true, None, Some(_)) => Kind::Response,
+            (None, true, Some(_), Some(_)) => {
+                return Err(fail("a response cannot have both `result` and `error`"))
+            }
+            (None, true, None, None) => {
+                return Err(fail("missing `method` (or `result`/`error` for a response)"))
+            }
+            (None, false, _, _) => return Err(fail("missing `method`")),
+        };
+        Ok(Message {
+            kind,
+            id_raw,
+            id,
+            method,
+            params,
+            result: self.result.unwrap_or(Value::Undefined),
+            error: self.error.unwrap_or(Value::Undefined),
+        })
+    }
+}
+
+/// MCP ids are strings or integers (never null, never fractional).
+fn id_value(raw: &RawValue) -> Option<Value> {
+    let text = raw.get();
+    if text.starts_with('"') {
+        return serde_json::from_str::<String>(text).ok().map(Value::from);
+    }
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Value::from_json_str(text).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn single(s: &str) -> Message<'_> {
+        match parse(s.as_bytes()) {
+            Ok(Body::Single(m)) => m,
+            other => panic!("expected a single message, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn request_notification_response() {
+        let m = single(r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hi"}}}"#);
+        assert_eq!(m.kind, Kind::Request);
+        assert_eq!(m.id_raw.unwrap().get(), "7");
+        assert_eq!(m.method(), Some("tools/call"));
+        assert_eq!(m.routing_name(), Some("echo"));
+        assert_eq!(m.params["arguments"]["text"], Value::from("hi"));
+
+        let m = single(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
+        assert_eq!(m.kind, Kind::Notification);
+        assert!(m.id_raw.is_none());
+        assert_eq!(m.params, Value::Undefined);
+
+        let m = single(r#"{"jsonrpc":"2.0","id":"s-1","result":{"roots":[]}}"#);
+        assert_eq!(m.kind, Kind::Response);
+        assert_eq!(m.id, Value::from("s-1"));
+        let m = single(r#"{"jsonrpc":"2.0","id":3,"error":{"code":-1,"message":"no"}}"#);
+        assert_eq!(m.kind, Kind::Response);
+    }
+
+    #[test]
+    fn escaped_method_names_are_decoded() {
+        let m = single(r#"{"jsonrpc":"2.0","id":1,"method":"tools\/c\u0061ll","params":{"name":"x"}}"#);
+        assert_eq!(m.method(), Some("tools/call"));
+    }
+
+    #[test]
+    fn big_integers_stay_exact() {
+        let m = single(r#"{"jsonrpc":"2.0","id":9007199254740993,"method":"tools/call","params":{"name":"x","arguments":{"n":9007199254740993}}}"#);
+        assert_eq!(m.id_raw.unwrap().get(), "9007199254740993");
+        assert_eq!(m.params["arguments"]["n"].to_string(), "9007199254740993");
+    }
+
+    fn invalid(s: &str) -> String {
+        match parse(s.as_bytes()) {
+            Err(ParseError::Invalid(i)) => i.reason,
+            other => panic!("expected invalid for {s}, got {other:?}"),
+        }
+    }
+
+    fn not_json(s: &[u8]) {
+        match parse(s) {
+            Err(ParseError::NotJson(_)) => {}
+            other => panic!("expected not-json for {:?}, got {other:?}", String::from_utf8_lossy(s)),
+        }
+    }
+
+    #[test]
+    fn strictness() {
+        assert!(invalid(r#"{"jsonrpc":"2.0","id":1,"method":"a","method":"b"}"#).contains("duplicate"));
+        assert!(invalid(r#"{"jsonrpc":"2.0","id":null,"method":"ping"}"#).contains("id"));
+        assert!(invalid(r#"{"jsonrpc":"2.0","id":1.5,"method":"ping"}"#).contains("id"));
+        assert!(invalid(r#"{"jsonrpc":"2.0","id":1,"method":"ping","params":[1]}"#).contains("params"));
+        assert!(invalid(r#"{"jsonrpc":"1.0","id":1,"method":"ping"}"#).contains("jsonrpc"));
+        assert!(invalid(r#"{"id":1,"method":"ping"}"#).contains("jsonrpc"));
+        assert!(invalid(r#"{"jsonrpc":"2.0","id":1,"method":7}"#).contains("method"));
+        assert!(invalid(r#"{"jsonrpc":"2.0","id":1}"#).contains("method"));
+        assert!(invalid(r#"{"jsonrpc":"2.0","method":"x","result":{}}"#).contains("both"));
+        assert!(invalid(r#""hello""#).contains("object"));
+        not_json(b"");
+        not_json(b"{");
+        not_json(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"} x");
+        not_json(b"\xEF\xBB\xBF{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}");
+        not_json(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\",\"params\":{\"a\":NaN}}");
+        not_json(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"p\xff\"}");
+        not_json(br#"{"jsonrpc":"2.0","id":1,"method":"ping","params":{"a":"\ud800"}}"#);
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        let body = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"ping","params":{{"a":{deep}}}}}"#);
+        assert!(parse(body.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn batches_keep_each_element() {
+        let b = parse(br#"[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","method":"notifications/initialized"},7,{"jsonrpc":"2.0","id":2}]"#).unwrap();
+        let Body::Batch(items) = b else { panic!("batch") };
+        assert_eq!(items.len(), 4);
+        assert_eq!(items[0].as_ref().unwrap().kind, Kind::Request);
+        assert_eq!(items[1].as_ref().unwrap().kind, Kind::Notification);
+        assert!(items[2].is_err());
+        assert_eq!(items[3].as_ref().unwrap_err().id_raw.as_deref(), Some("2"));
+        assert_eq!(parse(b" [ ] ").unwrap_err(), ParseError::EmptyBatch);
+    }
+
+    #[test]
+    fn routing_name_and_meta_version() {
+        let m = single(r#"{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"file:///a","_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#);
+        assert_eq!(m.routing_name(), Some("file:///a"));
+        assert!(m.requires_routing_name());
+        assert_eq!(m.meta_protocol_version(), Some("2026-07-28"));
+        let m = single(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#);
+        assert_eq!(m.routing_name(), None);
+        assert!(!m.requires_routing_name());
+    }
+}

@@ -1,0 +1,130 @@
+"""Shared pytest fixtures for the mcp-policy end-to-end tests (see tests/harness.py).
+
+Fixtures
+  wasm_path       Path of the built module (``$MCP_POLICY_WASM`` or the release
+                  build); fails the test with "run `make build`" if missing.
+  policy_config   factory: ``policy_config(policy_source, data=None, **kw) -> dict``.
+  demo_server     a running tests/demo_server.py (harness.DemoServer: .proc,
+                  .port, .log_file, .url, .received()).  SSE responses by default;
+                  parametrise indirectly for others::
+
+                      @pytest.mark.parametrize("demo_server", ["sse", "json"], indirect=True)
+                      @pytest.mark.parametrize("demo_server", [{"json_response": True, "stateless": True}],
+                                               indirect=True)
+
+  envoy_factory   factory: ``envoy_factory(plugin_config, upstream_port=None, **kw) -> EnvoyHandle``;
+                  ``upstream_port`` defaults to the ``demo_server`` fixture's port,
+                  ``wasm_path`` to the ``wasm_path`` fixture (not needed with
+                  ``wasm=False``); other keywords go to harness.start_envoy /
+                  envoy_config.render.  Every Envoy is stopped at teardown.
+
+On a failed test the fixtures print the log tails of their processes, which
+pytest shows under "Captured stdout teardown".
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import harness
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    setattr(item, f"_mcp_rep_{report.when}", report)
+    return report
+
+
+def _test_failed(request: pytest.FixtureRequest) -> bool:
+    return any(
+        getattr(getattr(request.node, f"_mcp_rep_{when}", None), "failed", False) for when in ("setup", "call")
+    )
+
+
+@pytest.fixture(scope="session")
+def wasm_path() -> Path:
+    path = Path(os.environ.get("MCP_POLICY_WASM") or harness.DEFAULT_WASM)
+    if not path.is_file():
+        pytest.fail(f"wasm module {path} not found: run `make build` first", pytrace=False)
+    return path.resolve()
+
+
+@pytest.fixture
+def policy_config() -> Callable[..., dict[str, Any]]:
+    """Factory for the plugin configuration.
+
+    ``policy_source`` is one Rego module (stored as ``policy.rego``) or a
+    mapping ``{file name: source}``; ``data`` becomes ``policy.data``; other
+    keywords become top-level plugin options. None values are omitted.
+    """
+
+    def make(policy_source: str | Mapping[str, str], data: Any = None, **kw: Any) -> dict[str, Any]:
+        if isinstance(policy_source, str):
+            modules = {"policy.rego": policy_source}
+        else:
+            modules = dict(policy_source)
+        policy: dict[str, Any] = {"modules": modules}
+        if data is not None:
+            policy["data"] = data
+        config: dict[str, Any] = {"policy": policy}
+        config.update({k: v for k, v in kw.items() if v is not None})
+        return config
+
+    return make
+
+
+_DEMO_MODES: dict[str, dict[str, bool]] = {
+    "sse": {},
+    "json": {"json_response": True},
+    "sse-stateless": {"stateless": True},
+    "json-stateless": {"json_response": True, "stateless": True},
+}
+
+
+@pytest.fixture
+def demo_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[harness.DemoServer]:
+    param = getattr(request, "param", "sse")
+    if isinstance(param, str):
+        try:
+            options = _DEMO_MODES[param]
+        except KeyError:
+            raise ValueError(f"demo_server param must be one of {sorted(_DEMO_MODES)} or a dict") from None
+    else:
+        options = dict(param)
+    server = harness.start_demo_server(tmp_path, **options)
+    try:
+        yield server
+    finally:
+        if _test_failed(request):
+            print(server.proc.log_tail())
+        server.proc.stop()
+
+
+@pytest.fixture
+def envoy_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[..., harness.EnvoyHandle]]:
+    started: list[harness.EnvoyHandle] = []
+
+    def make(plugin_config: Mapping[str, Any] | str | None = None, upstream_port: int | None = None,
+             **kw: Any) -> harness.EnvoyHandle:
+        if kw.get("wasm", True) and kw.get("wasm_path") is None:
+            kw["wasm_path"] = request.getfixturevalue("wasm_path")
+        if upstream_port is None:
+            upstream_port = request.getfixturevalue("demo_server").port
+        handle = harness.start_envoy(tmp_path, plugin_config=plugin_config, upstream_port=upstream_port, **kw)
+        started.append(handle)
+        return handle
+
+    try:
+        yield make
+    finally:
+        failed = _test_failed(request)
+        for handle in started:
+            if failed:
+                print(handle.proc.log_tail())
+            handle.stop()
