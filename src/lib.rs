@@ -6,8 +6,11 @@
 //! (`filter`, compiled only for wasm32) that is the only code touching the
 //! proxy-wasm ABI.
 
+pub mod config;
 pub mod engine;
+pub mod input;
 pub mod mcp;
+pub mod pipeline;
 pub mod routing;
 
 #[cfg(target_arch = "wasm32")]

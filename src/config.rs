@@ -1,0 +1,186 @@
+//! The plugin configuration: JSON, given as Envoy's `configuration`
+//! (a `google.protobuf.StringValue`) or Istio's `pluginConfig`.
+//!
+//! ```json
+//! {"policy": {"modules": {"authz.rego": "package mcp ..."}, "data": {}},
+//!  "max_body_bytes": 1048576}
+//! ```
+//!
+//! Unknown keys are errors (a typo must not silently drop a setting), and
+//! so is a missing or non-compiling policy. See docs/configuration.md.
+
+use crate::engine::{Policy, PolicyError, DEFAULT_MAX_INSTRUCTIONS};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// Default for `max_body_bytes`: 1 MiB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Default JSON-RPC error code for a policy denial. JSON-RPC reserves
+/// −32768…−32000 (and MCP −32020…−32099 within it), so the default sits just
+/// outside: −31403 ("forbidden").
+pub const DEFAULT_DENY_CODE: i64 = -31403;
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    policy: RawPolicy,
+    #[serde(default)]
+    max_body_bytes: Option<u64>,
+    #[serde(default)]
+    deny_code: Option<i64>,
+    #[serde(default)]
+    max_instructions: Option<u64>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    modules: BTreeMap<String, String>,
+    #[serde(default)]
+    data: Option<serde_json::Value>,
+}
+
+/// Settings other than the policy itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Largest request body decided; anything larger is rejected (413).
+    pub max_body_bytes: usize,
+    /// JSON-RPC error code of a policy denial.
+    pub deny_code: i64,
+    /// RVM instruction budget per evaluation.
+    pub max_instructions: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            deny_code: DEFAULT_DENY_CODE,
+            max_instructions: DEFAULT_MAX_INSTRUCTIONS,
+        }
+    }
+}
+
+/// A configuration problem, said in one line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigError {
+    /// The JSON itself, or its shape (unknown/missing key, wrong type).
+    Json(String),
+    /// A setting with a value outside its range.
+    Setting { key: &'static str, message: String },
+    /// The policy does not compile.
+    Policy(PolicyError),
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::Json(m) => write!(f, "invalid configuration: {m}"),
+            ConfigError::Setting { key, message } => {
+                write!(f, "invalid configuration: `{key}`: {message}")
+            }
+            ConfigError::Policy(e) => write!(f, "policy does not compile: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// A loaded configuration: settings and the compiled policy.
+#[derive(Debug)]
+pub struct Config {
+    pub settings: Settings,
+    pub policy: Policy,
+}
+
+impl Config {
+    /// Parse and compile a configuration.
+    pub fn from_json(bytes: &[u8]) -> Result<Config, ConfigError> {
+        let raw: RawConfig =
+            serde_json::from_slice(bytes).map_err(|e| ConfigError::Json(e.to_string()))?;
+        let mut settings = Settings::default();
+        if let Some(n) = raw.max_body_bytes {
+            if n == 0 || n > (1 << 30) {
+                return Err(ConfigError::Setting {
+                    key: "max_body_bytes",
+                    message: format!("{n} is out of range (1 to 1073741824)"),
+                });
+            }
+            settings.max_body_bytes = n as usize;
+        }
+        if let Some(code) = raw.deny_code {
+            if (-32768..=-32000).contains(&code) {
+                return Err(ConfigError::Setting {
+                    key: "deny_code",
+                    message: format!(
+                        "{code} is in the range JSON-RPC reserves (-32768 to -32000); choose a code outside it"
+                    ),
+                });
+            }
+            settings.deny_code = code;
+        }
+        if let Some(n) = raw.max_instructions {
+            if n == 0 || n > u32::MAX as u64 {
+                return Err(ConfigError::Setting {
+                    key: "max_instructions",
+                    message: format!("{n} is out of range (1 to 4294967295)"),
+                });
+            }
+            settings.max_instructions = n as usize;
+        }
+        if raw.policy.modules.is_empty() {
+            return Err(ConfigError::Setting {
+                key: "policy.modules",
+                message: "no Rego modules given".into(),
+            });
+        }
+        let modules: Vec<(String, String)> = raw.policy.modules.into_iter().collect();
+        let policy = Policy::compile(&modules, raw.policy.data.as_ref(), settings.max_instructions)
+            .map_err(ConfigError::Policy)?;
+        Ok(Config { settings, policy })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OK: &str = r#"{"policy":{"modules":{"a.rego":"package mcp\nallow := true\n"}}}"#;
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let c = Config::from_json(OK.as_bytes()).unwrap();
+        assert_eq!(c.settings, Settings::default());
+    }
+
+    #[test]
+    fn all_settings() {
+        let c = Config::from_json(
+            br#"{"policy":{"modules":{"a.rego":"package mcp\nallow := data.x\n"},"data":{"x":true}},
+                 "max_body_bytes": 4096, "deny_code": 4031, "max_instructions": 5000}"#,
+        )
+        .unwrap();
+        assert_eq!(c.settings.max_body_bytes, 4096);
+        assert_eq!(c.settings.deny_code, 4031);
+        assert_eq!(c.settings.max_instructions, 5000);
+    }
+
+    fn err(json: &str) -> String {
+        Config::from_json(json.as_bytes()).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn errors_name_the_problem() {
+        assert!(err(r#"{"policy":{"modules":{}},"max_body_byte":1}"#).contains("unknown field `max_body_byte`"));
+        assert!(err(r#"{"policy":{"modules":{},"dat":{}}}"#).contains("unknown field `dat`"));
+        assert!(err(r#"{}"#).contains("missing field `policy`"));
+        assert!(err(r#"{"policy":{"modules":{}}}"#).contains("policy.modules"));
+        assert!(err(r#"{"policy":{"modules":{"a.rego":"package mcp\nallow := true\n"}},"deny_code":-32001}"#).contains("deny_code"));
+        assert!(err(r#"{"policy":{"modules":{"a.rego":"package mcp\nallow := true\n"}},"max_body_bytes":0}"#).contains("max_body_bytes"));
+        assert!(err("not json").contains("invalid configuration"));
+        let e = err(r#"{"policy":{"modules":{"authz.rego":"package mcp\n\nallow if {\n"}}}"#);
+        assert!(e.starts_with("policy does not compile: authz.rego:4:"), "{e}");
+        assert!(err(r#"{"policy":{"modules":{"a.rego":"package mcp\nallow := true\n"},"data":[1]}}"#).contains("data"));
+    }
+}

@@ -1,0 +1,356 @@
+//! The policy input: what a Rego policy sees as `input` for one message.
+//! This is public contract; docs/input.md documents every field.
+//!
+//! Values are built directly as regorus values (never serialised to JSON and
+//! parsed again). The `http` part is built once per HTTP request and shared
+//! (reference-counted) by every message of a batch; the message's `params`
+//! are the very values parsed from the body.
+
+use crate::mcp::{self, Kind, Message};
+use crate::routing::Routing;
+use regorus::Value;
+use std::collections::BTreeMap;
+
+/// The HTTP request a message arrived in, as the proxy saw it.
+#[derive(Debug, Clone, Default)]
+pub struct HttpRequest {
+    pub method: String,
+    pub path: String,
+    pub host: String,
+    pub scheme: String,
+    /// Every header, pseudo-headers included, names as given by the proxy
+    /// (lower-case in Envoy), values as raw bytes.
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+impl HttpRequest {
+    /// Build from the proxy's header list (with `:method`, `:path`,
+    /// `:authority`, `:scheme` pseudo-headers).
+    pub fn from_headers(headers: Vec<(String, Vec<u8>)>) -> HttpRequest {
+        let mut r = HttpRequest {
+            headers: Vec::new(),
+            ..Default::default()
+        };
+        for (k, v) in &headers {
+            let text = || String::from_utf8_lossy(v).into_owned();
+            match k.as_str() {
+                ":method" => r.method = text(),
+                ":path" => r.path = text(),
+                ":authority" => r.host = text(),
+                ":scheme" => r.scheme = text(),
+                _ => {}
+            }
+        }
+        r.headers = headers;
+        r
+    }
+
+    /// The first value of a header (name in lower case).
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_slice())
+    }
+
+    /// `input.http`.
+    pub fn to_value(&self) -> Value {
+        let mut headers: BTreeMap<Value, Value> = BTreeMap::new();
+        for (k, v) in &self.headers {
+            if k.starts_with(':') {
+                continue;
+            }
+            let key = Value::from(k.to_ascii_lowercase());
+            let val = String::from_utf8_lossy(v);
+            // Repeated headers are joined as HTTP allows (RFC 9110 §5.3).
+            let joined = match headers.get(&key) {
+                Some(Value::String(prev)) => {
+                    let sep = if key == Value::from("cookie") { "; " } else { ", " };
+                    format!("{prev}{sep}{val}")
+                }
+                _ => val.into_owned(),
+            };
+            headers.insert(key, Value::from(joined));
+        }
+        obj([
+            ("method", Value::from(self.method.as_str())),
+            ("path", Value::from(self.path.as_str())),
+            ("host", Value::from(self.host.as_str())),
+            ("scheme", Value::from(self.scheme.as_str())),
+            ("headers", Value::from(headers)),
+        ])
+    }
+}
+
+/// Where a message sits in a batch.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchPosition {
+    pub index: usize,
+    pub size: usize,
+}
+
+/// `input` for a message.
+pub fn for_message(
+    http: &Value,
+    routing: &Routing,
+    msg: &Message<'_>,
+    batch: Option<BatchPosition>,
+) -> Value {
+    obj([("mcp", mcp_value(routing, msg, batch)), ("http", http.clone())])
+}
+
+/// `input` for a request that carries no MCP message (a GET opening an SSE
+/// stream, a DELETE ending a session, a CORS preflight): `input.mcp` is
+/// absent.
+pub fn for_transport(http: &Value) -> Value {
+    obj([("http", http.clone())])
+}
+
+fn mcp_value(routing: &Routing, m: &Message<'_>, batch: Option<BatchPosition>) -> Value {
+    let mut o: BTreeMap<Value, Value> = BTreeMap::new();
+    let mut put = |k: &str, v: Value| {
+        if v != Value::Undefined {
+            o.insert(Value::from(k), v);
+        }
+    };
+    let p = &m.params;
+    put("kind", Value::from(m.kind.as_str()));
+    if let Some(method) = m.method() {
+        put("method", Value::from(method));
+    }
+    put("id", m.id.clone());
+    put(
+        "params",
+        if *p == Value::Undefined {
+            Value::new_object()
+        } else {
+            p.clone()
+        },
+    );
+    if m.kind == Kind::Response {
+        put("result", m.result.clone());
+        put("error", m.error.clone());
+    }
+
+    // The protocol version: the body's own (2026-07-28 `_meta`, or the
+    // version an initialize request asks for), else the header's.
+    let version = match m.meta_protocol_version() {
+        Some(v) => Some(v.to_string()),
+        None if m.method() == Some("initialize") => p["protocolVersion"]
+            .as_string()
+            .ok()
+            .map(|s| s.to_string()),
+        None => routing.protocol_version.clone(),
+    };
+    if let Some(v) = version {
+        put("protocol_version", Value::from(v));
+    }
+    if let Some(s) = &routing.session_id {
+        put("session_id", Value::from(s.as_str()));
+    }
+
+    // Who the client says it is.
+    let meta = &p["_meta"];
+    match m.method() {
+        Some("initialize") => {
+            put("client", p["clientInfo"].clone());
+            put("capabilities", p["capabilities"].clone());
+        }
+        _ => {
+            put("client", meta[mcp::META_CLIENT_INFO].clone());
+            put("capabilities", meta[mcp::META_CLIENT_CAPABILITIES].clone());
+        }
+    }
+
+    // Named fields, per method.
+    match m.method() {
+        Some("tools/call") => put(
+            "tool",
+            obj([("name", p["name"].clone()), ("arguments", or_empty(&p["arguments"]))]),
+        ),
+        Some("prompts/get") => put(
+            "prompt",
+            obj([("name", p["name"].clone()), ("arguments", or_empty(&p["arguments"]))]),
+        ),
+        Some("resources/read" | "resources/subscribe" | "resources/unsubscribe") => {
+            put("resource", obj([("uri", p["uri"].clone())]))
+        }
+        Some("completion/complete") => {
+            let r = &p["ref"];
+            // A completion on a prompt or resource template is about that
+            // prompt or resource: expose it where policies already look.
+            match r["type"].as_string().map(|s| s.as_ref()) {
+                Ok("ref/prompt") => put("prompt", obj([("name", r["name"].clone())])),
+                Ok("ref/resource") => put("resource", obj([("uri", r["uri"].clone())])),
+                _ => {}
+            }
+            put(
+                "completion",
+                obj([
+                    ("ref", r.clone()),
+                    ("argument", p["argument"].clone()),
+                    ("context", p["context"].clone()),
+                ]),
+            );
+        }
+        Some("logging/setLevel") => put("logging", obj([("level", p["level"].clone())])),
+        Some("tasks/get" | "tasks/cancel" | "tasks/result") => {
+            put("task", obj([("id", p["taskId"].clone())]))
+        }
+        Some("notifications/cancelled") => put(
+            "cancelled",
+            obj([("request_id", p["requestId"].clone()), ("reason", p["reason"].clone())]),
+        ),
+        Some("notifications/progress") => put(
+            "progress",
+            obj([
+                ("token", p["progressToken"].clone()),
+                ("progress", p["progress"].clone()),
+                ("total", p["total"].clone()),
+                ("message", p["message"].clone()),
+            ]),
+        ),
+        Some(
+            "tools/list" | "prompts/list" | "resources/list" | "resources/templates/list"
+            | "tasks/list",
+        ) => put("cursor", p["cursor"].clone()),
+        _ => {}
+    }
+
+    // The routing headers as sent (decoded), for policies that want to see
+    // what intermediaries routed on. They have been checked against the body.
+    if routing.method.is_some() || routing.name.is_some() || !routing.params.is_empty() {
+        let params: BTreeMap<Value, Value> = routing
+            .params
+            .iter()
+            .map(|(k, v)| (Value::from(k.as_str()), Value::from(v.as_str())))
+            .collect();
+        put(
+            "headers",
+            obj([
+                ("method", opt(&routing.method)),
+                ("name", opt(&routing.name)),
+                ("params", Value::from(params)),
+            ]),
+        );
+    }
+    if let Some(b) = batch {
+        put(
+            "batch",
+            obj([("index", Value::from(b.index)), ("size", Value::from(b.size))]),
+        );
+    }
+    Value::from(o)
+}
+
+fn opt(s: &Option<String>) -> Value {
+    match s {
+        Some(s) => Value::from(s.as_str()),
+        None => Value::Undefined,
+    }
+}
+
+fn or_empty(v: &Value) -> Value {
+    match v {
+        Value::Undefined | Value::Null => Value::new_object(),
+        other => other.clone(),
+    }
+}
+
+/// An object from pairs; `Undefined` values are left out.
+fn obj<const N: usize>(pairs: [(&str, Value); N]) -> Value {
+    let mut m = BTreeMap::new();
+    for (k, v) in pairs {
+        if v != Value::Undefined {
+            m.insert(Value::from(k), v);
+        }
+    }
+    Value::from(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mcp::{parse, Body};
+
+    fn http() -> HttpRequest {
+        HttpRequest::from_headers(vec![
+            (":method".into(), b"POST".to_vec()),
+            (":path".into(), b"/mcp?x=1".to_vec()),
+            (":authority".into(), b"example.test".to_vec()),
+            (":scheme".into(), b"http".to_vec()),
+            ("content-type".into(), b"application/json".to_vec()),
+            ("x-multi".into(), b"a".to_vec()),
+            ("x-multi".into(), b"b".to_vec()),
+            ("mcp-session-id".into(), b"sess-1".to_vec()),
+        ])
+    }
+
+    fn input_for(body: &str) -> Value {
+        let h = http();
+        let routing = crate::routing::read(&h.headers).unwrap();
+        let Body::Single(m) = parse(body.as_bytes()).unwrap() else {
+            panic!()
+        };
+        for_message(&h.to_value(), &routing, &m, None)
+    }
+
+    #[test]
+    fn http_part() {
+        let v = http().to_value();
+        assert_eq!(v["method"], Value::from("POST"));
+        assert_eq!(v["path"], Value::from("/mcp?x=1"));
+        assert_eq!(v["host"], Value::from("example.test"));
+        assert_eq!(v["headers"]["x-multi"], Value::from("a, b"));
+        assert_eq!(v["headers"][":path"], Value::Undefined);
+    }
+
+    #[test]
+    fn tools_call() {
+        let i = input_for(r#"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"read_file","arguments":{"path":"/etc/passwd"}}}"#);
+        let m = &i["mcp"];
+        assert_eq!(m["method"], Value::from("tools/call"));
+        assert_eq!(m["kind"], Value::from("request"));
+        assert_eq!(m["id"], Value::from(4u64));
+        assert_eq!(m["tool"]["name"], Value::from("read_file"));
+        assert_eq!(m["tool"]["arguments"]["path"], Value::from("/etc/passwd"));
+        assert_eq!(m["params"]["name"], Value::from("read_file"));
+        assert_eq!(m["session_id"], Value::from("sess-1"));
+        assert_eq!(i["http"]["method"], Value::from("POST"));
+    }
+
+    #[test]
+    fn tools_call_without_arguments_gets_an_empty_object() {
+        let i = input_for(r#"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"now"}}"#);
+        assert_eq!(i["mcp"]["tool"]["arguments"], Value::new_object());
+    }
+
+    #[test]
+    fn initialize_and_modern_meta() {
+        let i = input_for(r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"c","version":"1"}}}"#);
+        assert_eq!(i["mcp"]["protocol_version"], Value::from("2025-11-25"));
+        assert_eq!(i["mcp"]["client"]["name"], Value::from("c"));
+        let i = input_for(r#"{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{"name":"greet","arguments":{"who":"x"},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientInfo":{"name":"m","version":"2"}}}}"#);
+        assert_eq!(i["mcp"]["protocol_version"], Value::from("2026-07-28"));
+        assert_eq!(i["mcp"]["client"]["name"], Value::from("m"));
+        assert_eq!(i["mcp"]["prompt"]["name"], Value::from("greet"));
+        assert_eq!(i["mcp"]["prompt"]["arguments"]["who"], Value::from("x"));
+    }
+
+    #[test]
+    fn resources_completion_and_notifications() {
+        let i = input_for(r#"{"jsonrpc":"2.0","id":1,"method":"resources/subscribe","params":{"uri":"file:///x"}}"#);
+        assert_eq!(i["mcp"]["resource"]["uri"], Value::from("file:///x"));
+        let i = input_for(r#"{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"greet"},"argument":{"name":"who","value":"a"}}}"#);
+        assert_eq!(i["mcp"]["prompt"]["name"], Value::from("greet"));
+        assert_eq!(i["mcp"]["completion"]["argument"]["value"], Value::from("a"));
+        let i = input_for(r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":3,"reason":"x"}}"#);
+        assert_eq!(i["mcp"]["kind"], Value::from("notification"));
+        assert_eq!(i["mcp"]["cancelled"]["request_id"], Value::from(3u64));
+        assert_eq!(i["mcp"]["id"], Value::Undefined);
+        let i = input_for(r#"{"jsonrpc":"2.0","id":"srv-1","result":{"action":"accept"}}"#);
+        assert_eq!(i["mcp"]["kind"], Value::from("response"));
+        assert_eq!(i["mcp"]["result"]["action"], Value::from("accept"));
+        assert_eq!(i["mcp"]["method"], Value::Undefined);
+    }
+}

@@ -1,0 +1,607 @@
+//! The request path, host-independent: what the filter does with a request's
+//! headers and body, expressed as actions the proxy adapter carries out.
+//!
+//! ```text
+//! headers ──► check encoding / content type / declared length
+//!    │            └─ reject (413/415)          no body ─► decide transport request
+//!    ▼
+//! body (buffered whole, up to max_body_bytes, else 413)
+//!    ▼
+//! parse ─► 400 (-32700 / -32600)
+//!    ▼
+//! routing headers vs body ─► 400 (-32020 HeaderMismatch)
+//!    ▼
+//! policy, once per message ─► all allowed: forward the body unchanged
+//!                              any denied: JSON-RPC error(s), nothing forwarded
+//! ```
+
+use crate::config::{Config, Settings};
+use crate::engine::Policy;
+use crate::input::{self, BatchPosition, HttpRequest};
+use crate::mcp::{self, Body, Kind, Message, ParseError};
+use crate::routing::{self, HEADER_MISMATCH};
+use regorus::Value;
+
+/// JSON-RPC: invalid JSON.
+pub const PARSE_ERROR: i64 = -32700;
+/// JSON-RPC: not a valid request object.
+pub const INVALID_REQUEST: i64 = -32600;
+
+/// A response the filter sends instead of forwarding the request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalReply {
+    pub status: u32,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// Why, in one line, for the proxy log.
+    pub log: String,
+}
+
+/// What to do after the request headers.
+#[derive(Debug, PartialEq, Eq)]
+pub enum HeadersAction {
+    /// Hold the headers and buffer the whole body, then call
+    /// [`Plugin::on_request_body`].
+    Inspect,
+    /// Nothing to inspect and the policy allows it: let it through.
+    Forward,
+    /// Answer locally; the upstream sees nothing.
+    Reply(LocalReply),
+}
+
+/// What to do with a complete body.
+#[derive(Debug, PartialEq, Eq)]
+pub enum BodyAction {
+    /// Forward the request, body unchanged.
+    Forward,
+    /// Answer locally; the upstream sees nothing.
+    Reply(LocalReply),
+}
+
+/// One decided message, for logging.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decided {
+    pub method: String,
+    pub allowed: bool,
+    pub reasons: Vec<String>,
+}
+
+/// A loaded configuration with its compiled policy: everything needed to
+/// decide requests.
+#[derive(Debug)]
+pub struct Plugin {
+    pub settings: Settings,
+    pub policy: Policy,
+}
+
+impl From<Config> for Plugin {
+    fn from(c: Config) -> Self {
+        Plugin {
+            settings: c.settings,
+            policy: c.policy,
+        }
+    }
+}
+
+impl Plugin {
+    /// Decide what to do once the request headers are known.
+    /// `end_of_stream`: the request has no body.
+    pub fn on_request_headers(&mut self, http: &HttpRequest, end_of_stream: bool) -> HeadersAction {
+        if let Some(reply) = check_encoding(http) {
+            return HeadersAction::Reply(reply);
+        }
+        let is_post = http.method.eq_ignore_ascii_case("POST");
+        if end_of_stream && !is_post {
+            // GET (SSE stream), DELETE (end of session), OPTIONS, HEAD…: no
+            // MCP message; the policy decides on the HTTP request alone.
+            return match self.decide_transport(http) {
+                None => HeadersAction::Forward,
+                Some(reply) => HeadersAction::Reply(reply),
+            };
+        }
+        if let Some(reply) = check_content_type(http) {
+            return HeadersAction::Reply(reply);
+        }
+        if let Some(len) = http
+            .header("content-length")
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+        {
+            if len > self.settings.max_body_bytes as u64 {
+                return HeadersAction::Reply(self.too_large());
+            }
+        }
+        HeadersAction::Inspect
+    }
+
+    /// Called as the body grows (`size`: bytes buffered so far). A body
+    /// past the limit is rejected without being decided on a prefix.
+    pub fn check_body_size(&self, size: usize) -> Option<LocalReply> {
+        (size > self.settings.max_body_bytes).then(|| self.too_large())
+    }
+
+    fn too_large(&self) -> LocalReply {
+        error_reply(
+            413,
+            None,
+            INVALID_REQUEST,
+            &format!(
+                "request body exceeds the {} byte limit (max_body_bytes) and was not forwarded",
+                self.settings.max_body_bytes
+            ),
+            None,
+        )
+    }
+
+    /// Decide a complete request body.
+    pub fn on_request_body(&mut self, http: &HttpRequest, body: &[u8]) -> (BodyAction, Vec<Decided>) {
+        if let Some(reply) = self.check_body_size(body.len()) {
+            return (BodyAction::Reply(reply), Vec::new());
+        }
+        let parsed = match mcp::parse(body) {
+            Ok(b) => b,
+            Err(e) => return (BodyAction::Reply(parse_error_reply(&e)), Vec::new()),
+        };
+        let routing = match routing::read(&http.headers).and_then(|r| {
+            routing::check(&r, &parsed)?;
+            Ok(r)
+        }) {
+            Ok(r) => r,
+            Err(msg) => {
+                let id = match &parsed {
+                    Body::Single(m) => m.id_raw.map(|r| r.get()),
+                    Body::Batch(_) => None,
+                };
+                let reply = error_reply(400, id, HEADER_MISMATCH, &format!("Header mismatch: {msg}"), None);
+                return (BodyAction::Reply(reply), Vec::new());
+            }
+        };
+        let http_value = http.to_value();
+        match &parsed {
+            Body::Single(m) => {
+                let d = self.decide(&http_value, &routing, m, None);
+                let action = if d.allowed {
+                    BodyAction::Forward
+                } else {
+                    BodyAction::Reply(self.denial_reply(m, &d.reasons))
+                };
+                (action, vec![d])
+            }
+            Body::Batch(items) => self.decide_batch(&http_value, &routing, items),
+        }
+    }
+
+    fn decide(
+        &mut self,
+        http: &Value,
+        routing: &routing::Routing,
+        m: &Message<'_>,
+        batch: Option<BatchPosition>,
+    ) -> Decided {
+        let input = input::for_message(http, routing, m, batch);
+        let (allowed, reasons) = self.evaluate(input);
+        Decided {
+            method: m.method().unwrap_or(m.kind.as_str()).to_string(),
+            allowed,
+            reasons,
+        }
+    }
+
+    /// Evaluate; a policy error denies with the error as the reason.
+    fn evaluate(&mut self, input: Value) -> (bool, Vec<String>) {
+        match self.policy.evaluate(input) {
+            Ok(r) if r.permits() => (true, Vec::new()),
+            Ok(r) if r.deny.is_empty() => (false, vec!["no policy rule allows this message".into()]),
+            Ok(r) => (false, r.deny),
+            Err(e) => (false, vec![format!("policy evaluation failed: {e}")]),
+        }
+    }
+
+    fn decide_transport(&mut self, http: &HttpRequest) -> Option<LocalReply> {
+        let (allowed, reasons) = self.evaluate(input::for_transport(&http.to_value()));
+        if allowed {
+            return None;
+        }
+        let mut reply = error_reply(
+            403,
+            None,
+            self.settings.deny_code,
+            &denial_message(&reasons),
+            Some(&reasons),
+        );
+        reply.log = format!("denied {} {}: {}", http.method, http.path, reasons.join("; "));
+        Some(reply)
+    }
+
+    /// A denied single message: a request gets HTTP 200 and a JSON-RPC
+    /// error with its id (the client's session carries on); a notification
+    /// or a client response has no id to answer, so it gets HTTP 403.
+    fn denial_reply(&self, m: &Message<'_>, reasons: &[String]) -> LocalReply {
+        let message = denial_message(reasons);
+        let mut reply = match (m.kind, m.id_raw) {
+            (Kind::Request, Some(id)) => {
+                error_reply(200, Some(id.get()), self.settings.deny_code, &message, Some(reasons))
+            }
+            _ => error_reply(403, None, self.settings.deny_code, &message, Some(reasons)),
+        };
+        reply.log = format!(
+            "denied {}{}: {}",
+            m.method().unwrap_or(m.kind.as_str()),
+            subject_suffix(m),
+            reasons.join("; ")
+        );
+        reply
+    }
+
+    /// Every element is decided. If all are allowed the batch is forwarded
+    /// whole; otherwise nothing is forwarded and every request in it gets an
+    /// error: the denied ones their reasons, the others a note that the batch
+    /// was held back.
+    fn decide_batch(
+        &mut self,
+        http: &Value,
+        routing: &routing::Routing,
+        items: &[Result<Message<'_>, mcp::Invalid>],
+    ) -> (BodyAction, Vec<Decided>) {
+        let size = items.len();
+        let mut decided = Vec::with_capacity(size);
+        let mut outcomes: Vec<Option<Vec<String>>> = Vec::with_capacity(size);
+        for (index, item) in items.iter().enumerate() {
+            match item {
+                Ok(m) => {
+                    let d = self.decide(http, routing, m, Some(BatchPosition { index, size }));
+                    outcomes.push((!d.allowed).then(|| d.reasons.clone()));
+                    decided.push(d);
+                }
+                Err(inv) => {
+                    outcomes.push(Some(vec![format!("invalid JSON-RPC message: {}", inv.reason)]));
+                    decided.push(Decided {
+                        method: "invalid".into(),
+                        allowed: false,
+                        reasons: vec![inv.reason.clone()],
+                    });
+                }
+            }
+        }
+        if outcomes.iter().all(Option::is_none) {
+            return (BodyAction::Forward, decided);
+        }
+        let denied: Vec<usize> = (0..size).filter(|&i| outcomes[i].is_some()).collect();
+        let mut errors: Vec<String> = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let (id, code, message, reasons) = match (item, &outcomes[i]) {
+                (Ok(m), Some(r)) => (m.id_raw.map(|x| x.get()), self.settings.deny_code, denial_message(r), Some(r.as_slice())),
+                (Ok(m), None) => (
+                    m.id_raw.map(|x| x.get()),
+                    self.settings.deny_code,
+                    format!(
+                        "Not forwarded: the batch contains a denied message (element {})",
+                        list(&denied)
+                    ),
+                    None,
+                ),
+                (Err(inv), r) => (
+                    inv.id_raw.as_deref(),
+                    INVALID_REQUEST,
+                    r.as_ref().and_then(|r| r.first().cloned()).unwrap_or_default(),
+                    None,
+                ),
+            };
+            // Notifications and client responses get no response object.
+            let is_request = matches!(item, Ok(m) if m.kind == Kind::Request) || matches!(item, Err(_));
+            if is_request {
+                errors.push(error_object(id, code, &message, reasons));
+            }
+        }
+        let log = format!(
+            "denied batch of {size}: {}",
+            decided
+                .iter()
+                .filter(|d| !d.allowed)
+                .map(|d| format!("{}: {}", d.method, d.reasons.join("; ")))
+                .collect::<Vec<_>>()
+                .join(" | ")
+        );
+        let reply = if errors.is_empty() {
+            let reasons: Vec<String> = outcomes.into_iter().flatten().flatten().collect();
+            let mut r = error_reply(403, None, self.settings.deny_code, &denial_message(&reasons), Some(&reasons));
+            r.log = log;
+            r
+        } else {
+            LocalReply {
+                status: 200,
+                headers: json_headers(),
+                body: format!("[{}]", errors.join(",")).into_bytes(),
+                log,
+            }
+        };
+        (BodyAction::Reply(reply), decided)
+    }
+}
+
+fn list(indices: &[usize]) -> String {
+    indices.iter().map(usize::to_string).collect::<Vec<_>>().join(", ")
+}
+
+fn subject_suffix(m: &Message<'_>) -> String {
+    match m.routing_name() {
+        Some(n) => format!(" {n:?}"),
+        None => String::new(),
+    }
+}
+
+/// The error message a client (and the model behind it) reads.
+pub fn denial_message(reasons: &[String]) -> String {
+    format!("Denied by policy: {}", reasons.join("; "))
+}
+
+fn check_encoding(http: &HttpRequest) -> Option<LocalReply> {
+    for (k, v) in &http.headers {
+        if !k.eq_ignore_ascii_case("content-encoding") {
+            continue;
+        }
+        let v = String::from_utf8_lossy(v);
+        let bad = v
+            .split(',')
+            .map(str::trim)
+            .find(|e| !e.is_empty() && !e.eq_ignore_ascii_case("identity"));
+        if let Some(enc) = bad {
+            return Some(error_reply(
+                415,
+                None,
+                INVALID_REQUEST,
+                &format!(
+                    "request Content-Encoding '{enc}' is not accepted: the policy must read the body as sent (send it uncompressed)"
+                ),
+                None,
+            ));
+        }
+    }
+    None
+}
+
+fn check_content_type(http: &HttpRequest) -> Option<LocalReply> {
+    let ct = http.header("content-type").map(String::from_utf8_lossy);
+    let media = ct
+        .as_deref()
+        .map(|c| c.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+    match media.as_deref() {
+        Some("application/json") => None,
+        other => Some(error_reply(
+            415,
+            None,
+            INVALID_REQUEST,
+            &match other {
+                None => "request has no Content-Type: MCP messages must be sent as application/json".to_string(),
+                Some(t) => format!("request Content-Type '{t}' is not accepted: MCP messages must be sent as application/json"),
+            },
+            None,
+        )),
+    }
+}
+
+fn parse_error_reply(e: &ParseError) -> LocalReply {
+    match e {
+        ParseError::NotJson(_) => error_reply(400, None, PARSE_ERROR, &e.to_string(), None),
+        ParseError::Invalid(inv) => error_reply(400, inv.id_raw.as_deref(), INVALID_REQUEST, &e.to_string(), None),
+        ParseError::EmptyBatch => error_reply(400, None, INVALID_REQUEST, &e.to_string(), None),
+    }
+}
+
+fn json_headers() -> Vec<(String, String)> {
+    vec![("content-type".into(), "application/json".into())]
+}
+
+/// A local reply carrying one JSON-RPC error response.
+pub fn error_reply(
+    status: u32,
+    id_raw: Option<&str>,
+    code: i64,
+    message: &str,
+    reasons: Option<&[String]>,
+) -> LocalReply {
+    LocalReply {
+        status,
+        headers: json_headers(),
+        body: error_object(id_raw, code, message, reasons).into_bytes(),
+        log: message.to_string(),
+    }
+}
+
+/// `{"jsonrpc":"2.0","id":…,"error":{"code":…,"message":…,"data":{"reasons":[…]}}}`
+/// with the id copied byte for byte from the request (or `null`).
+pub fn error_object(id_raw: Option<&str>, code: i64, message: &str, reasons: Option<&[String]>) -> String {
+    let mut error = serde_json::Map::new();
+    error.insert("code".into(), serde_json::Value::from(code));
+    error.insert("message".into(), serde_json::Value::from(message));
+    if let Some(r) = reasons {
+        error.insert("data".into(), serde_json::json!({ "reasons": r }));
+    }
+    format!(
+        r#"{{"jsonrpc":"2.0","id":{},"error":{}}}"#,
+        id_raw.unwrap_or("null"),
+        serde_json::Value::Object(error)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plugin(policy: &str) -> Plugin {
+        let cfg = serde_json::json!({"policy": {"modules": {"p.rego": policy}}, "max_body_bytes": 2048});
+        Plugin::from(Config::from_json(cfg.to_string().as_bytes()).unwrap())
+    }
+
+    const POLICY: &str = r#"package mcp
+default allow := false
+allow if input.mcp
+allow if input.http.method == "GET"
+deny contains "tool forbidden" if input.mcp.tool.name == "rm"
+deny contains "no pings" if input.mcp.method == "ping"
+"#;
+
+    fn req(method: &str, extra: &[(&str, &str)]) -> HttpRequest {
+        let mut h: Vec<(String, Vec<u8>)> = vec![
+            (":method".into(), method.as_bytes().to_vec()),
+            (":path".into(), b"/mcp".to_vec()),
+            (":authority".into(), b"127.0.0.1".to_vec()),
+        ];
+        for (k, v) in extra {
+            h.push((k.to_string(), v.as_bytes().to_vec()));
+        }
+        HttpRequest::from_headers(h)
+    }
+
+    fn post() -> HttpRequest {
+        req("POST", &[("content-type", "application/json")])
+    }
+
+    fn body_json(r: &LocalReply) -> serde_json::Value {
+        serde_json::from_slice(&r.body).unwrap()
+    }
+
+    fn reply(a: BodyAction) -> LocalReply {
+        match a {
+            BodyAction::Reply(r) => r,
+            BodyAction::Forward => panic!("expected a reply"),
+        }
+    }
+
+    #[test]
+    fn allowed_request_is_forwarded() {
+        let mut p = plugin(POLICY);
+        assert_eq!(p.on_request_headers(&post(), false), HeadersAction::Inspect);
+        let (a, d) = p.on_request_body(&post(), br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"ls"}}"#);
+        assert_eq!(a, BodyAction::Forward);
+        assert!(d[0].allowed);
+    }
+
+    #[test]
+    fn denied_request_gets_200_and_error_with_id() {
+        let mut p = plugin(POLICY);
+        let (a, d) = p.on_request_body(&post(), br#"{"jsonrpc":"2.0","id":"abc","method":"tools/call","params":{"name":"rm"}}"#);
+        assert!(!d[0].allowed);
+        let r = reply(a);
+        assert_eq!(r.status, 200);
+        let j = body_json(&r);
+        assert_eq!(j["id"], "abc");
+        assert_eq!(j["error"]["code"], -31403);
+        assert_eq!(j["error"]["message"], "Denied by policy: tool forbidden");
+        assert_eq!(j["error"]["data"]["reasons"][0], "tool forbidden");
+        assert!(r.log.contains("\"rm\""), "{}", r.log);
+    }
+
+    #[test]
+    fn big_ids_are_echoed_exactly() {
+        let mut p = plugin(POLICY);
+        let (a, _) = p.on_request_body(&post(), br#"{"jsonrpc":"2.0","id":123456789012345678901234567890,"method":"ping"}"#);
+        let r = reply(a);
+        assert!(String::from_utf8_lossy(&r.body).contains(r#""id":123456789012345678901234567890"#));
+    }
+
+    #[test]
+    fn denied_notification_gets_403() {
+        let mut p = plugin("package mcp\nallow if input.mcp.kind == \"request\"\n");
+        let (a, _) = p.on_request_body(&post(), br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
+        let r = reply(a);
+        assert_eq!(r.status, 403);
+        assert_eq!(body_json(&r)["id"], serde_json::Value::Null);
+        assert!(body_json(&r)["error"]["message"].as_str().unwrap().contains("no policy rule allows"));
+    }
+
+    #[test]
+    fn transport_requests_are_decided_by_the_policy() {
+        let mut p = plugin(POLICY);
+        assert_eq!(p.on_request_headers(&req("GET", &[]), true), HeadersAction::Forward);
+        match p.on_request_headers(&req("DELETE", &[]), true) {
+            HeadersAction::Reply(r) => assert_eq!(r.status, 403),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn transport_checks() {
+        let mut p = plugin(POLICY);
+        let status = |a: HeadersAction| match a {
+            HeadersAction::Reply(r) => r.status,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(status(p.on_request_headers(&req("POST", &[("content-type", "text/plain")]), false)), 415);
+        assert_eq!(status(p.on_request_headers(&req("POST", &[]), false)), 415);
+        assert_eq!(
+            status(p.on_request_headers(&req("POST", &[("content-type", "application/json"), ("content-encoding", "gzip")]), false)),
+            415
+        );
+        assert_eq!(
+            status(p.on_request_headers(&req("POST", &[("content-type", "application/json"), ("content-length", "4096")]), false)),
+            413
+        );
+        assert_eq!(
+            p.on_request_headers(&req("POST", &[("content-type", "Application/JSON; charset=utf-8"), ("content-encoding", "identity")]), false),
+            HeadersAction::Inspect
+        );
+        assert!(p.check_body_size(2049).is_some());
+        assert!(p.check_body_size(2048).is_none());
+    }
+
+    #[test]
+    fn parse_errors_and_header_mismatch() {
+        let mut p = plugin(POLICY);
+        let r = reply(p.on_request_body(&post(), b"{nope").0);
+        assert_eq!((r.status, body_json(&r)["error"]["code"].as_i64()), (400, Some(-32700)));
+        let r = reply(p.on_request_body(&post(), br#"{"jsonrpc":"2.0","id":5}"#).0);
+        assert_eq!((r.status, body_json(&r)["error"]["code"].as_i64()), (400, Some(-32600)));
+        assert_eq!(body_json(&r)["id"], 5);
+        let h = req("POST", &[("content-type", "application/json"), ("mcp-method", "tools/list")]);
+        let r = reply(p.on_request_body(&h, br#"{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"ls"}}"#).0);
+        assert_eq!((r.status, body_json(&r)["error"]["code"].as_i64()), (400, Some(-32020)));
+        assert_eq!(body_json(&r)["id"], 9);
+    }
+
+    #[test]
+    fn batch_with_a_denied_element_is_not_forwarded() {
+        let mut p = plugin(POLICY);
+        let body = br#"[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"ls"}},
+                        {"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"rm"}},
+                        {"jsonrpc":"2.0","method":"notifications/initialized"},
+                        {"jsonrpc":"2.0","id":3,"method":"ping"}]"#;
+        let (a, decided) = p.on_request_body(&post(), body);
+        assert_eq!(decided.len(), 4);
+        let r = reply(a);
+        assert_eq!(r.status, 200);
+        let j = body_json(&r);
+        let arr = j.as_array().unwrap();
+        assert_eq!(arr.len(), 3, "{j}");
+        assert_eq!(arr[0]["id"], 1);
+        assert!(arr[0]["error"]["message"].as_str().unwrap().contains("Not forwarded"));
+        assert_eq!(arr[1]["id"], 2);
+        assert_eq!(arr[1]["error"]["message"], "Denied by policy: tool forbidden");
+        assert_eq!(arr[2]["id"], 3);
+        assert_eq!(arr[2]["error"]["message"], "Denied by policy: no pings");
+    }
+
+    #[test]
+    fn allowed_batch_is_forwarded() {
+        let mut p = plugin(POLICY);
+        let body = br#"[{"jsonrpc":"2.0","id":1,"method":"tools/list"},{"jsonrpc":"2.0","method":"notifications/initialized"}]"#;
+        assert_eq!(p.on_request_body(&post(), body).0, BodyAction::Forward);
+    }
+
+    #[test]
+    fn batch_of_only_notifications_denied_gets_403() {
+        let mut p = plugin("package mcp\nallow := false\n");
+        let body = br#"[{"jsonrpc":"2.0","method":"notifications/initialized"}]"#;
+        assert_eq!(reply(p.on_request_body(&post(), body).0).status, 403);
+    }
+
+    #[test]
+    fn policy_errors_deny() {
+        let mut p = plugin("package mcp\nallow if 1 / input.mcp.params.zero == 1\n");
+        let r = reply(p.on_request_body(&post(), br#"{"jsonrpc":"2.0","id":1,"method":"x","params":{"zero":0}}"#).0);
+        let j = body_json(&r);
+        assert_eq!(r.status, 200);
+        assert_eq!(j["id"], 1);
+        assert!(j["error"]["message"].as_str().unwrap().contains("Denied by policy"), "{j}");
+    }
+}
