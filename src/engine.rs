@@ -79,7 +79,7 @@ impl PolicyError {
 
     /// From a regorus error, whose text looks like
     /// `--> file:line:col`, the source excerpt, then `error: message`.
-    fn from_regorus(err: &dyn fmt::Display, module: Option<&str>) -> Self {
+    pub(crate) fn from_regorus(err: &dyn fmt::Display, module: Option<&str>) -> Self {
         let text = err.to_string();
         let mut location = None;
         let mut message = None;

@@ -11,6 +11,7 @@ pub mod engine;
 pub mod input;
 pub mod mcp;
 pub mod pipeline;
+pub mod regotest;
 pub mod routing;
 
 #[cfg(target_arch = "wasm32")]

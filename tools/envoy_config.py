@@ -522,6 +522,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--format", choices=("yaml", "json"), help="output format (default: from -o suffix, else yaml)")
     parser.add_argument("-o", "--output", help="output file (default: stdout)")
+    parser.add_argument("--check", metavar="FILE",
+                        help="do not write: exit 1 if FILE differs from what would be rendered (stale config)")
     args = parser.parse_args(argv)
 
     plugin_config = None
@@ -542,8 +544,9 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     fmt = args.format
+    target = args.check or args.output
     if fmt is None:
-        fmt = "json" if args.output and args.output.endswith(".json") else "yaml"
+        fmt = "json" if target and target.endswith(".json") else "yaml"
     text = render(
         listen_port=args.listen_port,
         upstream_port=args.upstream_port,
@@ -559,6 +562,13 @@ def main(argv: list[str] | None = None) -> int:
         access_log_json=args.access_log_json,
         fmt=fmt,
     )
+    if args.check:
+        current = Path(args.check).read_text(encoding="utf-8") if Path(args.check).is_file() else ""
+        if current != text:
+            sys.stderr.write(f"{args.check} is stale: it does not match policies/ and the generator; run `make envoy-config`\n")
+            return 1
+        print(f"{args.check} is up to date")
+        return 0
     if args.output:
         out = Path(args.output)
         out.parent.mkdir(parents=True, exist_ok=True)
