@@ -47,6 +47,7 @@ from typing import Any
 
 import uvicorn
 from mcp.server import MCPServer
+from mcp.server.mcpserver import Context
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -88,6 +89,18 @@ def build_server(log_level: str = "WARNING") -> MCPServer:
     def send_email(to: str, body: str) -> str:
         """Pretend to send an e-mail (fake)."""
         return f"(fake) sent {len(body)} characters to {to}"
+
+    @mcp.tool()
+    async def count(to: int, ctx: Context) -> str:
+        """Count up to `to`, reporting progress and logging each step.
+
+        The notifications make the server answer on an SSE stream in every
+        protocol era (a 2026-07-28 server otherwise answers plain JSON).
+        """
+        for i in range(1, to + 1):
+            await ctx.report_progress(i, to)
+            await ctx.info(f"counted {i}")
+        return f"counted to {to}"
 
     @mcp.resource("demo://readme", name="readme", mime_type="text/plain")
     def readme() -> str:
