@@ -50,7 +50,7 @@ check-envoy-config: setup
 e2e: setup build
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
-test: setup build unit check-envoy-config e2e
+test: setup build unit e2e
 
 # --- run ---------------------------------------------------------------------
 
