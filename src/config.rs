@@ -31,6 +31,8 @@ struct RawConfig {
     deny_code: Option<i64>,
     #[serde(default)]
     max_instructions: Option<u64>,
+    #[serde(default)]
+    hold_headers: Option<bool>,
 }
 
 #[derive(Deserialize, Debug)]
@@ -50,6 +52,12 @@ pub struct Settings {
     pub deny_code: i64,
     /// RVM instruction budget per evaluation.
     pub max_instructions: usize,
+    /// Hold the request headers until the body is decided (needs Envoy's
+    /// `allow_on_headers_stop_iteration: true`). When false, the headers go
+    /// upstream at once and only the body is held: a denied message still
+    /// never reaches the server, but the server sees a request start and
+    /// then a reset.
+    pub hold_headers: bool,
 }
 
 impl Default for Settings {
@@ -58,6 +66,7 @@ impl Default for Settings {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             deny_code: DEFAULT_DENY_CODE,
             max_instructions: DEFAULT_MAX_INSTRUCTIONS,
+            hold_headers: true,
         }
     }
 }
@@ -129,6 +138,9 @@ impl Config {
             }
             settings.max_instructions = n as usize;
         }
+        if let Some(h) = raw.hold_headers {
+            settings.hold_headers = h;
+        }
         if raw.policy.modules.is_empty() {
             return Err(ConfigError::Setting {
                 key: "policy.modules",
@@ -158,12 +170,13 @@ mod tests {
     fn all_settings() {
         let c = Config::from_json(
             br#"{"policy":{"modules":{"a.rego":"package mcp\nallow := data.x\n"},"data":{"x":true}},
-                 "max_body_bytes": 4096, "deny_code": 4031, "max_instructions": 5000}"#,
+                 "max_body_bytes": 4096, "deny_code": 4031, "max_instructions": 5000, "hold_headers": false}"#,
         )
         .unwrap();
         assert_eq!(c.settings.max_body_bytes, 4096);
         assert_eq!(c.settings.deny_code, 4031);
         assert_eq!(c.settings.max_instructions, 5000);
+        assert!(!c.settings.hold_headers);
     }
 
     fn err(json: &str) -> String {

@@ -192,8 +192,14 @@ impl HttpContext for Http {
                     return self.decide(0);
                 }
                 // Hold the headers until the body is decided (needs
-                // `allow_on_headers_stop_iteration: true` in Envoy).
-                Action::Pause
+                // `allow_on_headers_stop_iteration: true` in Envoy), or, with
+                // `hold_headers: false`, let them go and hold only the body.
+                let hold = plugin.try_borrow().map(|p| p.settings.hold_headers).unwrap_or(true);
+                if hold {
+                    Action::Pause
+                } else {
+                    Action::Continue
+                }
             }
         }
     }

@@ -390,3 +390,30 @@ def test_bad_configuration_is_refused_with_a_clear_log_line(
         harness.start_envoy(tmp_path, plugin_config=config, upstream_port=harness.free_port(), wasm_path=wasm_path,
                             timeout=30)
     assert expect in str(info.value), str(info.value)
+
+
+# --- hosts that cannot hold headers ---------------------------------------------
+
+
+@pytest.mark.parametrize("demo_server", ["json-stateless"], indirect=True)
+def test_hold_headers_false_works_without_allow_on_headers_stop_iteration(
+    demo_server: harness.DemoServer, envoy_factory: Any
+) -> None:
+    """With `allow_on_headers_stop_iteration: false` (or a host without it)
+    and `hold_headers: false`, headers go upstream at once but the body is
+    still decided whole: allowed calls work, denied ones never reach the server."""
+    envoy = envoy_factory(
+        {"policy": {"modules": {"raw.rego": POLICY}}, "hold_headers": False},
+        allow_on_headers_stop_iteration=False,
+    )
+    s = Stack(demo_server, envoy)
+    try:
+        r = s.post(modern_call("echo", 601, {"text": "early"}), modern_headers("tools/call", "echo"))
+        assert r.status_code == 200 and r.json()["result"]["content"][0]["text"] == "early"
+        r = s.post(modern_call("delete_record", 602, {"id": 1}), modern_headers("tools/call", "delete_record"))
+        body = error_of(r)
+        assert (body["id"], body["error"]["code"]) == (602, DENY_CODE)
+        s.sync(603)
+        assert 602 not in s.received_ids()
+    finally:
+        s.http.close()
