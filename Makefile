@@ -1,7 +1,7 @@
 # mcp-policy: build, test and run. Every target installs what it needs.
 #
 #   make build   the proxy-wasm module: target/wasm32-wasip1/release/mcp_policy.wasm
-#   make test    unit tests (cargo), policy tests, end-to-end tests through real Envoy
+#   make test    lint, unit tests (cargo), policy tests, end-to-end tests through real Envoy
 #   make run     Envoy on 127.0.0.1:10000 with the module, the default policy and a demo MCP server
 
 SHELL       := /bin/bash
@@ -14,7 +14,7 @@ WASM_TARGET := wasm32-wasip1
 # start listens on 127.0.0.1 only.
 PYTEST_ARGS ?= -q
 
-.PHONY: all setup build test unit e2e run envoy-config check-envoy-config clean
+.PHONY: all setup build test unit lint e2e run envoy-config check-envoy-config clean
 
 all: build
 
@@ -28,6 +28,7 @@ $(VENV)/.installed: requirements-test.txt
 
 .wasm-target:
 	rustup target add $(WASM_TARGET)
+	rustup component add clippy
 	touch $@
 
 setup: $(VENV)/.installed .wasm-target
@@ -43,6 +44,12 @@ build: .wasm-target
 unit:
 	cargo test
 
+# Clippy on the module as built for wasm32: warnings are errors, and panics,
+# unwrap/expect and unchecked indexing are denied outside tests (src/lib.rs).
+lint: .wasm-target
+	cargo clippy --lib --target $(WASM_TARGET) -- -D warnings
+	cargo clippy --all-targets -- -D warnings
+
 check-envoy-config: setup
 	$(PY) tools/envoy_config.py --policy-dir policies --wasm $(WASM) \
 		--listen-port 10000 --upstream-port 8000 --admin-port 9901 --check envoy/envoy.yaml
@@ -50,7 +57,7 @@ check-envoy-config: setup
 e2e: setup build
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
-test: setup build unit e2e
+test: setup build lint unit e2e
 
 # --- run ---------------------------------------------------------------------
 

@@ -5,6 +5,14 @@
 //! engine, decision, request pipeline) plus one thin proxy-wasm adapter
 //! (`filter`, compiled only for wasm32) that is the only code touching the
 //! proxy-wasm ABI.
+//!
+//! No panics in the data path: a panic traps the VM and Envoy then fails
+//! every request on that worker. Outside tests, unwrap/expect/panic and
+//! unchecked indexing are compile errors (`make lint`).
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)
+)]
 
 pub mod config;
 pub mod engine;

@@ -266,10 +266,14 @@ impl Plugin {
         if outcomes.iter().all(Option::is_none) {
             return (BodyAction::Forward, decided);
         }
-        let denied: Vec<usize> = (0..size).filter(|&i| outcomes[i].is_some()).collect();
+        let denied: Vec<usize> = outcomes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, o)| o.as_ref().map(|_| i))
+            .collect();
         let mut errors: Vec<String> = Vec::new();
-        for (i, item) in items.iter().enumerate() {
-            let (id, code, message, reasons) = match (item, &outcomes[i]) {
+        for (item, outcome) in items.iter().zip(&outcomes) {
+            let (id, code, message, reasons) = match (item, outcome) {
                 (Ok(m), Some(r)) => (m.id_raw.map(|x| x.get()), self.settings.deny_code, denial_message(r), Some(r.as_slice())),
                 (Ok(m), None) => (
                     m.id_raw.map(|x| x.get()),
@@ -288,7 +292,7 @@ impl Plugin {
                 ),
             };
             // Notifications and client responses get no response object.
-            let is_request = matches!(item, Ok(m) if m.kind == Kind::Request) || matches!(item, Err(_));
+            let is_request = matches!(item, Ok(m) if m.kind == Kind::Request) || item.is_err();
             if is_request {
                 errors.push(error_object(id, code, &message, reasons));
             }
