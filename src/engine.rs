@@ -77,26 +77,30 @@ impl PolicyError {
         }
     }
 
-    /// From a regorus error, whose text looks like
-    /// `--> file:line:col`, the source excerpt, then `error: message`.
+    /// From a regorus error, whose text looks like `--> file:line:col`,
+    /// the source excerpt, then `error: message`, possibly nested (a
+    /// compilation error wrapping the specific one). The innermost location
+    /// and every message are kept, on one line.
     pub(crate) fn from_regorus(err: &dyn fmt::Display, module: Option<&str>) -> Self {
         let text = err.to_string();
         let mut location = None;
-        let mut message = None;
+        let mut messages: Vec<&str> = Vec::new();
         for line in text.lines() {
             let t = line.trim();
-            if location.is_none() {
-                if let Some(loc) = t.strip_prefix("--> ") {
-                    location = Some(loc.trim().to_string());
-                }
-            }
-            if message.is_none() {
-                if let Some(m) = t.strip_prefix("error: ") {
-                    message = Some(m.trim().to_string());
+            if let Some(loc) = t.strip_prefix("--> ") {
+                location = Some(loc.trim().to_string());
+            } else if let Some(m) = t.strip_prefix("error: ") {
+                let m = m.trim().trim_end_matches(':').trim();
+                if !m.is_empty() {
+                    messages.push(m);
                 }
             }
         }
-        let message = message.unwrap_or_else(|| text.split_whitespace().collect::<Vec<_>>().join(" "));
+        let message = if messages.is_empty() {
+            text.split_whitespace().collect::<Vec<_>>().join(" ")
+        } else {
+            messages.join(": ")
+        };
         PolicyError {
             location: location.or_else(|| module.map(str::to_string)),
             message,
@@ -197,13 +201,13 @@ impl Policy {
             .map_err(|e| PolicyError::from_regorus(&e, None))?;
 
         // The RVM compiler also resolves every function call, so unknown
-        // functions are reported here, at configuration time. Only the
-        // constructs it does not implement yet fall back to the interpreter.
+        // functions are reported here, at configuration time. Constructs it
+        // does not implement yet (`with`, partial objects with constant keys,
+        // `print`…) fall back to the interpreter.
         let vm = match Compiler::compile_from_policy(&compiled, &[ENTRY_POINT]) {
             Ok(program) => Some(new_vm(program, data_value, max_instructions)?),
             Err(e) => {
-                let text = e.to_string();
-                if !text.contains("not supported by the compiler") {
+                if e.to_string().contains("Unknown function") {
                     return Err(PolicyError::from_regorus(&e, None));
                 }
                 None
@@ -229,7 +233,7 @@ impl Policy {
     }
 
     /// `sha256:` of the modules (sorted by name) and the data: the policy
-    /// revision recorded with every decision.
+    /// revision (logged when the configuration loads).
     pub fn revision(&self) -> &str {
         &self.revision
     }
@@ -443,6 +447,28 @@ deny contains "no secrets" if input.mcp.tool.name == "secret"
         .unwrap_err();
         assert_eq!(err.location.as_deref(), Some("f.rego:3:10"));
         assert!(err.message.contains("nope.fn"), "{err}");
+    }
+
+    #[test]
+    fn nested_compile_errors_keep_the_specific_message() {
+        let err = Policy::compile(
+            &[("a.rego".into(), "package mcp\nallow if { x := nope.fn(\"a\"); x }\n".into())],
+            None,
+            DEFAULT_MAX_INSTRUCTIONS,
+        )
+        .unwrap_err();
+        assert!(err.message.contains("nope.fn"), "{err}");
+        assert!(err.location.as_deref().is_some_and(|l| l.starts_with("a.rego:2:")), "{err}");
+    }
+
+    #[test]
+    fn constructs_the_rvm_lacks_fall_back_to_the_interpreter() {
+        let mut p = compile("package mcp\nlimits[\"a\"] := 1\nallow if limits.a == 1\n");
+        assert_eq!(p.engine_kind(), EngineKind::Interpreter);
+        assert!(p.evaluate(input("{}")).unwrap().permits());
+        let mut p = compile("package mcp\nallow if { print(\"x\"); true }\n");
+        assert_eq!(p.engine_kind(), EngineKind::Interpreter);
+        assert!(p.evaluate(input("{}")).unwrap().permits());
     }
 
     #[test]

@@ -136,11 +136,10 @@ fn mcp_value(routing: &Routing, m: &Message<'_>, batch: Option<BatchPosition>) -
     // version an initialize request asks for), else the header's.
     let version = match m.meta_protocol_version() {
         Some(v) => Some(v.to_string()),
-        None if m.method() == Some("initialize") => p["protocolVersion"]
-            .as_string()
-            .ok()
-            .map(|s| s.to_string()),
-        None => routing.protocol_version.clone(),
+        None => match (m.method(), p["protocolVersion"].as_string()) {
+            (Some("initialize"), Ok(v)) => Some(v.to_string()),
+            _ => routing.protocol_version.clone(),
+        },
     };
     if let Some(v) = version {
         put("protocol_version", Value::from(v));

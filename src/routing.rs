@@ -121,14 +121,16 @@ pub fn is_modern(version: &str) -> bool {
 pub fn check(r: &Routing, body: &Body<'_>) -> Result<(), String> {
     match body {
         Body::Single(m) => check_message(r, m),
-        Body::Batch(_) => {
+        Body::Batch(items) => {
+            let modern_element = items
+                .iter()
+                .filter_map(|i| i.as_ref().ok())
+                .filter_map(Message::meta_protocol_version)
+                .find(|v| is_modern(v));
             if r.method.is_some() || r.name.is_some() || !r.params.is_empty() {
                 Err("Mcp-Method/Mcp-Name/Mcp-Param headers cannot describe a JSON-RPC batch".into())
-            } else if r.protocol_version.as_deref().is_some_and(is_modern) {
-                Err(format!(
-                    "protocol version {} does not allow JSON-RPC batches",
-                    r.protocol_version.as_deref().unwrap_or_default()
-                ))
+            } else if let Some(v) = r.protocol_version.as_deref().filter(|v| is_modern(v)).or(modern_element) {
+                Err(format!("protocol version {v} does not allow JSON-RPC batches"))
             } else {
                 Ok(())
             }
@@ -281,5 +283,8 @@ mod tests {
         assert!(run(&[("mcp-method", "ping")], b).is_err());
         assert!(run(&[("mcp-protocol-version", "2026-07-28")], b).is_err());
         run(&[("mcp-protocol-version", "2025-03-26")], b).unwrap();
+        // The version in an element's _meta counts even without the header.
+        let modern = r#"[{"jsonrpc":"2.0","id":1,"method":"ping","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}]"#;
+        assert!(run(&[], modern).unwrap_err().contains("2026-07-28"));
     }
 }
