@@ -72,15 +72,15 @@ fn stages(c: &mut Criterion) {
         let parsed = mcp::parse(&body).expect("parses");
         let Body::Single(m) = &parsed else { unreachable!() };
         b.iter(|| {
-            let http_value = http.to_value();
-            black_box(input::for_message(&http_value, &routing, m, None))
+            let shared = input::request_values(&http);
+            black_box(input::for_message(&shared, &routing, m, None))
         })
     });
 
     g.bench_function("evaluate", |b| {
         let parsed = mcp::parse(&body).expect("parses");
         let Body::Single(m) = &parsed else { unreachable!() };
-        let value = input::for_message(&http.to_value(), &routing, m, None);
+        let value = input::for_message(&input::request_values(&http), &routing, m, None);
         b.iter(|| black_box(plugin.policy.evaluate(value.clone()).is_ok()))
     });
 

@@ -9,6 +9,7 @@
 //! Unknown keys are errors (a typo must not silently drop a setting), and
 //! so is a missing or non-compiling policy. See docs/configuration.md.
 
+use crate::attributes::Needs;
 use crate::engine::{Policy, PolicyError, DEFAULT_MAX_INSTRUCTIONS};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -101,6 +102,8 @@ impl std::error::Error for ConfigError {}
 pub struct Config {
     pub settings: Settings,
     pub policy: Policy,
+    /// The request attributes the policy can read (fetched per request).
+    pub needs: Needs,
 }
 
 impl Config {
@@ -150,7 +153,12 @@ impl Config {
         let modules: Vec<(String, String)> = raw.policy.modules.into_iter().collect();
         let policy = Policy::compile(&modules, raw.policy.data.as_ref(), settings.max_instructions)
             .map_err(ConfigError::Policy)?;
-        Ok(Config { settings, policy })
+        let needs = Needs::from_sources(modules.iter().map(|(_, s)| s.as_str()));
+        Ok(Config {
+            settings,
+            policy,
+            needs,
+        })
     }
 }
 

@@ -7,14 +7,23 @@
 //!   both to the core pipeline, and carries out its answer (forward, or a
 //!   local reply). Responses pass through untouched.
 //!
-//! Host calls per request: one to read all request headers, one to read the
-//! body, and one local reply when a message is refused.
+//! Host calls go through `proxy_wasm::hostcalls` directly, never through the
+//! SDK's trait helpers, which unwrap host errors (a panic traps the VM and
+//! fails every request on the worker). Every host error is handled: reads
+//! that fail count as "unknown", and a request whose body cannot be read is
+//! refused.
+//!
+//! Host calls per request: one for all request headers, one per request
+//! attribute the policy mentions (identity, source, connection, route), one
+//! for the body, and one local reply when a message is refused.
 
+use crate::attributes::{self, Attributes, Needs};
 use crate::config::Config;
 use crate::input::HttpRequest;
 use crate::pipeline::{error_reply, BodyAction, Decided, HeadersAction, LocalReply, Plugin};
+use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, ContextType, LogLevel};
+use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType};
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -23,9 +32,16 @@ proxy_wasm::main! {{
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root { plugin: None }) });
 }}
 
+/// The dynamic-metadata namespace of Envoy's JWT filter.
+const JWT_AUTHN: &str = "envoy.filters.http.jwt_authn";
+
 fn log(level: LogLevel, message: &str) {
     // Logging is best effort; a failure to log must not affect the request.
-    let _ = proxy_wasm::hostcalls::log(level, message);
+    let _ = hostcalls::log(level, message);
+}
+
+fn property(path: Vec<&str>) -> Option<Vec<u8>> {
+    hostcalls::get_property(path).ok().flatten()
 }
 
 struct Root {
@@ -36,8 +52,8 @@ impl Context for Root {}
 
 impl RootContext for Root {
     fn on_configure(&mut self, _size: usize) -> bool {
-        let bytes = match self.get_plugin_configuration() {
-            Some(b) if !b.is_empty() => b,
+        let bytes = match hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX) {
+            Ok(Some(b)) if !b.is_empty() => b,
             _ => {
                 log(
                     LogLevel::Critical,
@@ -102,6 +118,44 @@ struct Http {
     body_size: usize,
 }
 
+/// Read the request attributes the policy can use.
+fn read_attributes(needs: Needs) -> Attributes {
+    let mut a = Attributes::default();
+    if needs.identity {
+        // jwt_authn stores each verified payload in the stream's dynamic
+        // metadata under its `payload_in_metadata` name. Envoy hands the
+        // whole `metadata` over as a serialized protobuf (deeper paths come
+        // in an untyped encoding), so it is read whole and decoded here.
+        if let Some(bytes) = property(vec!["metadata"]) {
+            match attributes::decode_metadata_namespace(&bytes, JWT_AUTHN) {
+                Ok(Some(ns)) => a.jwt_claims = attributes::jwt_payload(&ns),
+                Ok(None) => {}
+                Err(e) => log(LogLevel::Warn, &format!("mcp-policy: unreadable dynamic metadata: {e}")),
+            }
+        }
+    }
+    if needs.source || needs.identity {
+        a.peer_principal = property(vec!["connection", "uri_san_peer_certificate"])
+            .and_then(|b| attributes::decode_string(&b));
+    }
+    if needs.source {
+        a.source_address =
+            property(vec!["source", "address"]).and_then(|b| attributes::decode_string(&b));
+    }
+    if needs.connection {
+        a.tls_version =
+            property(vec!["connection", "tls_version"]).and_then(|b| attributes::decode_string(&b));
+        a.mtls = property(vec!["connection", "mtls"]).and_then(|b| attributes::decode_bool(&b));
+    }
+    if needs.xds {
+        a.route_name =
+            property(vec!["xds", "route_name"]).and_then(|b| attributes::decode_string(&b));
+        a.cluster_name =
+            property(vec!["xds", "cluster_name"]).and_then(|b| attributes::decode_string(&b));
+    }
+    a
+}
+
 impl Http {
     fn reply(&mut self, r: LocalReply) -> Action {
         log(LogLevel::Info, &format!("mcp-policy: {} -> HTTP {}", r.log, r.status));
@@ -110,7 +164,9 @@ impl Http {
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        self.send_http_response(r.status, headers, Some(&r.body));
+        if let Err(e) = hostcalls::send_http_response(r.status, headers, Some(&r.body)) {
+            log(LogLevel::Error, &format!("mcp-policy: local reply failed: {e:?}"));
+        }
         self.state = State::Replied;
         Action::Pause
     }
@@ -123,9 +179,9 @@ impl Http {
         let body = if body_size == 0 {
             Vec::new()
         } else {
-            match self.get_http_request_body(0, body_size) {
-                Some(b) => b,
-                None => {
+            match hostcalls::get_buffer(BufferType::HttpRequestBody, 0, body_size) {
+                Ok(Some(b)) => b,
+                _ => {
                     return self.reply(error_reply(
                         500,
                         None,
@@ -176,7 +232,15 @@ impl HttpContext for Http {
         let Some(plugin) = self.plugin.clone() else {
             return self.reply(unconfigured());
         };
-        let request = HttpRequest::from_headers(self.get_http_request_headers_bytes());
+        let Ok(headers) = hostcalls::get_map_bytes(MapType::HttpRequestHeaders) else {
+            return self.reply(unconfigured());
+        };
+        let mut request = HttpRequest::from_headers(headers);
+        let (needs, hold) = match plugin.try_borrow() {
+            Ok(p) => (p.needs, p.settings.hold_headers),
+            Err(_) => return self.reply(unconfigured()),
+        };
+        request.attributes = read_attributes(needs);
         let action = match plugin.try_borrow_mut() {
             Ok(mut p) => p.on_request_headers(&request, end_of_stream),
             Err(_) => return self.reply(unconfigured()),
@@ -194,7 +258,6 @@ impl HttpContext for Http {
                 // Hold the headers until the body is decided (needs
                 // `allow_on_headers_stop_iteration: true` in Envoy), or, with
                 // `hold_headers: false`, let them go and hold only the body.
-                let hold = plugin.try_borrow().map(|p| p.settings.hold_headers).unwrap_or(true);
                 if hold {
                     Action::Pause
                 } else {

@@ -6,6 +6,7 @@
 //! (reference-counted) by every message of a batch; the message's `params`
 //! are the very values parsed from the body.
 
+use crate::attributes::Attributes;
 use crate::mcp::{self, Kind, Message};
 use crate::routing::Routing;
 use regorus::Value;
@@ -21,16 +22,16 @@ pub struct HttpRequest {
     /// Every header, pseudo-headers included, names as given by the proxy
     /// (lower-case in Envoy), values as raw bytes.
     pub headers: Vec<(String, Vec<u8>)>,
+    /// What the host knows beyond headers: verified identity, TLS peer,
+    /// connection, route.
+    pub attributes: Attributes,
 }
 
 impl HttpRequest {
     /// Build from the proxy's header list (with `:method`, `:path`,
     /// `:authority`, `:scheme` pseudo-headers).
     pub fn from_headers(headers: Vec<(String, Vec<u8>)>) -> HttpRequest {
-        let mut r = HttpRequest {
-            headers: Vec::new(),
-            ..Default::default()
-        };
+        let mut r = HttpRequest::default();
         for (k, v) in &headers {
             let text = || String::from_utf8_lossy(v).into_owned();
             match k.as_str() {
@@ -89,21 +90,38 @@ pub struct BatchPosition {
     pub size: usize,
 }
 
+/// The parts of `input` shared by every message of one HTTP request:
+/// `http`, and `identity` / `source` / `connection` / `xds` when known.
+pub fn request_values(req: &HttpRequest) -> Vec<(&'static str, Value)> {
+    let mut v = vec![("http", req.to_value())];
+    v.extend(req.attributes.to_values());
+    v
+}
+
 /// `input` for a message.
 pub fn for_message(
-    http: &Value,
+    shared: &[(&'static str, Value)],
     routing: &Routing,
     msg: &Message<'_>,
     batch: Option<BatchPosition>,
 ) -> Value {
-    obj([("mcp", mcp_value(routing, msg, batch)), ("http", http.clone())])
+    let mut m: BTreeMap<Value, Value> = shared
+        .iter()
+        .map(|(k, v)| (Value::from(*k), v.clone()))
+        .collect();
+    m.insert(Value::from("mcp"), mcp_value(routing, msg, batch));
+    Value::from(m)
 }
 
 /// `input` for a request that carries no MCP message (a GET opening an SSE
 /// stream, a DELETE ending a session, a CORS preflight): `input.mcp` is
 /// absent.
-pub fn for_transport(http: &Value) -> Value {
-    obj([("http", http.clone())])
+pub fn for_transport(shared: &[(&'static str, Value)]) -> Value {
+    let m: BTreeMap<Value, Value> = shared
+        .iter()
+        .map(|(k, v)| (Value::from(*k), v.clone()))
+        .collect();
+    Value::from(m)
 }
 
 fn mcp_value(routing: &Routing, m: &Message<'_>, batch: Option<BatchPosition>) -> Value {
@@ -291,7 +309,7 @@ mod tests {
         let Body::Single(m) = parse(body.as_bytes()).unwrap() else {
             panic!()
         };
-        for_message(&h.to_value(), &routing, &m, None)
+        for_message(&request_values(&h), &routing, &m, None)
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //!                              any denied: JSON-RPC error(s), nothing forwarded
 //! ```
 
+use crate::attributes::Needs;
 use crate::config::{Config, Settings};
 use crate::engine::Policy;
 use crate::input::{self, BatchPosition, HttpRequest};
@@ -72,6 +73,7 @@ pub struct Decided {
 pub struct Plugin {
     pub settings: Settings,
     pub policy: Policy,
+    pub needs: Needs,
 }
 
 impl From<Config> for Plugin {
@@ -79,6 +81,7 @@ impl From<Config> for Plugin {
         Plugin {
             settings: c.settings,
             policy: c.policy,
+            needs: c.needs,
         }
     }
 }
@@ -156,10 +159,10 @@ impl Plugin {
                 return (BodyAction::Reply(reply), Vec::new());
             }
         };
-        let http_value = http.to_value();
+        let shared = input::request_values(http);
         match &parsed {
             Body::Single(m) => {
-                let d = self.decide(&http_value, &routing, m, None);
+                let d = self.decide(&shared, &routing, m, None);
                 let action = if d.allowed {
                     BodyAction::Forward
                 } else {
@@ -167,13 +170,13 @@ impl Plugin {
                 };
                 (action, vec![d])
             }
-            Body::Batch(items) => self.decide_batch(&http_value, &routing, items),
+            Body::Batch(items) => self.decide_batch(&shared, &routing, items),
         }
     }
 
     fn decide(
         &mut self,
-        http: &Value,
+        http: &[(&'static str, Value)],
         routing: &routing::Routing,
         m: &Message<'_>,
         batch: Option<BatchPosition>,
@@ -198,7 +201,7 @@ impl Plugin {
     }
 
     fn decide_transport(&mut self, http: &HttpRequest) -> Option<LocalReply> {
-        let (allowed, reasons) = self.evaluate(input::for_transport(&http.to_value()));
+        let (allowed, reasons) = self.evaluate(input::for_transport(&input::request_values(http)));
         if allowed {
             return None;
         }
@@ -239,7 +242,7 @@ impl Plugin {
     /// was held back.
     fn decide_batch(
         &mut self,
-        http: &Value,
+        http: &[(&'static str, Value)],
         routing: &routing::Routing,
         items: &[Result<Message<'_>, mcp::Invalid>],
     ) -> (BodyAction, Vec<Decided>) {

@@ -1,0 +1,499 @@
+//! What the proxy knows about a request beyond its headers and body: the
+//! identity a previous filter verified, the TLS peer, the connection, and the
+//! route. The adapter reads these from the host (Envoy properties and
+//! dynamic metadata); this module holds them and decodes the host's
+//! encodings, so the core stays host-independent.
+//!
+//! The filter never decodes a bearer token itself: claims come only from a
+//! verifier that ran before it (Envoy's `jwt_authn`, `payload_in_metadata`).
+
+use regorus::Value;
+use std::collections::BTreeMap;
+
+/// Request attributes provided by the host. Every field is optional: a host
+/// that does not know a value leaves it out, and so does the policy input.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Attributes {
+    /// The verified JWT payload (claims), if a verifier stored one.
+    pub jwt_claims: Option<Value>,
+    /// The downstream peer's address, `ip:port`.
+    pub source_address: Option<String>,
+    /// The TLS peer certificate's URI SAN (a SPIFFE ID in a mesh).
+    pub peer_principal: Option<String>,
+    /// The TLS version of the downstream connection, e.g. `TLSv1.3`.
+    pub tls_version: Option<String>,
+    /// Whether the downstream connection is mutual TLS.
+    pub mtls: Option<bool>,
+    /// The name of the route the request matched.
+    pub route_name: Option<String>,
+    /// The name of the upstream cluster the request is routed to.
+    pub cluster_name: Option<String>,
+}
+
+/// Which attributes the policy can use, so the adapter only asks the host
+/// for those (each is a host call).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Needs {
+    pub identity: bool,
+    pub source: bool,
+    pub connection: bool,
+    pub xds: bool,
+}
+
+impl Needs {
+    pub fn all() -> Needs {
+        Needs {
+            identity: true,
+            source: true,
+            connection: true,
+            xds: true,
+        }
+    }
+
+    /// Conservative: an attribute is needed when any module mentions its
+    /// name at all (`input.identity`, `input["identity"]`, a string that
+    /// builds the path…). A policy that never names `identity` cannot read
+    /// it, short of assembling the word from pieces.
+    pub fn from_sources<'a>(sources: impl IntoIterator<Item = &'a str>) -> Needs {
+        let mut n = Needs::default();
+        for s in sources {
+            n.identity |= s.contains("identity");
+            n.source |= s.contains("source");
+            n.connection |= s.contains("connection");
+            n.xds |= s.contains("xds");
+        }
+        n
+    }
+}
+
+impl Attributes {
+    /// `input.identity`, `input.source`, `input.connection`, `input.xds`
+    /// (each only when something is known), to merge into the input.
+    pub fn to_values(&self) -> Vec<(&'static str, Value)> {
+        let mut out = Vec::new();
+        if let Some(claims) = &self.jwt_claims {
+            let mut o = BTreeMap::new();
+            o.insert(Value::from("claims"), claims.clone());
+            if let Ok(sub) = claims["sub"].as_string() {
+                o.insert(Value::from("subject"), Value::from(sub.as_ref()));
+            }
+            out.push(("identity", Value::from(o)));
+        }
+        let source = strings([
+            ("address", &self.source_address),
+            ("principal", &self.peer_principal),
+        ]);
+        if let Some(v) = source {
+            out.push(("source", v));
+        }
+        let mut conn = BTreeMap::new();
+        if let Some(v) = &self.tls_version {
+            conn.insert(Value::from("tls_version"), Value::from(v.as_str()));
+        }
+        if let Some(m) = self.mtls {
+            conn.insert(Value::from("mtls"), Value::from(m));
+        }
+        if !conn.is_empty() {
+            out.push(("connection", Value::from(conn)));
+        }
+        if let Some(v) = strings([
+            ("route_name", &self.route_name),
+            ("cluster_name", &self.cluster_name),
+        ]) {
+            out.push(("xds", v));
+        }
+        out
+    }
+
+    /// The identity a session is bound to: the JWT subject, else the TLS
+    /// peer principal.
+    pub fn principal(&self) -> Option<String> {
+        if let Some(c) = &self.jwt_claims {
+            if let Ok(sub) = c["sub"].as_string() {
+                return Some(format!("sub:{sub}"));
+            }
+        }
+        self.peer_principal.as_ref().map(|p| format!("peer:{p}"))
+    }
+}
+
+fn strings<const N: usize>(pairs: [(&str, &Option<String>); N]) -> Option<Value> {
+    let mut o = BTreeMap::new();
+    for (k, v) in pairs {
+        if let Some(v) = v {
+            if !v.is_empty() {
+                o.insert(Value::from(k), Value::from(v.as_str()));
+            }
+        }
+    }
+    (!o.is_empty()).then(|| Value::from(o))
+}
+
+/// The verified payload inside the JWT filter's metadata namespace: the
+/// member named `jwt_payload` (the conventional `payload_in_metadata` name),
+/// else the only member that is an object.
+pub fn jwt_payload(namespace: &Value) -> Option<Value> {
+    let Value::Object(members) = namespace else {
+        return None;
+    };
+    if let v @ Value::Object(_) = &namespace["jwt_payload"] {
+        return Some(v.clone());
+    }
+    let mut objects = members.iter().filter(|(_, v)| matches!(v, Value::Object(_)));
+    match (objects.next(), objects.next()) {
+        (Some((_, v)), None) => Some(v.clone()),
+        _ => None,
+    }
+}
+
+/// A boolean property as hosts encode it (one byte, or a little-endian
+/// integer).
+pub fn decode_bool(bytes: &[u8]) -> Option<bool> {
+    match bytes {
+        [] => None,
+        b => Some(b.iter().any(|&x| x != 0)),
+    }
+}
+
+/// A string property: UTF-8 bytes; empty means unknown.
+pub fn decode_string(bytes: &[u8]) -> Option<String> {
+    if bytes.is_empty() {
+        return None;
+    }
+    std::str::from_utf8(bytes).ok().map(str::to_string)
+}
+
+const MAX_DEPTH: usize = 64;
+
+/// From a serialized `envoy.config.core.v3.Metadata` (Envoy's `metadata`
+/// property), the `filter_metadata` struct of one namespace.
+pub fn decode_metadata_namespace(bytes: &[u8], namespace: &str) -> Result<Option<Value>, String> {
+    let mut r = Reader { b: bytes, pos: 0 };
+    while let Some((field, wire)) = r.key()? {
+        if field == 1 && wire == 2 {
+            // map<string, google.protobuf.Struct> filter_metadata = 1;
+            let mut e = Reader { b: r.bytes()?, pos: 0 };
+            let mut key: &[u8] = &[];
+            let mut value: Option<&[u8]> = None;
+            while let Some((f, w)) = e.key()? {
+                match (f, w) {
+                    (1, 2) => key = e.bytes()?,
+                    (2, 2) => value = Some(e.bytes()?),
+                    _ => e.skip(w)?,
+                }
+            }
+            if key == namespace.as_bytes() {
+                return struct_value(value.unwrap_or(&[]), 0).map(Some);
+            }
+        } else {
+            r.skip(wire)?;
+        }
+    }
+    Ok(None)
+}
+
+/// Decode a serialized `google.protobuf.Struct` (how Envoy hands dynamic
+/// metadata to a module) into an object value.
+pub fn decode_struct(bytes: &[u8]) -> Result<Value, String> {
+    struct_value(bytes, 0)
+}
+
+fn struct_value(bytes: &[u8], depth: usize) -> Result<Value, String> {
+    if depth > MAX_DEPTH {
+        return Err("nesting too deep".into());
+    }
+    let mut map = BTreeMap::new();
+    let mut r = Reader { b: bytes, pos: 0 };
+    while let Some((field, wire)) = r.key()? {
+        if field == 1 && wire == 2 {
+            let entry = r.bytes()?;
+            let (k, v) = map_entry(entry, depth + 1)?;
+            map.insert(Value::from(k), v);
+        } else {
+            r.skip(wire)?;
+        }
+    }
+    Ok(Value::from(map))
+}
+
+fn map_entry(bytes: &[u8], depth: usize) -> Result<(String, Value), String> {
+    let mut r = Reader { b: bytes, pos: 0 };
+    let mut key = String::new();
+    let mut value = Value::Null;
+    while let Some((field, wire)) = r.key()? {
+        match (field, wire) {
+            (1, 2) => {
+                key = String::from_utf8(r.bytes()?.to_vec()).map_err(|_| "key is not UTF-8")?
+            }
+            (2, 2) => value = value_msg(r.bytes()?, depth + 1)?,
+            _ => r.skip(wire)?,
+        }
+    }
+    Ok((key, value))
+}
+
+fn value_msg(bytes: &[u8], depth: usize) -> Result<Value, String> {
+    if depth > MAX_DEPTH {
+        return Err("nesting too deep".into());
+    }
+    let mut r = Reader { b: bytes, pos: 0 };
+    let mut out = Value::Null;
+    while let Some((field, wire)) = r.key()? {
+        out = match (field, wire) {
+            (1, 0) => {
+                r.varint()?;
+                Value::Null
+            }
+            (2, 1) => number(f64::from_le_bytes(r.fixed64()?)),
+            (3, 2) => Value::from(
+                String::from_utf8(r.bytes()?.to_vec()).map_err(|_| "string is not UTF-8")?,
+            ),
+            (4, 0) => Value::from(r.varint()? != 0),
+            (5, 2) => struct_value(r.bytes()?, depth + 1)?,
+            (6, 2) => list_value(r.bytes()?, depth + 1)?,
+            _ => {
+                r.skip(wire)?;
+                continue;
+            }
+        };
+    }
+    Ok(out)
+}
+
+fn list_value(bytes: &[u8], depth: usize) -> Result<Value, String> {
+    let mut r = Reader { b: bytes, pos: 0 };
+    let mut items = Vec::new();
+    while let Some((field, wire)) = r.key()? {
+        if field == 1 && wire == 2 {
+            items.push(value_msg(r.bytes()?, depth + 1)?);
+        } else {
+            r.skip(wire)?;
+        }
+    }
+    Ok(Value::from(items))
+}
+
+/// Whole numbers (JWT `exp`, `iat`…) become integers; others stay floats.
+fn number(f: f64) -> Value {
+    if f.fract() == 0.0 && f.abs() < 9.007_199_254_740_992e15 {
+        Value::from(f as i64)
+    } else {
+        Value::from(f)
+    }
+}
+
+struct Reader<'a> {
+    b: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn key(&mut self) -> Result<Option<(u64, u8)>, String> {
+        if self.pos >= self.b.len() {
+            return Ok(None);
+        }
+        let k = self.varint()?;
+        Ok(Some((k >> 3, (k & 7) as u8)))
+    }
+
+    fn varint(&mut self) -> Result<u64, String> {
+        let mut out: u64 = 0;
+        for shift in (0..64).step_by(7) {
+            let byte = *self.b.get(self.pos).ok_or("truncated varint")?;
+            self.pos += 1;
+            out |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Ok(out);
+            }
+        }
+        Err("varint too long".into())
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+        let end = self.pos.checked_add(n).ok_or("length overflow")?;
+        let s = self.b.get(self.pos..end).ok_or("truncated field")?;
+        self.pos = end;
+        Ok(s)
+    }
+
+    fn bytes(&mut self) -> Result<&'a [u8], String> {
+        let n = usize::try_from(self.varint()?).map_err(|_| "length overflow")?;
+        self.take(n)
+    }
+
+    fn fixed64(&mut self) -> Result<[u8; 8], String> {
+        let s = self.take(8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(s);
+        Ok(a)
+    }
+
+    fn skip(&mut self, wire: u8) -> Result<(), String> {
+        match wire {
+            0 => self.varint().map(|_| ()),
+            1 => self.take(8).map(|_| ()),
+            2 => self.bytes().map(|_| ()),
+            5 => self.take(4).map(|_| ()),
+            w => Err(format!("unsupported wire type {w}")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // A tiny protobuf writer for the tests.
+    fn varint(mut v: u64, out: &mut Vec<u8>) {
+        loop {
+            let b = (v & 0x7f) as u8;
+            v >>= 7;
+            if v == 0 {
+                out.push(b);
+                return;
+            }
+            out.push(b | 0x80);
+        }
+    }
+    fn len_field(field: u64, payload: &[u8], out: &mut Vec<u8>) {
+        varint(field << 3 | 2, out);
+        varint(payload.len() as u64, out);
+        out.extend_from_slice(payload);
+    }
+    enum V<'a> {
+        S(&'a str),
+        N(f64),
+        B(bool),
+        Null,
+        L(Vec<V<'a>>),
+        O(Vec<(&'a str, V<'a>)>),
+    }
+    fn enc_value(v: &V, out: &mut Vec<u8>) {
+        match v {
+            V::Null => varint(1 << 3, out),
+            V::N(n) => {
+                varint(2 << 3 | 1, out);
+                out.extend_from_slice(&n.to_le_bytes());
+            }
+            V::S(s) => len_field(3, s.as_bytes(), out),
+            V::B(b) => {
+                varint(4 << 3, out);
+                varint(u64::from(*b), out);
+            }
+            V::O(fields) => len_field(5, &enc_struct(fields), out),
+            V::L(items) => {
+                let mut l = Vec::new();
+                for i in items {
+                    let mut e = Vec::new();
+                    enc_value(i, &mut e);
+                    len_field(1, &e, &mut l);
+                }
+                len_field(6, &l, out);
+            }
+        }
+        if let V::Null = v {
+            varint(0, out);
+        }
+    }
+    fn enc_struct(fields: &[(&str, V)]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (k, v) in fields {
+            let mut entry = Vec::new();
+            len_field(1, k.as_bytes(), &mut entry);
+            let mut val = Vec::new();
+            enc_value(v, &mut val);
+            len_field(2, &val, &mut entry);
+            len_field(1, &entry, &mut out);
+        }
+        out
+    }
+
+    #[test]
+    fn decodes_a_jwt_payload_struct() {
+        let bytes = enc_struct(&[
+            ("sub", V::S("alice")),
+            ("exp", V::N(1_900_000_000.0)),
+            ("score", V::N(0.5)),
+            ("admin", V::B(true)),
+            ("groups", V::L(vec![V::S("finance"), V::S("ops")])),
+            ("tenant", V::O(vec![("id", V::S("t1"))])),
+            ("none", V::Null),
+        ]);
+        let v = decode_struct(&bytes).unwrap();
+        assert_eq!(v["sub"], Value::from("alice"));
+        assert_eq!(v["exp"], Value::from(1_900_000_000i64));
+        assert_eq!(v["score"], Value::from(0.5));
+        assert_eq!(v["admin"], Value::from(true));
+        assert_eq!(v["groups"][1], Value::from("ops"));
+        assert_eq!(v["tenant"]["id"], Value::from("t1"));
+        assert_eq!(v["none"], Value::Null);
+    }
+
+    #[test]
+    fn metadata_namespaces_are_found() {
+        let payload = enc_struct(&[("jwt_payload", V::O(vec![("sub", V::S("alice"))]))]);
+        let mut entry = Vec::new();
+        len_field(1, b"envoy.filters.http.jwt_authn", &mut entry);
+        len_field(2, &payload, &mut entry);
+        let mut other = Vec::new();
+        len_field(1, b"other", &mut other);
+        len_field(2, &enc_struct(&[("x", V::B(true))]), &mut other);
+        let mut md = Vec::new();
+        len_field(1, &other, &mut md);
+        len_field(1, &entry, &mut md);
+        let ns = decode_metadata_namespace(&md, "envoy.filters.http.jwt_authn").unwrap().unwrap();
+        assert_eq!(jwt_payload(&ns).unwrap()["sub"], Value::from("alice"));
+        assert_eq!(decode_metadata_namespace(&md, "missing").unwrap(), None);
+        assert!(decode_metadata_namespace(&[0x0a, 0x09, 0x0a], "x").is_err());
+    }
+
+    #[test]
+    fn jwt_payload_is_found_in_the_namespace() {
+        let ns = decode_struct(&enc_struct(&[("jwt_payload", V::O(vec![("sub", V::S("a"))]))])).unwrap();
+        assert_eq!(jwt_payload(&ns).unwrap()["sub"], Value::from("a"));
+        let ns = decode_struct(&enc_struct(&[("my_claims", V::O(vec![("sub", V::S("b"))]))])).unwrap();
+        assert_eq!(jwt_payload(&ns).unwrap()["sub"], Value::from("b"));
+        let ns = decode_struct(&enc_struct(&[
+            ("p1", V::O(vec![("sub", V::S("b"))])),
+            ("p2", V::O(vec![("sub", V::S("c"))])),
+        ]))
+        .unwrap();
+        assert_eq!(jwt_payload(&ns), None);
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        assert!(decode_struct(&[0x0a, 0xff]).is_err());
+        assert!(decode_struct(&[0x0a, 0x05, 0x0a]).is_err());
+        assert!(decode_struct(&[0xff; 12]).is_err());
+        assert_eq!(decode_struct(&[]).unwrap(), Value::new_object());
+    }
+
+    #[test]
+    fn attributes_to_input_values() {
+        let claims = decode_struct(&enc_struct(&[("sub", V::S("bob"))])).unwrap();
+        let a = Attributes {
+            jwt_claims: Some(claims),
+            source_address: Some("127.0.0.1:5555".into()),
+            peer_principal: Some("spiffe://example.org/ns/a/sa/b".into()),
+            tls_version: Some("TLSv1.3".into()),
+            mtls: Some(true),
+            route_name: Some("mcp".into()),
+            cluster_name: None,
+        };
+        let v: BTreeMap<&str, Value> = a.to_values().into_iter().collect();
+        assert_eq!(v["identity"]["subject"], Value::from("bob"));
+        assert_eq!(v["source"]["principal"], Value::from("spiffe://example.org/ns/a/sa/b"));
+        assert_eq!(v["connection"]["mtls"], Value::from(true));
+        assert_eq!(v["xds"]["route_name"], Value::from("mcp"));
+        assert_eq!(v["xds"]["cluster_name"], Value::Undefined);
+        assert_eq!(a.principal().as_deref(), Some("sub:bob"));
+        assert!(Attributes::default().to_values().is_empty());
+    }
+
+    #[test]
+    fn needs_follow_the_policy_text() {
+        let n = Needs::from_sources(["allow if input.identity.claims.role == \"x\""]);
+        assert!(n.identity && !n.source && !n.connection && !n.xds);
+    }
+}
