@@ -25,18 +25,28 @@ pub const POLICY_PACKAGE: &str = "mcp";
 /// The rule the entry module exposes to the engine.
 const ENTRY_POINT: &str = "data.mcp_policy_entry.decision";
 const ENTRY_MODULE_NAME: &str = "<mcp-policy entry>";
-const ENTRY_MODULE: &str = r#"package mcp_policy_entry
 
-default allow := false
+/// The optional decision outputs a policy may define besides `allow` and
+/// `deny` (docs/decision.md). Only those a module mentions are evaluated.
+pub const OPTIONAL_OUTPUTS: [&str; 5] =
+    ["denial", "rewrite", "request_headers", "response_headers", "labels"];
 
-allow if data.mcp.allow == true
-
-default deny := []
-
-deny := data.mcp.deny
-
-decision := {"allow": allow, "deny": deny}
-"#;
+/// The entry module: one rule gathering the whole decision.
+fn entry_module(modules: &[(String, String)]) -> String {
+    let mut m = String::from(
+        "package mcp_policy_entry\n\ndefault allow := false\n\nallow if data.mcp.allow == true\n\n\
+         default deny := []\n\ndeny := data.mcp.deny\n\n",
+    );
+    let mut fields = vec!["\"allow\": allow".to_string(), "\"deny\": deny".to_string()];
+    for out in OPTIONAL_OUTPUTS {
+        if modules.iter().any(|(_, src)| src.contains(out)) {
+            m.push_str(&format!("default {out} := null\n\n{out} := data.mcp.{out}\n\n"));
+            fields.push(format!("\"{out}\": {out}"));
+        }
+    }
+    m.push_str(&format!("decision := {{{}}}\n", fields.join(", ")));
+    m
+}
 
 /// Default bound on RVM instructions per evaluation (configurable).
 pub const DEFAULT_MAX_INSTRUCTIONS: usize = 1_000_000;
@@ -120,12 +130,38 @@ impl fmt::Display for PolicyError {
 impl std::error::Error for PolicyError {}
 
 /// The policy's answer for one message.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct PolicyResult {
     /// `allow` evaluated to exactly `true`.
     pub allow: bool,
     /// The members of `deny`, in the set's (sorted) order.
     pub deny: Vec<String>,
+    /// `denial`: how to answer if the message is denied.
+    pub denial: Denial,
+    /// `rewrite`: argument name (or JSON pointer into the arguments,
+    /// starting with `/`) → new value.
+    pub rewrite: Vec<(String, Value)>,
+    /// `request_headers`: set on the request forwarded upstream.
+    pub request_headers: Vec<(String, String)>,
+    /// `response_headers`: set on the response to the client.
+    pub response_headers: Vec<(String, String)>,
+    /// `labels`: recorded with the decision.
+    pub labels: Vec<String>,
+}
+
+/// The `denial` output: the form of the answer to a denied message.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Denial {
+    /// Answer a denied `tools/call` with a tool result carrying
+    /// `isError: true` (the model reads it and can adapt) instead of a
+    /// JSON-RPC error.
+    pub as_tool_result: bool,
+    /// JSON-RPC error code (instead of `deny_code`).
+    pub code: Option<i64>,
+    /// The message (instead of `Denied by policy: <reasons>`).
+    pub message: Option<String>,
+    /// HTTP status of the answer (instead of 200).
+    pub http_status: Option<u32>,
 }
 
 impl PolicyResult {
@@ -135,13 +171,26 @@ impl PolicyResult {
     }
 }
 
+/// One evaluation, kept while recording is on (see [`Policy::set_recording`]).
+#[derive(Debug, Clone)]
+pub struct Evaluation {
+    /// The `input` document exactly as the policy saw it.
+    pub input: Value,
+    /// What [`Policy::evaluate`] returned for it.
+    pub result: Result<PolicyResult, PolicyError>,
+}
+
 /// A compiled policy, ready to evaluate messages.
 pub struct Policy {
     /// The interpreter, used when the RVM compiler cannot take the policy.
     engine: Engine,
     vm: Option<RegoVM>,
+    /// Why the RVM compiler refused the policy (interpreter fallback).
+    rvm_fallback_reason: Option<String>,
     revision: String,
     module_names: Vec<String>,
+    /// Evaluations kept for the command-line tool; `None` (off) in the filter.
+    recorded: Option<Vec<Evaluation>>,
 }
 
 impl fmt::Debug for Policy {
@@ -183,7 +232,7 @@ impl Policy {
             )));
         }
         engine
-            .add_policy(ENTRY_MODULE_NAME.into(), ENTRY_MODULE.into())
+            .add_policy(ENTRY_MODULE_NAME.into(), entry_module(modules))
             .map_err(|e| PolicyError::new(format!("internal entry module: {e}")))?;
         let data_value = match data {
             None => None,
@@ -204,13 +253,13 @@ impl Policy {
         // functions are reported here, at configuration time. Constructs it
         // does not implement yet (`with`, partial objects with constant keys,
         // `print`…) fall back to the interpreter.
-        let vm = match Compiler::compile_from_policy(&compiled, &[ENTRY_POINT]) {
-            Ok(program) => Some(new_vm(program, data_value, max_instructions)?),
+        let (vm, rvm_fallback_reason) = match Compiler::compile_from_policy(&compiled, &[ENTRY_POINT]) {
+            Ok(program) => (Some(new_vm(program, data_value, max_instructions)?), None),
             Err(e) => {
                 if e.to_string().contains("Unknown function") {
                     return Err(PolicyError::from_regorus(&e, None));
                 }
-                None
+                (None, Some(PolicyError::from_regorus(&e, None).to_string()))
             }
         };
 
@@ -218,9 +267,33 @@ impl Policy {
         Ok(Policy {
             engine,
             vm,
+            rvm_fallback_reason,
             revision,
             module_names: modules.iter().map(|(n, _)| n.clone()).collect(),
+            recorded: None,
         })
+    }
+
+    /// When the policy runs on the interpreter: what the RVM compiler
+    /// refused, as it said it (for `mcp-policy check`).
+    pub fn rvm_fallback_reason(&self) -> Option<&str> {
+        self.rvm_fallback_reason.as_deref()
+    }
+
+    /// Keep every evaluation (input and result) until
+    /// [`Policy::take_recorded`]. Off by default; the filter never turns it
+    /// on. The command-line tool uses it to show what the request path
+    /// evaluated, without a second copy of that path.
+    pub fn set_recording(&mut self, on: bool) {
+        self.recorded = on.then(Vec::new);
+    }
+
+    /// The evaluations kept since recording was turned on or last taken.
+    pub fn take_recorded(&mut self) -> Vec<Evaluation> {
+        match &mut self.recorded {
+            Some(r) => std::mem::take(r),
+            None => Vec::new(),
+        }
     }
 
     /// Which evaluator this policy runs on.
@@ -246,6 +319,18 @@ impl Policy {
     /// failing, conflicting rule values, the instruction budget) is an `Err`,
     /// which the caller turns into a denial.
     pub fn evaluate(&mut self, input: Value) -> Result<PolicyResult, PolicyError> {
+        let kept = self.recorded.as_ref().map(|_| input.clone());
+        let result = self.run(input);
+        if let (Some(log), Some(input)) = (self.recorded.as_mut(), kept) {
+            log.push(Evaluation {
+                input,
+                result: result.clone(),
+            });
+        }
+        result
+    }
+
+    fn run(&mut self, input: Value) -> Result<PolicyResult, PolicyError> {
         let out = match &mut self.vm {
             Some(vm) => {
                 vm.set_input(input);
@@ -285,6 +370,103 @@ pub fn json_to_value(v: &serde_json::Value) -> Result<Value, PolicyError> {
 }
 
 fn read_decision(out: &Value) -> Result<PolicyResult, String> {
+    let mut r = read_allow_deny(out)?;
+    r.denial = read_denial(&out["denial"])?;
+    r.rewrite = match &out["rewrite"] {
+        Value::Undefined | Value::Null => Vec::new(),
+        Value::Object(o) => o
+            .iter()
+            .map(|(k, v)| match k {
+                Value::String(k) if !k.is_empty() => Ok((k.to_string(), v.clone())),
+                _ => Err("`rewrite` keys must be non-empty strings".to_string()),
+            })
+            .collect::<Result<_, _>>()?,
+        other => return Err(format!("`rewrite` must be an object, got {}", type_name(other))),
+    };
+    r.request_headers = read_headers(&out["request_headers"], "request_headers")?;
+    r.response_headers = read_headers(&out["response_headers"], "response_headers")?;
+    r.labels = match &out["labels"] {
+        Value::Undefined | Value::Null => Vec::new(),
+        Value::Set(s) => s.iter().map(reason_text).collect(),
+        Value::Array(a) => a.iter().map(reason_text).collect(),
+        other => return Err(format!("`labels` must be a set of strings, got {}", type_name(other))),
+    };
+    Ok(r)
+}
+
+fn read_denial(v: &Value) -> Result<Denial, String> {
+    let mut d = Denial::default();
+    match v {
+        Value::Undefined | Value::Null => return Ok(d),
+        Value::Object(_) => {}
+        other => return Err(format!("`denial` must be an object, got {}", type_name(other))),
+    }
+    match &v["as"] {
+        Value::Undefined | Value::Null => {}
+        Value::String(s) if s.as_ref() == "error" => {}
+        Value::String(s) if s.as_ref() == "tool_result" => d.as_tool_result = true,
+        other => return Err(format!("`denial.as` must be \"error\" or \"tool_result\", got {other}")),
+    }
+    match &v["code"] {
+        Value::Undefined | Value::Null => {}
+        n => {
+            let code = n.as_i64().map_err(|_| format!("`denial.code` must be an integer, got {n}"))?;
+            if (-32768..=-32000).contains(&code) {
+                return Err(format!(
+                    "`denial.code` {code} is in the range JSON-RPC reserves (-32768 to -32000)"
+                ));
+            }
+            d.code = Some(code);
+        }
+    }
+    match &v["message"] {
+        Value::Undefined | Value::Null => {}
+        Value::String(s) => d.message = Some(s.to_string()),
+        other => return Err(format!("`denial.message` must be a string, got {}", type_name(other))),
+    }
+    match &v["http_status"] {
+        Value::Undefined | Value::Null => {}
+        n => {
+            let status = n
+                .as_u32()
+                .ok()
+                .filter(|s| (200..=599).contains(s))
+                .ok_or_else(|| format!("`denial.http_status` must be an HTTP status (200-599), got {n}"))?;
+            d.http_status = Some(status);
+        }
+    }
+    Ok(d)
+}
+
+fn read_headers(v: &Value, rule: &str) -> Result<Vec<(String, String)>, String> {
+    let o = match v {
+        Value::Undefined | Value::Null => return Ok(Vec::new()),
+        Value::Object(o) => o,
+        other => return Err(format!("`{rule}` must be an object, got {}", type_name(other))),
+    };
+    let mut out = Vec::new();
+    for (k, v) in o.iter() {
+        let Value::String(name) = k else {
+            return Err(format!("`{rule}` names must be strings"));
+        };
+        let name = name.to_ascii_lowercase();
+        let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+        if name.is_empty() || !name.bytes().all(token) {
+            return Err(format!("`{rule}`: {name:?} is not a valid header name"));
+        }
+        if name.starts_with(':') || matches!(name.as_str(), "content-length" | "host" | "transfer-encoding") {
+            return Err(format!("`{rule}` may not set {name}"));
+        }
+        let value = reason_text(v);
+        if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+            return Err(format!("`{rule}`: the value of {name} contains a line break"));
+        }
+        out.push((name, value));
+    }
+    Ok(out)
+}
+
+fn read_allow_deny(out: &Value) -> Result<PolicyResult, String> {
     let allow = matches!(&out["allow"], Value::Bool(true));
     let deny = match &out["deny"] {
         Value::Undefined | Value::Null | Value::Bool(false) => Vec::new(),
@@ -298,7 +480,11 @@ fn read_decision(out: &Value) -> Result<PolicyResult, String> {
             ))
         }
     };
-    Ok(PolicyResult { allow, deny })
+    Ok(PolicyResult {
+        allow,
+        deny,
+        ..PolicyResult::default()
+    })
 }
 
 fn reason_text(v: &Value) -> String {
@@ -396,6 +582,46 @@ deny contains "no secrets" if input.mcp.tool.name == "secret"
         let mut p = compile("package mcp\ndeny contains \"x\" if input.a == 1\n");
         let r = p.evaluate(input(r#"{"a":2}"#)).unwrap();
         assert!(!r.allow && r.deny.is_empty());
+    }
+
+    #[test]
+    fn optional_outputs_are_read() {
+        let mut p = compile(
+            r#"package mcp
+allow := true
+denial := {"as": "tool_result", "code": 4001, "message": "nope", "http_status": 403}
+rewrite["limit"] := 10
+request_headers := {"X-MCP-Tool": "echo"}
+response_headers["x-policy"] := "v1"
+labels contains "sensitive_read"
+"#,
+        );
+        let r = p.evaluate(input("{}")).unwrap();
+        assert!(r.denial.as_tool_result);
+        assert_eq!(r.denial.code, Some(4001));
+        assert_eq!(r.denial.message.as_deref(), Some("nope"));
+        assert_eq!(r.denial.http_status, Some(403));
+        assert_eq!(r.rewrite, vec![("limit".to_string(), Value::from(10u64))]);
+        assert_eq!(r.request_headers, vec![("x-mcp-tool".to_string(), "echo".to_string())]);
+        assert_eq!(r.response_headers, vec![("x-policy".to_string(), "v1".to_string())]);
+        assert_eq!(r.labels, vec!["sensitive_read".to_string()]);
+    }
+
+    #[test]
+    fn bad_optional_outputs_are_evaluation_errors() {
+        for bad in [
+            "denial := {\"code\": -32001}",
+            "denial := {\"as\": \"html\"}",
+            "denial := {\"http_status\": 99}",
+            "request_headers := {\"bad name\": \"x\"}",
+            "request_headers := {\"x-a\": \"a\\r\\nb\"}",
+            "request_headers := {\"content-length\": \"1\"}",
+            "rewrite := [1]",
+            "labels := \"x\"",
+        ] {
+            let mut p = compile(&format!("package mcp\nallow := true\n{bad}\n"));
+            assert!(p.evaluate(input("{}")).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -20,7 +20,7 @@
 use crate::attributes::{self, Attributes, Needs};
 use crate::config::Config;
 use crate::input::HttpRequest;
-use crate::pipeline::{error_reply, BodyAction, Decided, HeadersAction, LocalReply, Plugin};
+use crate::pipeline::{error_reply, BodyAction, Decided, Forward, HeadersAction, LocalReply, Plugin};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType};
@@ -92,6 +92,7 @@ impl RootContext for Root {
             request: None,
             state: State::Pass,
             body_size: 0,
+            response_headers: Vec::new(),
         }))
     }
 
@@ -116,6 +117,8 @@ struct Http {
     state: State,
     /// Bytes of body buffered so far.
     body_size: usize,
+    /// Headers the policy asked to set on the response.
+    response_headers: Vec<(String, String)>,
 }
 
 /// Read the request attributes the policy can use.
@@ -171,6 +174,31 @@ impl Http {
         Action::Pause
     }
 
+    /// Carry out an allowed request's changes, then let it go.
+    fn forward(&mut self, f: Forward, had_content_length: bool) -> Action {
+        if let Some(body) = &f.body {
+            if hostcalls::set_buffer(BufferType::HttpRequestBody, 0, self.body_size, body).is_err() {
+                return self.reply(error_reply(
+                    500,
+                    None,
+                    crate::pipeline::INVALID_REQUEST,
+                    "mcp-policy could not rewrite the request body; the request was not forwarded",
+                    None,
+                ));
+            }
+            if had_content_length {
+                let len = body.len().to_string();
+                let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, "content-length", Some(&len));
+            }
+        }
+        for (k, v) in &f.request_headers {
+            let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, k, Some(v));
+        }
+        self.response_headers = f.response_headers;
+        self.state = State::Pass;
+        Action::Continue
+    }
+
     /// The whole body is here (end of stream, or trailers): decide.
     fn decide(&mut self, body_size: usize) -> Action {
         let (Some(plugin), Some(request)) = (self.plugin.clone(), self.request.take()) else {
@@ -198,10 +226,7 @@ impl Http {
         };
         log_allowed(&decided);
         match action {
-            BodyAction::Forward => {
-                self.state = State::Pass;
-                Action::Continue
-            }
+            BodyAction::Forward(f) => self.forward(f, request.header("content-length").is_some()),
             BodyAction::Reply(r) => self.reply(r),
         }
     }
@@ -209,7 +234,11 @@ impl Http {
 
 fn log_allowed(decided: &[Decided]) {
     for d in decided.iter().filter(|d| d.allowed) {
-        log(LogLevel::Debug, &format!("mcp-policy: allowed {}", d.method));
+        if d.labels.is_empty() {
+            log(LogLevel::Debug, &format!("mcp-policy: allowed {}", d.method));
+        } else {
+            log(LogLevel::Debug, &format!("mcp-policy: allowed {} labels {:?}", d.method, d.labels));
+        }
     }
 }
 
@@ -246,7 +275,7 @@ impl HttpContext for Http {
             Err(_) => return self.reply(unconfigured()),
         };
         match action {
-            HeadersAction::Forward => Action::Continue,
+            HeadersAction::Forward(f) => self.forward(f, false),
             HeadersAction::Reply(r) => self.reply(r),
             HeadersAction::Inspect => {
                 self.request = Some(request);
@@ -286,6 +315,13 @@ impl HttpContext for Http {
             return Action::Pause;
         }
         self.decide(body_size)
+    }
+
+    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        for (k, v) in std::mem::take(&mut self.response_headers) {
+            let _ = hostcalls::set_map_value(MapType::HttpResponseHeaders, &k, Some(&v));
+        }
+        Action::Continue
     }
 
     fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {

@@ -21,6 +21,7 @@ pub mod input;
 pub mod mcp;
 pub mod pipeline;
 pub mod regotest;
+pub mod rewrite;
 pub mod routing;
 
 #[cfg(target_arch = "wasm32")]

@@ -17,7 +17,7 @@
 
 use crate::attributes::Needs;
 use crate::config::{Config, Settings};
-use crate::engine::Policy;
+use crate::engine::{Policy, PolicyResult};
 use crate::input::{self, BatchPosition, HttpRequest};
 use crate::mcp::{self, Body, Kind, Message, ParseError};
 use crate::routing::{self, HEADER_MISMATCH};
@@ -38,6 +38,17 @@ pub struct LocalReply {
     pub log: String,
 }
 
+/// What to change on a request that is forwarded.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Forward {
+    /// The body to send instead (argument rewriting); `None`: unchanged.
+    pub body: Option<Vec<u8>>,
+    /// Headers to set on the request upstream.
+    pub request_headers: Vec<(String, String)>,
+    /// Headers to set on the response to the client.
+    pub response_headers: Vec<(String, String)>,
+}
+
 /// What to do after the request headers.
 #[derive(Debug, PartialEq, Eq)]
 pub enum HeadersAction {
@@ -45,7 +56,7 @@ pub enum HeadersAction {
     /// [`Plugin::on_request_body`].
     Inspect,
     /// Nothing to inspect and the policy allows it: let it through.
-    Forward,
+    Forward(Forward),
     /// Answer locally; the upstream sees nothing.
     Reply(LocalReply),
 }
@@ -53,18 +64,26 @@ pub enum HeadersAction {
 /// What to do with a complete body.
 #[derive(Debug, PartialEq, Eq)]
 pub enum BodyAction {
-    /// Forward the request, body unchanged.
-    Forward,
+    /// Forward the request (body unchanged unless rewritten).
+    Forward(Forward),
     /// Answer locally; the upstream sees nothing.
     Reply(LocalReply),
 }
 
-/// One decided message, for logging.
+/// One decided message, for logging and the audit trail.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decided {
     pub method: String,
     pub allowed: bool,
     pub reasons: Vec<String>,
+    pub labels: Vec<String>,
+}
+
+/// The policy's outcome for one message.
+struct Outcome {
+    allowed: bool,
+    reasons: Vec<String>,
+    result: PolicyResult,
 }
 
 /// A loaded configuration with its compiled policy: everything needed to
@@ -98,8 +117,8 @@ impl Plugin {
             // GET (SSE stream), DELETE (end of session), OPTIONS, HEAD…: no
             // MCP message; the policy decides on the HTTP request alone.
             return match self.decide_transport(http) {
-                None => HeadersAction::Forward,
-                Some(reply) => HeadersAction::Reply(reply),
+                Ok(fwd) => HeadersAction::Forward(fwd),
+                Err(reply) => HeadersAction::Reply(reply),
             };
         }
         if let Some(reply) = check_content_type(http) {
@@ -162,11 +181,23 @@ impl Plugin {
         let shared = input::request_values(http);
         match &parsed {
             Body::Single(m) => {
-                let d = self.decide(&shared, &routing, m, None);
-                let action = if d.allowed {
-                    BodyAction::Forward
+                let mut o = self.decide(&shared, &routing, m, None);
+                let mut fwd = Forward::default();
+                if o.allowed {
+                    if let Err(reason) = self.mutations(m, body, &o.result, &mut fwd) {
+                        o.allowed = false;
+                        o.reasons = vec![reason];
+                    }
+                }
+                let d = decided_for(m, &o);
+                let modern = m
+                    .meta_protocol_version()
+                    .or(routing.protocol_version.as_deref())
+                    .is_some_and(routing::is_modern);
+                let action = if o.allowed {
+                    BodyAction::Forward(fwd)
                 } else {
-                    BodyAction::Reply(self.denial_reply(m, &d.reasons))
+                    BodyAction::Reply(self.denial_reply(m, &o, modern))
                 };
                 (action, vec![d])
             }
@@ -180,53 +211,105 @@ impl Plugin {
         routing: &routing::Routing,
         m: &Message<'_>,
         batch: Option<BatchPosition>,
-    ) -> Decided {
-        let input = input::for_message(http, routing, m, batch);
-        let (allowed, reasons) = self.evaluate(input);
-        Decided {
-            method: m.method().unwrap_or(m.kind.as_str()).to_string(),
-            allowed,
-            reasons,
-        }
+    ) -> Outcome {
+        self.evaluate(input::for_message(http, routing, m, batch))
     }
 
     /// Evaluate; a policy error denies with the error as the reason.
-    fn evaluate(&mut self, input: Value) -> (bool, Vec<String>) {
+    fn evaluate(&mut self, input: Value) -> Outcome {
         match self.policy.evaluate(input) {
-            Ok(r) if r.permits() => (true, Vec::new()),
-            Ok(r) if r.deny.is_empty() => (false, vec!["no policy rule allows this message".into()]),
-            Ok(r) => (false, r.deny),
-            Err(e) => (false, vec![format!("policy evaluation failed: {e}")]),
+            Ok(r) if r.permits() => Outcome { allowed: true, reasons: Vec::new(), result: r },
+            Ok(r) => Outcome {
+                allowed: false,
+                reasons: if r.deny.is_empty() {
+                    vec!["no policy rule allows this message".into()]
+                } else {
+                    r.deny.clone()
+                },
+                result: r,
+            },
+            Err(e) => Outcome {
+                allowed: false,
+                reasons: vec![format!("policy evaluation failed: {e}")],
+                result: PolicyResult::default(),
+            },
         }
     }
 
-    fn decide_transport(&mut self, http: &HttpRequest) -> Option<LocalReply> {
-        let (allowed, reasons) = self.evaluate(input::for_transport(&input::request_values(http)));
-        if allowed {
-            return None;
+    /// The changes an allowed message asks for; `Err` (a reason) when they
+    /// cannot be carried out, which denies the message (fail closed).
+    fn mutations(
+        &self,
+        m: &Message<'_>,
+        body: &[u8],
+        r: &PolicyResult,
+        fwd: &mut Forward,
+    ) -> Result<(), String> {
+        if !self.settings.hold_headers && (!r.rewrite.is_empty() || !r.request_headers.is_empty()) {
+            return Err(
+                "the policy changes the request (rewrite/request_headers), which needs hold_headers: true"
+                    .into(),
+            );
         }
+        if !r.rewrite.is_empty() {
+            if !matches!(m.method(), Some("tools/call" | "prompts/get")) {
+                return Err(format!(
+                    "`rewrite` applies to tools/call and prompts/get arguments, not {}",
+                    m.method().unwrap_or(m.kind.as_str())
+                ));
+            }
+            fwd.body = Some(crate::rewrite::arguments(body, &r.rewrite)?);
+        }
+        fwd.request_headers = r.request_headers.clone();
+        fwd.response_headers = r.response_headers.clone();
+        Ok(())
+    }
+
+    fn decide_transport(&mut self, http: &HttpRequest) -> Result<Forward, LocalReply> {
+        let o = self.evaluate(input::for_transport(&input::request_values(http)));
+        if o.allowed {
+            // A bodyless request's headers are still held at this point, so
+            // request headers can be set in either hold_headers mode.
+            return Ok(Forward {
+                body: None,
+                request_headers: o.result.request_headers,
+                response_headers: o.result.response_headers,
+            });
+        }
+        let d = &o.result.denial;
+        let message = d.message.clone().unwrap_or_else(|| denial_message(&o.reasons));
         let mut reply = error_reply(
-            403,
+            d.http_status.unwrap_or(403),
             None,
-            self.settings.deny_code,
-            &denial_message(&reasons),
-            Some(&reasons),
+            d.code.unwrap_or(self.settings.deny_code),
+            &message,
+            Some(&o.reasons),
         );
-        reply.log = format!("denied {} {}: {}", http.method, http.path, reasons.join("; "));
-        Some(reply)
+        reply.headers.extend(o.result.response_headers.iter().cloned());
+        reply.log = format!("denied {} {}: {}", http.method, http.path, o.reasons.join("; "));
+        Err(reply)
     }
 
     /// A denied single message: a request gets HTTP 200 and a JSON-RPC
-    /// error with its id (the client's session carries on); a notification
-    /// or a client response has no id to answer, so it gets HTTP 403.
-    fn denial_reply(&self, m: &Message<'_>, reasons: &[String]) -> LocalReply {
-        let message = denial_message(reasons);
+    /// error with its id (the client's session carries on) — or, when the
+    /// policy asks for it, a tools/call result with `isError: true`; a
+    /// notification or a client response has no id to answer, so it gets
+    /// HTTP 403.
+    fn denial_reply(&self, m: &Message<'_>, o: &Outcome, modern: bool) -> LocalReply {
+        let d = &o.result.denial;
+        let reasons = &o.reasons;
+        let message = d.message.clone().unwrap_or_else(|| denial_message(reasons));
+        let code = d.code.unwrap_or(self.settings.deny_code);
         let mut reply = match (m.kind, m.id_raw) {
-            (Kind::Request, Some(id)) => {
-                error_reply(200, Some(id.get()), self.settings.deny_code, &message, Some(reasons))
+            (Kind::Request, Some(id)) if d.as_tool_result && m.method() == Some("tools/call") => {
+                tool_error_reply(d.http_status.unwrap_or(200), id.get(), &message, modern)
             }
-            _ => error_reply(403, None, self.settings.deny_code, &message, Some(reasons)),
+            (Kind::Request, Some(id)) => {
+                error_reply(d.http_status.unwrap_or(200), Some(id.get()), code, &message, Some(reasons))
+            }
+            _ => error_reply(d.http_status.unwrap_or(403), None, code, &message, Some(reasons)),
         };
+        reply.headers.extend(o.result.response_headers.iter().cloned());
         reply.log = format!(
             "denied {}{}: {}",
             m.method().unwrap_or(m.kind.as_str()),
@@ -249,12 +332,21 @@ impl Plugin {
         let size = items.len();
         let mut decided = Vec::with_capacity(size);
         let mut outcomes: Vec<Option<Vec<String>>> = Vec::with_capacity(size);
+        let mut fwd = Forward::default();
         for (index, item) in items.iter().enumerate() {
             match item {
                 Ok(m) => {
-                    let d = self.decide(http, routing, m, Some(BatchPosition { index, size }));
-                    outcomes.push((!d.allowed).then(|| d.reasons.clone()));
-                    decided.push(d);
+                    let mut o = self.decide(http, routing, m, Some(BatchPosition { index, size }));
+                    if o.allowed && !o.result.rewrite.is_empty() {
+                        o.allowed = false;
+                        o.reasons = vec!["`rewrite` is not supported inside a JSON-RPC batch".into()];
+                    }
+                    if o.allowed {
+                        fwd.request_headers.extend(o.result.request_headers.iter().cloned());
+                        fwd.response_headers.extend(o.result.response_headers.iter().cloned());
+                    }
+                    outcomes.push((!o.allowed).then(|| o.reasons.clone()));
+                    decided.push(decided_for(m, &o));
                 }
                 Err(inv) => {
                     outcomes.push(Some(vec![format!("invalid JSON-RPC message: {}", inv.reason)]));
@@ -262,12 +354,16 @@ impl Plugin {
                         method: "invalid".into(),
                         allowed: false,
                         reasons: vec![inv.reason.clone()],
+                        labels: Vec::new(),
                     });
                 }
             }
         }
         if outcomes.iter().all(Option::is_none) {
-            return (BodyAction::Forward, decided);
+            if !self.settings.hold_headers && !fwd.request_headers.is_empty() {
+                fwd.request_headers.clear();
+            }
+            return (BodyAction::Forward(fwd), decided);
         }
         let denied: Vec<usize> = outcomes
             .iter()
@@ -323,6 +419,15 @@ impl Plugin {
             }
         };
         (BodyAction::Reply(reply), decided)
+    }
+}
+
+fn decided_for(m: &Message<'_>, o: &Outcome) -> Decided {
+    Decided {
+        method: m.method().unwrap_or(m.kind.as_str()).to_string(),
+        allowed: o.allowed,
+        reasons: o.reasons.clone(),
+        labels: o.result.labels.clone(),
     }
 }
 
@@ -399,6 +504,26 @@ fn json_headers() -> Vec<(String, String)> {
     vec![("content-type".into(), "application/json".into())]
 }
 
+/// A denied tools/call answered as a tool result the model can read:
+/// `{"result":{"content":[{"type":"text","text":…}],"isError":true}}`, with
+/// `"resultType":"complete"` for protocol versions that require it
+/// (2026-07-28 on).
+pub fn tool_error_reply(status: u32, id_raw: &str, message: &str, modern: bool) -> LocalReply {
+    let mut result = serde_json::json!({
+        "content": [{"type": "text", "text": message}],
+        "isError": true,
+    });
+    if modern {
+        result["resultType"] = serde_json::Value::from("complete");
+    }
+    LocalReply {
+        status,
+        headers: json_headers(),
+        body: format!(r#"{{"jsonrpc":"2.0","id":{id_raw},"result":{result}}}"#).into_bytes(),
+        log: message.to_string(),
+    }
+}
+
 /// A local reply carrying one JSON-RPC error response.
 pub fn error_reply(
     status: u32,
@@ -471,7 +596,7 @@ deny contains "no pings" if input.mcp.method == "ping"
     fn reply(a: BodyAction) -> LocalReply {
         match a {
             BodyAction::Reply(r) => r,
-            BodyAction::Forward => panic!("expected a reply"),
+            BodyAction::Forward(_) => panic!("expected a reply"),
         }
     }
 
@@ -480,7 +605,7 @@ deny contains "no pings" if input.mcp.method == "ping"
         let mut p = plugin(POLICY);
         assert_eq!(p.on_request_headers(&post(), false), HeadersAction::Inspect);
         let (a, d) = p.on_request_body(&post(), br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"ls"}}"#);
-        assert_eq!(a, BodyAction::Forward);
+        assert_eq!(a, BodyAction::Forward(Forward::default()));
         assert!(d[0].allowed);
     }
 
@@ -520,7 +645,7 @@ deny contains "no pings" if input.mcp.method == "ping"
     #[test]
     fn transport_requests_are_decided_by_the_policy() {
         let mut p = plugin(POLICY);
-        assert_eq!(p.on_request_headers(&req("GET", &[]), true), HeadersAction::Forward);
+        assert_eq!(p.on_request_headers(&req("GET", &[]), true), HeadersAction::Forward(Forward::default()));
         match p.on_request_headers(&req("DELETE", &[]), true) {
             HeadersAction::Reply(r) => assert_eq!(r.status, 403),
             other => panic!("{other:?}"),
@@ -592,7 +717,7 @@ deny contains "no pings" if input.mcp.method == "ping"
     fn allowed_batch_is_forwarded() {
         let mut p = plugin(POLICY);
         let body = br#"[{"jsonrpc":"2.0","id":1,"method":"tools/list"},{"jsonrpc":"2.0","method":"notifications/initialized"}]"#;
-        assert_eq!(p.on_request_body(&post(), body).0, BodyAction::Forward);
+        assert_eq!(p.on_request_body(&post(), body).0, BodyAction::Forward(Forward::default()));
     }
 
     #[test]
@@ -600,6 +725,66 @@ deny contains "no pings" if input.mcp.method == "ping"
         let mut p = plugin("package mcp\nallow := false\n");
         let body = br#"[{"jsonrpc":"2.0","method":"notifications/initialized"}]"#;
         assert_eq!(reply(p.on_request_body(&post(), body).0).status, 403);
+    }
+
+    const FULL: &str = r#"package mcp
+import rego.v1
+default allow := true
+deny contains "no deletes" if input.mcp.tool.name == "delete_record"
+denial := {"as": "tool_result", "message": "deleting is not allowed here; ask an operator"} if input.mcp.tool.name == "delete_record"
+deny contains "no pings" if input.mcp.method == "ping"
+denial := {"code": 4003, "http_status": 403} if input.mcp.method == "ping"
+rewrite["limit"] := 100 if input.mcp.tool.arguments.limit > 100
+request_headers["x-mcp-tool"] := input.mcp.tool.name
+response_headers["x-policy"] := "full"
+labels contains "query" if input.mcp.tool.name == "query"
+"#;
+
+    #[test]
+    fn denial_as_a_tool_result() {
+        let mut p = plugin(FULL);
+        let r = reply(p.on_request_body(&post(), br#"{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"delete_record"}}"#).0);
+        assert_eq!(r.status, 200);
+        let j = body_json(&r);
+        assert_eq!(j["id"], 8);
+        assert_eq!(j["result"]["isError"], true);
+        assert_eq!(j["result"]["content"][0]["text"], "deleting is not allowed here; ask an operator");
+        assert!(r.headers.contains(&("x-policy".to_string(), "full".to_string())));
+    }
+
+    #[test]
+    fn denial_with_code_and_status() {
+        let mut p = plugin(FULL);
+        let r = reply(p.on_request_body(&post(), br#"{"jsonrpc":"2.0","id":9,"method":"ping"}"#).0);
+        assert_eq!(r.status, 403);
+        let j = body_json(&r);
+        assert_eq!((j["id"].as_i64(), j["error"]["code"].as_i64()), (Some(9), Some(4003)));
+        assert_eq!(j["error"]["message"], "Denied by policy: no pings");
+    }
+
+    #[test]
+    fn rewrite_headers_and_labels_on_allowed_calls() {
+        let mut p = plugin(FULL);
+        let (a, d) = p.on_request_body(&post(), br#"{"jsonrpc":"2.0","id":10,"method":"tools/call","params":{"name":"query","arguments":{"limit":5000,"q":"x"}}}"#);
+        let BodyAction::Forward(f) = a else { panic!("forwarded") };
+        let body: serde_json::Value = serde_json::from_slice(f.body.as_deref().unwrap()).unwrap();
+        assert_eq!(body["params"]["arguments"]["limit"], 100);
+        assert_eq!(body["params"]["arguments"]["q"], "x");
+        assert_eq!(f.request_headers, vec![("x-mcp-tool".to_string(), "query".to_string())]);
+        assert_eq!(f.response_headers, vec![("x-policy".to_string(), "full".to_string())]);
+        assert_eq!(d[0].labels, vec!["query".to_string()]);
+        // Within the limit: no rewrite, the body goes as it came.
+        let (a, _) = p.on_request_body(&post(), br#"{"jsonrpc":"2.0","id":11,"method":"tools/call","params":{"name":"query","arguments":{"limit":5}}}"#);
+        let BodyAction::Forward(f) = a else { panic!("forwarded") };
+        assert!(f.body.is_none());
+    }
+
+    #[test]
+    fn changes_need_held_headers() {
+        let cfg = serde_json::json!({"policy": {"modules": {"p.rego": FULL}}, "hold_headers": false});
+        let mut p = Plugin::from(Config::from_json(cfg.to_string().as_bytes()).unwrap());
+        let r = reply(p.on_request_body(&post(), br#"{"jsonrpc":"2.0","id":12,"method":"tools/call","params":{"name":"query","arguments":{"limit":5}}}"#).0);
+        assert!(body_json(&r)["error"]["message"].as_str().unwrap().contains("hold_headers"));
     }
 
     #[test]

@@ -135,9 +135,11 @@ class RecordingMiddleware:
 
     Keys: `kind` (request | notification | response | invalid), `id`, `method`,
     `name` (params.name: tools/call, prompts/get), `uri` (params.uri:
-    resources/read), and -- when the request carried them -- the HTTP headers
-    `protocol_version` (MCP-Protocol-Version), `session` (Mcp-Session-Id),
-    `mcp_method` (Mcp-Method), `mcp_name` (Mcp-Name, raw, possibly base64-wrapped).
+    resources/read), `arguments` (params.arguments), and -- when the request
+    carried them -- the HTTP headers `protocol_version` (MCP-Protocol-Version),
+    `session` (Mcp-Session-Id), `mcp_method` (Mcp-Method), `mcp_name` (Mcp-Name,
+    raw, possibly base64-wrapped), `x_headers` (every `x-mcp-*` header), plus
+    `content_length` (the header) and `body_length` (bytes actually received).
     A batch (JSON array) yields one line per element, each with `"batch": true`.
     GET (standalone SSE stream) and DELETE (session end) carry no JSON-RPC
     message and are not logged. Lines are flushed immediately, so a test can
@@ -185,9 +187,17 @@ class RecordingMiddleware:
         await self.app(scope, replay, send)
 
     def _record(self, body: bytes, scope: Scope) -> None:
-        headers = {
+        headers: dict[str, Any] = {
             self._HEADER_KEYS[k]: v.decode("latin-1") for k, v in scope.get("headers", []) if k in self._HEADER_KEYS
         }
+        # Headers a proxy added for this request (x-mcp-*), e.g. by policy.
+        extra = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])
+                 if k.startswith(b"x-mcp-")}
+        if extra:
+            headers["x_headers"] = extra
+        headers["content_length"] = next((int(v) for k, v in scope.get("headers", []) if k == b"content-length"),
+                                         None)
+        headers["body_length"] = len(body)
         try:
             decoded: Any = json.loads(body)
         except ValueError:
@@ -218,6 +228,8 @@ class RecordingMiddleware:
             for key in ("name", "uri"):
                 if isinstance(params.get(key), str):
                     entry[key] = params[key]
+            if isinstance(params.get("arguments"), dict):
+                entry["arguments"] = params["arguments"]
         return entry
 
 
