@@ -38,6 +38,8 @@ pub struct Needs {
     pub source: bool,
     pub connection: bool,
     pub xds: bool,
+    /// The policy reads `input.session` / `input.rate` or kills.
+    pub state: bool,
 }
 
 impl Needs {
@@ -47,6 +49,7 @@ impl Needs {
             source: true,
             connection: true,
             xds: true,
+            state: true,
         }
     }
 
@@ -61,6 +64,7 @@ impl Needs {
             n.source |= s.contains("source");
             n.connection |= s.contains("connection");
             n.xds |= s.contains("xds");
+            n.state |= s.contains("session") || s.contains("rate") || s.contains("kill");
         }
         n
     }
@@ -494,6 +498,6 @@ mod tests {
     #[test]
     fn needs_follow_the_policy_text() {
         let n = Needs::from_sources(["allow if input.identity.claims.role == \"x\""]);
-        assert!(n.identity && !n.source && !n.connection && !n.xds);
+        assert!(n.identity && !n.source && !n.connection && !n.xds && !n.state);
     }
 }

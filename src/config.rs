@@ -10,6 +10,7 @@
 //! so is a missing or non-compiling policy. See docs/configuration.md.
 
 use crate::attributes::Needs;
+use crate::state::SessionSettings;
 use crate::engine::{Policy, PolicyError, DEFAULT_MAX_INSTRUCTIONS};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -34,6 +35,8 @@ struct RawConfig {
     max_instructions: Option<u64>,
     #[serde(default)]
     hold_headers: Option<bool>,
+    #[serde(default)]
+    sessions: Option<SessionSettings>,
 }
 
 #[derive(Deserialize, Debug)]
@@ -59,6 +62,8 @@ pub struct Settings {
     /// never reaches the server, but the server sees a request start and
     /// then a reset.
     pub hold_headers: bool,
+    /// Session state: history, binding, rates, kills.
+    pub sessions: SessionSettings,
 }
 
 impl Default for Settings {
@@ -68,6 +73,7 @@ impl Default for Settings {
             deny_code: DEFAULT_DENY_CODE,
             max_instructions: DEFAULT_MAX_INSTRUCTIONS,
             hold_headers: true,
+            sessions: SessionSettings::default(),
         }
     }
 }
@@ -143,6 +149,10 @@ impl Config {
         }
         if let Some(h) = raw.hold_headers {
             settings.hold_headers = h;
+        }
+        if let Some(s) = raw.sessions {
+            s.validate().map_err(|message| ConfigError::Setting { key: "sessions", message })?;
+            settings.sessions = s;
         }
         if raw.policy.modules.is_empty() {
             return Err(ConfigError::Setting {

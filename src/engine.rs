@@ -28,8 +28,15 @@ const ENTRY_MODULE_NAME: &str = "<mcp-policy entry>";
 
 /// The optional decision outputs a policy may define besides `allow` and
 /// `deny` (docs/decision.md). Only those a module mentions are evaluated.
-pub const OPTIONAL_OUTPUTS: [&str; 5] =
-    ["denial", "rewrite", "request_headers", "response_headers", "labels"];
+pub const OPTIONAL_OUTPUTS: [&str; 7] = [
+    "denial",
+    "rewrite",
+    "request_headers",
+    "response_headers",
+    "labels",
+    "kill",
+    "clear_kill",
+];
 
 /// The entry module: one rule gathering the whole decision.
 fn entry_module(modules: &[(String, String)]) -> String {
@@ -147,6 +154,21 @@ pub struct PolicyResult {
     pub response_headers: Vec<(String, String)>,
     /// `labels`: recorded with the decision.
     pub labels: Vec<String>,
+    /// `kill`: deny this and every further message of the session (or
+    /// principal) until the kill expires or is cleared.
+    pub kill: Option<KillOrder>,
+    /// `clear_kill`: lift a kill on this session/principal (operators push
+    /// this through policy data).
+    pub clear_kill: bool,
+}
+
+/// The `kill` output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KillOrder {
+    pub reason: String,
+    /// Kill the principal (every session of it), not just the session.
+    pub principal: bool,
+    pub ttl_seconds: Option<u64>,
 }
 
 /// The `denial` output: the form of the answer to a denied message.
@@ -385,6 +407,8 @@ fn read_decision(out: &Value) -> Result<PolicyResult, String> {
     };
     r.request_headers = read_headers(&out["request_headers"], "request_headers")?;
     r.response_headers = read_headers(&out["response_headers"], "response_headers")?;
+    r.kill = read_kill(&out["kill"])?;
+    r.clear_kill = matches!(&out["clear_kill"], Value::Bool(true));
     r.labels = match &out["labels"] {
         Value::Undefined | Value::Null => Vec::new(),
         Value::Set(s) => s.iter().map(reason_text).collect(),
@@ -392,6 +416,46 @@ fn read_decision(out: &Value) -> Result<PolicyResult, String> {
         other => return Err(format!("`labels` must be a set of strings, got {}", type_name(other))),
     };
     Ok(r)
+}
+
+fn read_kill(v: &Value) -> Result<Option<KillOrder>, String> {
+    match v {
+        Value::Undefined | Value::Null | Value::Bool(false) => Ok(None),
+        Value::Bool(true) => Ok(Some(KillOrder {
+            reason: "killed by policy".into(),
+            principal: false,
+            ttl_seconds: None,
+        })),
+        Value::String(s) => Ok(Some(KillOrder {
+            reason: s.to_string(),
+            principal: false,
+            ttl_seconds: None,
+        })),
+        Value::Object(_) => {
+            let reason = match &v["reason"] {
+                Value::String(s) => s.to_string(),
+                Value::Undefined => "killed by policy".to_string(),
+                other => return Err(format!("`kill.reason` must be a string, got {}", type_name(other))),
+            };
+            let principal = match &v["scope"] {
+                Value::Undefined => false,
+                Value::String(s) if s.as_ref() == "session" => false,
+                Value::String(s) if s.as_ref() == "principal" => true,
+                other => return Err(format!("`kill.scope` must be \"session\" or \"principal\", got {other}")),
+            };
+            let ttl_seconds = match &v["ttl_seconds"] {
+                Value::Undefined => None,
+                n => Some(
+                    n.as_u64()
+                        .ok()
+                        .filter(|t| *t > 0)
+                        .ok_or_else(|| format!("`kill.ttl_seconds` must be a positive integer, got {n}"))?,
+                ),
+            };
+            Ok(Some(KillOrder { reason, principal, ttl_seconds }))
+        }
+        other => Err(format!("`kill` must be a string, true or an object, got {}", type_name(other))),
+    }
 }
 
 fn read_denial(v: &Value) -> Result<Denial, String> {

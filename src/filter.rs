@@ -21,9 +21,10 @@ use crate::attributes::{self, Attributes, Needs};
 use crate::config::Config;
 use crate::input::HttpRequest;
 use crate::pipeline::{error_reply, BodyAction, Decided, Forward, HeadersAction, LocalReply, Plugin};
+use crate::state::{Store, StoreError};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType};
+use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, Status};
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -42,6 +43,35 @@ fn log(level: LogLevel, message: &str) {
 
 fn property(path: Vec<&str>) -> Option<Vec<u8>> {
     hostcalls::get_property(path).ok().flatten()
+}
+
+/// Session state lives in the host's shared data: one store per Envoy
+/// process, shared by every worker's VM, updated with compare-and-swap.
+struct SharedData;
+
+impl Store for SharedData {
+    fn get(&self, key: &str) -> Option<(Vec<u8>, u32)> {
+        match hostcalls::get_shared_data(key) {
+            Ok((Some(v), Some(cas))) => Some((v, cas)),
+            Ok((None, Some(cas))) => Some((Vec::new(), cas)),
+            _ => None,
+        }
+    }
+
+    fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), StoreError> {
+        hostcalls::set_shared_data(key, Some(value), cas).map_err(|s| match s {
+            Status::CasMismatch => StoreError::CasMismatch,
+            other => StoreError::Failed(format!("shared data: {other:?}")),
+        })
+    }
+}
+
+fn now_ms() -> u64 {
+    hostcalls::get_current_time()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 struct Root {
@@ -221,7 +251,7 @@ impl Http {
             }
         };
         let (action, decided) = match plugin.try_borrow_mut() {
-            Ok(mut p) => p.on_request_body(&request, &body),
+            Ok(mut p) => p.on_request_body_with(&request, &body, Some((&SharedData, now_ms()))),
             Err(_) => return self.reply(unconfigured()),
         };
         log_allowed(&decided);

@@ -21,7 +21,9 @@ use crate::engine::{Policy, PolicyResult};
 use crate::input::{self, BatchPosition, HttpRequest};
 use crate::mcp::{self, Body, Kind, Message, ParseError};
 use crate::routing::{self, HEADER_MISMATCH};
+use crate::state::{Call, Record, States, Store, Update};
 use regorus::Value;
+use std::collections::BTreeMap;
 
 /// JSON-RPC: invalid JSON.
 pub const PARSE_ERROR: i64 = -32700;
@@ -155,8 +157,20 @@ impl Plugin {
         )
     }
 
-    /// Decide a complete request body.
+    /// Decide a complete request body, without session state.
     pub fn on_request_body(&mut self, http: &HttpRequest, body: &[u8]) -> (BodyAction, Vec<Decided>) {
+        self.on_request_body_with(http, body, None)
+    }
+
+    /// Decide a complete request body, with the host's shared store for
+    /// session history, binding, rates and kills (`store`, and the time in
+    /// milliseconds since the epoch).
+    pub fn on_request_body_with(
+        &mut self,
+        http: &HttpRequest,
+        body: &[u8],
+        store: Option<(&dyn Store, u64)>,
+    ) -> (BodyAction, Vec<Decided>) {
         if let Some(reply) = self.check_body_size(body.len()) {
             return (BodyAction::Reply(reply), Vec::new());
         }
@@ -179,9 +193,15 @@ impl Plugin {
             }
         };
         let shared = input::request_values(http);
+        let settings = self.settings.sessions.clone();
+        let keys = StateKeys::new(http, &routing);
+        let state = store
+            .filter(|_| self.needs.state || keys.bindable())
+            .map(|(store, now)| (States { store, settings: &settings, now }, keys));
+        let state = state.as_ref().map(|(st, k)| (st, k));
         match &parsed {
             Body::Single(m) => {
-                let mut o = self.decide(&shared, &routing, m, None);
+                let mut o = self.decide(&shared, &routing, m, None, state);
                 let mut fwd = Forward::default();
                 if o.allowed {
                     if let Err(reason) = self.mutations(m, body, &o.result, &mut fwd) {
@@ -201,7 +221,7 @@ impl Plugin {
                 };
                 (action, vec![d])
             }
-            Body::Batch(items) => self.decide_batch(&shared, &routing, items),
+            Body::Batch(items) => self.decide_batch(&shared, &routing, items, state),
         }
     }
 
@@ -211,8 +231,122 @@ impl Plugin {
         routing: &routing::Routing,
         m: &Message<'_>,
         batch: Option<BatchPosition>,
+        state: Option<(&States<'_>, &StateKeys)>,
     ) -> Outcome {
-        self.evaluate(input::for_message(http, routing, m, batch))
+        let Some((st, keys)) = state else {
+            return self.evaluate(input::for_message(http, routing, m, batch));
+        };
+        let now = st.now;
+        let session = keys.session.as_ref().and_then(|k| st.get(k));
+        let principal_rec = match (&keys.principal, &keys.session) {
+            (Some(p), Some(s)) if p == s => None,
+            (Some(p), _) => st.get(p),
+            _ => None,
+        };
+        // A session is bound to the principal that first used it: anyone
+        // else presenting its id is refused (session hijacking).
+        if let (Some(id), Some(rec)) = (&keys.session_id, &session) {
+            if let Some(bound) = &rec.principal {
+                if keys.principal.as_deref() != Some(bound.as_str()) {
+                    return Outcome {
+                        allowed: false,
+                        reasons: vec![format!(
+                            "session {id} belongs to another principal (Mcp-Session-Id presented by {})",
+                            keys.principal_shown()
+                        )],
+                        result: PolicyResult::default(),
+                    };
+                }
+            }
+        }
+        let mut shared: Vec<(&'static str, Value)> = http.to_vec();
+        if self.needs.state {
+            let empty = Record::default();
+            let srec = session.as_ref().unwrap_or(&empty);
+            let prec = if keys.principal == keys.session {
+                srec
+            } else {
+                principal_rec.as_ref().unwrap_or(&empty)
+            };
+            let window = st.settings.rate_window_seconds * 1000;
+            let tool = match m.method() {
+                Some("tools/call") => m.routing_name(),
+                _ => None,
+            };
+            if let Some(id) = keys.session_display() {
+                shared.push(("session", srec.session_value(&id, now)));
+            }
+            let mut rate = BTreeMap::new();
+            if keys.session.is_some() {
+                rate.insert(Value::from("session"), srec.rate_value(tool, now, window));
+            }
+            if keys.principal.is_some() {
+                rate.insert(Value::from("identity"), prec.rate_value(tool, now, window));
+            }
+            shared.push(("rate", Value::from(rate)));
+        }
+        let mut o = self.evaluate(input::for_message(&shared, routing, m, batch));
+        let killed = session
+            .as_ref()
+            .and_then(|r| r.kill(now).cloned())
+            .or_else(|| principal_rec.as_ref().and_then(|r| r.kill(now).cloned()));
+        if let Some(k) = &killed {
+            if !o.result.clear_kill {
+                o.allowed = false;
+                o.reasons = vec![format!("session killed: {}", k.reason)];
+            }
+        }
+        if let Some(order) = &o.result.kill {
+            o.allowed = false;
+            let already = killed.is_some() && !o.result.clear_kill;
+            if !already && !o.reasons.contains(&order.reason) {
+                o.reasons.push(order.reason.clone());
+            }
+        }
+        // Record the call (and any kill) under compare-and-swap.
+        let call = Call {
+            t: now,
+            method: m.method().unwrap_or(m.kind.as_str()).to_string(),
+            name: m.routing_name().map(str::to_string),
+            labels: o.result.labels.clone(),
+            allowed: o.allowed,
+        };
+        let ttl_ms = |order: &crate::engine::KillOrder| {
+            order.ttl_seconds.unwrap_or(st.settings.kill_ttl_seconds) * 1000
+        };
+        let kill_for = |principal: bool| {
+            o.result
+                .kill
+                .as_ref()
+                .filter(|k| k.principal == principal)
+                .map(|k| (k.reason.clone(), ttl_ms(k)))
+        };
+        let mut result = Ok(());
+        if let Some(key) = &keys.session {
+            let is_principal_key = keys.session == keys.principal;
+            result = st.update(
+                key,
+                &Update {
+                    call: Some(call.clone()),
+                    bind: keys.principal.as_deref().filter(|_| keys.session_id.is_some()),
+                    kill: if is_principal_key { o.result.kill.as_ref().map(|k| (k.reason.clone(), ttl_ms(k))) } else { kill_for(false) },
+                    clear_kill: o.result.clear_kill,
+                },
+            );
+        }
+        if let (Some(pkey), true) = (&keys.principal, keys.principal != keys.session) {
+            if result.is_ok() {
+                result = st.update(
+                    pkey,
+                    &Update { call: Some(call), bind: None, kill: kill_for(true), clear_kill: o.result.clear_kill },
+                );
+            }
+        }
+        if let Err(e) = result {
+            o.allowed = false;
+            o.reasons = vec![format!("session state unavailable: {e}")];
+        }
+        o
     }
 
     /// Evaluate; a policy error denies with the error as the reason.
@@ -328,6 +462,7 @@ impl Plugin {
         http: &[(&'static str, Value)],
         routing: &routing::Routing,
         items: &[Result<Message<'_>, mcp::Invalid>],
+        state: Option<(&States<'_>, &StateKeys)>,
     ) -> (BodyAction, Vec<Decided>) {
         let size = items.len();
         let mut decided = Vec::with_capacity(size);
@@ -336,7 +471,7 @@ impl Plugin {
         for (index, item) in items.iter().enumerate() {
             match item {
                 Ok(m) => {
-                    let mut o = self.decide(http, routing, m, Some(BatchPosition { index, size }));
+                    let mut o = self.decide(http, routing, m, Some(BatchPosition { index, size }), state);
                     if o.allowed && !o.result.rewrite.is_empty() {
                         o.allowed = false;
                         o.reasons = vec!["`rewrite` is not supported inside a JSON-RPC batch".into()];
@@ -419,6 +554,43 @@ impl Plugin {
             }
         };
         (BodyAction::Reply(reply), decided)
+    }
+}
+
+/// Which records a message touches: its session (`s:<Mcp-Session-Id>`, or
+/// for session-less traffic such as 2026-07-28, the principal's) and its
+/// principal's (`p:<principal>`, for per-identity rates and kills).
+pub struct StateKeys {
+    session_id: Option<String>,
+    session: Option<String>,
+    principal: Option<String>,
+    principal_raw: Option<String>,
+}
+
+impl StateKeys {
+    fn new(http: &HttpRequest, routing: &routing::Routing) -> StateKeys {
+        let principal_raw = http.attributes.principal();
+        let principal = principal_raw.as_ref().map(|p| format!("p:{p}"));
+        let session_id = routing.session_id.clone();
+        let session = session_id
+            .as_ref()
+            .map(|s| format!("s:{s}"))
+            .or_else(|| principal.clone());
+        StateKeys { session_id, session, principal, principal_raw }
+    }
+
+    /// Session binding applies: a session id and a principal.
+    fn bindable(&self) -> bool {
+        self.session_id.is_some() && self.principal.is_some()
+    }
+
+    fn principal_shown(&self) -> String {
+        self.principal_raw.clone().unwrap_or_else(|| "an unauthenticated caller".into())
+    }
+
+    /// `input.session.id`: the Mcp-Session-Id, else the principal.
+    fn session_display(&self) -> Option<String> {
+        self.session_id.clone().or_else(|| self.principal_raw.clone())
     }
 }
 
@@ -513,8 +685,8 @@ pub fn tool_error_reply(status: u32, id_raw: &str, message: &str, modern: bool) 
         "content": [{"type": "text", "text": message}],
         "isError": true,
     });
-    if modern {
-        result["resultType"] = serde_json::Value::from("complete");
+    if let (true, Some(o)) = (modern, result.as_object_mut()) {
+        o.insert("resultType".into(), serde_json::Value::from("complete"));
     }
     LocalReply {
         status,
@@ -785,6 +957,88 @@ labels contains "query" if input.mcp.tool.name == "query"
         let mut p = Plugin::from(Config::from_json(cfg.to_string().as_bytes()).unwrap());
         let r = reply(p.on_request_body(&post(), br#"{"jsonrpc":"2.0","id":12,"method":"tools/call","params":{"name":"query","arguments":{"limit":5}}}"#).0);
         assert!(body_json(&r)["error"]["message"].as_str().unwrap().contains("hold_headers"));
+    }
+
+    fn with_identity(sub: &str, session: Option<&str>) -> HttpRequest {
+        let mut h = vec![("content-type", "application/json")];
+        if let Some(s) = session {
+            h.push(("mcp-session-id", s));
+        }
+        let mut r = req("POST", &h);
+        r.attributes.jwt_claims = Some(Value::from_json_str(&format!(r#"{{"sub":"{sub}"}}"#)).unwrap());
+        r
+    }
+
+    fn call_body(id: u32, tool: &str) -> Vec<u8> {
+        format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"{tool}"}}}}"#).into_bytes()
+    }
+
+    fn run(p: &mut Plugin, store: &crate::state::MemoryStore, now: u64, http: &HttpRequest, body: &[u8]) -> Decided {
+        p.on_request_body_with(http, body, Some((store, now))).1.remove(0)
+    }
+
+    const FLOWS: &str = r#"package mcp
+import rego.v1
+default allow := true
+labels contains "sensitive_read" if input.mcp.tool.name == "read_db"
+labels contains "external_send" if input.mcp.tool.name == "send_email"
+deny contains "no external send after a sensitive read in this session" if {
+    "external_send" in labels
+    "sensitive_read" in input.session.labels
+}
+deny contains "too many get_record calls" if input.rate.identity.tools.get_record > 3
+kill := "runaway agent" if input.rate.identity.tools.get_record > 5
+clear_kill if input.mcp.tool.name == "operator_clear"
+"#;
+
+    #[test]
+    fn toxic_flow_across_a_session() {
+        let mut p = plugin(FLOWS);
+        let store = crate::state::MemoryStore::default();
+        let alice = with_identity("alice", Some("S1"));
+        assert!(run(&mut p, &store, 1000, &alice, &call_body(1, "send_email")).allowed);
+        assert!(run(&mut p, &store, 1001, &alice, &call_body(2, "read_db")).allowed);
+        let d = run(&mut p, &store, 1002, &alice, &call_body(3, "send_email"));
+        assert!(!d.allowed);
+        assert_eq!(d.reasons, vec!["no external send after a sensitive read in this session".to_string()]);
+        // Another session of the same person starts clean.
+        let other = with_identity("alice", Some("S2"));
+        assert!(run(&mut p, &store, 1003, &other, &call_body(4, "send_email")).allowed);
+    }
+
+    #[test]
+    fn sessions_are_bound_to_their_principal() {
+        let mut p = plugin(FLOWS);
+        let store = crate::state::MemoryStore::default();
+        assert!(run(&mut p, &store, 10, &with_identity("alice", Some("S9")), &call_body(1, "echo")).allowed);
+        let d = run(&mut p, &store, 11, &with_identity("mallory", Some("S9")), &call_body(2, "echo"));
+        assert!(!d.allowed);
+        assert!(d.reasons[0].contains("belongs to another principal"), "{:?}", d.reasons);
+        // Binding holds even for a policy that never mentions sessions.
+        let mut plain = plugin("package mcp\nallow := true\n");
+        assert!(run(&mut plain, &store, 12, &with_identity("bob", Some("S10")), &call_body(3, "echo")).allowed);
+        assert!(!run(&mut plain, &store, 13, &with_identity("eve", Some("S10")), &call_body(4, "echo")).allowed);
+    }
+
+    #[test]
+    fn rates_then_kill_then_operator_clear() {
+        let mut p = plugin(FLOWS);
+        let store = crate::state::MemoryStore::default();
+        let bot = with_identity("bot", None);
+        let mut outcomes = Vec::new();
+        for i in 0..7u32 {
+            outcomes.push(run(&mut p, &store, 5000 + u64::from(i), &bot, &call_body(i, "get_record")).allowed);
+        }
+        assert_eq!(outcomes, [true, true, true, false, false, false, false]);
+        // Killed: even an innocent call is refused, with the reason.
+        let d = run(&mut p, &store, 5100, &bot, &call_body(10, "echo"));
+        assert!(!d.allowed);
+        assert_eq!(d.reasons, vec!["session killed: runaway agent".to_string()]);
+        // The kill outlives the rate window...
+        assert!(!run(&mut p, &store, 200_000, &bot, &call_body(11, "echo")).allowed);
+        // ...until the operator's clear lifts it.
+        assert!(run(&mut p, &store, 200_001, &bot, &call_body(12, "operator_clear")).allowed);
+        assert!(run(&mut p, &store, 200_002, &bot, &call_body(13, "echo")).allowed);
     }
 
     #[test]
