@@ -40,6 +40,9 @@ pub struct Needs {
     pub xds: bool,
     /// The policy reads `input.session` / `input.rate` or kills.
     pub state: bool,
+    /// The policy reads `input.mcp.tool.definition` (tool facts learnt from
+    /// the upstream's tools/list answers, keyed by cluster).
+    pub definition: bool,
 }
 
 impl Needs {
@@ -50,6 +53,7 @@ impl Needs {
             connection: true,
             xds: true,
             state: true,
+            definition: true,
         }
     }
 
@@ -65,6 +69,11 @@ impl Needs {
             n.connection |= s.contains("connection");
             n.xds |= s.contains("xds");
             n.state |= s.contains("session") || s.contains("rate") || s.contains("kill");
+            n.definition |= s.contains("definition");
+        }
+        // Definitions are kept per upstream cluster.
+        if n.definition {
+            n.xds = true;
         }
         n
     }
@@ -150,12 +159,14 @@ pub fn jwt_payload(namespace: &Value) -> Option<Value> {
     }
 }
 
-/// A boolean property as hosts encode it (one byte, or a little-endian
-/// integer).
+/// A boolean property as hosts encode it: Envoy sends one byte (0 or 1),
+/// ngx_wasm_module the text `true` / `false`. Anything else is unknown, so a
+/// policy never reads `"false"` as true.
 pub fn decode_bool(bytes: &[u8]) -> Option<bool> {
     match bytes {
-        [] => None,
-        b => Some(b.iter().any(|&x| x != 0)),
+        [0] | b"false" => Some(false),
+        [1] | b"true" => Some(true),
+        _ => None,
     }
 }
 
@@ -496,8 +507,20 @@ mod tests {
     }
 
     #[test]
+    fn booleans_in_either_host_encoding() {
+        assert_eq!(decode_bool(&[1]), Some(true));
+        assert_eq!(decode_bool(&[0]), Some(false));
+        assert_eq!(decode_bool(b"true"), Some(true));
+        assert_eq!(decode_bool(b"false"), Some(false));
+        assert_eq!(decode_bool(b""), None);
+        assert_eq!(decode_bool(&[2, 0]), None);
+    }
+
+    #[test]
     fn needs_follow_the_policy_text() {
         let n = Needs::from_sources(["allow if input.identity.claims.role == \"x\""]);
-        assert!(n.identity && !n.source && !n.connection && !n.xds && !n.state);
+        assert!(n.identity && !n.source && !n.connection && !n.xds && !n.state && !n.definition);
+        let n = Needs::from_sources(["deny if input.mcp.tool.definition.annotations.destructiveHint"]);
+        assert!(n.definition && n.xds);
     }
 }

@@ -123,6 +123,8 @@ impl RootContext for Root {
             state: State::Pass,
             body_size: 0,
             response_headers: Vec::new(),
+            watch: None,
+            watcher: None,
         }))
     }
 
@@ -149,6 +151,9 @@ struct Http {
     body_size: usize,
     /// Headers the policy asked to set on the response.
     response_headers: Vec<(String, String)>,
+    /// A forwarded tools/list whose answer is to be learnt from.
+    watch: Option<crate::pipeline::ToolsWatch>,
+    watcher: Option<(crate::tools::Watcher, crate::pipeline::ToolsWatch)>,
 }
 
 /// Read the request attributes the policy can use.
@@ -225,6 +230,7 @@ impl Http {
             let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, k, Some(v));
         }
         self.response_headers = f.response_headers;
+        self.watch = f.watch;
         self.state = State::Pass;
         Action::Continue
     }
@@ -350,6 +356,38 @@ impl HttpContext for Http {
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         for (k, v) in std::mem::take(&mut self.response_headers) {
             let _ = hostcalls::set_map_value(MapType::HttpResponseHeaders, &k, Some(&v));
+        }
+        if let Some(w) = self.watch.take() {
+            let ct = hostcalls::get_map_value_bytes(MapType::HttpResponseHeaders, "content-type")
+                .ok()
+                .flatten()
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default();
+            self.watcher = crate::tools::Watcher::new(&w.id_raw, &ct).map(|watcher| (watcher, w));
+        }
+        Action::Continue
+    }
+
+    /// Responses pass through untouched; a tools/list answer is read as it
+    /// goes by, to learn the tool definitions.
+    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if let Some((watcher, _)) = self.watcher.as_mut() {
+            if body_size > 0 {
+                if let Ok(Some(chunk)) = hostcalls::get_buffer(BufferType::HttpResponseBody, 0, body_size) {
+                    watcher.feed(&chunk);
+                }
+            }
+            if end_of_stream {
+                if let Some((watcher, w)) = self.watcher.take() {
+                    if let Some(tools) = watcher.finish() {
+                        crate::tools::remember(&SharedData, &w.upstream, &tools, w.replace);
+                        log(
+                            LogLevel::Debug,
+                            &format!("mcp-policy: learnt {} tool definition(s) from {}", tools.len(), w.upstream),
+                        );
+                    }
+                }
+            }
         }
         Action::Continue
     }

@@ -105,11 +105,29 @@ pub fn for_message(
     msg: &Message<'_>,
     batch: Option<BatchPosition>,
 ) -> Value {
+    for_message_with(shared, routing, msg, batch, None)
+}
+
+/// `input` for a message, with the called tool's definition as the
+/// upstream listed it (`input.mcp.tool.definition`).
+pub fn for_message_with(
+    shared: &[(&'static str, Value)],
+    routing: &Routing,
+    msg: &Message<'_>,
+    batch: Option<BatchPosition>,
+    definition: Option<Value>,
+) -> Value {
     let mut m: BTreeMap<Value, Value> = shared
         .iter()
         .map(|(k, v)| (Value::from(*k), v.clone()))
         .collect();
-    m.insert(Value::from("mcp"), mcp_value(routing, msg, batch));
+    let mut mcp = mcp_value(routing, msg, batch);
+    if let (Some(def), Ok(o)) = (definition, mcp.as_object_mut()) {
+        if let Some(Ok(tool)) = o.get_mut(&Value::from("tool")).map(Value::as_object_mut) {
+            tool.insert(Value::from("definition"), def);
+        }
+    }
+    m.insert(Value::from("mcp"), mcp);
     Value::from(m)
 }
 

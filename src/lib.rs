@@ -22,7 +22,14 @@ pub mod mcp;
 pub mod pipeline;
 pub mod regotest;
 pub mod rewrite;
+pub mod state;
+pub mod tools;
 pub mod routing;
+pub mod sse;
 
 #[cfg(target_arch = "wasm32")]
 mod filter;
+
+/// The `mcp-policy` command-line tool (native builds with feature `cli`).
+#[cfg(all(feature = "cli", not(target_arch = "wasm32")))]
+pub mod cli;

@@ -40,9 +40,22 @@ pub struct LocalReply {
     pub log: String,
 }
 
+/// Watch the answer to a forwarded `tools/list` and remember the tools.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolsWatch {
+    /// The request's id, as written.
+    pub id_raw: String,
+    /// The upstream the definitions belong to.
+    pub upstream: String,
+    /// A first page (no cursor): the list replaces what was known.
+    pub replace: bool,
+}
+
 /// What to change on a request that is forwarded.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Forward {
+    /// Watch the response for tool definitions.
+    pub watch: Option<ToolsWatch>,
     /// The body to send instead (argument rewriting); `None`: unchanged.
     pub body: Option<Vec<u8>>,
     /// Headers to set on the request upstream.
@@ -199,14 +212,27 @@ impl Plugin {
             .filter(|_| self.needs.state || keys.bindable())
             .map(|(store, now)| (States { store, settings: &settings, now }, keys));
         let state = state.as_ref().map(|(st, k)| (st, k));
+        let defs = store
+            .filter(|_| self.needs.definition)
+            .map(|(s, _)| (s, upstream_of(http)));
+        let defs = defs.as_ref().map(|(s, u)| (*s, u.as_str()));
         match &parsed {
             Body::Single(m) => {
-                let mut o = self.decide(&shared, &routing, m, None, state);
+                let mut o = self.decide(&shared, &routing, m, None, state, defs);
                 let mut fwd = Forward::default();
                 if o.allowed {
                     if let Err(reason) = self.mutations(m, body, &o.result, &mut fwd) {
                         o.allowed = false;
                         o.reasons = vec![reason];
+                    }
+                }
+                if o.allowed && m.method() == Some("tools/list") {
+                    if let (Some((_, upstream)), Some(id)) = (defs, m.id_raw) {
+                        fwd.watch = Some(ToolsWatch {
+                            id_raw: id.get().to_string(),
+                            upstream: upstream.to_string(),
+                            replace: m.params["cursor"] == Value::Undefined,
+                        });
                     }
                 }
                 let d = decided_for(m, &o);
@@ -221,7 +247,7 @@ impl Plugin {
                 };
                 (action, vec![d])
             }
-            Body::Batch(items) => self.decide_batch(&shared, &routing, items, state),
+            Body::Batch(items) => self.decide_batch(&shared, &routing, items, state, defs),
         }
     }
 
@@ -232,9 +258,16 @@ impl Plugin {
         m: &Message<'_>,
         batch: Option<BatchPosition>,
         state: Option<(&States<'_>, &StateKeys)>,
+        defs: Option<(&dyn Store, &str)>,
     ) -> Outcome {
+        let definition = match (defs, m.method(), m.routing_name()) {
+            (Some((store, upstream)), Some("tools/call"), Some(name)) => {
+                crate::tools::definition(store, upstream, name)
+            }
+            _ => None,
+        };
         let Some((st, keys)) = state else {
-            return self.evaluate(input::for_message(http, routing, m, batch));
+            return self.evaluate(input::for_message_with(http, routing, m, batch, definition));
         };
         let now = st.now;
         let session = keys.session.as_ref().and_then(|k| st.get(k));
@@ -285,7 +318,7 @@ impl Plugin {
             }
             shared.push(("rate", Value::from(rate)));
         }
-        let mut o = self.evaluate(input::for_message(&shared, routing, m, batch));
+        let mut o = self.evaluate(input::for_message_with(&shared, routing, m, batch, definition));
         let killed = session
             .as_ref()
             .and_then(|r| r.kill(now).cloned())
@@ -405,6 +438,7 @@ impl Plugin {
             // A bodyless request's headers are still held at this point, so
             // request headers can be set in either hold_headers mode.
             return Ok(Forward {
+                watch: None,
                 body: None,
                 request_headers: o.result.request_headers,
                 response_headers: o.result.response_headers,
@@ -463,6 +497,7 @@ impl Plugin {
         routing: &routing::Routing,
         items: &[Result<Message<'_>, mcp::Invalid>],
         state: Option<(&States<'_>, &StateKeys)>,
+        defs: Option<(&dyn Store, &str)>,
     ) -> (BodyAction, Vec<Decided>) {
         let size = items.len();
         let mut decided = Vec::with_capacity(size);
@@ -471,7 +506,7 @@ impl Plugin {
         for (index, item) in items.iter().enumerate() {
             match item {
                 Ok(m) => {
-                    let mut o = self.decide(http, routing, m, Some(BatchPosition { index, size }), state);
+                    let mut o = self.decide(http, routing, m, Some(BatchPosition { index, size }), state, defs);
                     if o.allowed && !o.result.rewrite.is_empty() {
                         o.allowed = false;
                         o.reasons = vec!["`rewrite` is not supported inside a JSON-RPC batch".into()];
@@ -592,6 +627,14 @@ impl StateKeys {
     fn session_display(&self) -> Option<String> {
         self.session_id.clone().or_else(|| self.principal_raw.clone())
     }
+}
+
+/// The upstream a request goes to: its cluster, else its authority.
+pub fn upstream_of(http: &HttpRequest) -> String {
+    http.attributes
+        .cluster_name
+        .clone()
+        .unwrap_or_else(|| http.host.clone())
 }
 
 fn decided_for(m: &Message<'_>, o: &Outcome) -> Decided {

@@ -1,0 +1,165 @@
+//! An incremental parser for `text/event-stream` (Server-Sent Events), as
+//! MCP's Streamable HTTP transport uses it: bytes arrive in chunks split
+//! anywhere (inside a line, inside a CRLF, inside a UTF-8 sequence); events
+//! end at a blank line; `data:` lines of one event are joined with `\n`;
+//! `event:`, `id:` and `retry:` are kept; comment lines (`:`) are ignored.
+//!
+//! Memory is bounded: an event larger than `max_event_bytes` is reported
+//! as an error and the parser stops (the caller fails closed).
+
+/// One dispatched event.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Event {
+    pub event: Option<String>,
+    pub id: Option<String>,
+    pub retry: Option<u64>,
+    pub data: String,
+}
+
+#[derive(Debug)]
+pub struct Parser {
+    line: Vec<u8>,
+    /// The previous chunk ended with `\r`: a `\n` at the start of the next
+    /// one belongs to the same line ending.
+    after_cr: bool,
+    current: Event,
+    has_data: bool,
+    event_bytes: usize,
+    max_event_bytes: usize,
+    failed: bool,
+}
+
+impl Parser {
+    pub fn new(max_event_bytes: usize) -> Parser {
+        Parser {
+            line: Vec::new(),
+            after_cr: false,
+            current: Event::default(),
+            has_data: false,
+            event_bytes: 0,
+            max_event_bytes,
+            failed: false,
+        }
+    }
+
+    /// Feed a chunk; returns the events it completed.
+    pub fn feed(&mut self, chunk: &[u8]) -> Result<Vec<Event>, String> {
+        if self.failed {
+            return Err("event stream already failed".into());
+        }
+        let mut out = Vec::new();
+        for &b in chunk {
+            if self.after_cr {
+                self.after_cr = false;
+                if b == b'\n' {
+                    continue;
+                }
+            }
+            match b {
+                b'\r' => {
+                    self.after_cr = true;
+                    self.end_line(&mut out)?;
+                }
+                b'\n' => self.end_line(&mut out)?,
+                _ => {
+                    self.line.push(b);
+                    self.event_bytes += 1;
+                    if self.event_bytes > self.max_event_bytes {
+                        self.failed = true;
+                        return Err(format!(
+                            "an SSE event exceeds {} bytes",
+                            self.max_event_bytes
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn end_line(&mut self, out: &mut Vec<Event>) -> Result<(), String> {
+        let line = std::mem::take(&mut self.line);
+        if line.is_empty() {
+            if self.has_data {
+                out.push(std::mem::take(&mut self.current));
+            } else {
+                self.current = Event::default();
+            }
+            self.has_data = false;
+            self.event_bytes = 0;
+            return Ok(());
+        }
+        if line.first() == Some(&b':') {
+            return Ok(());
+        }
+        let text = String::from_utf8(line).map_err(|_| {
+            self.failed = true;
+            "an SSE line is not UTF-8".to_string()
+        })?;
+        let (field, value) = match text.split_once(':') {
+            Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
+            None => (text.as_str(), ""),
+        };
+        match field {
+            "data" => {
+                if self.has_data {
+                    self.current.data.push('\n');
+                }
+                self.current.data.push_str(value);
+                self.has_data = true;
+            }
+            "event" => self.current.event = Some(value.to_string()),
+            "id" if !value.contains('\0') => self.current.id = Some(value.to_string()),
+            "retry" => self.current.retry = value.parse().ok(),
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all_at_once(s: &str) -> Vec<Event> {
+        Parser::new(1 << 20).feed(s.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn events_fields_and_multiline_data() {
+        let e = all_at_once("event: message\r\nid: 7\r\nretry: 1500\r\ndata: {\"a\":\r\ndata: 1}\r\n\r\n: comment\n\ndata: x\n\n");
+        assert_eq!(e.len(), 2);
+        assert_eq!(e[0].event.as_deref(), Some("message"));
+        assert_eq!(e[0].id.as_deref(), Some("7"));
+        assert_eq!(e[0].retry, Some(1500));
+        assert_eq!(e[0].data, "{\"a\":\n1}");
+        assert_eq!(e[1].data, "x");
+    }
+
+    #[test]
+    fn split_anywhere_gives_the_same_events() {
+        let stream = "event: message\r\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"t\":\"é\"}}\r\n\r\ndata: second\n\n";
+        let whole = all_at_once(stream);
+        let bytes = stream.as_bytes();
+        for split in 0..bytes.len() {
+            let mut p = Parser::new(1 << 20);
+            let mut got = p.feed(&bytes[..split]).unwrap();
+            got.extend(p.feed(&bytes[split..]).unwrap());
+            assert_eq!(got, whole, "split at {split}");
+        }
+        // One byte at a time.
+        let mut p = Parser::new(1 << 20);
+        let mut got = Vec::new();
+        for b in bytes {
+            got.extend(p.feed(&[*b]).unwrap());
+        }
+        assert_eq!(got, whole);
+    }
+
+    #[test]
+    fn oversized_events_fail_closed() {
+        let mut p = Parser::new(10);
+        assert!(p.feed(b"data: 0123456789abcdef\n\n").is_err());
+        assert!(p.feed(b"data: x\n\n").is_err());
+    }
+}
