@@ -14,7 +14,11 @@ WASM_TARGET := wasm32-wasip1
 # start listens on 127.0.0.1 only.
 PYTEST_ARGS ?= -q
 
-.PHONY: all setup build test unit lint e2e run envoy-config check-envoy-config clean
+PQ_CLIENT_MANIFEST := tools/pq-client/Cargo.toml
+VERSION     := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+
+.PHONY: all setup build test unit lint e2e run envoy-config check-envoy-config clean \
+	pq-client mesh-config check-mesh-config mesh-certs oci
 
 all: build
 
@@ -54,8 +58,13 @@ check-envoy-config: setup
 	$(PY) tools/envoy_config.py --policy-dir policies --wasm $(WASM) \
 		--listen-port 10000 --upstream-port 8000 --admin-port 9901 --check envoy/envoy.yaml
 
-e2e: setup build
+e2e: setup build pq-client
 	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+# A small rustls client that offers X25519MLKEM768 (post-quantum hybrid key
+# exchange) for the TLS tests; a separate crate, not part of the module.
+pq-client:
+	cargo build --release --manifest-path $(PQ_CLIENT_MANIFEST) --target-dir target/pq-client
 
 test: setup build lint unit e2e
 
@@ -69,6 +78,20 @@ run: setup build
 envoy-config: setup
 	$(PY) tools/envoy_config.py --policy-dir policies --wasm $(WASM) \
 		--listen-port 10000 --upstream-port 8000 --admin-port 9901 -o envoy/envoy.yaml
+
+# Mesh configurations (envoy/*.yaml besides envoy.yaml) and their inputs.
+mesh-config: setup
+	$(PY) tools/mesh_config.py
+
+check-mesh-config: setup
+	$(PY) tools/mesh_config.py --check
+
+mesh-certs: setup
+	$(PY) tools/gen_certs.py --out build/mesh/certs
+
+# The module as an OCI image in the layout Istio's WasmPlugin pulls (oci://).
+oci: setup build
+	$(PY) tools/build_oci.py --wasm $(WASM) --out build/oci/mcp-policy --tag $(VERSION) --archive build/oci/mcp-policy.tar
 
 clean:
 	cargo clean
