@@ -37,6 +37,18 @@ struct RawConfig {
     hold_headers: Option<bool>,
     #[serde(default)]
     sessions: Option<SessionSettings>,
+    #[serde(default)]
+    debug: Option<DebugSettings>,
+}
+
+/// Fault injection for testing how the host handles a failing module
+/// (`failure_policy`). Never set in production.
+#[derive(Deserialize, Debug, Clone, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DebugSettings {
+    /// A request carrying this header makes the module trap (the VM fails).
+    #[serde(default)]
+    pub trap_header: Option<String>,
 }
 
 #[derive(Deserialize, Debug)]
@@ -64,6 +76,8 @@ pub struct Settings {
     pub hold_headers: bool,
     /// Session state: history, binding, rates, kills.
     pub sessions: SessionSettings,
+    /// Fault injection (testing only).
+    pub debug: DebugSettings,
 }
 
 impl Default for Settings {
@@ -74,6 +88,7 @@ impl Default for Settings {
             max_instructions: DEFAULT_MAX_INSTRUCTIONS,
             hold_headers: true,
             sessions: SessionSettings::default(),
+            debug: DebugSettings::default(),
         }
     }
 }
@@ -149,6 +164,17 @@ impl Config {
         }
         if let Some(h) = raw.hold_headers {
             settings.hold_headers = h;
+        }
+        if let Some(d) = raw.debug {
+            if d.trap_header.as_deref().is_some_and(str::is_empty) {
+                return Err(ConfigError::Setting {
+                    key: "debug.trap_header",
+                    message: "must be a header name".into(),
+                });
+            }
+            settings.debug = DebugSettings {
+                trap_header: d.trap_header.map(|h| h.to_ascii_lowercase()),
+            };
         }
         if let Some(s) = raw.sessions {
             s.validate().map_err(|message| ConfigError::Setting { key: "sessions", message })?;

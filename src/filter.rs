@@ -301,10 +301,18 @@ impl HttpContext for Http {
             return self.reply(unconfigured());
         };
         let mut request = HttpRequest::from_headers(headers);
-        let (needs, hold) = match plugin.try_borrow() {
-            Ok(p) => (p.needs, p.settings.hold_headers),
+        let (needs, hold, trap) = match plugin.try_borrow() {
+            Ok(p) => (p.needs, p.settings.hold_headers, p.settings.debug.trap_header.clone()),
             Err(_) => return self.reply(unconfigured()),
         };
+        if let Some(h) = trap {
+            if request.header(&h).is_some() {
+                // Fault injection (configuration `debug.trap_header`): fail
+                // the VM so the host's failure_policy can be observed.
+                log(LogLevel::Critical, "mcp-policy: debug.trap_header present: trapping the VM");
+                core::arch::wasm32::unreachable();
+            }
+        }
         request.attributes = read_attributes(needs);
         let action = match plugin.try_borrow_mut() {
             Ok(mut p) => p.on_request_headers(&request, end_of_stream),
