@@ -125,6 +125,7 @@ impl RootContext for Root {
             response_headers: Vec::new(),
             watch: None,
             watcher: None,
+            bind_on_response: None,
         }))
     }
 
@@ -154,6 +155,9 @@ struct Http {
     /// A forwarded tools/list whose answer is to be learnt from.
     watch: Option<crate::pipeline::ToolsWatch>,
     watcher: Option<(crate::tools::Watcher, crate::pipeline::ToolsWatch)>,
+    /// The principal of an `initialize`: the session id the server mints is
+    /// bound to it.
+    bind_on_response: Option<String>,
 }
 
 /// Read the request attributes the policy can use.
@@ -231,6 +235,7 @@ impl Http {
         }
         self.response_headers = f.response_headers;
         self.watch = f.watch;
+        self.bind_on_response = f.bind_on_response;
         self.state = State::Pass;
         Action::Continue
     }
@@ -315,7 +320,7 @@ impl HttpContext for Http {
         }
         request.attributes = read_attributes(needs);
         let action = match plugin.try_borrow_mut() {
-            Ok(mut p) => p.on_request_headers(&request, end_of_stream),
+            Ok(mut p) => p.on_request_headers_with(&request, end_of_stream, Some((&SharedData, now_ms()))),
             Err(_) => return self.reply(unconfigured()),
         };
         match action {
@@ -364,6 +369,19 @@ impl HttpContext for Http {
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         for (k, v) in std::mem::take(&mut self.response_headers) {
             let _ = hostcalls::set_map_value(MapType::HttpResponseHeaders, &k, Some(&v));
+        }
+        if let Some(principal) = self.bind_on_response.take() {
+            let minted = hostcalls::get_map_value_bytes(MapType::HttpResponseHeaders, "mcp-session-id")
+                .ok()
+                .flatten()
+                .and_then(|b| String::from_utf8(b).ok());
+            if let (Some(id), Some(plugin)) = (minted, self.plugin.as_ref()) {
+                if let Ok(p) = plugin.try_borrow() {
+                    if let Err(e) = p.bind_session(&SharedData, now_ms(), &id, &principal) {
+                        log(LogLevel::Warn, &format!("mcp-policy: could not bind session {id}: {e}"));
+                    }
+                }
+            }
         }
         if let Some(w) = self.watch.take() {
             let ct = hostcalls::get_map_value_bytes(MapType::HttpResponseHeaders, "content-type")

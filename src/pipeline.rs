@@ -56,6 +56,9 @@ pub struct ToolsWatch {
 pub struct Forward {
     /// Watch the response for tool definitions.
     pub watch: Option<ToolsWatch>,
+    /// An `initialize` by this principal: bind the session id the server
+    /// mints in its response to it.
+    pub bind_on_response: Option<String>,
     /// The body to send instead (argument rewriting); `None`: unchanged.
     pub body: Option<Vec<u8>>,
     /// Headers to set on the request upstream.
@@ -124,6 +127,18 @@ impl Plugin {
     /// Decide what to do once the request headers are known.
     /// `end_of_stream`: the request has no body.
     pub fn on_request_headers(&mut self, http: &HttpRequest, end_of_stream: bool) -> HeadersAction {
+        self.on_request_headers_with(http, end_of_stream, None)
+    }
+
+    /// As [`Plugin::on_request_headers`], with the shared store, so a
+    /// transport request (GET stream, DELETE) presenting a session id is
+    /// checked against the session's bound principal.
+    pub fn on_request_headers_with(
+        &mut self,
+        http: &HttpRequest,
+        end_of_stream: bool,
+        store: Option<(&dyn Store, u64)>,
+    ) -> HeadersAction {
         if let Some(reply) = check_encoding(http) {
             return HeadersAction::Reply(reply);
         }
@@ -131,6 +146,9 @@ impl Plugin {
         if end_of_stream && !is_post {
             // GET (SSE stream), DELETE (end of session), OPTIONS, HEAD…: no
             // MCP message; the policy decides on the HTTP request alone.
+            if let Some(reply) = self.check_transport_binding(http, store) {
+                return HeadersAction::Reply(reply);
+            }
             return match self.decide_transport(http) {
                 Ok(fwd) => HeadersAction::Forward(fwd),
                 Err(reply) => HeadersAction::Reply(reply),
@@ -226,6 +244,9 @@ impl Plugin {
                         o.reasons = vec![reason];
                     }
                 }
+                if o.allowed && m.method() == Some("initialize") && routing.session_id.is_none() {
+                    fwd.bind_on_response = http.attributes.principal();
+                }
                 if o.allowed && m.method() == Some("tools/list") {
                     if let (Some((_, upstream)), Some(id)) = (defs, m.id_raw) {
                         fwd.watch = Some(ToolsWatch {
@@ -280,7 +301,7 @@ impl Plugin {
         // else presenting its id is refused (session hijacking).
         if let (Some(id), Some(rec)) = (&keys.session_id, &session) {
             if let Some(bound) = &rec.principal {
-                if keys.principal.as_deref() != Some(bound.as_str()) {
+                if keys.principal_raw.as_deref() != Some(bound.as_str()) {
                     return Outcome {
                         allowed: false,
                         reasons: vec![format!(
@@ -361,7 +382,7 @@ impl Plugin {
                 key,
                 &Update {
                     call: Some(call.clone()),
-                    bind: keys.principal.as_deref().filter(|_| keys.session_id.is_some()),
+                    bind: keys.principal_raw.as_deref().filter(|_| keys.session_id.is_some()),
                     kill: if is_principal_key { o.result.kill.as_ref().map(|k| (k.reason.clone(), ttl_ms(k))) } else { kill_for(false) },
                     clear_kill: o.result.clear_kill,
                 },
@@ -432,6 +453,38 @@ impl Plugin {
         Ok(())
     }
 
+    /// A transport request (no body) on a session bound to someone else.
+    fn check_transport_binding(&self, http: &HttpRequest, store: Option<(&dyn Store, u64)>) -> Option<LocalReply> {
+        let (store, now) = store?;
+        let routing = routing::read(&http.headers).ok()?;
+        let keys = StateKeys::new(http, &routing);
+        let (id, key) = (keys.session_id.as_ref()?, keys.session.as_ref()?);
+        let settings = &self.settings.sessions;
+        let rec = States { store, settings, now }.get(key)?;
+        let bound = rec.principal.as_ref()?;
+        if keys.principal_raw.as_deref() == Some(bound.as_str()) {
+            return None;
+        }
+        let reason = format!(
+            "session {id} belongs to another principal (Mcp-Session-Id presented by {})",
+            keys.principal_shown()
+        );
+        let reasons = [reason];
+        let mut reply = error_reply(403, None, self.settings.deny_code, &denial_message(&reasons), Some(&reasons));
+        reply.log = format!("denied {} {}: {}", http.method, http.path, reasons.join("; "));
+        Some(reply)
+    }
+
+    /// Bind a session id the server just minted (in its answer to an
+    /// `initialize`) to the principal that asked.
+    pub fn bind_session(&self, store: &dyn Store, now: u64, session_id: &str, principal: &str) -> Result<(), String> {
+        let settings = &self.settings.sessions;
+        States { store, settings, now }.update(
+            &format!("s:{session_id}"),
+            &Update { call: None, bind: Some(principal), kill: None, clear_kill: false },
+        )
+    }
+
     fn decide_transport(&mut self, http: &HttpRequest) -> Result<Forward, LocalReply> {
         let o = self.evaluate(input::for_transport(&input::request_values(http)));
         if o.allowed {
@@ -439,6 +492,7 @@ impl Plugin {
             // request headers can be set in either hold_headers mode.
             return Ok(Forward {
                 watch: None,
+                bind_on_response: None,
                 body: None,
                 request_headers: o.result.request_headers,
                 response_headers: o.result.response_headers,
@@ -1061,6 +1115,32 @@ clear_kill if input.mcp.tool.name == "operator_clear"
         let mut plain = plugin("package mcp\nallow := true\n");
         assert!(run(&mut plain, &store, 12, &with_identity("bob", Some("S10")), &call_body(3, "echo")).allowed);
         assert!(!run(&mut plain, &store, 13, &with_identity("eve", Some("S10")), &call_body(4, "echo")).allowed);
+    }
+
+    #[test]
+    fn binding_at_initialize_and_on_transport_requests() {
+        let mut p = plugin("package mcp\nallow := true\n");
+        let store = crate::state::MemoryStore::default();
+        let init = br#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"c","version":"1"}}}"#;
+        let (a, _) = p.on_request_body_with(&with_identity("alice", None), init, Some((&store, 1)));
+        let BodyAction::Forward(f) = a else { panic!("forwarded") };
+        let principal = f.bind_on_response.expect("bind on response");
+        // The server minted S20 for alice; mallory's GET stream on it is refused.
+        p.bind_session(&store, 2, "S20", &principal).unwrap();
+        let mut get = req("GET", &[("mcp-session-id", "S20")]);
+        get.attributes.jwt_claims = Some(Value::from_json_str(r#"{"sub":"mallory"}"#).unwrap());
+        match p.on_request_headers_with(&get, true, Some((&store, 3))) {
+            HeadersAction::Reply(r) => {
+                assert_eq!(r.status, 403);
+                assert!(String::from_utf8_lossy(&r.body).contains("belongs to another principal"));
+            }
+            other => panic!("{other:?}"),
+        }
+        get.attributes.jwt_claims = Some(Value::from_json_str(r#"{"sub":"alice"}"#).unwrap());
+        assert!(matches!(p.on_request_headers_with(&get, true, Some((&store, 4))), HeadersAction::Forward(_)));
+        // And her first message on the session is hers.
+        assert!(run(&mut p, &store, 5, &with_identity("alice", Some("S20")), &call_body(1, "echo")).allowed);
+        assert!(!run(&mut p, &store, 6, &with_identity("mallory", Some("S20")), &call_body(2, "echo")).allowed);
     }
 
     #[test]

@@ -170,3 +170,33 @@ def test_rate_limit_then_kill_per_principal(stack: Any, keys: dict[str, Any]) ->
             return text_of(await c.call_tool("add", {"a": 2, "b": 2}))
 
     assert anyio.run(other) == "4"
+
+
+def test_session_is_bound_when_minted_and_guards_the_get_stream(stack: Any, keys: dict[str, Any]) -> None:
+    """The session id the server mints in its answer to alice's initialize is
+    bound to alice at once; mallory cannot open its GET stream (which would
+    carry server-to-client messages) or end it with DELETE."""
+    server, envoy = stack
+    alice = token(keys, sub="alice-2")
+    body = {"jsonrpc": "2.0", "id": 0, "method": "initialize",
+            "params": {"protocolVersion": "2025-11-25", "capabilities": {},
+                       "clientInfo": {"name": "raw", "version": "1"}}}
+    headers = {"content-type": "application/json", "accept": "application/json, text/event-stream",
+               "authorization": f"Bearer {alice}"}
+    with httpx.stream("POST", envoy.url, content=json.dumps(body), headers=headers, timeout=15) as r:
+        assert r.status_code == 200
+        session = r.headers["mcp-session-id"]
+        r.read()
+
+    def transport(method: str, bearer: str) -> int:
+        h = {"accept": "text/event-stream", "mcp-session-id": session,
+             "mcp-protocol-version": "2025-11-25", "authorization": f"Bearer {bearer}"}
+        with httpx.stream(method, envoy.url, headers=h, timeout=15) as resp:
+            return resp.status_code
+
+    mallory = token(keys, sub="mallory-2")
+    assert transport("GET", mallory) == 403
+    assert transport("DELETE", mallory) == 403
+    # Before alice ever used it, the session is already hers.
+    assert transport("GET", alice) == 200
+    assert transport("DELETE", alice) != 403
