@@ -79,3 +79,27 @@ def test_fail_open_bypasses_the_policy(demo_server: harness.DemoServer, envoy_fa
     r = call(envoy.url, "delete_record", 3)
     assert r.status_code == 200 and "deleted record" in r.text
     assert 3 in {m.get("id") for m in demo_server.received()}
+
+
+@pytest.mark.parametrize("demo_server", ["json-stateless"], indirect=True)
+def test_session_state_survives_a_vm_reload(demo_server: harness.DemoServer, envoy_factory: Any) -> None:
+    """Kills (and counters, history) live in Envoy's shared data, outside the
+    VM: a killed session is still killed after the VM fails and is reloaded."""
+    policy = POLICY + 'kill := "self-destruct requested" if input.mcp.tool.name == "self_destruct"\n'
+    envoy = envoy_factory({"policy": {"modules": {"p.rego": policy}}, "debug": {"trap_header": TRAP}},
+                          failure_policy="FAIL_RELOAD")
+
+    def on_session(name: str, id_: int, trap: bool = False) -> httpx.Response:
+        body = {"jsonrpc": "2.0", "id": id_, "method": "tools/call", "params": {"name": name, "arguments": {}}}
+        headers = dict(HEADERS, **{"mcp-session-id": "S-reload"}, **({TRAP: "1"} if trap else {}))
+        return httpx.post(envoy.url, content=json.dumps(body), headers=headers, timeout=10)
+
+    assert "self-destruct requested" in on_session("self_destruct", 1).json()["error"]["message"]
+    assert on_session("echo", 2, trap=True).status_code == 503
+    deadline = time.monotonic() + 20
+    r = on_session("echo", 3)
+    while r.status_code == 503 and time.monotonic() < deadline:
+        time.sleep(0.1)
+        r = on_session("echo", 3)
+    assert r.status_code == 200, "the VM was not reloaded within 20 s"
+    assert r.json()["error"]["message"] == "Denied by policy: session killed: self-destruct requested"
