@@ -39,6 +39,28 @@ struct RawConfig {
     sessions: Option<SessionSettings>,
     #[serde(default)]
     debug: Option<DebugSettings>,
+    #[serde(default)]
+    mode: Option<Mode>,
+}
+
+/// `enforce` (default): decisions are carried out. `audit`: every decision
+/// is made and recorded as it would have been, nothing is blocked or
+/// changed (a dry run of the whole policy).
+#[derive(Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    #[default]
+    Enforce,
+    Audit,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Enforce => "enforce",
+            Mode::Audit => "audit",
+        }
+    }
 }
 
 /// Fault injection for testing how the host handles a failing module
@@ -78,6 +100,8 @@ pub struct Settings {
     pub sessions: SessionSettings,
     /// Fault injection (testing only).
     pub debug: DebugSettings,
+    /// Enforce or audit (dry run).
+    pub mode: Mode,
 }
 
 impl Default for Settings {
@@ -89,6 +113,7 @@ impl Default for Settings {
             hold_headers: true,
             sessions: SessionSettings::default(),
             debug: DebugSettings::default(),
+            mode: Mode::Enforce,
         }
     }
 }
@@ -164,6 +189,9 @@ impl Config {
         }
         if let Some(h) = raw.hold_headers {
             settings.hold_headers = h;
+        }
+        if let Some(m) = raw.mode {
+            settings.mode = m;
         }
         if let Some(d) = raw.debug {
             if d.trap_header.as_deref().is_some_and(str::is_empty) {

@@ -28,7 +28,7 @@ const ENTRY_MODULE_NAME: &str = "<mcp-policy entry>";
 
 /// The optional decision outputs a policy may define besides `allow` and
 /// `deny` (docs/decision.md). Only those a module mentions are evaluated.
-pub const OPTIONAL_OUTPUTS: [&str; 7] = [
+pub const OPTIONAL_OUTPUTS: [&str; 9] = [
     "denial",
     "rewrite",
     "request_headers",
@@ -36,6 +36,8 @@ pub const OPTIONAL_OUTPUTS: [&str; 7] = [
     "labels",
     "kill",
     "clear_kill",
+    "reveal",
+    "dry_run",
 ];
 
 /// The entry module: one rule gathering the whole decision.
@@ -160,6 +162,11 @@ pub struct PolicyResult {
     /// `clear_kill`: lift a kill on this session/principal (operators push
     /// this through policy data).
     pub clear_kill: bool,
+    /// `reveal`: argument names shown as they are in the audit event.
+    pub reveal: Vec<String>,
+    /// `dry_run`: reasons that would deny, recorded but not enforced (to
+    /// roll out one new rule under an enforced policy).
+    pub dry_run: Vec<String>,
 }
 
 /// The `kill` output.
@@ -409,6 +416,8 @@ fn read_decision(out: &Value) -> Result<PolicyResult, String> {
     r.response_headers = read_headers(&out["response_headers"], "response_headers")?;
     r.kill = read_kill(&out["kill"])?;
     r.clear_kill = matches!(&out["clear_kill"], Value::Bool(true));
+    r.reveal = string_set(&out["reveal"], "reveal")?;
+    r.dry_run = string_set(&out["dry_run"], "dry_run")?;
     r.labels = match &out["labels"] {
         Value::Undefined | Value::Null => Vec::new(),
         Value::Set(s) => s.iter().map(reason_text).collect(),
@@ -416,6 +425,15 @@ fn read_decision(out: &Value) -> Result<PolicyResult, String> {
         other => return Err(format!("`labels` must be a set of strings, got {}", type_name(other))),
     };
     Ok(r)
+}
+
+fn string_set(v: &Value, rule: &str) -> Result<Vec<String>, String> {
+    match v {
+        Value::Undefined | Value::Null => Ok(Vec::new()),
+        Value::Set(s) => Ok(s.iter().map(reason_text).collect()),
+        Value::Array(a) => Ok(a.iter().map(reason_text).collect()),
+        other => Err(format!("`{rule}` must be a set of strings, got {}", type_name(other))),
+    }
 }
 
 fn read_kill(v: &Value) -> Result<Option<KillOrder>, String> {

@@ -14,8 +14,11 @@
 //! refused.
 //!
 //! Host calls per request: one for all request headers, one per request
-//! attribute the policy mentions (identity, source, connection, route), one
-//! for the body, and one local reply when a message is refused.
+//! attribute the policy mentions (identity, source, connection, route; the
+//! identity also whenever a session id is presented), one for the body, a
+//! few shared-data reads/writes when the policy keeps session state, four
+//! filter-state writes for the access log, one log line per decision, and
+//! one local reply when a message is refused.
 
 use crate::attributes::{self, Attributes, Needs};
 use crate::config::Config;
@@ -66,6 +69,42 @@ impl Store for SharedData {
     }
 }
 
+fn host_micros() -> u64 {
+    hostcalls::get_current_time()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+/// Record decisions: one audit event per decided message in the proxy log,
+/// and the request's decision in filter state for Envoy's access log
+/// (`%FILTER_STATE(wasm.mcp_policy.decision:PLAIN)%` and friends).
+fn record(plugin: &Plugin, decided: &[Decided], status: Option<u32>) {
+    if decided.is_empty() {
+        return;
+    }
+    let now = now_ms();
+    let mode = plugin.settings.mode.as_str();
+    let revision = plugin.policy.revision();
+    let mut events = Vec::with_capacity(decided.len());
+    for d in decided {
+        let e = crate::audit::event(&d.record, now, mode, revision, status);
+        log(LogLevel::Info, &format!("mcp-policy audit {e}"));
+        events.push(e);
+    }
+    let allowed = decided.iter().all(|d| d.allowed);
+    let ids: Vec<&str> = decided.iter().map(|d| d.record.decision_id.as_str()).collect();
+    let reasons: Vec<&str> = decided.iter().flat_map(|d| d.reasons.iter().map(String::as_str)).collect();
+    let set = |key: &str, value: &str| {
+        let _ = hostcalls::set_property(vec![key], Some(value.as_bytes()));
+    };
+    set("mcp_policy.decision", if allowed { "allow" } else { "deny" });
+    set("mcp_policy.decision_id", &ids.join(","));
+    set("mcp_policy.reasons", &reasons.join("; "));
+    set("mcp_policy.audit", &events.join("\n"));
+}
+
 fn now_ms() -> u64 {
     hostcalls::get_current_time()
         .ok()
@@ -106,7 +145,20 @@ impl RootContext for Root {
                     ),
                 );
                 // In-flight requests keep the plugin they started with.
-                self.plugin = Some(Rc::new(RefCell::new(Plugin::from(config))));
+                let mut plugin = Plugin::from(config);
+                plugin.clock = host_micros;
+                let mut seed = [0u8; 32];
+                let t = hostcalls::get_current_time()
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map(|d| d.as_nanos())
+                    .unwrap_or(0)
+                    .to_le_bytes();
+                for (d, s) in seed.iter_mut().zip(t.iter().chain(plugin.policy.revision().as_bytes())) {
+                    *d = *s;
+                }
+                plugin.ids = crate::audit::Ids::new(seed);
+                self.plugin = Some(Rc::new(RefCell::new(plugin)));
                 true
             }
             Err(e) => {
@@ -160,10 +212,12 @@ struct Http {
     bind_on_response: Option<String>,
 }
 
-/// Read the request attributes the policy can use.
-fn read_attributes(needs: Needs) -> Attributes {
+/// Read the request attributes the policy can use. The caller's identity
+/// is also read whenever a session id is presented: session binding needs
+/// it, whatever the policy says.
+fn read_attributes(needs: Needs, has_session: bool) -> Attributes {
     let mut a = Attributes::default();
-    if needs.identity {
+    if needs.identity || has_session {
         // jwt_authn stores each verified payload in the stream's dynamic
         // metadata under its `payload_in_metadata` name. Envoy hands the
         // whole `metadata` over as a serialized protobuf (deeper paths come
@@ -176,7 +230,7 @@ fn read_attributes(needs: Needs) -> Attributes {
             }
         }
     }
-    if needs.source || needs.identity {
+    if needs.source || needs.identity || has_session {
         a.peer_principal = property(vec!["connection", "uri_san_peer_certificate"])
             .and_then(|b| attributes::decode_string(&b));
     }
@@ -266,6 +320,13 @@ impl Http {
             Err(_) => return self.reply(unconfigured()),
         };
         log_allowed(&decided);
+        if let Ok(p) = plugin.try_borrow() {
+            let status = match &action {
+                BodyAction::Reply(r) => Some(r.status),
+                BodyAction::Forward(_) => None,
+            };
+            record(&p, &decided, status);
+        }
         match action {
             BodyAction::Forward(f) => self.forward(f, request.header("content-length").is_some()),
             BodyAction::Reply(r) => self.reply(r),
@@ -318,11 +379,19 @@ impl HttpContext for Http {
                 core::arch::wasm32::unreachable();
             }
         }
-        request.attributes = read_attributes(needs);
-        let action = match plugin.try_borrow_mut() {
+        let has_session = request.header("mcp-session-id").is_some();
+        request.attributes = read_attributes(needs, has_session);
+        let (action, decided) = match plugin.try_borrow_mut() {
             Ok(mut p) => p.on_request_headers_with(&request, end_of_stream, Some((&SharedData, now_ms()))),
             Err(_) => return self.reply(unconfigured()),
         };
+        if let Ok(p) = plugin.try_borrow() {
+            let status = match &action {
+                HeadersAction::Reply(r) => Some(r.status),
+                _ => None,
+            };
+            record(&p, &decided, status);
+        }
         match action {
             HeadersAction::Forward(f) => self.forward(f, false),
             HeadersAction::Reply(r) => self.reply(r),

@@ -15,6 +15,7 @@
 )]
 
 pub mod attributes;
+pub mod audit;
 pub mod config;
 pub mod engine;
 pub mod input;

@@ -16,7 +16,8 @@
 //! ```
 
 use crate::attributes::Needs;
-use crate::config::{Config, Settings};
+use crate::audit;
+use crate::config::{Config, Mode, Settings};
 use crate::engine::{Policy, PolicyResult};
 use crate::input::{self, BatchPosition, HttpRequest};
 use crate::mcp::{self, Body, Kind, Message, ParseError};
@@ -95,6 +96,26 @@ pub struct Decided {
     pub allowed: bool,
     pub reasons: Vec<String>,
     pub labels: Vec<String>,
+    /// The audit record (docs/audit.md).
+    pub record: audit::Record,
+}
+
+impl Decided {
+    /// A request refused before any policy ran (not JSON, header mismatch,
+    /// too large, wrong encoding…).
+    fn rejected(reason: &str) -> Decided {
+        Decided {
+            method: "rejected".into(),
+            allowed: false,
+            reasons: vec![reason.to_string()],
+            labels: Vec::new(),
+            record: audit::Record {
+                kind: "rejected".into(),
+                reasons: vec![reason.to_string()],
+                ..audit::Record::default()
+            },
+        }
+    }
 }
 
 /// The policy's outcome for one message.
@@ -102,6 +123,7 @@ struct Outcome {
     allowed: bool,
     reasons: Vec<String>,
     result: PolicyResult,
+    eval_us: u64,
 }
 
 /// A loaded configuration with its compiled policy: everything needed to
@@ -111,51 +133,129 @@ pub struct Plugin {
     pub settings: Settings,
     pub policy: Policy,
     pub needs: Needs,
+    /// Decision ids (the host reseeds it).
+    pub ids: audit::Ids,
+    /// A microsecond clock for evaluation times (the host replaces it).
+    pub clock: fn() -> u64,
+}
+
+/// The native clock: microseconds since the epoch. (In wasm the host
+/// supplies its clock: std's can panic on a host without WASI clocks.)
+#[cfg(not(target_arch = "wasm32"))]
+fn default_clock() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+#[cfg(target_arch = "wasm32")]
+fn default_clock() -> u64 {
+    0
 }
 
 impl From<Config> for Plugin {
     fn from(c: Config) -> Self {
+        let mut seed = [0u8; 32];
+        let t = default_clock().to_le_bytes();
+        for (d, s) in seed.iter_mut().zip(t.iter().chain(c.policy.revision().as_bytes())) {
+            *d = *s;
+        }
         Plugin {
             settings: c.settings,
             policy: c.policy,
             needs: c.needs,
+            ids: audit::Ids::new(seed),
+            clock: default_clock,
         }
     }
 }
+
+/// The response header carrying the decision id back to the client.
+pub const DECISION_ID_HEADER: &str = "x-mcp-decision-id";
 
 impl Plugin {
     /// Decide what to do once the request headers are known.
     /// `end_of_stream`: the request has no body.
     pub fn on_request_headers(&mut self, http: &HttpRequest, end_of_stream: bool) -> HeadersAction {
-        self.on_request_headers_with(http, end_of_stream, None)
+        self.on_request_headers_with(http, end_of_stream, None).0
     }
 
     /// As [`Plugin::on_request_headers`], with the shared store, so a
     /// transport request (GET stream, DELETE) presenting a session id is
     /// checked against the session's bound principal.
+    /// Also returns the audit records of what was decided (a transport
+    /// request, or a rejection).
     pub fn on_request_headers_with(
         &mut self,
         http: &HttpRequest,
         end_of_stream: bool,
         store: Option<(&dyn Store, u64)>,
-    ) -> HeadersAction {
+    ) -> (HeadersAction, Vec<Decided>) {
+        let (action, mut decided, by_policy) = self.headers_inner(http, end_of_stream, store);
+        if let HeadersAction::Reply(r) = &action {
+            if decided.is_empty() {
+                decided.push(Decided::rejected(&r.log));
+            }
+        }
+        if decided.is_empty() {
+            return (action, decided);
+        }
+        let id = self.ids.next_id();
+        for d in decided.iter_mut() {
+            d.record.decision_id = id.clone();
+            fill_request_fields(&mut d.record, http);
+        }
+        let action = match action {
+            HeadersAction::Reply(_) if by_policy && self.settings.mode == Mode::Audit => {
+                HeadersAction::Forward(Forward::default())
+            }
+            HeadersAction::Forward(_) if self.settings.mode == Mode::Audit => HeadersAction::Forward(Forward::default()),
+            other => other,
+        };
+        let action = match action {
+            HeadersAction::Forward(mut f) => {
+                f.response_headers.push((DECISION_ID_HEADER.into(), id));
+                HeadersAction::Forward(f)
+            }
+            HeadersAction::Reply(mut r) => {
+                r.headers.push((DECISION_ID_HEADER.into(), id));
+                HeadersAction::Reply(r)
+            }
+            other => other,
+        };
+        (action, decided)
+    }
+
+    /// `(action, records, whether a reply is the policy's denial)`.
+    fn headers_inner(
+        &mut self,
+        http: &HttpRequest,
+        end_of_stream: bool,
+        store: Option<(&dyn Store, u64)>,
+    ) -> (HeadersAction, Vec<Decided>, bool) {
         if let Some(reply) = check_encoding(http) {
-            return HeadersAction::Reply(reply);
+            return (HeadersAction::Reply(reply), Vec::new(), false);
         }
         let is_post = http.method.eq_ignore_ascii_case("POST");
         if end_of_stream && !is_post {
             // GET (SSE stream), DELETE (end of session), OPTIONS, HEAD…: no
             // MCP message; the policy decides on the HTTP request alone.
-            if let Some(reply) = self.check_transport_binding(http, store) {
-                return HeadersAction::Reply(reply);
+            if let Err(msg) = routing::read(&http.headers) {
+                let reply = error_reply(400, None, HEADER_MISMATCH, &format!("Header mismatch: {msg}"), None);
+                return (HeadersAction::Reply(reply), Vec::new(), false);
             }
-            return match self.decide_transport(http) {
-                Ok(fwd) => HeadersAction::Forward(fwd),
-                Err(reply) => HeadersAction::Reply(reply),
+            if let Some((reply, d)) = self.check_transport_binding(http, store) {
+                return (HeadersAction::Reply(reply), vec![d], true);
+            }
+            let (result, d) = self.decide_transport(http);
+            return match result {
+                Ok(fwd) => (HeadersAction::Forward(fwd), vec![d], false),
+                Err(reply) => (HeadersAction::Reply(reply), vec![d], true),
             };
         }
         if let Some(reply) = check_content_type(http) {
-            return HeadersAction::Reply(reply);
+            return (HeadersAction::Reply(reply), Vec::new(), false);
         }
         if let Some(len) = http
             .header("content-length")
@@ -163,10 +263,10 @@ impl Plugin {
             .and_then(|v| v.trim().parse::<u64>().ok())
         {
             if len > self.settings.max_body_bytes as u64 {
-                return HeadersAction::Reply(self.too_large());
+                return (HeadersAction::Reply(self.too_large()), Vec::new(), false);
             }
         }
-        HeadersAction::Inspect
+        (HeadersAction::Inspect, Vec::new(), false)
     }
 
     /// Called as the body grows (`size`: bytes buffered so far). A body
@@ -197,6 +297,49 @@ impl Plugin {
     /// session history, binding, rates and kills (`store`, and the time in
     /// milliseconds since the epoch).
     pub fn on_request_body_with(
+        &mut self,
+        http: &HttpRequest,
+        body: &[u8],
+        store: Option<(&dyn Store, u64)>,
+    ) -> (BodyAction, Vec<Decided>) {
+        let (action, mut decided) = self.body_inner(http, body, store);
+        let by_policy = !decided.is_empty();
+        if let BodyAction::Reply(r) = &action {
+            if decided.is_empty() {
+                decided.push(Decided::rejected(&r.log));
+            }
+        }
+        let id = self.ids.next_id();
+        let many = decided.len() > 1;
+        for (i, d) in decided.iter_mut().enumerate() {
+            d.record.decision_id = if many { format!("{id}-{i}") } else { id.clone() };
+            fill_request_fields(&mut d.record, http);
+        }
+        // Audit mode: every policy decision is made and recorded, none is
+        // carried out (protocol rejections still apply).
+        let action = match action {
+            BodyAction::Reply(_) if by_policy && self.settings.mode == Mode::Audit => BodyAction::Forward(Forward::default()),
+            BodyAction::Forward(f) if self.settings.mode == Mode::Audit => BodyAction::Forward(Forward {
+                watch: f.watch,
+                bind_on_response: f.bind_on_response,
+                ..Forward::default()
+            }),
+            other => other,
+        };
+        let action = match action {
+            BodyAction::Forward(mut f) => {
+                f.response_headers.push((DECISION_ID_HEADER.into(), id));
+                BodyAction::Forward(f)
+            }
+            BodyAction::Reply(mut r) => {
+                r.headers.push((DECISION_ID_HEADER.into(), id));
+                BodyAction::Reply(r)
+            }
+        };
+        (action, decided)
+    }
+
+    fn body_inner(
         &mut self,
         http: &HttpRequest,
         body: &[u8],
@@ -309,13 +452,14 @@ impl Plugin {
                             keys.principal_shown()
                         )],
                         result: PolicyResult::default(),
+                        eval_us: 0,
                     };
                 }
             }
         }
         let mut shared: Vec<(&'static str, Value)> = http.to_vec();
         if self.needs.state {
-            let empty = Record::default();
+            let empty = Record::fresh(now);
             let srec = session.as_ref().unwrap_or(&empty);
             let prec = if keys.principal == keys.session {
                 srec
@@ -366,7 +510,10 @@ impl Plugin {
             allowed: o.allowed,
         };
         let ttl_ms = |order: &crate::engine::KillOrder| {
-            order.ttl_seconds.unwrap_or(st.settings.kill_ttl_seconds) * 1000
+            order
+                .ttl_seconds
+                .unwrap_or(st.settings.kill_ttl_seconds)
+                .saturating_mul(1000)
         };
         let kill_for = |principal: bool| {
             o.result
@@ -405,8 +552,17 @@ impl Plugin {
 
     /// Evaluate; a policy error denies with the error as the reason.
     fn evaluate(&mut self, input: Value) -> Outcome {
-        match self.policy.evaluate(input) {
-            Ok(r) if r.permits() => Outcome { allowed: true, reasons: Vec::new(), result: r },
+        let start = (self.clock)();
+        let result = self.policy.evaluate(input);
+        let eval_us = (self.clock)().saturating_sub(start);
+        let mut o = self.outcome(result);
+        o.eval_us = eval_us;
+        o
+    }
+
+    fn outcome(&self, result: Result<PolicyResult, crate::engine::PolicyError>) -> Outcome {
+        match result {
+            Ok(r) if r.permits() => Outcome { allowed: true, reasons: Vec::new(), result: r, eval_us: 0 },
             Ok(r) => Outcome {
                 allowed: false,
                 reasons: if r.deny.is_empty() {
@@ -415,11 +571,13 @@ impl Plugin {
                     r.deny.clone()
                 },
                 result: r,
+                eval_us: 0,
             },
             Err(e) => Outcome {
                 allowed: false,
                 reasons: vec![format!("policy evaluation failed: {e}")],
                 result: PolicyResult::default(),
+                eval_us: 0,
             },
         }
     }
@@ -454,7 +612,11 @@ impl Plugin {
     }
 
     /// A transport request (no body) on a session bound to someone else.
-    fn check_transport_binding(&self, http: &HttpRequest, store: Option<(&dyn Store, u64)>) -> Option<LocalReply> {
+    fn check_transport_binding(
+        &self,
+        http: &HttpRequest,
+        store: Option<(&dyn Store, u64)>,
+    ) -> Option<(LocalReply, Decided)> {
         let (store, now) = store?;
         let routing = routing::read(&http.headers).ok()?;
         let keys = StateKeys::new(http, &routing);
@@ -472,7 +634,8 @@ impl Plugin {
         let reasons = [reason];
         let mut reply = error_reply(403, None, self.settings.deny_code, &denial_message(&reasons), Some(&reasons));
         reply.log = format!("denied {} {}: {}", http.method, http.path, reasons.join("; "));
-        Some(reply)
+        let d = transport_decided(http, false, reasons.to_vec(), Vec::new(), 0, &[]);
+        Some((reply, d))
     }
 
     /// Bind a session id the server just minted (in its answer to an
@@ -485,8 +648,13 @@ impl Plugin {
         )
     }
 
-    fn decide_transport(&mut self, http: &HttpRequest) -> Result<Forward, LocalReply> {
+    fn decide_transport(&mut self, http: &HttpRequest) -> (Result<Forward, LocalReply>, Decided) {
         let o = self.evaluate(input::for_transport(&input::request_values(http)));
+        let d = transport_decided(http, o.allowed, o.reasons.clone(), o.result.labels.clone(), o.eval_us, &o.result.dry_run);
+        (self.transport_action(http, o), d)
+    }
+
+    fn transport_action(&self, http: &HttpRequest, o: Outcome) -> Result<Forward, LocalReply> {
         if o.allowed {
             // A bodyless request's headers are still held at this point, so
             // request headers can be set in either hold_headers mode.
@@ -574,12 +742,10 @@ impl Plugin {
                 }
                 Err(inv) => {
                     outcomes.push(Some(vec![format!("invalid JSON-RPC message: {}", inv.reason)]));
-                    decided.push(Decided {
-                        method: "invalid".into(),
-                        allowed: false,
-                        reasons: vec![inv.reason.clone()],
-                        labels: Vec::new(),
-                    });
+                    let mut d = Decided::rejected(&inv.reason);
+                    d.method = "invalid".into();
+                    d.record.kind = "invalid".into();
+                    decided.push(d);
                 }
             }
         }
@@ -668,9 +834,10 @@ impl StateKeys {
         StateKeys { session_id, session, principal, principal_raw }
     }
 
-    /// Session binding applies: a session id and a principal.
+    /// Session binding applies: a session id is presented (a session bound
+    /// to a principal refuses anyone else, including no one).
     fn bindable(&self) -> bool {
-        self.session_id.is_some() && self.principal.is_some()
+        self.session_id.is_some()
     }
 
     fn principal_shown(&self) -> String {
@@ -692,12 +859,92 @@ pub fn upstream_of(http: &HttpRequest) -> String {
 }
 
 fn decided_for(m: &Message<'_>, o: &Outcome) -> Decided {
+    let method = m.method().unwrap_or(m.kind.as_str()).to_string();
+    let p = &m.params;
+    let (tool, prompt, resource) = match m.method() {
+        Some("tools/call") => (m.routing_name().map(str::to_string), None, None),
+        Some("prompts/get") => (None, m.routing_name().map(str::to_string), None),
+        Some("resources/read" | "resources/subscribe" | "resources/unsubscribe") => {
+            (None, None, m.routing_name().map(str::to_string))
+        }
+        _ => (None, None, None),
+    };
+    let args = &p["arguments"];
+    let (arguments_digest, arguments_revealed) = match (m.method(), args) {
+        (Some("tools/call" | "prompts/get"), a) => {
+            let empty = Value::new_object();
+            let a = if *a == Value::Undefined { &empty } else { a };
+            (audit::digest(a), audit::revealed(a, &o.result.reveal))
+        }
+        _ => (None, None),
+    };
     Decided {
-        method: m.method().unwrap_or(m.kind.as_str()).to_string(),
+        method: method.clone(),
         allowed: o.allowed,
         reasons: o.reasons.clone(),
         labels: o.result.labels.clone(),
+        record: audit::Record {
+            kind: m.kind.as_str().into(),
+            method,
+            tool,
+            prompt,
+            resource,
+            allowed: o.allowed,
+            reasons: o.reasons.clone(),
+            dry_run: o.result.dry_run.clone(),
+            labels: o.result.labels.clone(),
+            arguments_digest,
+            arguments_revealed,
+            protocol_version: m.meta_protocol_version().map(str::to_string),
+            eval_us: o.eval_us,
+            ..audit::Record::default()
+        },
     }
+}
+
+fn transport_decided(
+    http: &HttpRequest,
+    allowed: bool,
+    reasons: Vec<String>,
+    labels: Vec<String>,
+    eval_us: u64,
+    dry_run: &[String],
+) -> Decided {
+    Decided {
+        method: http.method.clone(),
+        allowed,
+        reasons: reasons.clone(),
+        labels: labels.clone(),
+        record: audit::Record {
+            kind: "transport".into(),
+            method: http.method.clone(),
+            allowed,
+            reasons,
+            labels,
+            dry_run: dry_run.to_vec(),
+            eval_us,
+            ..audit::Record::default()
+        },
+    }
+}
+
+/// The fields every record of a request shares.
+fn fill_request_fields(r: &mut audit::Record, http: &HttpRequest) {
+    let a = &http.attributes;
+    r.subject = a
+        .jwt_claims
+        .as_ref()
+        .and_then(|c| c["sub"].as_string().ok().map(|s| s.to_string()));
+    r.principal = a.peer_principal.clone();
+    r.session_id = http
+        .header("mcp-session-id")
+        .map(|v| String::from_utf8_lossy(v).into_owned());
+    if r.protocol_version.is_none() {
+        r.protocol_version = http
+            .header("mcp-protocol-version")
+            .map(|v| String::from_utf8_lossy(v).into_owned());
+    }
+    r.upstream = Some(upstream_of(http));
 }
 
 fn list(indices: &[usize]) -> String {
@@ -874,7 +1121,11 @@ deny contains "no pings" if input.mcp.method == "ping"
         let mut p = plugin(POLICY);
         assert_eq!(p.on_request_headers(&post(), false), HeadersAction::Inspect);
         let (a, d) = p.on_request_body(&post(), br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"ls"}}"#);
-        assert_eq!(a, BodyAction::Forward(Forward::default()));
+        let BodyAction::Forward(f) = a else { panic!("forwarded") };
+        assert!(f.body.is_none() && f.request_headers.is_empty());
+        assert_eq!(f.response_headers.len(), 1);
+        assert_eq!(f.response_headers[0].0, DECISION_ID_HEADER);
+        assert_eq!(d[0].record.decision_id, f.response_headers[0].1);
         assert!(d[0].allowed);
     }
 
@@ -914,7 +1165,7 @@ deny contains "no pings" if input.mcp.method == "ping"
     #[test]
     fn transport_requests_are_decided_by_the_policy() {
         let mut p = plugin(POLICY);
-        assert_eq!(p.on_request_headers(&req("GET", &[]), true), HeadersAction::Forward(Forward::default()));
+        assert!(matches!(p.on_request_headers(&req("GET", &[]), true), HeadersAction::Forward(ref f) if f.body.is_none()));
         match p.on_request_headers(&req("DELETE", &[]), true) {
             HeadersAction::Reply(r) => assert_eq!(r.status, 403),
             other => panic!("{other:?}"),
@@ -986,7 +1237,7 @@ deny contains "no pings" if input.mcp.method == "ping"
     fn allowed_batch_is_forwarded() {
         let mut p = plugin(POLICY);
         let body = br#"[{"jsonrpc":"2.0","id":1,"method":"tools/list"},{"jsonrpc":"2.0","method":"notifications/initialized"}]"#;
-        assert_eq!(p.on_request_body(&post(), body).0, BodyAction::Forward(Forward::default()));
+        assert!(matches!(p.on_request_body(&post(), body).0, BodyAction::Forward(ref f) if f.body.is_none()));
     }
 
     #[test]
@@ -1040,7 +1291,8 @@ labels contains "query" if input.mcp.tool.name == "query"
         assert_eq!(body["params"]["arguments"]["limit"], 100);
         assert_eq!(body["params"]["arguments"]["q"], "x");
         assert_eq!(f.request_headers, vec![("x-mcp-tool".to_string(), "query".to_string())]);
-        assert_eq!(f.response_headers, vec![("x-policy".to_string(), "full".to_string())]);
+        assert_eq!(f.response_headers[0], ("x-policy".to_string(), "full".to_string()));
+        assert_eq!(f.response_headers[1].0, DECISION_ID_HEADER);
         assert_eq!(d[0].labels, vec!["query".to_string()]);
         // Within the limit: no rewrite, the body goes as it came.
         let (a, _) = p.on_request_body(&post(), br#"{"jsonrpc":"2.0","id":11,"method":"tools/call","params":{"name":"query","arguments":{"limit":5}}}"#);
@@ -1129,7 +1381,7 @@ clear_kill if input.mcp.tool.name == "operator_clear"
         p.bind_session(&store, 2, "S20", &principal).unwrap();
         let mut get = req("GET", &[("mcp-session-id", "S20")]);
         get.attributes.jwt_claims = Some(Value::from_json_str(r#"{"sub":"mallory"}"#).unwrap());
-        match p.on_request_headers_with(&get, true, Some((&store, 3))) {
+        match p.on_request_headers_with(&get, true, Some((&store, 3))).0 {
             HeadersAction::Reply(r) => {
                 assert_eq!(r.status, 403);
                 assert!(String::from_utf8_lossy(&r.body).contains("belongs to another principal"));
@@ -1137,10 +1389,44 @@ clear_kill if input.mcp.tool.name == "operator_clear"
             other => panic!("{other:?}"),
         }
         get.attributes.jwt_claims = Some(Value::from_json_str(r#"{"sub":"alice"}"#).unwrap());
-        assert!(matches!(p.on_request_headers_with(&get, true, Some((&store, 4))), HeadersAction::Forward(_)));
+        assert!(matches!(p.on_request_headers_with(&get, true, Some((&store, 4))).0, HeadersAction::Forward(_)));
         // And her first message on the session is hers.
         assert!(run(&mut p, &store, 5, &with_identity("alice", Some("S20")), &call_body(1, "echo")).allowed);
         assert!(!run(&mut p, &store, 6, &with_identity("mallory", Some("S20")), &call_body(2, "echo")).allowed);
+    }
+
+    #[test]
+    fn a_bound_session_refuses_callers_without_identity_whatever_the_policy() {
+        let mut plain = plugin("package mcp\nallow := true\n");
+        let store = crate::state::MemoryStore::default();
+        assert!(run(&mut plain, &store, 1, &with_identity("bob", Some("S30")), &call_body(1, "echo")).allowed);
+        let anon = req("POST", &[("content-type", "application/json"), ("mcp-session-id", "S30")]);
+        let d = run(&mut plain, &store, 2, &anon, &call_body(2, "echo"));
+        assert!(!d.allowed);
+        assert!(d.reasons[0].contains("an unauthenticated caller"), "{:?}", d.reasons);
+    }
+
+    #[test]
+    fn malformed_routing_headers_on_transport_requests_fail_closed() {
+        let mut p = plugin(POLICY);
+        let get = req("GET", &[("mcp-session-id", "S"), ("mcp-method", "a"), ("mcp-method", "b")]);
+        match p.on_request_headers(&get, true) {
+            HeadersAction::Reply(r) => assert_eq!(r.status, 400),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn flow_labels_outlive_the_history_window() {
+        let cfg = serde_json::json!({"policy": {"modules": {"p.rego": FLOWS}}, "sessions": {"max_calls": 3}});
+        let mut p = Plugin::from(Config::from_json(cfg.to_string().as_bytes()).unwrap());
+        let store = crate::state::MemoryStore::default();
+        let alice = with_identity("alice", Some("S40"));
+        assert!(run(&mut p, &store, 1, &alice, &call_body(1, "read_db")).allowed);
+        for i in 0..10 {
+            assert!(run(&mut p, &store, 2 + i, &alice, &call_body(10 + i as u32, "echo")).allowed);
+        }
+        assert!(!run(&mut p, &store, 20, &alice, &call_body(30, "send_email")).allowed);
     }
 
     #[test]
@@ -1162,6 +1448,42 @@ clear_kill if input.mcp.tool.name == "operator_clear"
         // ...until the operator's clear lifts it.
         assert!(run(&mut p, &store, 200_001, &bot, &call_body(12, "operator_clear")).allowed);
         assert!(run(&mut p, &store, 200_002, &bot, &call_body(13, "echo")).allowed);
+    }
+
+    #[test]
+    fn audit_records_and_audit_mode() {
+        let policy = r#"package mcp
+import rego.v1
+default allow := true
+deny contains "no deletes" if input.mcp.tool.name == "delete_record"
+dry_run contains "would block send_email" if input.mcp.tool.name == "send_email"
+reveal contains "id" if input.mcp.tool.name == "delete_record"
+"#;
+        let mut p = plugin(policy);
+        let body = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete_record","arguments":{"id":7,"secret":"x"}}}"#;
+        let (a, d) = p.on_request_body(&post(), body);
+        assert!(matches!(a, BodyAction::Reply(_)));
+        let r = &d[0].record;
+        assert_eq!((r.kind.as_str(), r.tool.as_deref(), r.allowed), ("request", Some("delete_record"), false));
+        assert_eq!(r.arguments_revealed.as_deref(), Some(r#"{"id":7}"#));
+        assert!(r.arguments_digest.as_deref().unwrap().starts_with("sha256:"));
+        let e: serde_json::Value = serde_json::from_str(&audit::event(r, 0, "enforce", p.policy.revision(), None)).unwrap();
+        assert!(e["arguments"].get("revealed").unwrap().get("secret").is_none());
+        // Per-rule dry run: recorded, not enforced.
+        let (a, d) = p.on_request_body(&post(), br#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"send_email"}}"#);
+        assert!(matches!(a, BodyAction::Forward(_)));
+        assert_eq!(d[0].record.dry_run, vec!["would block send_email".to_string()]);
+        // Audit mode: decided and recorded as a denial, forwarded unchanged.
+        let cfg = serde_json::json!({"policy": {"modules": {"p.rego": policy}}, "mode": "audit"});
+        let mut p = Plugin::from(Config::from_json(cfg.to_string().as_bytes()).unwrap());
+        let (a, d) = p.on_request_body(&post(), body);
+        let BodyAction::Forward(f) = a else { panic!("audit mode forwards") };
+        assert!(f.body.is_none());
+        assert!(!d[0].allowed && d[0].reasons == vec!["no deletes".to_string()]);
+        // Protocol rejections still apply in audit mode, and are recorded.
+        let (a, d) = p.on_request_body(&post(), b"{nope");
+        assert!(matches!(a, BodyAction::Reply(_)));
+        assert_eq!(d[0].record.kind, "rejected");
     }
 
     #[test]

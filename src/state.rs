@@ -159,11 +159,25 @@ pub struct Record {
     pub tool_rates: BTreeMap<String, Counter>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub killed: Option<Kill>,
+    /// Every label of an allowed call in this record's life (bounded), so a
+    /// flow rule cannot be escaped by padding the history window.
+    #[serde(default)]
+    pub labels_seen: std::collections::BTreeSet<String>,
 }
 
 const MAX_TOOL_COUNTERS: usize = 256;
+const MAX_LABELS: usize = 256;
 
 impl Record {
+    /// A record not stored yet (a session's first message).
+    pub fn fresh(now: u64) -> Record {
+        Record {
+            created: now,
+            last: now,
+            ..Record::default()
+        }
+    }
+
     fn new(key: &str, now: u64) -> Record {
         Record {
             key: key.to_string(),
@@ -174,7 +188,7 @@ impl Record {
     }
 
     fn expired(&self, now: u64, s: &SessionSettings) -> bool {
-        let idle = now.saturating_sub(self.last) > s.ttl_seconds * 1000;
+        let idle = now.saturating_sub(self.last) > s.ttl_seconds.saturating_mul(1000);
         let kill_over = self.killed.as_ref().is_none_or(|k| now >= k.until);
         idle && kill_over
     }
@@ -206,12 +220,8 @@ impl Record {
                 Value::from(o)
             })
             .collect();
-        let labels: std::collections::BTreeSet<Value> = self
-            .calls
-            .iter()
-            .filter(|c| c.allowed)
-            .flat_map(|c| c.labels.iter().map(|l| Value::from(l.as_str())))
-            .collect();
+        let labels: std::collections::BTreeSet<Value> =
+            self.labels_seen.iter().map(|l| Value::from(l.as_str())).collect();
         let mut o = BTreeMap::new();
         o.insert(Value::from("id"), Value::from(id));
         o.insert(Value::from("started_ms"), Value::from(self.created));
@@ -248,11 +258,28 @@ impl Record {
     }
 
     fn record_call(&mut self, call: Call, now: u64, s: &SessionSettings) {
-        let window = s.rate_window_seconds * 1000;
+        let window = s.rate_window_seconds.saturating_mul(1000);
         self.rate.add(now, window);
         if let Some(name) = call.name.as_ref().filter(|_| call.method == "tools/call") {
-            if self.tool_rates.len() < MAX_TOOL_COUNTERS || self.tool_rates.contains_key(name) {
-                self.tool_rates.entry(name.clone()).or_default().add(now, window);
+            if !self.tool_rates.contains_key(name) && self.tool_rates.len() >= MAX_TOOL_COUNTERS {
+                // Full: drop the quietest counter, so junk names cannot
+                // crowd out the counters of tools actually in use.
+                let quietest = self
+                    .tool_rates
+                    .iter()
+                    .min_by_key(|(_, c)| c.value(now, window))
+                    .map(|(k, _)| k.clone());
+                if let Some(k) = quietest {
+                    self.tool_rates.remove(&k);
+                }
+            }
+            self.tool_rates.entry(name.clone()).or_default().add(now, window);
+        }
+        if call.allowed {
+            for l in &call.labels {
+                if self.labels_seen.len() < MAX_LABELS {
+                    self.labels_seen.insert(l.clone());
+                }
             }
         }
         self.calls.push(call);

@@ -65,7 +65,10 @@ ACCESS_LOG_FORMAT = (
     '[%START_TIME%] "%REQ(:METHOD)% %REQ(:PATH)% %PROTOCOL%" '
     "%RESPONSE_CODE% %RESPONSE_CODE_DETAILS% %RESPONSE_FLAGS% "
     "%BYTES_RECEIVED% %BYTES_SENT% %DURATION%ms "
-    'session="%REQ(MCP-SESSION-ID)%" upstream="%UPSTREAM_HOST%"\n'
+    'session="%REQ(MCP-SESSION-ID)%" upstream="%UPSTREAM_HOST%" '
+    'mcp_decision="%FILTER_STATE(wasm.mcp_policy.decision:PLAIN)%" '
+    'mcp_decision_id="%FILTER_STATE(wasm.mcp_policy.decision_id:PLAIN)%" '
+    'mcp_reasons="%FILTER_STATE(wasm.mcp_policy.reasons:PLAIN)%"\n'
 )
 
 #: The same fields as one JSON object per line (``access_log_json=True``);
@@ -83,6 +86,10 @@ ACCESS_LOG_JSON_FORMAT: dict[str, str] = {
     "duration_ms": "%DURATION%",
     "session_id": "%REQ(MCP-SESSION-ID)%",
     "upstream_host": "%UPSTREAM_HOST%",
+    "mcp_decision": "%FILTER_STATE(wasm.mcp_policy.decision:PLAIN)%",
+    "mcp_decision_id": "%FILTER_STATE(wasm.mcp_policy.decision_id:PLAIN)%",
+    "mcp_reasons": "%FILTER_STATE(wasm.mcp_policy.reasons:PLAIN)%",
+    "mcp_audit": "%FILTER_STATE(wasm.mcp_policy.audit:PLAIN)%",
 }
 
 

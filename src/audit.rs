@@ -1,0 +1,227 @@
+//! The audit trail: one event for every decision, allowed or denied, as a
+//! JSON object (schema in docs/audit.md). Arguments are never logged as they
+//! are: the event carries a digest of them, plus only the argument fields the
+//! policy chose to reveal (its `reveal` output); everything else is masked.
+
+use regorus::Value;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+
+/// What the audit event says about one decided message.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Record {
+    pub decision_id: String,
+    /// The message: `request`, `notification`, `response`, or `transport`
+    /// (an HTTP request without a message) or `invalid`.
+    pub kind: String,
+    pub method: String,
+    /// The tool, prompt or resource the message names.
+    pub tool: Option<String>,
+    pub prompt: Option<String>,
+    pub resource: Option<String>,
+    pub allowed: bool,
+    /// What the client got: `allow`, `deny`, or in audit mode the decision
+    /// that was made but not enforced.
+    pub reasons: Vec<String>,
+    /// Reasons the policy marked as dry-run (`dry_run`): recorded, not
+    /// enforced.
+    pub dry_run: Vec<String>,
+    pub labels: Vec<String>,
+    /// `sha256:` of the arguments' canonical JSON.
+    pub arguments_digest: Option<String>,
+    /// The revealed argument fields, as JSON.
+    pub arguments_revealed: Option<String>,
+    pub subject: Option<String>,
+    pub principal: Option<String>,
+    pub session_id: Option<String>,
+    pub protocol_version: Option<String>,
+    pub upstream: Option<String>,
+    /// Evaluation time in microseconds.
+    pub eval_us: u64,
+}
+
+/// The digest of a value's canonical JSON (objects are key-sorted).
+pub fn digest(v: &Value) -> Option<String> {
+    let text = serde_json::to_string(v).ok()?;
+    let d = Sha256::digest(text.as_bytes());
+    Some(format!("sha256:{}", hex(&d)))
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+/// The revealed fields of `arguments`: those named in `reveal`.
+pub fn revealed(arguments: &Value, reveal: &[String]) -> Option<String> {
+    if reveal.is_empty() {
+        return None;
+    }
+    let Value::Object(o) = arguments else { return None };
+    let mut out = BTreeMap::new();
+    for (k, v) in o.iter() {
+        if let Value::String(name) = k {
+            if reveal.iter().any(|r| r.as_str() == name.as_ref()) {
+                out.insert(Value::from(name.as_ref()), v.clone());
+            }
+        }
+    }
+    serde_json::to_string(&Value::from(out)).ok()
+}
+
+/// The event, as one line of JSON.
+#[allow(clippy::too_many_arguments)]
+pub fn event(r: &Record, time_ms: u64, mode: &str, revision: &str, http_status: Option<u32>) -> String {
+    let mut o = serde_json::Map::new();
+    let mut put = |k: &str, v: serde_json::Value| {
+        if !v.is_null() {
+            o.insert(k.to_string(), v);
+        }
+    };
+    put("decision_id", r.decision_id.clone().into());
+    put("time", rfc3339(time_ms).into());
+    put("mode", mode.into());
+    put("direction", "request".into());
+    put("decision", if r.allowed { "allow" } else { "deny" }.into());
+    put("reasons", r.reasons.clone().into());
+    if !r.dry_run.is_empty() {
+        put("dry_run", r.dry_run.clone().into());
+    }
+    put("labels", r.labels.clone().into());
+    put("kind", r.kind.clone().into());
+    put("method", r.method.clone().into());
+    put("tool", r.tool.clone().into());
+    put("prompt", r.prompt.clone().into());
+    put("resource", r.resource.clone().into());
+    if r.arguments_digest.is_some() {
+        let mut a = serde_json::Map::new();
+        a.insert("digest".into(), r.arguments_digest.clone().into());
+        if let Some(rev) = &r.arguments_revealed {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(rev) {
+                a.insert("revealed".into(), v);
+            }
+        }
+        put("arguments", serde_json::Value::Object(a));
+    }
+    let mut id = serde_json::Map::new();
+    if let Some(s) = &r.subject {
+        id.insert("subject".into(), s.clone().into());
+    }
+    if let Some(p) = &r.principal {
+        id.insert("principal".into(), p.clone().into());
+    }
+    if !id.is_empty() {
+        put("identity", serde_json::Value::Object(id));
+    }
+    put("session_id", r.session_id.clone().into());
+    put("protocol_version", r.protocol_version.clone().into());
+    put("upstream", r.upstream.clone().into());
+    put("policy_revision", revision.into());
+    put("eval_us", r.eval_us.into());
+    put("http_status", http_status.into());
+    serde_json::Value::Object(o).to_string()
+}
+
+/// `2026-11-22T05:08:23.123Z` from milliseconds since the epoch.
+pub fn rfc3339(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (h, m, s) = ((secs / 3600) % 24, (secs / 60) % 60, secs % 60);
+    let days = (secs / 86_400) as i64;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{d:02}T{h:02}:{m:02}:{s:02}.{:03}Z", ms % 1000)
+}
+
+/// A decision id: 128 bits, hex, from a per-VM seed and a counter, hashed
+/// (unique per VM and request, unguessable without the seed).
+pub struct Ids {
+    seed: [u8; 32],
+    counter: u64,
+}
+
+impl std::fmt::Debug for Ids {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ids").field("counter", &self.counter).finish_non_exhaustive()
+    }
+}
+
+impl Ids {
+    pub fn new(seed: [u8; 32]) -> Ids {
+        Ids { seed, counter: 0 }
+    }
+
+    pub fn next_id(&mut self) -> String {
+        self.counter = self.counter.wrapping_add(1);
+        let mut h = Sha256::new();
+        h.update(self.seed);
+        h.update(self.counter.to_le_bytes());
+        let d = h.finalize();
+        hex(d.get(..16).unwrap_or(&[]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_dates() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(1_795_325_303_123), "2026-11-22T05:28:23.123Z");
+        assert_eq!(rfc3339(951_782_400_000), "2000-02-29T00:00:00.000Z");
+    }
+
+    #[test]
+    fn digests_and_reveals() {
+        let a = Value::from_json_str(r#"{"path":"/etc/passwd","token":"s3cret"}"#).unwrap();
+        let b = Value::from_json_str(r#"{"token":"s3cret","path":"/etc/passwd"}"#).unwrap();
+        assert_eq!(digest(&a), digest(&b));
+        assert!(digest(&a).unwrap().starts_with("sha256:"));
+        assert_eq!(revealed(&a, &["path".into()]).as_deref(), Some(r#"{"path":"/etc/passwd"}"#));
+        assert_eq!(revealed(&a, &[]), None);
+    }
+
+    #[test]
+    fn events_carry_the_schema_fields() {
+        let r = Record {
+            decision_id: "abc".into(),
+            kind: "request".into(),
+            method: "tools/call".into(),
+            tool: Some("read_file".into()),
+            allowed: false,
+            reasons: vec!["no".into()],
+            arguments_digest: Some("sha256:00".into()),
+            arguments_revealed: Some(r#"{"path":"/x"}"#.into()),
+            subject: Some("alice".into()),
+            session_id: Some("S".into()),
+            ..Record::default()
+        };
+        let e: serde_json::Value = serde_json::from_str(&event(&r, 0, "enforce", "sha256:rev", Some(200))).unwrap();
+        assert_eq!(e["decision"], "deny");
+        assert_eq!(e["tool"], "read_file");
+        assert_eq!(e["arguments"]["revealed"]["path"], "/x");
+        assert_eq!(e["identity"]["subject"], "alice");
+        assert_eq!(e["policy_revision"], "sha256:rev");
+        assert_eq!(e["http_status"], 200);
+        assert!(e.get("prompt").is_none());
+    }
+
+    #[test]
+    fn ids_are_distinct() {
+        let mut ids = Ids::new([7; 32]);
+        let a = ids.next_id();
+        assert_eq!(a.len(), 32);
+        assert_ne!(a, ids.next_id());
+    }
+}
