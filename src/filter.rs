@@ -27,13 +27,14 @@ use crate::pipeline::{error_reply, BodyAction, Decided, Forward, HeadersAction, 
 use crate::state::{Store, StoreError};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, Status};
+use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType, Status};
+use std::collections::HashMap;
 use std::cell::RefCell;
 use std::rc::Rc;
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Trace);
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root { plugin: None }) });
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root { plugin: None, stats: Rc::new(RefCell::new(Stats::default())) }) });
 }}
 
 /// The dynamic-metadata namespace of Envoy's JWT filter.
@@ -77,12 +78,56 @@ fn host_micros() -> u64 {
         .unwrap_or(0)
 }
 
+/// Envoy stats (docs/metrics.md), defined on first use; ids cached per VM.
+#[derive(Default)]
+struct Stats {
+    ids: HashMap<String, u32>,
+    cardinality: crate::metrics::Cardinality,
+}
+
+impl Stats {
+    fn id(&mut self, kind: MetricType, name: &str) -> Option<u32> {
+        if let Some(id) = self.ids.get(name) {
+            return Some(*id);
+        }
+        let id = hostcalls::define_metric(kind, name).ok()?;
+        self.ids.insert(name.to_string(), id);
+        Some(id)
+    }
+
+    fn inc(&mut self, name: &str) {
+        if let Some(id) = self.id(MetricType::Counter, name) {
+            let _ = hostcalls::increment_metric(id, 1);
+        }
+    }
+
+    fn observe(&mut self, name: &str, value: u64) {
+        if let Some(id) = self.id(MetricType::Histogram, name) {
+            let _ = hostcalls::record_metric(id, value);
+        }
+    }
+
+    fn decisions(&mut self, decided: &[Decided]) {
+        for d in decided {
+            for name in self.cardinality.counters(&d.record) {
+                self.inc(&name);
+            }
+            if d.record.kind != "rejected" {
+                self.observe(crate::metrics::EVAL_US, d.record.eval_us);
+            }
+        }
+    }
+}
+
 /// Record decisions: one audit event per decided message in the proxy log,
 /// and the request's decision in filter state for Envoy's access log
 /// (`%FILTER_STATE(wasm.mcp_policy.decision:PLAIN)%` and friends).
-fn record(plugin: &Plugin, decided: &[Decided], status: Option<u32>) {
+fn record(plugin: &Plugin, stats: &RefCell<Stats>, decided: &[Decided], status: Option<u32>) {
     if decided.is_empty() {
         return;
+    }
+    if let Ok(mut s) = stats.try_borrow_mut() {
+        s.decisions(decided);
     }
     let now = now_ms();
     let mode = plugin.settings.mode.as_str();
@@ -115,6 +160,7 @@ fn now_ms() -> u64 {
 
 struct Root {
     plugin: Option<Rc<RefCell<Plugin>>>,
+    stats: Rc<RefCell<Stats>>,
 }
 
 impl Context for Root {}
@@ -159,10 +205,20 @@ impl RootContext for Root {
                 }
                 plugin.ids = crate::audit::Ids::new(seed);
                 self.plugin = Some(Rc::new(RefCell::new(plugin)));
+                if let Ok(mut s) = self.stats.try_borrow_mut() {
+                    s.inc(crate::metrics::CONFIG_LOADS);
+                    // Defined up front so they are exported (as 0) before
+                    // anything happens.
+                    let _ = s.id(MetricType::Counter, crate::metrics::CONFIG_FAILURES);
+                    let _ = s.id(MetricType::Histogram, crate::metrics::EVAL_US);
+                }
                 true
             }
             Err(e) => {
                 log(LogLevel::Critical, &format!("mcp-policy: {e}"));
+                if let Ok(mut s) = self.stats.try_borrow_mut() {
+                    s.inc(crate::metrics::CONFIG_FAILURES);
+                }
                 false
             }
         }
@@ -171,6 +227,7 @@ impl RootContext for Root {
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
         Some(Box::new(Http {
             plugin: self.plugin.clone(),
+            stats: self.stats.clone(),
             request: None,
             state: State::Pass,
             body_size: 0,
@@ -198,6 +255,7 @@ enum State {
 
 struct Http {
     plugin: Option<Rc<RefCell<Plugin>>>,
+    stats: Rc<RefCell<Stats>>,
     request: Option<HttpRequest>,
     state: State,
     /// Bytes of body buffered so far.
@@ -325,7 +383,7 @@ impl Http {
                 BodyAction::Reply(r) => Some(r.status),
                 BodyAction::Forward(_) => None,
             };
-            record(&p, &decided, status);
+            record(&p, &self.stats, &decided, status);
         }
         match action {
             BodyAction::Forward(f) => self.forward(f, request.header("content-length").is_some()),
@@ -390,7 +448,7 @@ impl HttpContext for Http {
                 HeadersAction::Reply(r) => Some(r.status),
                 _ => None,
             };
-            record(&p, &decided, status);
+            record(&p, &self.stats, &decided, status);
         }
         match action {
             HeadersAction::Forward(f) => self.forward(f, false),

@@ -20,6 +20,7 @@ pub mod config;
 pub mod engine;
 pub mod input;
 pub mod mcp;
+pub mod metrics;
 pub mod pipeline;
 pub mod regotest;
 pub mod rewrite;

@@ -220,6 +220,23 @@ def wasm_filter(
     }
 
 
+#: Envoy tag extraction for the module's metrics (docs/metrics.md): the
+#: `.<label>.<value>` segments of `wasmcustom.mcp_policy_*` names become
+#: Prometheus labels.
+MCP_STATS_TAGS: list[dict[str, str]] = [
+    {"tag_name": "mcp_method", "regex": r"^wasmcustom\.mcp_policy_decisions(\.method\.([^.]+))"},
+    {"tag_name": "mcp_tool", "regex": r"^wasmcustom\.mcp_policy_decisions\.method\.[^.]+(\.tool\.([^.]+))"},
+    {"tag_name": "mcp_outcome",
+     "regex": r"^wasmcustom\.mcp_policy_decisions\.method\.[^.]+\.tool\.[^.]+(\.outcome\.([^.]+))$"},
+    {"tag_name": "mcp_principal", "regex": r"^wasmcustom\.mcp_policy_denials(\.principal\.([^.]+))$"},
+    {"tag_name": "mcp_reason", "regex": r"^wasmcustom\.mcp_policy_rejections(\.reason\.([^.]+))$"},
+]
+
+
+def stats_config() -> dict[str, Any]:
+    return {"stats_tags": [dict(t) for t in MCP_STATS_TAGS]}
+
+
 def build(
     *,
     listen_port: int,
@@ -287,6 +304,7 @@ def build(
 
     return {
         "admin": {"address": _socket_address("127.0.0.1", admin_port)},
+        "stats_config": stats_config(),
         "static_resources": {
             "listeners": [
                 {
