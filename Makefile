@@ -17,7 +17,7 @@ PYTEST_ARGS ?= -q
 PQ_CLIENT_MANIFEST := tools/pq-client/Cargo.toml
 VERSION     := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 
-.PHONY: all setup build test unit lint e2e run envoy-config check-envoy-config clean \
+.PHONY: all setup build test unit lint e2e run envoy-config check-envoy-config clean cli wasm-test \
 	pq-client mesh-config check-mesh-config mesh-certs oci
 
 all: build
@@ -28,6 +28,9 @@ $(VENV)/.installed: requirements-test.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-test.txt
+	# OPA 1.20 embedded, for the OPA parity test (its wheel declares a newer
+	# Python than it needs).
+	$(PY) -m pip install --quiet --disable-pip-version-check --ignore-requires-python opa-golib-python-bindings==0.4.4
 	touch $@
 
 .wasm-target:
@@ -48,6 +51,16 @@ build: .wasm-target
 unit:
 	cargo test
 
+# The core's unit tests compiled to wasm32-wasip1 and run under Node's WASI,
+# so differences between native and wasm32 builds of the engine are caught.
+wasm-test: .wasm-target
+	CARGO_TARGET_WASM32_WASIP1_RUNNER="node --no-warnings $(CURDIR)/tools/wasi-test-runner.mjs" \
+		cargo test --target $(WASM_TARGET)
+
+# The mcp-policy command-line tool (check, eval, test): target/release/mcp-policy
+cli:
+	cargo build --release --bin mcp-policy
+
 # Clippy on the module as built for wasm32: warnings are errors, and panics,
 # unwrap/expect and unchecked indexing are denied outside tests (src/lib.rs).
 lint: .wasm-target
@@ -66,7 +79,7 @@ e2e: setup build pq-client
 pq-client:
 	cargo build --release --manifest-path $(PQ_CLIENT_MANIFEST) --target-dir target/pq-client
 
-test: setup build lint unit e2e
+test: setup build lint unit wasm-test e2e
 
 # --- run ---------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ deny contains sprintf("tool %q is blocked by policy", [input.mcp.tool.name]) if 
 }
 
 # read_file: only paths under /workspace/, no traversal.
-deny contains sprintf("read_file may only read under /workspace/ (asked for %q)", [path]) if {
+deny contains sprintf("read_file may only read under /workspace/ (asked for %s)", [shown(path)]) if {
 	input.mcp.tool.name == "read_file"
 	path := object.get(input.mcp.tool.arguments, "path", "")
 	not workspace_path(path)
@@ -36,7 +36,7 @@ workspace_path(path) if {
 }
 
 # send_email: only to addresses in example.com.
-deny contains sprintf("send_email may only send to @example.com addresses (asked for %q)", [to]) if {
+deny contains sprintf("send_email may only send to @example.com addresses (asked for %s)", [shown(to)]) if {
 	input.mcp.tool.name == "send_email"
 	to := object.get(input.mcp.tool.arguments, "to", "")
 	not internal_address(to)
@@ -46,3 +46,11 @@ internal_address(to) if {
 	is_string(to)
 	endswith(lower(to), "@example.com")
 }
+
+# An argument as a reason shows it: a string in quotes, anything else as
+# written. Not sprintf's %q on the value itself: regorus' %q accepts only
+# strings, and a reason that fails to format would make its deny rule
+# silently not fire (docs/policy.md, "Differences from OPA").
+shown(v) := sprintf("%q", [v]) if is_string(v)
+
+shown(v) := sprintf("%v", [v]) if not is_string(v)

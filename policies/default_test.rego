@@ -50,10 +50,21 @@ test_read_file_without_path_denied if {
 	denied(call("read_file", {}))
 }
 
+# Arguments of the wrong type are refused too, with a reason that shows them.
+test_read_file_non_string_path_denied if {
+	denied(call("read_file", {"path": 7})) == {"read_file may only read under /workspace/ (asked for 7)"}
+	denied(call("read_file", {"path": null}))
+	denied(call("read_file", {"path": ["/etc/passwd"]}))
+}
+
 test_send_email_internal_allowed if {
 	count(mcp.deny) == 0 with input as call("send_email", {"to": "Ops@Example.com", "body": "x"})
 }
 
 test_send_email_external_denied if {
-	denied(call("send_email", {"to": "attacker@evil.test", "body": "x"}))
+	denied(call("send_email", {"to": "attacker@evil.test", "body": "x"})) == {"send_email may only send to @example.com addresses (asked for \"attacker@evil.test\")"}
+}
+
+test_send_email_to_a_list_denied if {
+	denied(call("send_email", {"to": ["attacker@evil.test"], "body": "x"})) == {"send_email may only send to @example.com addresses (asked for [\"attacker@evil.test\"])"}
 }

@@ -279,6 +279,27 @@ impl<'a> Envelope<'a> {
             Some(p @ Value::Object(_)) => p,
             Some(_) => return Err(fail("`params` must be an object")),
         };
+        // The fields a policy names things by must have their schema type,
+        // or a rule comparing or formatting them could silently not apply.
+        let field_is = |key: &str, ok: fn(&Value) -> bool| ok(&params[key]);
+        let is_string = |v: &Value| matches!(v, Value::String(_));
+        let object_or_absent = |v: &Value| matches!(v, Value::Object(_) | Value::Undefined | Value::Null);
+        match method.as_deref() {
+            Some("tools/call" | "prompts/get") => {
+                if !field_is("name", is_string) {
+                    return Err(fail("`params.name` must be a string"));
+                }
+                if !field_is("arguments", object_or_absent) {
+                    return Err(fail("`params.arguments` must be an object"));
+                }
+            }
+            Some("resources/read" | "resources/subscribe" | "resources/unsubscribe")
+                if !field_is("uri", is_string) =>
+            {
+                return Err(fail("`params.uri` must be a string"));
+            }
+            _ => {}
+        }
         let (id_raw, id) = match id {
             Some((raw, v)) => (Some(raw), v),
             None => (None, Value::Undefined),
@@ -394,6 +415,11 @@ mod tests {
         assert!(invalid(r#"{"jsonrpc":"2.0","id":1}"#).contains("method"));
         assert!(invalid(r#"{"jsonrpc":"2.0","method":"x","result":{}}"#).contains("both"));
         assert!(invalid(r#""hello""#).contains("object"));
+        assert!(invalid(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":7}}"#).contains("params.name"));
+        assert!(invalid(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call"}"#).contains("params.name"));
+        assert!(invalid(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","arguments":[1]}}"#).contains("arguments"));
+        assert!(invalid(r#"{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{"name":["x"]}}"#).contains("params.name"));
+        assert!(invalid(r#"{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":null}}"#).contains("params.uri"));
         not_json(b"");
         not_json(b"{");
         not_json(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"} x");

@@ -28,7 +28,7 @@ deny contains sprintf("tool %q is not allowed on %s (allowed: %s)", [input.mcp.t
 	not input.mcp.tool.name in server.tools
 }
 
-deny contains sprintf("%s: read_file may only read under %s (asked for %q)", [route, server.read_prefix, path]) if {
+deny contains sprintf("%s: read_file may only read under %s (asked for %s)", [route, server.read_prefix, shown(path)]) if {
 	input.mcp.tool.name == "read_file"
 	path := object.get(input.mcp.tool.arguments, "path", "")
 	not under_prefix(path, server.read_prefix)
@@ -39,3 +39,10 @@ under_prefix(path, prefix) if {
 	startswith(path, prefix)
 	not contains(path, "..")
 }
+
+# An argument as a reason shows it: a string in quotes, anything else as
+# written (regorus' %q accepts only strings; a reason that fails to format
+# would make its deny rule silently not fire).
+shown(v) := sprintf("%q", [v]) if is_string(v)
+
+shown(v) := sprintf("%v", [v]) if not is_string(v)

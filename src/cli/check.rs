@@ -1,0 +1,204 @@
+//! `mcp-policy check PATH...`
+
+use super::{config_json, emit, emit_json, inputs, load, split_location, CheckArgs, Failure, Format, EXIT_FAIL, EXIT_OK};
+use crate::config::{Config, ConfigError};
+use std::io::Write;
+
+/// A located problem.
+struct Problem {
+    /// `file:line:col`, or a file, or nothing.
+    location: Option<String>,
+    message: String,
+}
+
+impl Problem {
+    fn text(&self, kind: &str) -> String {
+        match (&self.location, kind) {
+            (Some(l), "") => format!("{l}: {}", self.message),
+            (Some(l), k) => format!("{l}: {k}: {}", self.message),
+            (None, "") => format!("error: {}", self.message),
+            (None, k) => format!("{k}: {}", self.message),
+        }
+    }
+
+    fn json(&self) -> serde_json::Value {
+        let (file, line, column) = match &self.location {
+            Some(l) => {
+                let (f, l, c) = split_location(l);
+                (Some(f), l, c)
+            }
+            None => (None, None, None),
+        };
+        serde_json::json!({"file": file, "line": line, "column": column, "message": self.message})
+    }
+}
+
+pub(super) fn run(args: &CheckArgs, out: &mut dyn Write) -> Result<u8, Failure> {
+    let loaded = match load::load(&args.paths) {
+        Ok(l) => l,
+        Err(e) if !e.usage => {
+            let p = Problem {
+                location: None,
+                message: e.message,
+            };
+            report(args, out, &load::Loaded::default(), None, &[p], &[]);
+            return Ok(EXIT_FAIL);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let mut errors: Vec<Problem> = Vec::new();
+    let mut warnings: Vec<Problem> = Vec::new();
+
+    // 1. The policy, exactly as the filter's configuration compiles it.
+    let mut config = None;
+    if loaded.policy_modules().is_empty() {
+        errors.push(Problem {
+            location: None,
+            message: "no policy modules (every .rego file given is a *_test.rego test)".into(),
+        });
+    } else {
+        match config_json(&loaded, &[]) {
+            Err(f) => errors.push(Problem {
+                location: None,
+                message: f.message,
+            }),
+            Ok(json) => match Config::from_json(&json) {
+                Ok(c) => config = Some(c),
+                Err(ConfigError::Policy(e)) => errors.push(Problem {
+                    location: e.location.as_deref().map(|l| loaded.display_location(l)),
+                    message: e.message,
+                }),
+                Err(e) => errors.push(Problem {
+                    location: None,
+                    message: e.to_string(),
+                }),
+            },
+        }
+    }
+
+    // 2. Test modules: they must parse too (the filter never loads them).
+    let mut parsed = regorus::Engine::new();
+    parsed.set_rego_v0(false);
+    for m in &loaded.modules {
+        if let Err(e) = parsed.add_policy(m.name.clone(), m.source.clone()) {
+            if m.is_test {
+                let e = crate::engine::PolicyError::from_regorus(&e, Some(&m.name));
+                errors.push(Problem {
+                    location: e.location.as_deref().map(|l| loaded.display_location(l)),
+                    message: e.message,
+                });
+            }
+        }
+    }
+
+    // 3. Input paths the documented input does not have.
+    for f in inputs::check_modules(parsed.get_modules()) {
+        let file = loaded.display_of(&f.module).unwrap_or(&f.module).to_string();
+        warnings.push(Problem {
+            location: Some(format!("{file}:{}:{}", f.line, f.col)),
+            message: f.message,
+        });
+    }
+    if let Some(c) = &config {
+        if let Some(reason) = c.policy.rvm_fallback_reason() {
+            warnings.push(Problem {
+                location: None,
+                message: format!(
+                    "the policy runs on the interpreter, without an instruction budget, because the RVM compiler refused it: {}",
+                    loaded.display_location(reason)
+                ),
+            });
+        }
+    }
+
+    report(args, out, &loaded, config.as_ref(), &errors, &warnings);
+    let failed = !errors.is_empty() || (args.strict && !warnings.is_empty());
+    Ok(if failed { EXIT_FAIL } else { EXIT_OK })
+}
+
+fn report(
+    args: &CheckArgs,
+    out: &mut dyn Write,
+    loaded: &load::Loaded,
+    config: Option<&Config>,
+    errors: &[Problem],
+    warnings: &[Problem],
+) {
+    let policy_files: Vec<&str> = loaded.modules.iter().filter(|m| !m.is_test).map(|m| m.display.as_str()).collect();
+    let test_files: Vec<&str> = loaded.modules.iter().filter(|m| m.is_test).map(|m| m.display.as_str()).collect();
+    let data_files: Vec<&str> = loaded.data_files.iter().map(|d| d.display.as_str()).collect();
+    let reads: Vec<&str> = config
+        .map(|c| {
+            let n = c.needs;
+            [
+                (n.identity, "identity"),
+                (n.source, "source"),
+                (n.connection, "connection"),
+                (n.xds, "xds"),
+                (n.state, "state"),
+                (n.definition, "definition"),
+            ]
+            .into_iter()
+            .filter(|(on, _)| *on)
+            .map(|(_, s)| s)
+            .collect()
+        })
+        .unwrap_or_default();
+    if args.format == Format::Json {
+        emit_json(
+            out,
+            &serde_json::json!({
+                "ok": errors.is_empty() && (warnings.is_empty() || !args.strict),
+                "engine": config.map(|c| c.policy.engine_kind().as_str()),
+                "rvm_fallback_reason": config.and_then(|c| c.policy.rvm_fallback_reason()).map(|r| loaded.display_location(r)),
+                "revision": config.map(|c| c.policy.revision()),
+                "modules": policy_files,
+                "tests": test_files,
+                "data": data_files,
+                "attributes": reads,
+                "errors": errors.iter().map(Problem::json).collect::<Vec<_>>(),
+                "warnings": warnings.iter().map(Problem::json).collect::<Vec<_>>(),
+            }),
+        );
+        return;
+    }
+    for e in errors {
+        emit(out, &format!("{}\n", e.text("")));
+    }
+    for w in warnings {
+        emit(out, &format!("{}\n", w.text("warning")));
+    }
+    let count = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+    let files = format!(
+        "{}, {}, {}",
+        count(policy_files.len(), "module"),
+        count(test_files.len(), "test module"),
+        count(data_files.len(), "data file")
+    );
+    match config {
+        Some(c) if errors.is_empty() => {
+            let attrs = if reads.is_empty() {
+                String::new()
+            } else {
+                format!("; reads {}", reads.join(", "))
+            };
+            emit(
+                out,
+                &format!(
+                    "ok: {files}; engine {}; revision {}{attrs}{}\n",
+                    c.policy.engine_kind().as_str(),
+                    c.policy.revision(),
+                    if warnings.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; {}", count(warnings.len(), "warning"))
+                    }
+                ),
+            );
+        }
+        _ => emit(
+            out,
+            &format!("failed: {files}; {}\n", count(errors.len(), "error")),
+        ),
+    }
+}

@@ -1,0 +1,577 @@
+//! Integration tests of the `mcp-policy` binary: on the shipped policies/,
+//! on recorded messages in tests/fixtures/messages/ (both protocol eras, a
+//! batch, malformed and refused requests), and on small policies written
+//! here. Every `eval` reply is also compared with the one the library's
+//! request path gives for the same request, byte for byte.
+//!
+//! The tool is native only: compiled for wasm32 this file is empty.
+#![cfg(not(target_arch = "wasm32"))]
+
+use mcp_policy::cli::message::{self, ReadOptions};
+use mcp_policy::config::Config;
+use mcp_policy::input::HttpRequest;
+use mcp_policy::pipeline::{BodyAction, HeadersAction, Plugin};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_mcp-policy");
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn fixture(name: &str) -> String {
+    root().join("tests/fixtures/messages").join(name).display().to_string()
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{}\n{}", self.stdout, self.stderr))
+    }
+}
+
+fn run(args: &[&str]) -> Run {
+    run_stdin(args, None)
+}
+
+fn run_stdin(args: &[&str], stdin: Option<&[u8]>) -> Run {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args).current_dir(root()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+    let mut child = cmd.spawn().expect("the binary runs");
+    if let Some(data) = stdin {
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(data).unwrap();
+    }
+    let Output { status, stdout, stderr } = child.wait_with_output().unwrap();
+    let r = Run {
+        code: status.code().expect("exited, not killed by a signal (no panic abort)"),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    };
+    assert!(!r.stderr.contains("panicked"), "the CLI panicked:\n{}", r.stderr);
+    r
+}
+
+/// A fresh directory with these files.
+fn dir(name: &str, files: &[(&str, &str)]) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("mcp-policy-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    for (f, text) in files {
+        let p = d.join(f);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    d
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+// --- help, usage ----------------------------------------------------------
+
+#[test]
+fn help_for_every_command() {
+    for args in [&["--help"][..], &["check", "--help"], &["eval", "--help"], &["test", "--help"]] {
+        let r = run(args);
+        assert_eq!(r.code, 0, "{args:?}: {}", r.stderr);
+        assert!(r.stdout.contains("Usage: mcp-policy"), "{args:?}: {}", r.stdout);
+        assert!(r.stdout.contains("Exit codes"), "{args:?}: {}", r.stdout);
+    }
+    assert!(run(&["eval", "--help"]).stdout.contains("--print-input"));
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    assert_eq!(run(&[]).code, 2);
+    assert_eq!(run(&["frobnicate"]).code, 2);
+    assert_eq!(run(&["check"]).code, 2);
+    assert_eq!(run(&["check", "--format", "yaml", "policies"]).code, 2);
+    let r = run(&["check", "no/such/dir"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("no/such/dir"), "{}", r.stderr);
+    let r = run(&["eval", "policies"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("MESSAGE"), "{}", r.stderr);
+    let r = run(&["eval", "policies", "no-such-message.json"]);
+    assert_eq!(r.code, 2);
+    let r = run(&["eval", "policies", &fixture("legacy_cancelled.json"), "--header", "nonsense"]);
+    assert_eq!(r.code, 2);
+    let r = run(&["eval", "policies", &fixture("legacy_cancelled.json"), "--set", "max_body_bytes=0"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("max_body_bytes"), "{}", r.stderr);
+}
+
+// --- check -----------------------------------------------------------------
+
+/// The policy modules of policies/ as the CLI names them (paths relative to
+/// the folder), without tests.
+fn shipped_modules() -> Vec<(String, String)> {
+    fn walk(dir: &Path, base: &Path, out: &mut Vec<(String, String)>) {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+        entries.sort();
+        for p in entries {
+            if p.is_dir() {
+                walk(&p, base, out);
+            } else if p.extension().is_some_and(|x| x == "rego") && !p.to_str().unwrap().ends_with("_test.rego") {
+                let name = p.strip_prefix(base).unwrap().to_str().unwrap().to_string();
+                out.push((name, std::fs::read_to_string(&p).unwrap()));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&root().join("policies"), &root().join("policies"), &mut out);
+    out
+}
+
+fn shipped_config() -> Config {
+    let modules: serde_json::Map<String, Value> =
+        shipped_modules().into_iter().map(|(n, s)| (n, Value::String(s))).collect();
+    let cfg = serde_json::json!({"policy": {"modules": modules}});
+    Config::from_json(cfg.to_string().as_bytes()).unwrap()
+}
+
+#[test]
+fn check_the_shipped_policies() {
+    let r = run(&["check", "policies"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.starts_with("ok: "), "{}", r.stdout);
+    assert!(r.stdout.contains("; engine rvm; revision sha256:"), "{}", r.stdout);
+    assert!(!r.stdout.contains("warning"), "{}", r.stdout);
+    let j = run(&["check", "--format", "json", "policies"]).json();
+    assert_eq!(j["ok"], true);
+    assert_eq!(j["engine"], "rvm");
+    assert!(j["modules"].as_array().unwrap().contains(&Value::from("policies/default.rego")), "{j}");
+    assert!(j["tests"].as_array().unwrap().contains(&Value::from("policies/default_test.rego")), "{j}");
+    assert_eq!(j["modules"].as_array().unwrap().len(), shipped_modules().len());
+    // The revision is the one the filter logs for the same modules.
+    assert_eq!(j["revision"], shipped_config().policy.revision());
+    // One file: named by its file name, as tools/envoy_config.py does.
+    let source = std::fs::read_to_string(root().join("policies/default.rego")).unwrap();
+    let cfg = serde_json::json!({"policy": {"modules": {"default.rego": source}}});
+    let c = Config::from_json(cfg.to_string().as_bytes()).unwrap();
+    let j = run(&["check", "--format", "json", "policies/default.rego"]).json();
+    assert_eq!(j["revision"], c.policy.revision());
+}
+
+#[test]
+fn check_reports_errors_with_file_line_column() {
+    let d = dir(
+        "check-errors",
+        &[
+            ("a.rego", "package mcp\n\nimport rego.v1\n\nallow if {\n"),
+            ("b_test.rego", "package mcp_test\n"),
+        ],
+    );
+    let r = run(&["check", s(&d)]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    let first = r.stdout.lines().next().unwrap();
+    assert!(first.starts_with(&format!("{}:6:1: ", d.join("a.rego").display())), "{}", r.stdout);
+    assert!(r.stdout.contains("failed:"), "{}", r.stdout);
+    let j = run(&["check", "--format", "json", s(&d)]).json();
+    assert_eq!(j["ok"], false);
+    assert_eq!(j["errors"][0]["line"], 6);
+    assert_eq!(j["errors"][0]["column"], 1);
+
+    let d = dir("check-unknown-fn", &[("a.rego", "package mcp\n\nallow if yaml.is_valid(input.x)\n")]);
+    let r = run(&["check", s(&d)]);
+    assert_eq!(r.code, 1);
+    assert!(r.stdout.contains("a.rego:3:10: Unknown function: 'yaml.is_valid'"), "{}", r.stdout);
+
+    let d = dir("check-no-mcp", &[("a.rego", "package other\nallow := true\n")]);
+    let r = run(&["check", s(&d)]);
+    assert_eq!(r.code, 1);
+    assert!(r.stdout.contains("package mcp"), "{}", r.stdout);
+
+    let d = dir("check-bad-test", &[("a.rego", "package mcp\nallow := true\n"), ("a_test.rego", "package t\ntest_x if {\n")]);
+    let r = run(&["check", s(&d)]);
+    assert_eq!(r.code, 1);
+    assert!(r.stdout.contains("a_test.rego:3:1: "), "{}", r.stdout);
+
+    let d = dir("check-bad-data", &[("a.rego", "package mcp\nallow := true\n"), ("data.json", "{\"a\": }")]);
+    let r = run(&["check", s(&d)]);
+    assert_eq!(r.code, 1);
+    assert!(r.stdout.contains("data.json:1:7: data is not valid JSON"), "{}", r.stdout);
+}
+
+#[test]
+fn check_warns_about_undocumented_input_paths() {
+    let d = dir(
+        "check-paths",
+        &[(
+            "p.rego",
+            "package mcp\n\nimport rego.v1\n\ndefault allow := true\n\ndeny contains \"x\" if input.mcp.tool.nme == \"rm\"\n\ndeny contains \"y\" if input.http.headers[\"X-Api-Key\"] == \"\"\n",
+        )],
+    );
+    let r = run(&["check", s(&d)]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert!(
+        r.stdout.contains("p.rego:7:37: warning: input.mcp.tool.nme is not in the documented input (docs/input.md); did you mean input.mcp.tool.name?"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("use \"x-api-key\""), "{}", r.stdout);
+    assert!(r.stdout.contains("2 warnings"), "{}", r.stdout);
+    assert_eq!(run(&["check", "--strict", s(&d)]).code, 1);
+    assert_eq!(run(&["check", "--format", "json", s(&d)]).json()["warnings"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn check_names_the_interpreter_fallback() {
+    let d = dir("check-interp", &[("p.rego", "package mcp\nimport rego.v1\nlimits[\"a\"] := 1\nallow if limits.a == 1\n")]);
+    let r = run(&["check", s(&d)]);
+    assert_eq!(r.code, 0);
+    assert!(r.stdout.contains("engine interpreter"), "{}", r.stdout);
+    assert!(r.stdout.contains("the RVM compiler refused it"), "{}", r.stdout);
+}
+
+// --- test ------------------------------------------------------------------
+
+#[test]
+fn test_runs_the_shipped_tests_by_default() {
+    let r = run(&["test"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("PASS data.mcp_test.test_blocked_tool_denied"), "{}", r.stdout);
+    let passed = r.stdout.lines().filter(|l| l.starts_with("PASS ")).count();
+    assert!(passed >= 10, "{}", r.stdout);
+    assert!(r.stdout.trim_end().ends_with(&format!("{passed} passed, 0 failed")), "{}", r.stdout);
+    let j = run(&["test", "--format", "json", "policies/default.rego", "policies/default_test.rego"]).json();
+    let passed = j["passed"].as_u64().unwrap();
+    assert!(passed >= 10, "{j}");
+    assert_eq!(j["failed"], 0);
+    assert_eq!(j["tests"].as_array().unwrap().len() as u64, passed);
+    assert!(j["tests"][0]["location"].as_str().unwrap().starts_with("policies/default_test.rego:"));
+    let r = run(&["test", "--run", "send_email"]);
+    assert!(r.stdout.lines().filter(|l| l.starts_with("PASS ")).all(|l| l.contains("send_email")), "{}", r.stdout);
+    assert!(r.stdout.trim_end().ends_with(" passed, 0 failed"), "{}", r.stdout);
+}
+
+#[test]
+fn failing_tests_fail_and_explain_with_v() {
+    let d = dir(
+        "test-fail",
+        &[
+            ("p.rego", "package mcp\nimport rego.v1\ndefault allow := false\nallow if input.x == 1\n"),
+            ("p_test.rego", "package mcp_test\nimport rego.v1\nimport data.mcp\ntest_one if mcp.allow with input as {\"x\": 1}\ntest_two if mcp.allow with input as {\"x\": 2}\n"),
+        ],
+    );
+    let r = run(&["test", s(&d)]);
+    assert_eq!(r.code, 1);
+    assert!(r.stdout.contains("PASS data.mcp_test.test_one"), "{}", r.stdout);
+    assert!(r.stdout.contains("FAIL data.mcp_test.test_two"), "{}", r.stdout);
+    assert!(!r.stdout.contains("p_test.rego:5"), "{}", r.stdout);
+    assert!(r.stdout.trim_end().ends_with("1 passed, 1 failed"), "{}", r.stdout);
+    let r = run(&["test", "-v", s(&d)]);
+    assert!(r.stdout.contains("p_test.rego:5"), "{}", r.stdout);
+    assert!(r.stdout.contains("undefined (a condition did not hold)"), "{}", r.stdout);
+    let d = dir("test-none", &[("p.rego", "package mcp\nallow := true\n")]);
+    let r = run(&["test", s(&d)]);
+    assert_eq!(r.code, 1);
+    assert!(r.stdout.contains("no tests found"), "{}", r.stdout);
+}
+
+// --- eval on recorded messages -----------------------------------------------
+
+/// The reply the library's request path gives for the same request, driven
+/// the way src/filter.rs drives it: (status, body), or None if forwarded.
+fn library_reply(plugin: &mut Plugin, file: &str) -> Option<(u32, String)> {
+    let req = message::read(&std::fs::read(fixture(file)).unwrap(), ReadOptions::default()).unwrap();
+    let http = HttpRequest::from_headers(req.headers.clone());
+    let reply = match plugin.on_request_headers(&http, req.body.is_none()) {
+        HeadersAction::Forward(_) => return None,
+        HeadersAction::Reply(r) => r,
+        HeadersAction::Inspect => match plugin.on_request_body(&http, req.body.as_deref().unwrap_or_default()).0 {
+            BodyAction::Forward(_) => return None,
+            BodyAction::Reply(r) => r,
+        },
+    };
+    Some((reply.status, String::from_utf8(reply.body).unwrap()))
+}
+
+/// (file, decision, HTTP status of the reply, JSON-RPC error code of the reply)
+const FIXTURES: &[(&str, &str, Option<u64>, Option<i64>)] = &[
+    ("legacy_initialize.json", "allow", None, None),
+    ("legacy_notification_initialized.json", "allow", None, None),
+    ("legacy_tools_call_echo.json", "allow", None, None),
+    ("legacy_read_file_outside_workspace.json", "deny", Some(200), Some(-31403)),
+    ("legacy_cancelled.json", "allow", None, None),
+    ("legacy_elicitation_response.json", "allow", None, None),
+    ("legacy_delete_session.json", "allow", None, None),
+    ("modern_server_discover.json", "allow", None, None),
+    ("modern_tools_call_echo.json", "allow", None, None),
+    ("modern_tools_call_delete_record.json", "deny", Some(200), Some(-31403)),
+    ("modern_resources_read_unicode.json", "allow", None, None),
+    ("modern_header_mismatch.json", "deny", Some(400), Some(-32020)),
+    ("batch_2025_03_26.json", "deny", Some(200), None),
+    ("malformed_truncated.json", "deny", Some(400), Some(-32700)),
+    ("gzip_encoded.json", "deny", Some(415), Some(-32600)),
+];
+
+#[test]
+fn eval_recorded_messages_like_the_filter() {
+    let mut plugin = Plugin::from(shipped_config());
+    for (file, decision, status, code) in FIXTURES {
+        let r = run(&["eval", "--format", "json", "policies", &fixture(file)]);
+        let j = r.json();
+        assert_eq!(j["decision"], *decision, "{file}: {}", r.stdout);
+        assert_eq!(r.code, if *decision == "allow" { 0 } else { 1 }, "{file}");
+        assert_eq!(j["reply"]["status"].as_u64(), *status, "{file}: {}", r.stdout);
+        if let Some(c) = code {
+            assert_eq!(j["reply"]["body"]["error"]["code"].as_i64(), Some(*c), "{file}: {}", r.stdout);
+        }
+        // Byte for byte what the library's request path answers.
+        let lib = library_reply(&mut plugin, file);
+        let cli = j["reply"]["body_text"].as_str().map(|b| (j["reply"]["status"].as_u64().unwrap() as u32, b.to_string()));
+        assert_eq!(cli, lib, "{file}");
+        // The human-readable form agrees.
+        let t = run(&["eval", "policies", &fixture(file)]);
+        assert_eq!(t.code, r.code, "{file}");
+        assert!(t.stdout.contains(&format!("result: {decision}")), "{file}: {}", t.stdout);
+    }
+}
+
+#[test]
+fn eval_shows_reasons_and_rules() {
+    let r = run(&["eval", "policies", &fixture("modern_tools_call_delete_record.json")]);
+    assert_eq!(r.code, 1);
+    assert!(r.stdout.contains("request tools/call \"delete_record\" (id 4)"), "{}", r.stdout);
+    assert!(r.stdout.contains("decision: deny: tool \"delete_record\" is blocked by policy"), "{}", r.stdout);
+    assert!(r.stdout.contains("deny   policies/default.rego:20:1  \"tool \\\"delete_record\\\" is blocked by policy\""), "{}", r.stdout);
+    assert!(r.stdout.contains("allow  policies/default.rego:15:1  default allow := true"), "{}", r.stdout);
+    assert!(r.stdout.contains("HTTP 200"), "{}", r.stdout);
+    assert!(r.stdout.contains(r#"{"jsonrpc":"2.0","id":4,"error":{"code":-31403"#), "{}", r.stdout);
+
+    let j = run(&["eval", "--format", "json", "policies", &fixture("batch_2025_03_26.json")]).json();
+    let m = j["messages"].as_array().unwrap();
+    assert_eq!(m.len(), 5);
+    assert_eq!(m[1]["decision"], "deny");
+    assert_eq!(m[1]["rules"][0]["location"], "policies/default.rego:20:1");
+    assert_eq!(m[2]["kind"], "notification");
+    assert_eq!(m[4]["kind"], "invalid");
+    assert_eq!(j["reply"]["body"].as_array().unwrap().len(), 4);
+}
+
+#[test]
+fn print_input_shows_what_the_policy_sees() {
+    let j = run(&["eval", "--format", "json", "--print-input", "policies", &fixture("modern_tools_call_echo.json")]).json();
+    let input = &j["messages"][0]["input"];
+    assert_eq!(input["mcp"]["tool"]["name"], "echo");
+    assert_eq!(input["mcp"]["protocol_version"], "2026-07-28");
+    assert_eq!(input["mcp"]["headers"]["name"], "echo");
+    assert_eq!(input["http"]["host"], "127.0.0.1:10000");
+    assert_eq!(input["http"]["headers"]["mcp-method"], "tools/call");
+    assert!(input["http"]["headers"].get("host").is_none());
+    assert_eq!(j["messages"][0]["result"], serde_json::json!({"allow": true, "deny": [], "labels": []}));
+    assert_eq!(j["messages"][0]["values"]["allow"], true);
+
+    // A bare 2026-07-28 body gets the routing headers a client sends.
+    let j = run(&["eval", "--format", "json", "--print-input", "policies", &fixture("modern_resources_read_unicode.json")]).json();
+    let input = &j["messages"][0]["input"];
+    assert_eq!(input["http"]["headers"]["mcp-name"], "=?base64?ZGVtbzovL3JlY29yZHMvw7w=?=");
+    assert_eq!(input["mcp"]["headers"]["name"], "demo://records/ü");
+    let r = run(&["eval", "--no-routing-headers", "policies", &fixture("modern_resources_read_unicode.json")]);
+    assert_eq!(r.code, 1);
+    assert!(r.stdout.contains("missing required MCP-Protocol-Version header"), "{}", r.stdout);
+
+    // Transport requests: no input.mcp.
+    let j = run(&["eval", "--format", "json", "--print-input", "policies", &fixture("legacy_delete_session.json")]).json();
+    assert_eq!(j["messages"][0]["kind"], "transport");
+    assert!(j["messages"][0]["input"].get("mcp").is_none());
+    assert_eq!(j["messages"][0]["input"]["http"]["method"], "DELETE");
+}
+
+#[test]
+fn headers_flags_and_settings() {
+    // A header that contradicts the body: the filter's mismatch answer.
+    let r = run(&["eval", "--format", "json", "policies", &fixture("legacy_tools_call_echo.json"), "-H", "Mcp-Method: tools/list"]);
+    let j = r.json();
+    assert_eq!(j["reply"]["status"], 400);
+    assert_eq!(j["reply"]["body"]["error"]["code"], -32020);
+    let r = run(&["eval", "--format", "json", "policies", "-m", &fixture("legacy_read_file_outside_workspace.json"), "--set", "deny_code=4031"]);
+    assert_eq!(r.json()["reply"]["body"]["error"]["code"], 4031);
+    let r = run(&["eval", "--format", "json", "policies", &fixture("legacy_tools_call_echo.json"), "--set", "max_body_bytes=10"]);
+    assert_eq!(r.json()["reply"]["status"], 413);
+    let body = std::fs::read(fixture("legacy_cancelled.json")).unwrap();
+    let r = run_stdin(&["eval", "policies", "-"], Some(&body));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+}
+
+#[test]
+fn eval_an_input_document() {
+    let d = dir("eval-input", &[("in.json", r#"{"mcp": {"kind": "request", "method": "tools/call", "tool": {"name": "delete_record", "arguments": {}}}}"#)]);
+    let r = run(&["eval", "policies", "--input", s(&d.join("in.json"))]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("decision: deny: tool \"delete_record\" is blocked by policy"), "{}", r.stdout);
+    let j = run(&["eval", "--format", "json", "policies", "--input", s(&d.join("in.json"))]).json();
+    assert_eq!(j["messages"][0]["result"]["deny"], serde_json::json!(["tool \"delete_record\" is blocked by policy"]));
+    assert_eq!(j["reply"], Value::Null);
+}
+
+#[test]
+fn identity_flags_reach_only_policies_that_read_them() {
+    let d = dir(
+        "eval-identity",
+        &[
+            (
+                "p/p.rego",
+                "package mcp\nimport rego.v1\ndefault allow := false\nallow if \"admins\" in input.identity.claims.groups\nallow if input.source.principal == \"spiffe://a\"\n",
+            ),
+            ("q/q.rego", "package mcp\nimport rego.v1\ndefault allow := true\ndeny contains input.source.principal if input.source.principal\n"),
+            ("admin.json", r#"{"sub": "alice", "groups": ["admins"]}"#),
+            ("dev.json", r#"{"sub": "bob", "groups": ["devs"]}"#),
+        ],
+    );
+    let msg = fixture("legacy_tools_call_echo.json");
+    let p_dir = d.join("p");
+    let p = s(&p_dir);
+    assert_eq!(run(&["eval", p, &msg, "--claims", s(&d.join("admin.json"))]).code, 0);
+    assert_eq!(run(&["eval", p, &msg, "--claims", s(&d.join("dev.json"))]).code, 1);
+    assert_eq!(run(&["eval", p, &msg, "--principal", "spiffe://a"]).code, 0);
+    let j = run(&["eval", "--format", "json", "--print-input", p, &msg, "--claims", s(&d.join("admin.json"))]).json();
+    assert_eq!(j["messages"][0]["input"]["identity"]["subject"], "alice");
+    // A policy that never names `identity` does not get it (the filter does
+    // not even fetch it, unless a session id needs binding), but gets the
+    // principal through `source`.
+    let q_dir = d.join("q");
+    let q = s(&q_dir);
+    let no_session = fixture("modern_tools_call_echo.json");
+    let j = run(&["eval", "--format", "json", "--print-input", q, &no_session, "--claims", s(&d.join("admin.json")), "--principal", "spiffe://b"]).json();
+    let input = &j["messages"][0]["input"];
+    assert!(input.get("identity").is_none(), "{input}");
+    assert_eq!(input["source"]["principal"], "spiffe://b");
+    assert_eq!(j["messages"][0]["reasons"], serde_json::json!(["spiffe://b"]));
+}
+
+#[test]
+fn bad_input_never_panics() {
+    let d = dir(
+        "eval-garbage",
+        &[
+            ("p.rego", "package mcp\nallow := true\n"),
+            ("garbage.bin", "\u{0}\u{1}\u{2}\u{fffd}"),
+            ("capture.json", r#"{"headers": {"content-type": 7.5}, "body": {"a": [1, 2, {"b": null}]}}"#),
+            ("deep.json", &format!("{}{}", "[".repeat(5000), "]".repeat(5000))),
+        ],
+    );
+    let p_file = d.join("p.rego");
+    let p = s(&p_file);
+    for m in ["garbage.bin", "capture.json", "deep.json"] {
+        let r = run(&["eval", p, s(&d.join(m))]);
+        assert!(r.code == 1 || r.code == 2, "{m}: {} {}{}", r.code, r.stdout, r.stderr);
+    }
+    std::fs::write(d.join("bin.rego"), [0xff, 0xfe, 0x00]).unwrap();
+    let r = run(&["check", s(&d.join("bin.rego"))]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+}
+
+#[test]
+fn session_history_comes_from_earlier_messages() {
+    let cap = |id: u32, name: &str| {
+        serde_json::json!({
+            "headers": {"content-type": "application/json", "mcp-session-id": "s1", "mcp-protocol-version": "2025-11-25"},
+            "body": {"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": name, "arguments": {}}}
+        })
+    };
+    let d = dir(
+        "eval-session",
+        &[
+            (
+                "p/p.rego",
+                "package mcp\nimport rego.v1\ndefault allow := true\ndeny contains \"send after read\" if {\n\tinput.mcp.tool.name == \"send_email\"\n\tsome c in input.session.calls\n\tc.tool == \"read_file\"\n}\ndeny contains \"rate\" if input.rate.session.window > 3\n",
+            ),
+            ("session.json", &serde_json::json!([cap(1, "echo"), cap(2, "read_file")]).to_string()),
+            ("long.json", &serde_json::json!([cap(1, "echo"), cap(2, "echo"), cap(3, "echo")]).to_string()),
+            ("send.json", &cap(3, "send_email").to_string()),
+        ],
+    );
+    let (p_dir, send) = (d.join("p"), d.join("send.json"));
+    let (p, send) = (s(&p_dir), s(&send));
+    assert_eq!(run(&["eval", p, send]).code, 0);
+    let r = run(&["eval", p, send, "--session", s(&d.join("session.json"))]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(r.stdout.contains("[1] tools/call \"read_file\": allow"), "{}", r.stdout);
+    assert!(r.stdout.contains("decision: deny: send after read"), "{}", r.stdout);
+    let j = run(&["eval", "--format", "json", "--print-input", p, send, "--session", s(&d.join("long.json"))]).json();
+    assert_eq!(j["messages"][0]["reasons"], serde_json::json!(["rate"]));
+    assert_eq!(j["messages"][0]["input"]["rate"]["session"]["window"], 4);
+    assert_eq!(j["session"].as_array().unwrap().len(), 3);
+    assert!(run(&["check", p]).stdout.contains("reads state"));
+}
+
+/// A `deny` whose reason fails to format (regorus' `%q` takes only
+/// strings): on the RVM the rule silently does not fire. The output says so.
+#[test]
+fn a_rule_the_rvm_silently_skips_is_flagged() {
+    let d = dir(
+        "eval-swallowed",
+        &[
+            (
+                "p.rego",
+                "package mcp\nimport rego.v1\ndefault allow := true\ndeny contains sprintf(\"bad path %q\", [p]) if {\n\tp := input.mcp.tool.arguments.path\n\tnot is_string(p)\n}\n",
+            ),
+            ("m.json", r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read_file","arguments":{"path":["/etc/passwd"]}}}"#),
+        ],
+    );
+    let r = run(&["eval", s(&d.join("p.rego")), s(&d.join("m.json"))]);
+    assert_eq!(r.code, 0, "the RVM lets it through: {}", r.stdout);
+    assert!(r.stdout.contains("warning:  the interpreter fails on this input where the RVM did not"), "{}", r.stdout);
+    let j = run(&["eval", "--format", "json", s(&d.join("p.rego")), s(&d.join("m.json"))]).json();
+    assert!(j["messages"][0]["explanation_error"].as_str().unwrap().contains("%q"), "{j}");
+}
+
+/// Known divergence (docs/policy.md, "Differences from OPA"): conflicting
+/// values of a complete rule are an error in OPA and on the interpreter, but
+/// leave the rule undefined on the RVM. tests/test_opa_parity.py checks the
+/// OPA side.
+#[test]
+fn known_divergence_conflicting_values_are_undefined_on_the_rvm() {
+    let d = dir(
+        "eval-conflict",
+        &[
+            (
+                "p.rego",
+                "package mcp\nimport rego.v1\ndefault allow := true\nlevel := 1 if input.mcp.method == \"ping\"\nlevel := 2 if input.mcp.method == \"ping\"\ndeny contains \"no level\" if not level\n",
+            ),
+            ("in.json", r#"{"mcp": {"kind": "request", "method": "ping"}}"#),
+        ],
+    );
+    let j = run(&["eval", "--format", "json", s(&d.join("p.rego")), "--input", s(&d.join("in.json"))]).json();
+    assert_eq!(j["policy"]["engine"], "rvm");
+    assert_eq!(j["messages"][0]["result"]["deny"], serde_json::json!(["no level"]));
+    assert!(j["messages"][0]["explanation_error"].as_str().unwrap().contains("rule conflicts"), "{j}");
+}
+
+#[test]
+fn tool_definitions_from_a_tools_list_answer() {
+    let d = dir(
+        "eval-tools",
+        &[
+            (
+                "p.rego",
+                "package mcp\nimport rego.v1\ndefault allow := true\ndeny contains \"unknown tool\" if {\n\tinput.mcp.method == \"tools/call\"\n\tnot input.mcp.tool.definition\n}\ndeny contains \"destructive\" if input.mcp.tool.definition.annotations.destructiveHint\n",
+            ),
+            (
+                "tools.json",
+                r#"{"jsonrpc":"2.0","id":2,"result":{"tools":[{"name":"echo","inputSchema":{"type":"object"}},{"name":"delete_record","annotations":{"destructiveHint":true},"inputSchema":{"type":"object"}}]}}"#,
+            ),
+        ],
+    );
+    let (p, tools) = (d.join("p.rego"), d.join("tools.json"));
+    let echo = fixture("legacy_tools_call_echo.json");
+    let delete = fixture("modern_tools_call_delete_record.json");
+    let j = run(&["eval", "--format", "json", s(&p), &echo]).json();
+    assert_eq!(j["messages"][0]["reasons"], serde_json::json!(["unknown tool"]));
+    assert_eq!(run(&["eval", s(&p), &echo, "--tools", s(&tools)]).code, 0);
+    let j = run(&["eval", "--format", "json", "--print-input", s(&p), &delete, "--tools", s(&tools)]).json();
+    assert_eq!(j["messages"][0]["reasons"], serde_json::json!(["destructive"]));
+    assert_eq!(j["messages"][0]["input"]["mcp"]["tool"]["definition"]["annotations"]["destructiveHint"], true);
+    assert!(run(&["check", s(&p)]).stdout.contains("definition"));
+}
