@@ -225,3 +225,119 @@ mod tests {
         assert_ne!(a, ids.next_id());
     }
 }
+
+/// Where audit events wait for the HTTP collector: a bounded queue sent in
+/// batches, one batch in flight at a time, a failed batch retried up to
+/// `max_retries` times. Nothing is dropped silently: every event that cannot
+/// be queued or delivered is counted in `dropped` (the adapter exports it as
+/// a metric and logs it).
+#[derive(Debug)]
+pub struct Outbox {
+    queue: std::collections::VecDeque<String>,
+    limit: usize,
+    batch: usize,
+    max_retries: u32,
+    in_flight: Option<Batch>,
+    /// Events dropped so far (queue full, or delivery failed for good).
+    pub dropped: u64,
+}
+
+#[derive(Debug)]
+struct Batch {
+    events: Vec<String>,
+    attempts: u32,
+    sent: bool,
+}
+
+impl Outbox {
+    pub fn new(limit: usize, batch: usize, max_retries: u32) -> Outbox {
+        Outbox {
+            queue: std::collections::VecDeque::new(),
+            limit: limit.max(1),
+            batch: batch.max(1),
+            max_retries,
+            in_flight: None,
+            dropped: 0,
+        }
+    }
+
+    /// Queue an event; `false` (and counted) when the queue is full.
+    pub fn push(&mut self, event: String) -> bool {
+        if self.queue.len() >= self.limit {
+            self.dropped += 1;
+            return false;
+        }
+        self.queue.push_back(event);
+        true
+    }
+
+    pub fn queued(&self) -> usize {
+        self.queue.len() + self.in_flight.as_ref().map_or(0, |b| b.events.len())
+    }
+
+    /// The next body to send (newline-delimited JSON), if nothing is in
+    /// flight: a batch to retry, or a new one.
+    pub fn next_batch(&mut self) -> Option<String> {
+        match &mut self.in_flight {
+            Some(b) if b.sent => None,
+            Some(b) => {
+                b.sent = true;
+                Some(b.events.join("\n") + "\n")
+            }
+            None => {
+                if self.queue.is_empty() {
+                    return None;
+                }
+                let n = self.batch.min(self.queue.len());
+                let events: Vec<String> = self.queue.drain(..n).collect();
+                let body = events.join("\n") + "\n";
+                self.in_flight = Some(Batch { events, attempts: 0, sent: true });
+                Some(body)
+            }
+        }
+    }
+
+    /// The in-flight batch was delivered (`ok`) or not. Returns how many
+    /// events were dropped for good.
+    pub fn on_result(&mut self, ok: bool) -> u64 {
+        let Some(mut b) = self.in_flight.take() else { return 0 };
+        if ok {
+            return 0;
+        }
+        b.attempts += 1;
+        if b.attempts > self.max_retries {
+            let n = b.events.len() as u64;
+            self.dropped += n;
+            return n;
+        }
+        b.sent = false;
+        self.in_flight = Some(b);
+        0
+    }
+}
+
+#[cfg(test)]
+mod outbox_tests {
+    use super::*;
+
+    #[test]
+    fn batches_retries_and_drops_are_counted() {
+        let mut o = Outbox::new(5, 2, 1);
+        for i in 0..6 {
+            o.push(format!("e{i}"));
+        }
+        assert_eq!(o.dropped, 1, "the sixth event did not fit");
+        assert_eq!(o.next_batch().as_deref(), Some("e0\ne1\n"));
+        assert_eq!(o.next_batch(), None, "one batch in flight at a time");
+        assert_eq!(o.on_result(false), 0);
+        assert_eq!(o.next_batch().as_deref(), Some("e0\ne1\n"), "retried");
+        assert_eq!(o.on_result(false), 2, "out of retries: dropped");
+        assert_eq!(o.dropped, 3);
+        assert_eq!(o.next_batch().as_deref(), Some("e2\ne3\n"));
+        assert_eq!(o.on_result(true), 0);
+        assert_eq!(o.next_batch().as_deref(), Some("e4\n"));
+        assert_eq!(o.on_result(true), 0);
+        assert_eq!(o.next_batch(), None);
+        assert_eq!(o.queued(), 0);
+    }
+}

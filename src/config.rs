@@ -41,6 +41,66 @@ struct RawConfig {
     debug: Option<DebugSettings>,
     #[serde(default)]
     mode: Option<Mode>,
+    #[serde(default)]
+    audit: Option<AuditSettings>,
+}
+
+/// Where audit events go besides Envoy's filter state (always written).
+#[derive(Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditSettings {
+    /// One `mcp-policy audit {json}` line per decision in the proxy log.
+    pub log: bool,
+    /// An HTTP collector: an Envoy cluster that receives batches of events.
+    pub collector: Option<CollectorSettings>,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        AuditSettings { log: true, collector: None }
+    }
+}
+
+/// Events are POSTed as newline-delimited JSON (`application/x-ndjson`).
+#[derive(Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CollectorSettings {
+    /// The Envoy cluster of the collector.
+    pub cluster: String,
+    #[serde(default = "default_collector_path")]
+    pub path: String,
+    /// `:authority` of the requests (default: the cluster name).
+    #[serde(default)]
+    pub authority: Option<String>,
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    #[serde(default = "default_flush_interval_ms")]
+    pub flush_interval_ms: u64,
+    #[serde(default = "default_queue_limit")]
+    pub queue_limit: usize,
+    #[serde(default = "default_max_retries")]
+    pub max_retries: u32,
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+fn default_collector_path() -> String {
+    "/".into()
+}
+fn default_batch_size() -> usize {
+    100
+}
+fn default_flush_interval_ms() -> u64 {
+    200
+}
+fn default_queue_limit() -> usize {
+    10_000
+}
+fn default_max_retries() -> u32 {
+    3
+}
+fn default_timeout_ms() -> u64 {
+    2_000
 }
 
 /// `enforce` (default): decisions are carried out. `audit`: every decision
@@ -102,6 +162,8 @@ pub struct Settings {
     pub debug: DebugSettings,
     /// Enforce or audit (dry run).
     pub mode: Mode,
+    /// Audit event destinations.
+    pub audit: AuditSettings,
 }
 
 impl Default for Settings {
@@ -114,6 +176,7 @@ impl Default for Settings {
             sessions: SessionSettings::default(),
             debug: DebugSettings::default(),
             mode: Mode::Enforce,
+            audit: AuditSettings::default(),
         }
     }
 }
@@ -189,6 +252,24 @@ impl Config {
         }
         if let Some(h) = raw.hold_headers {
             settings.hold_headers = h;
+        }
+        if let Some(a) = raw.audit {
+            if let Some(c) = &a.collector {
+                let bad = |message: String| ConfigError::Setting { key: "audit.collector", message };
+                if c.cluster.is_empty() {
+                    return Err(bad("`cluster` must name an Envoy cluster".into()));
+                }
+                if !c.path.starts_with('/') {
+                    return Err(bad(format!("`path` {:?} must start with /", c.path)));
+                }
+                if c.batch_size == 0 || c.batch_size > 10_000 || c.queue_limit == 0 || c.queue_limit > 1_000_000 {
+                    return Err(bad("`batch_size` (1-10000) and `queue_limit` (1-1000000) are out of range".into()));
+                }
+                if c.flush_interval_ms == 0 || c.timeout_ms == 0 {
+                    return Err(bad("`flush_interval_ms` and `timeout_ms` must be at least 1".into()));
+                }
+            }
+            settings.audit = a;
         }
         if let Some(m) = raw.mode {
             settings.mode = m;

@@ -24,6 +24,8 @@ use crate::attributes::{self, Attributes, Needs};
 use crate::config::Config;
 use crate::input::HttpRequest;
 use crate::pipeline::{error_reply, BodyAction, Decided, Forward, HeadersAction, LocalReply, Plugin};
+use crate::audit::Outbox;
+use crate::config::CollectorSettings;
 use crate::state::{Store, StoreError};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -34,7 +36,12 @@ use std::rc::Rc;
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Trace);
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root { plugin: None, stats: Rc::new(RefCell::new(Stats::default())) }) });
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root {
+        plugin: None,
+        stats: Rc::new(RefCell::new(Stats::default())),
+        outbox: None,
+        collector: None,
+    }) });
 }}
 
 /// The dynamic-metadata namespace of Envoy's JWT filter.
@@ -96,8 +103,12 @@ impl Stats {
     }
 
     fn inc(&mut self, name: &str) {
+        self.add(name, 1);
+    }
+
+    fn add(&mut self, name: &str, n: u64) {
         if let Some(id) = self.id(MetricType::Counter, name) {
-            let _ = hostcalls::increment_metric(id, 1);
+            let _ = hostcalls::increment_metric(id, n as i64);
         }
     }
 
@@ -122,7 +133,13 @@ impl Stats {
 /// Record decisions: one audit event per decided message in the proxy log,
 /// and the request's decision in filter state for Envoy's access log
 /// (`%FILTER_STATE(wasm.mcp_policy.decision:PLAIN)%` and friends).
-fn record(plugin: &Plugin, stats: &RefCell<Stats>, decided: &[Decided], status: Option<u32>) {
+fn record(
+    plugin: &Plugin,
+    stats: &RefCell<Stats>,
+    outbox: Option<&RefCell<Outbox>>,
+    decided: &[Decided],
+    status: Option<u32>,
+) {
     if decided.is_empty() {
         return;
     }
@@ -133,10 +150,27 @@ fn record(plugin: &Plugin, stats: &RefCell<Stats>, decided: &[Decided], status: 
     let mode = plugin.settings.mode.as_str();
     let revision = plugin.policy.revision();
     let mut events = Vec::with_capacity(decided.len());
+    let mut full = 0u64;
     for d in decided {
         let e = crate::audit::event(&d.record, now, mode, revision, status);
-        log(LogLevel::Info, &format!("mcp-policy audit {e}"));
+        if plugin.settings.audit.log {
+            log(LogLevel::Info, &format!("mcp-policy audit {e}"));
+        }
+        if let Some(Ok(mut o)) = outbox.map(RefCell::try_borrow_mut) {
+            if !o.push(e.clone()) {
+                full += 1;
+            }
+        }
         events.push(e);
+    }
+    if full > 0 {
+        log(
+            LogLevel::Error,
+            &format!("mcp-policy: audit collector queue full: {full} event(s) dropped (counted in mcp_policy_audit_dropped)"),
+        );
+        if let Ok(mut s) = stats.try_borrow_mut() {
+            s.add(crate::metrics::AUDIT_DROPPED, full);
+        }
     }
     let allowed = decided.iter().all(|d| d.allowed);
     let ids: Vec<&str> = decided.iter().map(|d| d.record.decision_id.as_str()).collect();
@@ -161,9 +195,47 @@ fn now_ms() -> u64 {
 struct Root {
     plugin: Option<Rc<RefCell<Plugin>>>,
     stats: Rc<RefCell<Stats>>,
+    /// Audit events waiting for the HTTP collector (kept across
+    /// reconfigurations, so none is lost on a policy update).
+    outbox: Option<Rc<RefCell<Outbox>>>,
+    collector: Option<CollectorSettings>,
 }
 
-impl Context for Root {}
+impl Context for Root {
+    /// The collector answered a batch (or the call failed or timed out).
+    fn on_http_call_response(&mut self, _token: u32, _headers: usize, _body: usize, _trailers: usize) {
+        let status = hostcalls::get_map_value(MapType::HttpCallResponseHeaders, ":status")
+            .ok()
+            .flatten()
+            .and_then(|s| s.parse::<u32>().ok());
+        let ok = status.is_some_and(|s| (200..300).contains(&s));
+        let Some(outbox) = &self.outbox else { return };
+        let (dropped, sent) = match outbox.try_borrow_mut() {
+            Ok(mut o) => {
+                let before = o.queued();
+                let dropped = o.on_result(ok);
+                (dropped, if ok { before.saturating_sub(o.queued()) as u64 } else { 0 })
+            }
+            Err(_) => return,
+        };
+        if let Ok(mut s) = self.stats.try_borrow_mut() {
+            if sent > 0 {
+                s.add(crate::metrics::AUDIT_SENT, sent);
+            }
+            if dropped > 0 {
+                s.add(crate::metrics::AUDIT_DROPPED, dropped);
+            }
+        }
+        if !ok {
+            let shown = status.map_or_else(|| "no answer".to_string(), |s| format!("HTTP {s}"));
+            if dropped > 0 {
+                log(LogLevel::Error, &format!("mcp-policy: audit collector failed ({shown}); {dropped} event(s) dropped after retries (counted in mcp_policy_audit_dropped)"));
+            } else {
+                log(LogLevel::Warn, &format!("mcp-policy: audit collector failed ({shown}); will retry"));
+            }
+        }
+    }
+}
 
 impl RootContext for Root {
     fn on_configure(&mut self, _size: usize) -> bool {
@@ -190,6 +262,17 @@ impl RootContext for Root {
                         config.settings.max_body_bytes
                     ),
                 );
+                self.collector = config.settings.audit.collector.clone();
+                if let Some(c) = &self.collector {
+                    if self.outbox.is_none() {
+                        self.outbox = Some(Rc::new(RefCell::new(Outbox::new(c.queue_limit, c.batch_size, c.max_retries))));
+                    }
+                    let _ = hostcalls::set_tick_period(std::time::Duration::from_millis(c.flush_interval_ms));
+                    if let Ok(mut s) = self.stats.try_borrow_mut() {
+                        let _ = s.id(MetricType::Counter, crate::metrics::AUDIT_DROPPED);
+                        let _ = s.id(MetricType::Counter, crate::metrics::AUDIT_SENT);
+                    }
+                }
                 // In-flight requests keep the plugin they started with.
                 let mut plugin = Plugin::from(config);
                 plugin.clock = host_micros;
@@ -224,10 +307,37 @@ impl RootContext for Root {
         }
     }
 
+    /// Send the next batch of audit events to the collector.
+    fn on_tick(&mut self) {
+        let (Some(outbox), Some(c)) = (&self.outbox, &self.collector) else { return };
+        let Ok(mut o) = outbox.try_borrow_mut() else { return };
+        let Some(body) = o.next_batch() else { return };
+        let authority = c.authority.clone().unwrap_or_else(|| c.cluster.clone());
+        let headers = vec![
+            (":method", "POST"),
+            (":path", c.path.as_str()),
+            (":authority", authority.as_str()),
+            ("content-type", "application/x-ndjson"),
+        ];
+        let timeout = std::time::Duration::from_millis(c.timeout_ms);
+        if let Err(e) = hostcalls::dispatch_http_call(&c.cluster, headers, Some(body.as_bytes()), vec![], timeout) {
+            // Not even sent (e.g. unknown cluster): a failed attempt.
+            let dropped = o.on_result(false);
+            log(LogLevel::Warn, &format!("mcp-policy: audit collector call to {} failed: {e:?}", c.cluster));
+            if dropped > 0 {
+                log(LogLevel::Error, &format!("mcp-policy: {dropped} audit event(s) dropped after retries (counted in mcp_policy_audit_dropped)"));
+                if let Ok(mut s) = self.stats.try_borrow_mut() {
+                    s.add(crate::metrics::AUDIT_DROPPED, dropped);
+                }
+            }
+        }
+    }
+
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
         Some(Box::new(Http {
             plugin: self.plugin.clone(),
             stats: self.stats.clone(),
+            outbox: self.outbox.clone(),
             request: None,
             state: State::Pass,
             body_size: 0,
@@ -256,6 +366,7 @@ enum State {
 struct Http {
     plugin: Option<Rc<RefCell<Plugin>>>,
     stats: Rc<RefCell<Stats>>,
+    outbox: Option<Rc<RefCell<Outbox>>>,
     request: Option<HttpRequest>,
     state: State,
     /// Bytes of body buffered so far.
@@ -383,7 +494,7 @@ impl Http {
                 BodyAction::Reply(r) => Some(r.status),
                 BodyAction::Forward(_) => None,
             };
-            record(&p, &self.stats, &decided, status);
+            record(&p, &self.stats, self.outbox.as_deref(), &decided, status);
         }
         match action {
             BodyAction::Forward(f) => self.forward(f, request.header("content-length").is_some()),
@@ -448,7 +559,7 @@ impl HttpContext for Http {
                 HeadersAction::Reply(r) => Some(r.status),
                 _ => None,
             };
-            record(&p, &self.stats, &decided, status);
+            record(&p, &self.stats, self.outbox.as_deref(), &decided, status);
         }
         match action {
             HeadersAction::Forward(f) => self.forward(f, false),

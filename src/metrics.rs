@@ -18,6 +18,9 @@ pub const EVAL_US: &str = "mcp_policy_eval_us";
 /// Configuration loads and refusals.
 pub const CONFIG_LOADS: &str = "mcp_policy_config_loads";
 pub const CONFIG_FAILURES: &str = "mcp_policy_config_failures";
+/// Audit events delivered to, and dropped on the way to, the HTTP collector.
+pub const AUDIT_SENT: &str = "mcp_policy_audit_sent";
+pub const AUDIT_DROPPED: &str = "mcp_policy_audit_dropped";
 
 const MAX_TOOLS: usize = 200;
 const MAX_PRINCIPALS: usize = 100;

@@ -249,6 +249,7 @@ def build(
     upstream_host: str = "127.0.0.1",
     allow_on_headers_stop_iteration: bool = True,
     extra_http_filters_before: Iterable[Mapping[str, Any]] = (),
+    extra_clusters: Iterable[Mapping[str, Any]] = (),
     runtime: str = "envoy.wasm.runtime.v8",
     wasm: bool = True,
     access_log_json: bool = False,
@@ -333,8 +334,22 @@ def build(
                             {"lb_endpoints": [{"endpoint": {"address": _socket_address(upstream_host, upstream_port)}}]}
                         ],
                     },
-                }
+                },
+                *[dict(c) for c in extra_clusters],
             ],
+        },
+    }
+
+
+def static_cluster(name: str, port: int, host: str = "127.0.0.1") -> dict[str, Any]:
+    """A plain STATIC cluster (for an audit collector, a second upstream...)."""
+    return {
+        "name": name,
+        "type": "STATIC",
+        "connect_timeout": "2s",
+        "load_assignment": {
+            "cluster_name": name,
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": _socket_address(host, port)}}]}],
         },
     }
 
@@ -351,6 +366,7 @@ def render(
     upstream_host: str = "127.0.0.1",
     allow_on_headers_stop_iteration: bool = True,
     extra_http_filters_before: Iterable[Mapping[str, Any]] = (),
+    extra_clusters: Iterable[Mapping[str, Any]] = (),
     runtime: str = "envoy.wasm.runtime.v8",
     wasm: bool = True,
     access_log_json: bool = False,
@@ -382,6 +398,7 @@ def render(
         upstream_host=upstream_host,
         allow_on_headers_stop_iteration=allow_on_headers_stop_iteration,
         extra_http_filters_before=extra_http_filters_before,
+        extra_clusters=extra_clusters,
         runtime=runtime,
         wasm=wasm,
         access_log_json=access_log_json,
