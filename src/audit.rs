@@ -38,6 +38,10 @@ pub struct Record {
     pub upstream: Option<String>,
     /// Evaluation time in microseconds.
     pub eval_us: u64,
+    /// The policy killed the session/principal with this reason.
+    pub kill: Option<String>,
+    /// The policy lifted a kill.
+    pub clear_kill: bool,
 }
 
 /// The digest of a value's canonical JSON (objects are key-sorted).
@@ -91,8 +95,14 @@ pub fn event(r: &Record, time_ms: u64, mode: &str, revision: &str, http_status: 
         put("dry_run", r.dry_run.clone().into());
     }
     put("labels", r.labels.clone().into());
+    put("kill", r.kill.clone().into());
+    if r.clear_kill {
+        put("clear_kill", true.into());
+    }
     put("kind", r.kind.clone().into());
-    put("method", r.method.clone().into());
+    if !r.method.is_empty() {
+        put("method", r.method.clone().into());
+    }
     put("tool", r.tool.clone().into());
     put("prompt", r.prompt.clone().into());
     put("resource", r.resource.clone().into());
@@ -143,8 +153,9 @@ pub fn rfc3339(ms: u64) -> String {
     format!("{year:04}-{month:02}-{d:02}T{h:02}:{m:02}:{s:02}.{:03}Z", ms % 1000)
 }
 
-/// A decision id: 128 bits, hex, from a per-VM seed and a counter, hashed
-/// (unique per VM and request, unguessable without the seed).
+/// A decision id: 128 bits, hex, from a per-VM seed (the host's clock at
+/// configuration, the policy revision) and a counter, hashed: unique per
+/// request, not a secret.
 pub struct Ids {
     seed: [u8; 32],
     counter: u64,

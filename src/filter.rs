@@ -382,11 +382,11 @@ struct Http {
 }
 
 /// Read the request attributes the policy can use. The caller's identity
-/// is also read whenever a session id is presented: session binding needs
-/// it, whatever the policy says.
-fn read_attributes(needs: Needs, has_session: bool) -> Attributes {
+/// (verified JWT claims, TLS peer) is always read: every audit event records
+/// it, and session binding needs it, whatever the policy says.
+fn read_attributes(needs: Needs) -> Attributes {
     let mut a = Attributes::default();
-    if needs.identity || has_session {
+    {
         // jwt_authn stores each verified payload in the stream's dynamic
         // metadata under its `payload_in_metadata` name. Envoy hands the
         // whole `metadata` over as a serialized protobuf (deeper paths come
@@ -399,7 +399,7 @@ fn read_attributes(needs: Needs, has_session: bool) -> Attributes {
             }
         }
     }
-    if needs.source || needs.identity || has_session {
+    {
         a.peer_principal = property(vec!["connection", "uri_san_peer_certificate"])
             .and_then(|b| attributes::decode_string(&b));
     }
@@ -436,11 +436,28 @@ impl Http {
         Action::Pause
     }
 
+    /// A refusal made here in the adapter: recorded in the audit trail (with
+    /// a decision id) like any other, then sent.
+    fn refuse(&mut self, r: LocalReply) -> Action {
+        let (Some(plugin), Some(request)) = (self.plugin.clone(), self.request.take()) else {
+            return self.reply(r);
+        };
+        let r = match plugin.try_borrow_mut() {
+            Ok(mut p) => {
+                let (r, decided) = p.reject(&request, r);
+                record(&p, &self.stats, self.outbox.as_deref(), &decided, Some(r.status));
+                r
+            }
+            Err(_) => r,
+        };
+        self.reply(r)
+    }
+
     /// Carry out an allowed request's changes, then let it go.
     fn forward(&mut self, f: Forward, had_content_length: bool) -> Action {
         if let Some(body) = &f.body {
             if hostcalls::set_buffer(BufferType::HttpRequestBody, 0, self.body_size, body).is_err() {
-                return self.reply(error_reply(
+                return self.refuse(error_reply(
                     500,
                     None,
                     crate::pipeline::INVALID_REQUEST,
@@ -474,7 +491,8 @@ impl Http {
             match hostcalls::get_buffer(BufferType::HttpRequestBody, 0, body_size) {
                 Ok(Some(b)) => b,
                 _ => {
-                    return self.reply(error_reply(
+                    self.request = Some(request);
+                    return self.refuse(error_reply(
                         500,
                         None,
                         crate::pipeline::INVALID_REQUEST,
@@ -548,8 +566,7 @@ impl HttpContext for Http {
                 core::arch::wasm32::unreachable();
             }
         }
-        let has_session = request.header("mcp-session-id").is_some();
-        request.attributes = read_attributes(needs, has_session);
+        request.attributes = read_attributes(needs);
         let (action, decided) = match plugin.try_borrow_mut() {
             Ok(mut p) => p.on_request_headers_with(&request, end_of_stream, Some((&SharedData, now_ms()))),
             Err(_) => return self.reply(unconfigured()),
@@ -595,7 +612,7 @@ impl HttpContext for Http {
             .as_ref()
             .and_then(|p| p.try_borrow().ok().and_then(|p| p.check_body_size(body_size)));
         if let Some(r) = too_large {
-            return self.reply(r);
+            return self.refuse(r);
         }
         if !end_of_stream {
             // Keep buffering; the whole body is decided at once.

@@ -98,6 +98,9 @@ pub struct Decided {
     pub labels: Vec<String>,
     /// The audit record (docs/audit.md).
     pub record: audit::Record,
+    /// Refused by the filter itself, not by the policy (session binding):
+    /// enforced even in audit mode.
+    pub core: bool,
 }
 
 impl Decided {
@@ -114,6 +117,7 @@ impl Decided {
                 reasons: vec![reason.to_string()],
                 ..audit::Record::default()
             },
+            core: true,
         }
     }
 }
@@ -124,6 +128,8 @@ struct Outcome {
     reasons: Vec<String>,
     result: PolicyResult,
     eval_us: u64,
+    /// A refusal of the filter itself (session binding), not the policy's.
+    core: bool,
 }
 
 /// A loaded configuration with its compiled policy: everything needed to
@@ -207,7 +213,7 @@ impl Plugin {
             fill_request_fields(&mut d.record, http);
         }
         let action = match action {
-            HeadersAction::Reply(_) if by_policy && self.settings.mode == Mode::Audit => {
+            HeadersAction::Reply(_) if by_policy && !decided.iter().any(|d| d.core) && self.settings.mode == Mode::Audit => {
                 HeadersAction::Forward(Forward::default())
             }
             HeadersAction::Forward(_) if self.settings.mode == Mode::Audit => HeadersAction::Forward(Forward::default()),
@@ -303,7 +309,10 @@ impl Plugin {
         store: Option<(&dyn Store, u64)>,
     ) -> (BodyAction, Vec<Decided>) {
         let (action, mut decided) = self.body_inner(http, body, store);
-        let by_policy = !decided.is_empty();
+        // Audit mode lifts the policy's denials only: not protocol
+        // rejections (an invalid batch element included) nor the filter's
+        // own refusals (session binding, unavailable state).
+        let by_policy = !decided.is_empty() && decided.iter().all(|d| !d.core && d.record.kind != "invalid");
         if let BodyAction::Reply(r) = &action {
             if decided.is_empty() {
                 decided.push(Decided::rejected(&r.log));
@@ -453,6 +462,7 @@ impl Plugin {
                         )],
                         result: PolicyResult::default(),
                         eval_us: 0,
+                        core: true,
                     };
                 }
             }
@@ -546,6 +556,7 @@ impl Plugin {
         if let Err(e) = result {
             o.allowed = false;
             o.reasons = vec![format!("session state unavailable: {e}")];
+            o.core = true;
         }
         o
     }
@@ -562,7 +573,7 @@ impl Plugin {
 
     fn outcome(&self, result: Result<PolicyResult, crate::engine::PolicyError>) -> Outcome {
         match result {
-            Ok(r) if r.permits() => Outcome { allowed: true, reasons: Vec::new(), result: r, eval_us: 0 },
+            Ok(r) if r.permits() => Outcome { allowed: true, reasons: Vec::new(), result: r, eval_us: 0, core: false },
             Ok(r) => Outcome {
                 allowed: false,
                 reasons: if r.deny.is_empty() {
@@ -572,12 +583,14 @@ impl Plugin {
                 },
                 result: r,
                 eval_us: 0,
+                core: false,
             },
             Err(e) => Outcome {
                 allowed: false,
                 reasons: vec![format!("policy evaluation failed: {e}")],
                 result: PolicyResult::default(),
                 eval_us: 0,
+                core: false,
             },
         }
     }
@@ -634,8 +647,22 @@ impl Plugin {
         let reasons = [reason];
         let mut reply = error_reply(403, None, self.settings.deny_code, &denial_message(&reasons), Some(&reasons));
         reply.log = format!("denied {} {}: {}", http.method, http.path, reasons.join("; "));
-        let d = transport_decided(http, false, reasons.to_vec(), Vec::new(), 0, &[]);
+        let mut d = transport_decided(http, false, reasons.to_vec(), Vec::new(), 0, &[]);
+        d.core = true;
         Some((reply, d))
+    }
+
+    /// Record and label a refusal the host adapter makes itself (a body
+    /// that grew past the limit while streaming, an unreadable body, no
+    /// configuration): the reply gets a decision id, the audit trail a
+    /// `rejected` event.
+    pub fn reject(&mut self, http: &HttpRequest, mut reply: LocalReply) -> (LocalReply, Vec<Decided>) {
+        let id = self.ids.next_id();
+        let mut d = Decided::rejected(&reply.log);
+        d.record.decision_id = id.clone();
+        fill_request_fields(&mut d.record, http);
+        reply.headers.push((DECISION_ID_HEADER.into(), id));
+        (reply, vec![d])
     }
 
     /// Bind a session id the server just minted (in its answer to an
@@ -745,6 +772,7 @@ impl Plugin {
                     let mut d = Decided::rejected(&inv.reason);
                     d.method = "invalid".into();
                     d.record.kind = "invalid".into();
+                    d.core = false;
                     decided.push(d);
                 }
             }
@@ -883,7 +911,10 @@ fn decided_for(m: &Message<'_>, o: &Outcome) -> Decided {
         allowed: o.allowed,
         reasons: o.reasons.clone(),
         labels: o.result.labels.clone(),
+        core: o.core,
         record: audit::Record {
+            kill: o.result.kill.as_ref().map(|k| k.reason.clone()),
+            clear_kill: o.result.clear_kill,
             kind: m.kind.as_str().into(),
             method,
             tool,
@@ -915,6 +946,7 @@ fn transport_decided(
         allowed,
         reasons: reasons.clone(),
         labels: labels.clone(),
+        core: false,
         record: audit::Record {
             kind: "transport".into(),
             method: http.method.clone(),
@@ -1484,6 +1516,15 @@ reveal contains "id" if input.mcp.tool.name == "delete_record"
         let (a, d) = p.on_request_body(&post(), b"{nope");
         assert!(matches!(a, BodyAction::Reply(_)));
         assert_eq!(d[0].record.kind, "rejected");
+        // So does an invalid element in a batch.
+        let (a, _) = p.on_request_body(&post(), br#"[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","id":2}]"#);
+        assert!(matches!(a, BodyAction::Reply(_)));
+        // And session binding: a security check, not a policy decision.
+        let store = crate::state::MemoryStore::default();
+        assert!(run(&mut p, &store, 1, &with_identity("ann", Some("S50")), &call_body(1, "echo")).allowed);
+        let (a, d) = p.on_request_body_with(&with_identity("eve", Some("S50")), &call_body(2, "echo"), Some((&store, 2)));
+        assert!(matches!(a, BodyAction::Reply(_)));
+        assert!(d[0].core);
     }
 
     #[test]

@@ -294,6 +294,9 @@ def test_oversized_chunked_body_is_rejected_not_decided_on_a_prefix(stack: Stack
 
     r = stack.post(chunks(), modern_headers("tools/call", "echo"))
     assert r.status_code == 413
+    # Refused mid-stream by the adapter, and still on the audit trail.
+    decision_id = r.headers["x-mcp-decision-id"]
+    assert f'"decision_id":"{decision_id}"' in stack.envoy.log_text()
     stack.sync(403)
     assert 402 not in stack.received_ids()
 
