@@ -652,10 +652,16 @@ impl HttpContext for Http {
     /// Responses pass through untouched; a tools/list answer is read as it
     /// goes by, to learn the tool definitions.
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        if let Some((watcher, _)) = self.watcher.as_mut() {
+        if let Some((watcher, w)) = self.watcher.as_mut() {
             if body_size > 0 {
                 if let Ok(Some(chunk)) = hostcalls::get_buffer(BufferType::HttpResponseBody, 0, body_size) {
-                    watcher.feed(&chunk);
+                    if let Some(tools) = watcher.feed(&chunk) {
+                        crate::tools::remember(&SharedData, &w.upstream, &tools, w.replace);
+                        log(
+                            LogLevel::Debug,
+                            &format!("mcp-policy: learnt {} tool definition(s) from {}", tools.len(), w.upstream),
+                        );
+                    }
                 }
             }
             if end_of_stream {

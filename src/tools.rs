@@ -52,9 +52,13 @@ impl Watcher {
         Some(Watcher { id, sse, buf: Vec::new(), failed: false, tools: None })
     }
 
-    pub fn feed(&mut self, chunk: &[u8]) {
+    /// Feed a chunk. On an SSE stream, returns the tools as soon as the
+    /// event carrying them is complete — within the callback that sees its
+    /// last bytes, so before the client can have read them (and call a
+    /// tool). A JSON body is complete only at its end: see [`finish`].
+    pub fn feed(&mut self, chunk: &[u8]) -> Option<Vec<serde_json::Value>> {
         if self.failed || self.tools.is_some() {
-            return;
+            return None;
         }
         match &mut self.sse {
             Some(p) => match p.feed(chunk) {
@@ -63,6 +67,11 @@ impl Watcher {
                         if let Ok(msg) = serde_json::from_str::<serde_json::Value>(&e.data) {
                             self.take(msg);
                         }
+                    }
+                    if self.tools.is_some() {
+                        // Handed over once; `finish` then returns nothing.
+                        self.failed = true;
+                        return self.tools.take();
                     }
                 }
                 Err(_) => self.failed = true,
@@ -76,6 +85,7 @@ impl Watcher {
                 }
             }
         }
+        None
     }
 
     fn take(&mut self, mut msg: serde_json::Value) {
@@ -172,10 +182,15 @@ mod tests {
             "event: message\r\ndata: {{\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{{}}}}\r\n\r\nevent: message\r\ndata: {LIST}\r\n\r\n"
         );
         let mut w = Watcher::new("3", "text/event-stream; charset=utf-8").unwrap();
+        let mut found = None;
         for c in stream.as_bytes().chunks(5) {
-            w.feed(c);
+            if let Some(t) = w.feed(c) {
+                assert!(found.is_none(), "handed over once");
+                found = Some(t);
+            }
         }
-        assert_eq!(w.finish().unwrap().len(), 2);
+        assert_eq!(found.unwrap().len(), 2);
+        assert!(w.finish().is_none());
     }
 
     #[test]
