@@ -8,8 +8,11 @@ served over Streamable HTTP at `/mcp`:
         [--json-response] [--stateless] [--log-file PATH] [--allowed-host HOST ...]
 
 Exposes
-  tools      echo(text), add(a, b), read_file(path), delete_record(id), send_email(to, body)
-             -- read_file / delete_record / send_email are fakes: nothing touches disk or the network.
+  tools      echo(text), add(a, b), read_file(path), delete_record(id), send_email(to, body), count(to),
+             and for the policy library (tests/test_e2e_library.py): query(sql, limit=10),
+             fetch_url(url), get_record(id) (annotated readOnlyHint), drop_table(name) (annotated
+             destructiveHint), patient_lookup(patient_id), ledger_balance(account)
+             -- all but echo/add/count are fakes: nothing touches disk, a database or the network.
   resources  demo://readme (static), demo://records/{id} (template)
   prompts    greet(name)
 
@@ -49,6 +52,7 @@ import uvicorn
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from mcp.server.transport_security import TransportSecuritySettings
+from mcp.types import ToolAnnotations
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # --------------------------------------------------------------------------- #
@@ -101,6 +105,38 @@ def build_server(log_level: str = "WARNING") -> MCPServer:
             await ctx.report_progress(i, to)
             await ctx.info(f"counted {i}")
         return f"counted to {to}"
+
+    # Tools for the policy library's end-to-end tests (fakes as well).
+
+    @mcp.tool()
+    def query(sql: str, limit: int = 10) -> str:
+        """Pretend to run a SQL query (fake: there is no database)."""
+        return f"(fake) {min(limit, 3)} rows for: {sql}"
+
+    @mcp.tool()
+    def fetch_url(url: str) -> str:
+        """Pretend to fetch a URL (fake: never touches the network)."""
+        return f"(fake) fetched {url}"
+
+    @mcp.tool(annotations=ToolAnnotations(read_only_hint=True))
+    def get_record(id: int) -> str:  # noqa: A002
+        """Read a fake database record (annotated read-only)."""
+        return json.dumps({"id": id, "value": f"record {id}"})
+
+    @mcp.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=True))
+    def drop_table(name: str) -> str:
+        """Pretend to drop a database table (fake; annotated destructive)."""
+        return f"(fake) dropped table {name}"
+
+    @mcp.tool()
+    def patient_lookup(patient_id: str) -> str:
+        """Pretend to look up a patient record (fake healthcare tool)."""
+        return f"(fake) patient {patient_id}"
+
+    @mcp.tool()
+    def ledger_balance(account: str) -> str:
+        """Pretend to read an account balance (fake finance tool)."""
+        return f"(fake) balance of {account}: 0.00"
 
     @mcp.resource("demo://readme", name="readme", mime_type="text/plain")
     def readme() -> str:

@@ -1,29 +1,71 @@
-//! Runs the Rego tests that ship beside the policies in policies/ (every
-//! `test_` rule in every module), and checks that each non-test policy
-//! compiles as a filter configuration.
+//! Runs the Rego tests that ship beside the policies in policies/ and in the
+//! policy library, policies/library/ (every `test_` rule in every module,
+//! all loaded together, as an operator would load them), and checks that
+//! each non-test policy compiles as a filter configuration. The library is
+//! also run on the RVM, the filter's own engine (the Rego tests run on the
+//! interpreter): tests/library_cases.json holds inputs, data and the
+//! reasons the library must give.
 
 use mcp_policy::config::Config;
-use std::path::Path;
+use mcp_policy::engine::EngineKind;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
-fn modules(dir: &Path) -> Vec<(String, String)> {
+/// The library policies; each has `<name>.rego` and `<name>_test.rego`.
+const LIBRARY: [&str; 9] = [
+    "rbac", "tenant", "arguments", "schema", "readonly", "ratelimit", "flows", "timewindow", "stepup",
+];
+
+fn policies_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("policies")
+}
+
+/// The `.rego` files directly in `dir`, named `prefix` + file name.
+fn modules_in(dir: &Path, prefix: &str) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = std::fs::read_dir(dir)
-        .expect("policies/ exists")
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .filter_map(|e| e.ok())
         .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "rego"))
+        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "rego"))
         .map(|p| {
             let name = p.file_name().unwrap().to_string_lossy().into_owned();
-            (name, std::fs::read_to_string(&p).expect("readable"))
+            (format!("{prefix}{name}"), std::fs::read_to_string(&p).expect("readable"))
         })
         .collect();
     out.sort();
     out
 }
 
+fn modules(dir: &Path) -> Vec<(String, String)> {
+    modules_in(dir, "")
+}
+
+/// policies/*.rego and policies/library/*.rego, tests included.
+fn all_modules() -> Vec<(String, String)> {
+    let dir = policies_dir();
+    let mut all = modules(&dir);
+    all.extend(modules_in(&dir.join("library"), "library/"));
+    all
+}
+
+fn not_tests(mods: Vec<(String, String)>) -> Vec<(String, String)> {
+    mods.into_iter().filter(|(n, _)| !n.ends_with("_test.rego")).collect()
+}
+
+fn config(mods: &[(String, String)], data: Option<&serde_json::Value>) -> Config {
+    let policy: serde_json::Map<String, serde_json::Value> =
+        mods.iter().map(|(n, s)| (n.clone(), serde_json::Value::String(s.clone()))).collect();
+    let mut p = serde_json::json!({"modules": policy});
+    if let Some(d) = data {
+        p["data"] = d.clone();
+    }
+    let cfg = serde_json::json!({"policy": p});
+    Config::from_json(cfg.to_string().as_bytes()).unwrap_or_else(|e| panic!("configuration refused: {e}"))
+}
+
 #[test]
 fn policy_tests_pass() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
-    let all = modules(&dir);
+    let all = all_modules();
     let results = mcp_policy::regotest::run(&all, None).expect("policies compile");
     assert!(results.len() >= 5, "expected the shipped Rego tests, found {}", results.len());
     let failed: Vec<String> = results
@@ -35,17 +77,91 @@ fn policy_tests_pass() {
         println!("{} {}", if r.passed { "PASS" } else { "FAIL" }, r.name);
     }
     assert!(failed.is_empty(), "failing Rego tests:\n{}", failed.join("\n"));
+    for lib in LIBRARY {
+        let prefix = format!("data.{lib}_test.");
+        let n = results.iter().filter(|r| r.name.starts_with(&prefix)).count();
+        assert!(n >= 5, "policies/library/{lib}_test.rego: expected its tests, found {n}");
+    }
 }
 
 #[test]
 fn shipped_policy_loads_as_configuration() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
-    let policy: serde_json::Map<String, serde_json::Value> = modules(&dir)
-        .into_iter()
-        .filter(|(n, _)| !n.ends_with("_test.rego"))
-        .map(|(n, s)| (n, serde_json::Value::String(s)))
-        .collect();
-    let cfg = serde_json::json!({"policy": {"modules": policy}});
-    let c = Config::from_json(cfg.to_string().as_bytes()).expect("default policy loads");
-    assert_eq!(c.policy.engine_kind(), mcp_policy::engine::EngineKind::Rvm);
+    let c = config(&not_tests(modules(&policies_dir())), None);
+    assert_eq!(c.policy.engine_kind(), EngineKind::Rvm);
+}
+
+/// The library loads beside the default policy, with or without its data,
+/// and stays on the RVM (no rule conflicts, nothing the RVM cannot compile).
+#[test]
+fn library_loads_with_the_default_policy_on_the_rvm() {
+    let mods = not_tests(all_modules());
+    for lib in LIBRARY {
+        assert!(
+            mods.iter().any(|(n, _)| n == &format!("library/{lib}.rego")),
+            "policies/library/{lib}.rego is missing"
+        );
+    }
+    let c = config(&mods, None);
+    assert_eq!(c.policy.engine_kind(), EngineKind::Rvm, "{:?}", c.policy.rvm_fallback_reason());
+    let data = serde_json::json!({"library": {
+        "rbac": {"roles": {"admin": {"tools": ["*"]}}},
+        "tenant": {"tools": {"ledger_*": "finance"}},
+        "arguments": {"urls": [{"tool": "fetch_url", "argument": "url"}]},
+        "schema": {},
+        "readonly": {"enabled": true},
+        "ratelimit": {"limits": [{"tool": "add", "max": 5}]},
+        "flows": {"labels": {"read_file": "sensitive_read"}},
+        "timewindow": {"tools": {"deploy": {"from": "09:00", "to": "17:00"}}},
+        "stepup": {"tools": ["delete_record"]},
+    }});
+    let c = config(&mods, Some(&data));
+    assert_eq!(c.policy.engine_kind(), EngineKind::Rvm);
+}
+
+/// Every case of tests/library_cases.json, decided on the RVM by the
+/// default policy and the whole library: `deny` is exactly the expected
+/// reasons (or has `deny_count` members, for time-dependent cases).
+#[test]
+fn library_decides_on_the_rvm() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("library_cases.json");
+    let text = std::fs::read_to_string(&path).expect("tests/library_cases.json");
+    let cases: Vec<serde_json::Value> = serde_json::from_str(&text).expect("valid JSON");
+    assert!(cases.len() >= 50, "expected the library cases, found {}", cases.len());
+    let mods = not_tests(all_modules());
+    // One compiled configuration per distinct data document.
+    let mut configs: BTreeMap<String, Config> = BTreeMap::new();
+    let mut failures = Vec::new();
+    for case in &cases {
+        let name = case["name"].as_str().expect("name");
+        let key = case["data"].to_string();
+        let cfg = configs.entry(key).or_insert_with(|| config(&mods, Some(&case["data"])));
+        assert_eq!(cfg.policy.engine_kind(), EngineKind::Rvm);
+        let input = mcp_policy::engine::json_to_value(&case["input"]).expect("input");
+        let result = match cfg.policy.evaluate(input) {
+            Ok(r) => r,
+            Err(e) => {
+                failures.push(format!("{name}: evaluation failed: {e}"));
+                continue;
+            }
+        };
+        let mut got = result.deny.clone();
+        got.sort();
+        if let Some(n) = case["deny_count"].as_u64() {
+            if got.len() as u64 != n {
+                failures.push(format!("{name}: expected {n} reason(s), got {got:?}"));
+            }
+        } else {
+            let mut want: Vec<String> = case["deny"]
+                .as_array()
+                .expect("deny")
+                .iter()
+                .map(|v| v.as_str().expect("reason").to_string())
+                .collect();
+            want.sort();
+            if got != want {
+                failures.push(format!("{name}:\n   got  {got:?}\n   want {want:?}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "library cases that differ on the RVM:\n{}", failures.join("\n"));
 }

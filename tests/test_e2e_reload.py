@@ -1,0 +1,113 @@
+"""A policy update through Envoy's own configuration reload (LDS from a
+file, replaced atomically): the new policy takes over without a restart,
+and session state — kills and rate counters — survives it, because it lives
+in Envoy's shared data, not in the plugin.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+import envoy_config  # noqa: F401  (harness puts tools/ on sys.path)
+import harness
+
+V1 = """package mcp
+import rego.v1
+default allow := true
+kill := "self-destruct requested" if input.mcp.tool.name == "self_destruct"
+"""
+# v2: a new rule that reads the session's counter.
+V2 = V1 + """
+deny contains sprintf("session rate: %d calls in the window", [n]) if {
+    n := input.rate.session.window
+    n > 3
+}
+"""
+HEADERS = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
+
+
+def write_lds(path: Path, listener: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    doc = {"resources": [{"@type": "type.googleapis.com/envoy.config.listener.v3.Listener", **listener}]}
+    tmp.write_text(json.dumps(doc), encoding="utf-8")
+    os.replace(tmp, path)  # atomic: Envoy sees the old file or the new one
+
+
+def wait_for(pred: Any, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.05)
+    return bool(pred())
+
+
+@pytest.mark.parametrize("demo_server", ["json-stateless"], indirect=True)
+def test_policy_reload_keeps_session_state(
+    demo_server: harness.DemoServer, wasm_path: Path, tmp_path: Path
+) -> None:
+    port, admin = harness.free_port(), harness.free_port()
+
+    def listener(policy: str) -> dict[str, Any]:
+        boot = envoy_config.build(listen_port=port, upstream_port=demo_server.port, admin_port=admin,
+                                  wasm_path=str(wasm_path), plugin_config={"policy": {"modules": {"p.rego": policy}}},
+                                  access_log_json=True)
+        return boot["static_resources"]["listeners"][0]
+
+    boot = envoy_config.build(listen_port=port, upstream_port=demo_server.port, admin_port=admin,
+                              wasm_path=str(wasm_path), plugin_config={"policy": {"modules": {"p.rego": V1}}},
+                              access_log_json=True)
+    boot["static_resources"]["listeners"] = []
+    lds = tmp_path / "lds.json"
+    write_lds(lds, listener(V1))
+    boot["dynamic_resources"] = {"lds_config": {"path_config_source": {"path": str(lds)},
+                                                "resource_api_version": "V3"}}
+    boot["node"] = {"id": "mcp-policy-reload-test", "cluster": "mcp-policy"}
+    cfg = tmp_path / "envoy.json"
+    cfg.write_text(json.dumps(boot), encoding="utf-8")
+    proc = harness.Process([harness.find_envoy(), "-c", str(cfg), "--concurrency", "2", "--disable-hot-restart",
+                            "-l", "info", "--component-log-level", "wasm:info"],
+                           name="envoy", log_dir=tmp_path, cwd=tmp_path).start()
+    try:
+        url = f"http://127.0.0.1:{port}/mcp"
+
+        def call(name: str, id_: int, session: str) -> httpx.Response:
+            body = {"jsonrpc": "2.0", "id": id_, "method": "tools/call", "params": {"name": name, "arguments": {}}}
+            return httpx.post(url, content=json.dumps(body), headers=dict(HEADERS, **{"mcp-session-id": session}),
+                              timeout=10)
+
+        def up() -> bool:
+            try:
+                return httpx.get(f"http://127.0.0.1:{admin}/ready", timeout=2).status_code == 200 and \
+                    call("echo", 0, "probe").status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        assert wait_for(up), proc.log_tail()
+        # Under v1: a kill, and three calls on another session.
+        assert "self-destruct requested" in call("self_destruct", 1, "S-kill").json()["error"]["message"]
+        for i in range(3):
+            assert "result" in call("echo", 10 + i, "S-count").json()
+
+        revisions_before = proc.stderr_text().count("mcp-policy: configured")
+        write_lds(lds, listener(V2))
+        assert wait_for(lambda: proc.stderr_text().count("mcp-policy: configured") > revisions_before), \
+            proc.log_tail()
+        # v2 is in force once a call on a fresh session is decided by it.
+        assert wait_for(lambda: "result" in call("echo", 99, "S-fresh").json())
+
+        # The kill survived the reload...
+        r = call("echo", 2, "S-kill")
+        assert r.json()["error"]["message"] == "Denied by policy: session killed: self-destruct requested"
+        # ...and so did the counter the new rule reads: this is the 4th call.
+        r = call("echo", 13, "S-count")
+        assert r.json()["error"]["message"] == "Denied by policy: session rate: 4 calls in the window", r.text
+    finally:
+        proc.stop()
