@@ -80,6 +80,23 @@ impl Needs {
 }
 
 impl Attributes {
+    /// What the filter actually reads from the host for a policy with these
+    /// needs (the adapter's `read_attributes` follows this rule, and the CLI
+    /// applies it to the attributes it is given): the caller's identity
+    /// (verified JWT claims, TLS peer) always — every audit event and session
+    /// binding need it — and the rest only when the policy mentions it.
+    pub fn visible(self, needs: Needs) -> Attributes {
+        Attributes {
+            jwt_claims: self.jwt_claims,
+            peer_principal: self.peer_principal,
+            source_address: self.source_address.filter(|_| needs.source),
+            tls_version: self.tls_version.filter(|_| needs.connection),
+            mtls: self.mtls.filter(|_| needs.connection),
+            route_name: self.route_name.filter(|_| needs.xds),
+            cluster_name: self.cluster_name.filter(|_| needs.xds),
+        }
+    }
+
     /// `input.identity`, `input.source`, `input.connection`, `input.xds`
     /// (each only when something is known), to merge into the input.
     pub fn to_values(&self) -> Vec<(&'static str, Value)> {

@@ -381,9 +381,10 @@ struct Http {
     bind_on_response: Option<String>,
 }
 
-/// Read the request attributes the policy can use. The caller's identity
-/// (verified JWT claims, TLS peer) is always read: every audit event records
-/// it, and session binding needs it, whatever the policy says.
+/// Read the request attributes the policy can use, following
+/// [`Attributes::visible`]: the caller's identity (verified JWT claims, TLS
+/// peer) always — every audit event records it, and session binding needs
+/// it — the rest only when the policy mentions it.
 fn read_attributes(needs: Needs) -> Attributes {
     let mut a = Attributes::default();
     {

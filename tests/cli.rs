@@ -437,15 +437,15 @@ fn identity_flags_reach_only_policies_that_read_them() {
     assert_eq!(run(&["eval", p, &msg, "--principal", "spiffe://a"]).code, 0);
     let j = run(&["eval", "--format", "json", "--print-input", p, &msg, "--claims", s(&d.join("admin.json"))]).json();
     assert_eq!(j["messages"][0]["input"]["identity"]["subject"], "alice");
-    // A policy that never names `identity` does not get it (the filter does
-    // not even fetch it, unless a session id needs binding), but gets the
-    // principal through `source`.
+    // The caller's identity is read whatever the policy names (every audit
+    // event records it and session binding needs it), so it is in the input
+    // even of a policy that only reads `source`.
     let q_dir = d.join("q");
     let q = s(&q_dir);
     let no_session = fixture("modern_tools_call_echo.json");
     let j = run(&["eval", "--format", "json", "--print-input", q, &no_session, "--claims", s(&d.join("admin.json")), "--principal", "spiffe://b"]).json();
     let input = &j["messages"][0]["input"];
-    assert!(input.get("identity").is_none(), "{input}");
+    assert_eq!(input["identity"]["subject"], "alice", "{input}");
     assert_eq!(input["source"]["principal"], "spiffe://b");
     assert_eq!(j["messages"][0]["reasons"], serde_json::json!(["spiffe://b"]));
 }

@@ -11,7 +11,7 @@
 use super::explain::{Explainer, Explanation};
 use super::message::{self, CaptureAttributes, ReadOptions, Request};
 use super::{config_json, emit, emit_json, load, EvalArgs, Failure, Format, EXIT_FAIL, EXIT_OK};
-use crate::attributes::{Attributes, Needs};
+use crate::attributes::Needs;
 use crate::config::{Config, ConfigError};
 use crate::engine::{Evaluation, PolicyResult};
 use crate::input::HttpRequest;
@@ -228,21 +228,6 @@ fn identity_flags(args: &EvalArgs) -> Result<CaptureAttributes, Failure> {
     })
 }
 
-/// What the adapter reads from the host for a policy with these needs
-/// (mirrors `read_attributes` in src/filter.rs: the caller's identity is
-/// also read when a session id is presented, for session binding).
-fn visible(a: Attributes, needs: Needs, has_session: bool) -> Attributes {
-    Attributes {
-        jwt_claims: a.jwt_claims.filter(|_| needs.identity || has_session),
-        peer_principal: a.peer_principal.filter(|_| needs.source || needs.identity || has_session),
-        source_address: a.source_address.filter(|_| needs.source),
-        tls_version: a.tls_version.filter(|_| needs.connection),
-        mtls: a.mtls.filter(|_| needs.connection),
-        route_name: a.route_name.filter(|_| needs.xds),
-        cluster_name: a.cluster_name.filter(|_| needs.xds),
-    }
-}
-
 /// The messages of `--session FILE`: a JSON array whose elements are
 /// message files' contents (a JSON-RPC body or a capture).
 fn session_messages(args: &EvalArgs) -> Result<Vec<Vec<u8>>, Failure> {
@@ -282,8 +267,7 @@ fn now_ms() -> u64 {
 fn http_request(req: &Request, needs: Needs) -> Result<HttpRequest, Failure> {
     let mut http = HttpRequest::from_headers(req.headers.clone());
     let attributes = req.attributes.to_attributes().map_err(Failure::usage)?;
-    let has_session = http.header("mcp-session-id").is_some();
-    http.attributes = visible(attributes, needs, has_session);
+    http.attributes = attributes.visible(needs);
     Ok(http)
 }
 
