@@ -25,13 +25,19 @@ fn request() -> HttpRequest {
         (":authority".into(), b"127.0.0.1:10000".to_vec()),
         (":scheme".into(), b"http".to_vec()),
         ("content-type".into(), b"application/json".to_vec()),
-        ("accept".into(), b"application/json, text/event-stream".to_vec()),
+        (
+            "accept".into(),
+            b"application/json, text/event-stream".to_vec(),
+        ),
         ("mcp-protocol-version".into(), b"2026-07-28".to_vec()),
         ("mcp-method".into(), b"tools/call".to_vec()),
         ("mcp-name".into(), b"read_file".to_vec()),
         ("user-agent".into(), b"python-httpx2/2.16.2".to_vec()),
     ];
-    h.push(("x-request-id".into(), b"3f1c2e4a-0b5d-4e7f-9a8b-1c2d3e4f5a6b".to_vec()));
+    h.push((
+        "x-request-id".into(),
+        b"3f1c2e4a-0b5d-4e7f-9a8b-1c2d3e4f5a6b".to_vec(),
+    ));
     HttpRequest::from_headers(h)
 }
 
@@ -60,17 +66,24 @@ fn stages(c: &mut Criterion) {
     let mut g = c.benchmark_group("tools_call_1k");
     g.throughput(Throughput::Bytes(body.len() as u64));
 
-    g.bench_function("parse", |b| b.iter(|| black_box(mcp::parse(black_box(&body)).is_ok())));
+    g.bench_function("parse", |b| {
+        b.iter(|| black_box(mcp::parse(black_box(&body)).is_ok()))
+    });
 
     let routing = routing::read(&http.headers).expect("headers");
     g.bench_function("routing_check", |b| {
         let parsed = mcp::parse(&body).expect("parses");
-        b.iter(|| black_box(routing::read(&http.headers).and_then(|r| routing::check(&r, &parsed))).is_ok())
+        b.iter(|| {
+            black_box(routing::read(&http.headers).and_then(|r| routing::check(&r, &parsed)))
+                .is_ok()
+        })
     });
 
     g.bench_function("input_build", |b| {
         let parsed = mcp::parse(&body).expect("parses");
-        let Body::Single(m) = &parsed else { unreachable!() };
+        let Body::Single(m) = &parsed else {
+            unreachable!()
+        };
         b.iter(|| {
             let shared = input::request_values(&http);
             black_box(input::for_message(&shared, &routing, m, None))
@@ -79,7 +92,9 @@ fn stages(c: &mut Criterion) {
 
     g.bench_function("evaluate", |b| {
         let parsed = mcp::parse(&body).expect("parses");
-        let Body::Single(m) = &parsed else { unreachable!() };
+        let Body::Single(m) = &parsed else {
+            unreachable!()
+        };
         let value = input::for_message(&input::request_values(&http), &routing, m, None);
         b.iter(|| black_box(plugin.policy.evaluate(value.clone()).is_ok()))
     });

@@ -169,7 +169,9 @@ pub fn jwt_payload(namespace: &Value) -> Option<Value> {
     if let v @ Value::Object(_) = &namespace["jwt_payload"] {
         return Some(v.clone());
     }
-    let mut objects = members.iter().filter(|(_, v)| matches!(v, Value::Object(_)));
+    let mut objects = members
+        .iter()
+        .filter(|(_, v)| matches!(v, Value::Object(_)));
     match (objects.next(), objects.next()) {
         (Some((_, v)), None) => Some(v.clone()),
         _ => None,
@@ -204,7 +206,10 @@ pub fn decode_metadata_namespace(bytes: &[u8], namespace: &str) -> Result<Option
     while let Some((field, wire)) = r.key()? {
         if field == 1 && wire == 2 {
             // map<string, google.protobuf.Struct> filter_metadata = 1;
-            let mut e = Reader { b: r.bytes()?, pos: 0 };
+            let mut e = Reader {
+                b: r.bytes()?,
+                pos: 0,
+            };
             let mut key: &[u8] = &[];
             let mut value: Option<&[u8]> = None;
             while let Some((f, w)) = e.key()? {
@@ -473,7 +478,9 @@ mod tests {
         let mut md = Vec::new();
         len_field(1, &other, &mut md);
         len_field(1, &entry, &mut md);
-        let ns = decode_metadata_namespace(&md, "envoy.filters.http.jwt_authn").unwrap().unwrap();
+        let ns = decode_metadata_namespace(&md, "envoy.filters.http.jwt_authn")
+            .unwrap()
+            .unwrap();
         assert_eq!(jwt_payload(&ns).unwrap()["sub"], Value::from("alice"));
         assert_eq!(decode_metadata_namespace(&md, "missing").unwrap(), None);
         assert!(decode_metadata_namespace(&[0x0a, 0x09, 0x0a], "x").is_err());
@@ -481,9 +488,17 @@ mod tests {
 
     #[test]
     fn jwt_payload_is_found_in_the_namespace() {
-        let ns = decode_struct(&enc_struct(&[("jwt_payload", V::O(vec![("sub", V::S("a"))]))])).unwrap();
+        let ns = decode_struct(&enc_struct(&[(
+            "jwt_payload",
+            V::O(vec![("sub", V::S("a"))]),
+        )]))
+        .unwrap();
         assert_eq!(jwt_payload(&ns).unwrap()["sub"], Value::from("a"));
-        let ns = decode_struct(&enc_struct(&[("my_claims", V::O(vec![("sub", V::S("b"))]))])).unwrap();
+        let ns = decode_struct(&enc_struct(&[(
+            "my_claims",
+            V::O(vec![("sub", V::S("b"))]),
+        )]))
+        .unwrap();
         assert_eq!(jwt_payload(&ns).unwrap()["sub"], Value::from("b"));
         let ns = decode_struct(&enc_struct(&[
             ("p1", V::O(vec![("sub", V::S("b"))])),
@@ -515,7 +530,10 @@ mod tests {
         };
         let v: BTreeMap<&str, Value> = a.to_values().into_iter().collect();
         assert_eq!(v["identity"]["subject"], Value::from("bob"));
-        assert_eq!(v["source"]["principal"], Value::from("spiffe://example.org/ns/a/sa/b"));
+        assert_eq!(
+            v["source"]["principal"],
+            Value::from("spiffe://example.org/ns/a/sa/b")
+        );
         assert_eq!(v["connection"]["mtls"], Value::from(true));
         assert_eq!(v["xds"]["route_name"], Value::from("mcp"));
         assert_eq!(v["xds"]["cluster_name"], Value::Undefined);
@@ -537,7 +555,8 @@ mod tests {
     fn needs_follow_the_policy_text() {
         let n = Needs::from_sources(["allow if input.identity.claims.role == \"x\""]);
         assert!(n.identity && !n.source && !n.connection && !n.xds && !n.state && !n.definition);
-        let n = Needs::from_sources(["deny if input.mcp.tool.definition.annotations.destructiveHint"]);
+        let n =
+            Needs::from_sources(["deny if input.mcp.tool.definition.annotations.destructiveHint"]);
         assert!(n.definition && n.xds);
     }
 }

@@ -64,7 +64,9 @@ pub fn revealed(arguments: &Value, reveal: &[String]) -> Option<String> {
     if reveal.is_empty() {
         return None;
     }
-    let Value::Object(o) = arguments else { return None };
+    let Value::Object(o) = arguments else {
+        return None;
+    };
     let mut out = BTreeMap::new();
     for (k, v) in o.iter() {
         if let Value::String(name) = k {
@@ -78,7 +80,13 @@ pub fn revealed(arguments: &Value, reveal: &[String]) -> Option<String> {
 
 /// The event, as one line of JSON.
 #[allow(clippy::too_many_arguments)]
-pub fn event(r: &Record, time_ms: u64, mode: &str, revision: &str, http_status: Option<u32>) -> String {
+pub fn event(
+    r: &Record,
+    time_ms: u64,
+    mode: &str,
+    revision: &str,
+    http_status: Option<u32>,
+) -> String {
     let mut o = serde_json::Map::new();
     let mut put = |k: &str, v: serde_json::Value| {
         if !v.is_null() {
@@ -150,7 +158,10 @@ pub fn rfc3339(ms: u64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{d:02}T{h:02}:{m:02}:{s:02}.{:03}Z", ms % 1000)
+    format!(
+        "{year:04}-{month:02}-{d:02}T{h:02}:{m:02}:{s:02}.{:03}Z",
+        ms % 1000
+    )
 }
 
 /// A decision id: 128 bits, hex, from a per-VM seed (the host's clock at
@@ -163,7 +174,9 @@ pub struct Ids {
 
 impl std::fmt::Debug for Ids {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Ids").field("counter", &self.counter).finish_non_exhaustive()
+        f.debug_struct("Ids")
+            .field("counter", &self.counter)
+            .finish_non_exhaustive()
     }
 }
 
@@ -199,7 +212,10 @@ mod tests {
         let b = Value::from_json_str(r#"{"token":"s3cret","path":"/etc/passwd"}"#).unwrap();
         assert_eq!(digest(&a), digest(&b));
         assert!(digest(&a).unwrap().starts_with("sha256:"));
-        assert_eq!(revealed(&a, &["path".into()]).as_deref(), Some(r#"{"path":"/etc/passwd"}"#));
+        assert_eq!(
+            revealed(&a, &["path".into()]).as_deref(),
+            Some(r#"{"path":"/etc/passwd"}"#)
+        );
         assert_eq!(revealed(&a, &[]), None);
     }
 
@@ -218,7 +234,8 @@ mod tests {
             session_id: Some("S".into()),
             ..Record::default()
         };
-        let e: serde_json::Value = serde_json::from_str(&event(&r, 0, "enforce", "sha256:rev", Some(200))).unwrap();
+        let e: serde_json::Value =
+            serde_json::from_str(&event(&r, 0, "enforce", "sha256:rev", Some(200))).unwrap();
         assert_eq!(e["decision"], "deny");
         assert_eq!(e["tool"], "read_file");
         assert_eq!(e["arguments"]["revealed"]["path"], "/x");
@@ -302,7 +319,11 @@ impl Outbox {
                 let n = self.batch.min(self.queue.len());
                 let events: Vec<String> = self.queue.drain(..n).collect();
                 let body = events.join("\n") + "\n";
-                self.in_flight = Some(Batch { events, attempts: 0, sent: true });
+                self.in_flight = Some(Batch {
+                    events,
+                    attempts: 0,
+                    sent: true,
+                });
                 Some(body)
             }
         }
@@ -311,7 +332,9 @@ impl Outbox {
     /// The in-flight batch was delivered (`ok`) or not. Returns how many
     /// events were dropped for good.
     pub fn on_result(&mut self, ok: bool) -> u64 {
-        let Some(mut b) = self.in_flight.take() else { return 0 };
+        let Some(mut b) = self.in_flight.take() else {
+            return 0;
+        };
         if ok {
             return 0;
         }

@@ -10,8 +10,8 @@
 //! so is a missing or non-compiling policy. See docs/configuration.md.
 
 use crate::attributes::Needs;
-use crate::state::SessionSettings;
 use crate::engine::{Policy, PolicyError, DEFAULT_MAX_INSTRUCTIONS};
+use crate::state::SessionSettings;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -57,7 +57,10 @@ pub struct AuditSettings {
 
 impl Default for AuditSettings {
     fn default() -> Self {
-        AuditSettings { log: true, collector: None }
+        AuditSettings {
+            log: true,
+            collector: None,
+        }
     }
 }
 
@@ -255,18 +258,30 @@ impl Config {
         }
         if let Some(a) = raw.audit {
             if let Some(c) = &a.collector {
-                let bad = |message: String| ConfigError::Setting { key: "audit.collector", message };
+                let bad = |message: String| ConfigError::Setting {
+                    key: "audit.collector",
+                    message,
+                };
                 if c.cluster.is_empty() {
                     return Err(bad("`cluster` must name an Envoy cluster".into()));
                 }
                 if !c.path.starts_with('/') {
                     return Err(bad(format!("`path` {:?} must start with /", c.path)));
                 }
-                if c.batch_size == 0 || c.batch_size > 10_000 || c.queue_limit == 0 || c.queue_limit > 1_000_000 {
-                    return Err(bad("`batch_size` (1-10000) and `queue_limit` (1-1000000) are out of range".into()));
+                if c.batch_size == 0
+                    || c.batch_size > 10_000
+                    || c.queue_limit == 0
+                    || c.queue_limit > 1_000_000
+                {
+                    return Err(bad(
+                        "`batch_size` (1-10000) and `queue_limit` (1-1000000) are out of range"
+                            .into(),
+                    ));
                 }
                 if c.flush_interval_ms == 0 || c.timeout_ms == 0 {
-                    return Err(bad("`flush_interval_ms` and `timeout_ms` must be at least 1".into()));
+                    return Err(bad(
+                        "`flush_interval_ms` and `timeout_ms` must be at least 1".into(),
+                    ));
                 }
             }
             settings.audit = a;
@@ -286,7 +301,10 @@ impl Config {
             };
         }
         if let Some(s) = raw.sessions {
-            s.validate().map_err(|message| ConfigError::Setting { key: "sessions", message })?;
+            s.validate().map_err(|message| ConfigError::Setting {
+                key: "sessions",
+                message,
+            })?;
             settings.sessions = s;
         }
         if raw.policy.modules.is_empty() {
@@ -296,8 +314,12 @@ impl Config {
             });
         }
         let modules: Vec<(String, String)> = raw.policy.modules.into_iter().collect();
-        let policy = Policy::compile(&modules, raw.policy.data.as_ref(), settings.max_instructions)
-            .map_err(ConfigError::Policy)?;
+        let policy = Policy::compile(
+            &modules,
+            raw.policy.data.as_ref(),
+            settings.max_instructions,
+        )
+        .map_err(ConfigError::Policy)?;
         let needs = Needs::from_sources(modules.iter().map(|(_, s)| s.as_str()));
         Ok(Config {
             settings,
@@ -338,15 +360,28 @@ mod tests {
 
     #[test]
     fn errors_name_the_problem() {
-        assert!(err(r#"{"policy":{"modules":{}},"max_body_byte":1}"#).contains("unknown field `max_body_byte`"));
+        assert!(err(r#"{"policy":{"modules":{}},"max_body_byte":1}"#)
+            .contains("unknown field `max_body_byte`"));
         assert!(err(r#"{"policy":{"modules":{},"dat":{}}}"#).contains("unknown field `dat`"));
         assert!(err(r#"{}"#).contains("missing field `policy`"));
         assert!(err(r#"{"policy":{"modules":{}}}"#).contains("policy.modules"));
-        assert!(err(r#"{"policy":{"modules":{"a.rego":"package mcp\nallow := true\n"}},"deny_code":-32001}"#).contains("deny_code"));
-        assert!(err(r#"{"policy":{"modules":{"a.rego":"package mcp\nallow := true\n"}},"max_body_bytes":0}"#).contains("max_body_bytes"));
+        assert!(err(
+            r#"{"policy":{"modules":{"a.rego":"package mcp\nallow := true\n"}},"deny_code":-32001}"#
+        )
+        .contains("deny_code"));
+        assert!(err(
+            r#"{"policy":{"modules":{"a.rego":"package mcp\nallow := true\n"}},"max_body_bytes":0}"#
+        )
+        .contains("max_body_bytes"));
         assert!(err("not json").contains("invalid configuration"));
         let e = err(r#"{"policy":{"modules":{"authz.rego":"package mcp\n\nallow if {\n"}}}"#);
-        assert!(e.starts_with("policy does not compile: authz.rego:4:"), "{e}");
-        assert!(err(r#"{"policy":{"modules":{"a.rego":"package mcp\nallow := true\n"},"data":[1]}}"#).contains("data"));
+        assert!(
+            e.starts_with("policy does not compile: authz.rego:4:"),
+            "{e}"
+        );
+        assert!(err(
+            r#"{"policy":{"modules":{"a.rego":"package mcp\nallow := true\n"},"data":[1]}}"#
+        )
+        .contains("data"));
     }
 }

@@ -49,7 +49,9 @@ fn entry_module(modules: &[(String, String)]) -> String {
     let mut fields = vec!["\"allow\": allow".to_string(), "\"deny\": deny".to_string()];
     for out in OPTIONAL_OUTPUTS {
         if modules.iter().any(|(_, src)| src.contains(out)) {
-            m.push_str(&format!("default {out} := null\n\n{out} := data.mcp.{out}\n\n"));
+            m.push_str(&format!(
+                "default {out} := null\n\n{out} := data.mcp.{out}\n\n"
+            ));
             fields.push(format!("\"{out}\": {out}"));
         }
     }
@@ -282,15 +284,16 @@ impl Policy {
         // functions are reported here, at configuration time. Constructs it
         // does not implement yet (`with`, partial objects with constant keys,
         // `print`…) fall back to the interpreter.
-        let (vm, rvm_fallback_reason) = match Compiler::compile_from_policy(&compiled, &[ENTRY_POINT]) {
-            Ok(program) => (Some(new_vm(program, data_value, max_instructions)?), None),
-            Err(e) => {
-                if e.to_string().contains("Unknown function") {
-                    return Err(PolicyError::from_regorus(&e, None));
+        let (vm, rvm_fallback_reason) =
+            match Compiler::compile_from_policy(&compiled, &[ENTRY_POINT]) {
+                Ok(program) => (Some(new_vm(program, data_value, max_instructions)?), None),
+                Err(e) => {
+                    if e.to_string().contains("Unknown function") {
+                        return Err(PolicyError::from_regorus(&e, None));
+                    }
+                    (None, Some(PolicyError::from_regorus(&e, None).to_string()))
                 }
-                (None, Some(PolicyError::from_regorus(&e, None).to_string()))
-            }
-        };
+            };
 
         let revision = revision_of(modules, data);
         Ok(Policy {
@@ -410,7 +413,12 @@ fn read_decision(out: &Value) -> Result<PolicyResult, String> {
                 _ => Err("`rewrite` keys must be non-empty strings".to_string()),
             })
             .collect::<Result<_, _>>()?,
-        other => return Err(format!("`rewrite` must be an object, got {}", type_name(other))),
+        other => {
+            return Err(format!(
+                "`rewrite` must be an object, got {}",
+                type_name(other)
+            ))
+        }
     };
     r.request_headers = read_headers(&out["request_headers"], "request_headers")?;
     r.response_headers = read_headers(&out["response_headers"], "response_headers")?;
@@ -422,7 +430,12 @@ fn read_decision(out: &Value) -> Result<PolicyResult, String> {
         Value::Undefined | Value::Null => Vec::new(),
         Value::Set(s) => s.iter().map(reason_text).collect(),
         Value::Array(a) => a.iter().map(reason_text).collect(),
-        other => return Err(format!("`labels` must be a set of strings, got {}", type_name(other))),
+        other => {
+            return Err(format!(
+                "`labels` must be a set of strings, got {}",
+                type_name(other)
+            ))
+        }
     };
     Ok(r)
 }
@@ -432,7 +445,10 @@ fn string_set(v: &Value, rule: &str) -> Result<Vec<String>, String> {
         Value::Undefined | Value::Null => Ok(Vec::new()),
         Value::Set(s) => Ok(s.iter().map(reason_text).collect()),
         Value::Array(a) => Ok(a.iter().map(reason_text).collect()),
-        other => Err(format!("`{rule}` must be a set of strings, got {}", type_name(other))),
+        other => Err(format!(
+            "`{rule}` must be a set of strings, got {}",
+            type_name(other)
+        )),
     }
 }
 
@@ -453,26 +469,39 @@ fn read_kill(v: &Value) -> Result<Option<KillOrder>, String> {
             let reason = match &v["reason"] {
                 Value::String(s) => s.to_string(),
                 Value::Undefined => "killed by policy".to_string(),
-                other => return Err(format!("`kill.reason` must be a string, got {}", type_name(other))),
+                other => {
+                    return Err(format!(
+                        "`kill.reason` must be a string, got {}",
+                        type_name(other)
+                    ))
+                }
             };
             let principal = match &v["scope"] {
                 Value::Undefined => false,
                 Value::String(s) if s.as_ref() == "session" => false,
                 Value::String(s) if s.as_ref() == "principal" => true,
-                other => return Err(format!("`kill.scope` must be \"session\" or \"principal\", got {other}")),
+                other => {
+                    return Err(format!(
+                        "`kill.scope` must be \"session\" or \"principal\", got {other}"
+                    ))
+                }
             };
             let ttl_seconds = match &v["ttl_seconds"] {
                 Value::Undefined => None,
-                n => Some(
-                    n.as_u64()
-                        .ok()
-                        .filter(|t| *t > 0)
-                        .ok_or_else(|| format!("`kill.ttl_seconds` must be a positive integer, got {n}"))?,
-                ),
+                n => Some(n.as_u64().ok().filter(|t| *t > 0).ok_or_else(|| {
+                    format!("`kill.ttl_seconds` must be a positive integer, got {n}")
+                })?),
             };
-            Ok(Some(KillOrder { reason, principal, ttl_seconds }))
+            Ok(Some(KillOrder {
+                reason,
+                principal,
+                ttl_seconds,
+            }))
         }
-        other => Err(format!("`kill` must be a string, true or an object, got {}", type_name(other))),
+        other => Err(format!(
+            "`kill` must be a string, true or an object, got {}",
+            type_name(other)
+        )),
     }
 }
 
@@ -481,18 +510,29 @@ fn read_denial(v: &Value) -> Result<Denial, String> {
     match v {
         Value::Undefined | Value::Null => return Ok(d),
         Value::Object(_) => {}
-        other => return Err(format!("`denial` must be an object, got {}", type_name(other))),
+        other => {
+            return Err(format!(
+                "`denial` must be an object, got {}",
+                type_name(other)
+            ))
+        }
     }
     match &v["as"] {
         Value::Undefined | Value::Null => {}
         Value::String(s) if s.as_ref() == "error" => {}
         Value::String(s) if s.as_ref() == "tool_result" => d.as_tool_result = true,
-        other => return Err(format!("`denial.as` must be \"error\" or \"tool_result\", got {other}")),
+        other => {
+            return Err(format!(
+                "`denial.as` must be \"error\" or \"tool_result\", got {other}"
+            ))
+        }
     }
     match &v["code"] {
         Value::Undefined | Value::Null => {}
         n => {
-            let code = n.as_i64().map_err(|_| format!("`denial.code` must be an integer, got {n}"))?;
+            let code = n
+                .as_i64()
+                .map_err(|_| format!("`denial.code` must be an integer, got {n}"))?;
             if (-32768..=-32000).contains(&code) {
                 return Err(format!(
                     "`denial.code` {code} is in the range JSON-RPC reserves (-32768 to -32000)"
@@ -504,7 +544,12 @@ fn read_denial(v: &Value) -> Result<Denial, String> {
     match &v["message"] {
         Value::Undefined | Value::Null => {}
         Value::String(s) => d.message = Some(s.to_string()),
-        other => return Err(format!("`denial.message` must be a string, got {}", type_name(other))),
+        other => {
+            return Err(format!(
+                "`denial.message` must be a string, got {}",
+                type_name(other)
+            ))
+        }
     }
     match &v["http_status"] {
         Value::Undefined | Value::Null => {}
@@ -513,7 +558,9 @@ fn read_denial(v: &Value) -> Result<Denial, String> {
                 .as_u32()
                 .ok()
                 .filter(|s| (200..=599).contains(s))
-                .ok_or_else(|| format!("`denial.http_status` must be an HTTP status (200-599), got {n}"))?;
+                .ok_or_else(|| {
+                    format!("`denial.http_status` must be an HTTP status (200-599), got {n}")
+                })?;
             d.http_status = Some(status);
         }
     }
@@ -524,7 +571,12 @@ fn read_headers(v: &Value, rule: &str) -> Result<Vec<(String, String)>, String> 
     let o = match v {
         Value::Undefined | Value::Null => return Ok(Vec::new()),
         Value::Object(o) => o,
-        other => return Err(format!("`{rule}` must be an object, got {}", type_name(other))),
+        other => {
+            return Err(format!(
+                "`{rule}` must be an object, got {}",
+                type_name(other)
+            ))
+        }
     };
     let mut out = Vec::new();
     for (k, v) in o.iter() {
@@ -536,12 +588,19 @@ fn read_headers(v: &Value, rule: &str) -> Result<Vec<(String, String)>, String> 
         if name.is_empty() || !name.bytes().all(token) {
             return Err(format!("`{rule}`: {name:?} is not a valid header name"));
         }
-        if name.starts_with(':') || matches!(name.as_str(), "content-length" | "host" | "transfer-encoding") {
+        if name.starts_with(':')
+            || matches!(
+                name.as_str(),
+                "content-length" | "host" | "transfer-encoding"
+            )
+        {
             return Err(format!("`{rule}` may not set {name}"));
         }
         let value = reason_text(v);
         if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
-            return Err(format!("`{rule}`: the value of {name} contains a line break"));
+            return Err(format!(
+                "`{rule}`: the value of {name} contains a line break"
+            ));
         }
         out.push((name, value));
     }
@@ -639,11 +698,15 @@ deny contains "no secrets" if input.mcp.tool.name == "secret"
         );
         assert_eq!(p.engine_kind(), EngineKind::Rvm);
         let r = p
-            .evaluate(input(r#"{"mcp":{"method":"tools/call","tool":{"name":"x"}}}"#))
+            .evaluate(input(
+                r#"{"mcp":{"method":"tools/call","tool":{"name":"x"}}}"#,
+            ))
             .unwrap();
         assert!(r.permits());
         let r = p
-            .evaluate(input(r#"{"mcp":{"method":"tools/call","tool":{"name":"secret"}}}"#))
+            .evaluate(input(
+                r#"{"mcp":{"method":"tools/call","tool":{"name":"secret"}}}"#,
+            ))
             .unwrap();
         assert!(r.allow);
         assert_eq!(r.deny, vec!["no secrets".to_string()]);
@@ -684,8 +747,14 @@ labels contains "sensitive_read"
         assert_eq!(r.denial.message.as_deref(), Some("nope"));
         assert_eq!(r.denial.http_status, Some(403));
         assert_eq!(r.rewrite, vec![("limit".to_string(), Value::from(10u64))]);
-        assert_eq!(r.request_headers, vec![("x-mcp-tool".to_string(), "echo".to_string())]);
-        assert_eq!(r.response_headers, vec![("x-policy".to_string(), "v1".to_string())]);
+        assert_eq!(
+            r.request_headers,
+            vec![("x-mcp-tool".to_string(), "echo".to_string())]
+        );
+        assert_eq!(
+            r.response_headers,
+            vec![("x-policy".to_string(), "v1".to_string())]
+        );
         assert_eq!(r.labels, vec!["sensitive_read".to_string()]);
     }
 
@@ -708,9 +777,8 @@ labels contains "sensitive_read"
 
     #[test]
     fn multiple_reasons_are_kept() {
-        let mut p = compile(
-            "package mcp\nallow := true\ndeny contains \"b\"\ndeny contains \"a\"\n",
-        );
+        let mut p =
+            compile("package mcp\nallow := true\ndeny contains \"b\"\ndeny contains \"a\"\n");
         let r = p.evaluate(input("{}")).unwrap();
         assert_eq!(r.deny, vec!["a".to_string(), "b".to_string()]);
     }
@@ -748,7 +816,10 @@ labels contains "sensitive_read"
     #[test]
     fn unknown_functions_are_compile_errors() {
         let err = Policy::compile(
-            &[("f.rego".into(), "package mcp\n\nallow if nope.fn(1)\n".into())],
+            &[(
+                "f.rego".into(),
+                "package mcp\n\nallow if nope.fn(1)\n".into(),
+            )],
             None,
             DEFAULT_MAX_INSTRUCTIONS,
         )
@@ -760,13 +831,21 @@ labels contains "sensitive_read"
     #[test]
     fn nested_compile_errors_keep_the_specific_message() {
         let err = Policy::compile(
-            &[("a.rego".into(), "package mcp\nallow if { x := nope.fn(\"a\"); x }\n".into())],
+            &[(
+                "a.rego".into(),
+                "package mcp\nallow if { x := nope.fn(\"a\"); x }\n".into(),
+            )],
             None,
             DEFAULT_MAX_INSTRUCTIONS,
         )
         .unwrap_err();
         assert!(err.message.contains("nope.fn"), "{err}");
-        assert!(err.location.as_deref().is_some_and(|l| l.starts_with("a.rego:2:")), "{err}");
+        assert!(
+            err.location
+                .as_deref()
+                .is_some_and(|l| l.starts_with("a.rego:2:")),
+            "{err}"
+        );
     }
 
     #[test]
@@ -781,7 +860,8 @@ labels contains "sensitive_read"
 
     #[test]
     fn with_falls_back_to_the_interpreter() {
-        let mut p = compile("package mcp\nallow if x with input as {\"a\": 1}\nx if input.a == 1\n");
+        let mut p =
+            compile("package mcp\nallow if x with input as {\"a\": 1}\nx if input.a == 1\n");
         assert_eq!(p.engine_kind(), EngineKind::Interpreter);
         assert!(p.evaluate(input("{}")).unwrap().permits());
     }
@@ -837,17 +917,14 @@ allow if {
 
     #[test]
     fn revision_is_stable_and_order_independent() {
-        let a = revision_of(
-            &[("a".into(), "1".into()), ("b".into(), "2".into())],
-            None,
-        );
-        let b = revision_of(
-            &[("b".into(), "2".into()), ("a".into(), "1".into())],
-            None,
-        );
+        let a = revision_of(&[("a".into(), "1".into()), ("b".into(), "2".into())], None);
+        let b = revision_of(&[("b".into(), "2".into()), ("a".into(), "1".into())], None);
         assert_eq!(a, b);
         assert!(a.starts_with("sha256:"));
-        let c = revision_of(&[("a".into(), "1".into())], Some(&serde_json::json!({"x": 1})));
+        let c = revision_of(
+            &[("a".into(), "1".into())],
+            Some(&serde_json::json!({"x": 1})),
+        );
         assert_ne!(a, c);
     }
 }

@@ -21,17 +21,19 @@
 //! one local reply when a message is refused.
 
 use crate::attributes::{self, Attributes, Needs};
-use crate::config::Config;
-use crate::input::HttpRequest;
-use crate::pipeline::{error_reply, BodyAction, Decided, Forward, HeadersAction, LocalReply, Plugin};
 use crate::audit::Outbox;
 use crate::config::CollectorSettings;
+use crate::config::Config;
+use crate::input::HttpRequest;
+use crate::pipeline::{
+    error_reply, BodyAction, Decided, Forward, HeadersAction, LocalReply, Plugin,
+};
 use crate::state::{Store, StoreError};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType, Status};
-use std::collections::HashMap;
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::rc::Rc;
 
 proxy_wasm::main! {{
@@ -173,12 +175,21 @@ fn record(
         }
     }
     let allowed = decided.iter().all(|d| d.allowed);
-    let ids: Vec<&str> = decided.iter().map(|d| d.record.decision_id.as_str()).collect();
-    let reasons: Vec<&str> = decided.iter().flat_map(|d| d.reasons.iter().map(String::as_str)).collect();
+    let ids: Vec<&str> = decided
+        .iter()
+        .map(|d| d.record.decision_id.as_str())
+        .collect();
+    let reasons: Vec<&str> = decided
+        .iter()
+        .flat_map(|d| d.reasons.iter().map(String::as_str))
+        .collect();
     let set = |key: &str, value: &str| {
         let _ = hostcalls::set_property(vec![key], Some(value.as_bytes()));
     };
-    set("mcp_policy.decision", if allowed { "allow" } else { "deny" });
+    set(
+        "mcp_policy.decision",
+        if allowed { "allow" } else { "deny" },
+    );
     set("mcp_policy.decision_id", &ids.join(","));
     set("mcp_policy.reasons", &reasons.join("; "));
     set("mcp_policy.audit", &events.join("\n"));
@@ -203,7 +214,13 @@ struct Root {
 
 impl Context for Root {
     /// The collector answered a batch (or the call failed or timed out).
-    fn on_http_call_response(&mut self, _token: u32, _headers: usize, _body: usize, _trailers: usize) {
+    fn on_http_call_response(
+        &mut self,
+        _token: u32,
+        _headers: usize,
+        _body: usize,
+        _trailers: usize,
+    ) {
         let status = hostcalls::get_map_value(MapType::HttpCallResponseHeaders, ":status")
             .ok()
             .flatten()
@@ -214,7 +231,14 @@ impl Context for Root {
             Ok(mut o) => {
                 let before = o.queued();
                 let dropped = o.on_result(ok);
-                (dropped, if ok { before.saturating_sub(o.queued()) as u64 } else { 0 })
+                (
+                    dropped,
+                    if ok {
+                        before.saturating_sub(o.queued()) as u64
+                    } else {
+                        0
+                    },
+                )
             }
             Err(_) => return,
         };
@@ -231,7 +255,10 @@ impl Context for Root {
             if dropped > 0 {
                 log(LogLevel::Error, &format!("mcp-policy: audit collector failed ({shown}); {dropped} event(s) dropped after retries (counted in mcp_policy_audit_dropped)"));
             } else {
-                log(LogLevel::Warn, &format!("mcp-policy: audit collector failed ({shown}); will retry"));
+                log(
+                    LogLevel::Warn,
+                    &format!("mcp-policy: audit collector failed ({shown}); will retry"),
+                );
             }
         }
     }
@@ -265,9 +292,15 @@ impl RootContext for Root {
                 self.collector = config.settings.audit.collector.clone();
                 if let Some(c) = &self.collector {
                     if self.outbox.is_none() {
-                        self.outbox = Some(Rc::new(RefCell::new(Outbox::new(c.queue_limit, c.batch_size, c.max_retries))));
+                        self.outbox = Some(Rc::new(RefCell::new(Outbox::new(
+                            c.queue_limit,
+                            c.batch_size,
+                            c.max_retries,
+                        ))));
                     }
-                    let _ = hostcalls::set_tick_period(std::time::Duration::from_millis(c.flush_interval_ms));
+                    let _ = hostcalls::set_tick_period(std::time::Duration::from_millis(
+                        c.flush_interval_ms,
+                    ));
                     if let Ok(mut s) = self.stats.try_borrow_mut() {
                         let _ = s.id(MetricType::Counter, crate::metrics::AUDIT_DROPPED);
                         let _ = s.id(MetricType::Counter, crate::metrics::AUDIT_SENT);
@@ -283,7 +316,10 @@ impl RootContext for Root {
                     .map(|d| d.as_nanos())
                     .unwrap_or(0)
                     .to_le_bytes();
-                for (d, s) in seed.iter_mut().zip(t.iter().chain(plugin.policy.revision().as_bytes())) {
+                for (d, s) in seed
+                    .iter_mut()
+                    .zip(t.iter().chain(plugin.policy.revision().as_bytes()))
+                {
                     *d = *s;
                 }
                 plugin.ids = crate::audit::Ids::new(seed);
@@ -309,8 +345,12 @@ impl RootContext for Root {
 
     /// Send the next batch of audit events to the collector.
     fn on_tick(&mut self) {
-        let (Some(outbox), Some(c)) = (&self.outbox, &self.collector) else { return };
-        let Ok(mut o) = outbox.try_borrow_mut() else { return };
+        let (Some(outbox), Some(c)) = (&self.outbox, &self.collector) else {
+            return;
+        };
+        let Ok(mut o) = outbox.try_borrow_mut() else {
+            return;
+        };
         let Some(body) = o.next_batch() else { return };
         let authority = c.authority.clone().unwrap_or_else(|| c.cluster.clone());
         let headers = vec![
@@ -320,10 +360,22 @@ impl RootContext for Root {
             ("content-type", "application/x-ndjson"),
         ];
         let timeout = std::time::Duration::from_millis(c.timeout_ms);
-        if let Err(e) = hostcalls::dispatch_http_call(&c.cluster, headers, Some(body.as_bytes()), vec![], timeout) {
+        if let Err(e) = hostcalls::dispatch_http_call(
+            &c.cluster,
+            headers,
+            Some(body.as_bytes()),
+            vec![],
+            timeout,
+        ) {
             // Not even sent (e.g. unknown cluster): a failed attempt.
             let dropped = o.on_result(false);
-            log(LogLevel::Warn, &format!("mcp-policy: audit collector call to {} failed: {e:?}", c.cluster));
+            log(
+                LogLevel::Warn,
+                &format!(
+                    "mcp-policy: audit collector call to {} failed: {e:?}",
+                    c.cluster
+                ),
+            );
             if dropped > 0 {
                 log(LogLevel::Error, &format!("mcp-policy: {dropped} audit event(s) dropped after retries (counted in mcp_policy_audit_dropped)"));
                 if let Ok(mut s) = self.stats.try_borrow_mut() {
@@ -396,7 +448,10 @@ fn read_attributes(needs: Needs) -> Attributes {
             match attributes::decode_metadata_namespace(&bytes, JWT_AUTHN) {
                 Ok(Some(ns)) => a.jwt_claims = attributes::jwt_payload(&ns),
                 Ok(None) => {}
-                Err(e) => log(LogLevel::Warn, &format!("mcp-policy: unreadable dynamic metadata: {e}")),
+                Err(e) => log(
+                    LogLevel::Warn,
+                    &format!("mcp-policy: unreadable dynamic metadata: {e}"),
+                ),
             }
         }
     }
@@ -424,14 +479,20 @@ fn read_attributes(needs: Needs) -> Attributes {
 
 impl Http {
     fn reply(&mut self, r: LocalReply) -> Action {
-        log(LogLevel::Info, &format!("mcp-policy: {} -> HTTP {}", r.log, r.status));
+        log(
+            LogLevel::Info,
+            &format!("mcp-policy: {} -> HTTP {}", r.log, r.status),
+        );
         let headers: Vec<(&str, &str)> = r
             .headers
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
         if let Err(e) = hostcalls::send_http_response(r.status, headers, Some(&r.body)) {
-            log(LogLevel::Error, &format!("mcp-policy: local reply failed: {e:?}"));
+            log(
+                LogLevel::Error,
+                &format!("mcp-policy: local reply failed: {e:?}"),
+            );
         }
         self.state = State::Replied;
         Action::Pause
@@ -446,7 +507,13 @@ impl Http {
         let r = match plugin.try_borrow_mut() {
             Ok(mut p) => {
                 let (r, decided) = p.reject(&request, r);
-                record(&p, &self.stats, self.outbox.as_deref(), &decided, Some(r.status));
+                record(
+                    &p,
+                    &self.stats,
+                    self.outbox.as_deref(),
+                    &decided,
+                    Some(r.status),
+                );
                 r
             }
             Err(_) => r,
@@ -457,7 +524,8 @@ impl Http {
     /// Carry out an allowed request's changes, then let it go.
     fn forward(&mut self, f: Forward, had_content_length: bool) -> Action {
         if let Some(body) = &f.body {
-            if hostcalls::set_buffer(BufferType::HttpRequestBody, 0, self.body_size, body).is_err() {
+            if hostcalls::set_buffer(BufferType::HttpRequestBody, 0, self.body_size, body).is_err()
+            {
                 return self.refuse(error_reply(
                     500,
                     None,
@@ -468,7 +536,11 @@ impl Http {
             }
             if had_content_length {
                 let len = body.len().to_string();
-                let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, "content-length", Some(&len));
+                let _ = hostcalls::set_map_value(
+                    MapType::HttpRequestHeaders,
+                    "content-length",
+                    Some(&len),
+                );
             }
         }
         for (k, v) in &f.request_headers {
@@ -499,7 +571,7 @@ impl Http {
                         crate::pipeline::INVALID_REQUEST,
                         "mcp-policy could not read the request body; the request was not forwarded",
                         None,
-                    ))
+                    ));
                 }
             }
         };
@@ -525,9 +597,15 @@ impl Http {
 fn log_allowed(decided: &[Decided]) {
     for d in decided.iter().filter(|d| d.allowed) {
         if d.labels.is_empty() {
-            log(LogLevel::Debug, &format!("mcp-policy: allowed {}", d.method));
+            log(
+                LogLevel::Debug,
+                &format!("mcp-policy: allowed {}", d.method),
+            );
         } else {
-            log(LogLevel::Debug, &format!("mcp-policy: allowed {} labels {:?}", d.method, d.labels));
+            log(
+                LogLevel::Debug,
+                &format!("mcp-policy: allowed {} labels {:?}", d.method, d.labels),
+            );
         }
     }
 }
@@ -556,20 +634,29 @@ impl HttpContext for Http {
         };
         let mut request = HttpRequest::from_headers(headers);
         let (needs, hold, trap) = match plugin.try_borrow() {
-            Ok(p) => (p.needs, p.settings.hold_headers, p.settings.debug.trap_header.clone()),
+            Ok(p) => (
+                p.needs,
+                p.settings.hold_headers,
+                p.settings.debug.trap_header.clone(),
+            ),
             Err(_) => return self.reply(unconfigured()),
         };
         if let Some(h) = trap {
             if request.header(&h).is_some() {
                 // Fault injection (configuration `debug.trap_header`): fail
                 // the VM so the host's failure_policy can be observed.
-                log(LogLevel::Critical, "mcp-policy: debug.trap_header present: trapping the VM");
+                log(
+                    LogLevel::Critical,
+                    "mcp-policy: debug.trap_header present: trapping the VM",
+                );
                 core::arch::wasm32::unreachable();
             }
         }
         request.attributes = read_attributes(needs);
         let (action, decided) = match plugin.try_borrow_mut() {
-            Ok(mut p) => p.on_request_headers_with(&request, end_of_stream, Some((&SharedData, now_ms()))),
+            Ok(mut p) => {
+                p.on_request_headers_with(&request, end_of_stream, Some((&SharedData, now_ms())))
+            }
             Err(_) => return self.reply(unconfigured()),
         };
         if let Ok(p) = plugin.try_borrow() {
@@ -608,10 +695,11 @@ impl HttpContext for Http {
             State::Buffering => {}
         }
         self.body_size = body_size;
-        let too_large = self
-            .plugin
-            .as_ref()
-            .and_then(|p| p.try_borrow().ok().and_then(|p| p.check_body_size(body_size)));
+        let too_large = self.plugin.as_ref().and_then(|p| {
+            p.try_borrow()
+                .ok()
+                .and_then(|p| p.check_body_size(body_size))
+        });
         if let Some(r) = too_large {
             return self.refuse(r);
         }
@@ -627,14 +715,18 @@ impl HttpContext for Http {
             let _ = hostcalls::set_map_value(MapType::HttpResponseHeaders, &k, Some(&v));
         }
         if let Some(principal) = self.bind_on_response.take() {
-            let minted = hostcalls::get_map_value_bytes(MapType::HttpResponseHeaders, "mcp-session-id")
-                .ok()
-                .flatten()
-                .and_then(|b| String::from_utf8(b).ok());
+            let minted =
+                hostcalls::get_map_value_bytes(MapType::HttpResponseHeaders, "mcp-session-id")
+                    .ok()
+                    .flatten()
+                    .and_then(|b| String::from_utf8(b).ok());
             if let (Some(id), Some(plugin)) = (minted, self.plugin.as_ref()) {
                 if let Ok(p) = plugin.try_borrow() {
                     if let Err(e) = p.bind_session(&SharedData, now_ms(), &id, &principal) {
-                        log(LogLevel::Warn, &format!("mcp-policy: could not bind session {id}: {e}"));
+                        log(
+                            LogLevel::Warn,
+                            &format!("mcp-policy: could not bind session {id}: {e}"),
+                        );
                     }
                 }
             }
@@ -655,12 +747,18 @@ impl HttpContext for Http {
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         if let Some((watcher, w)) = self.watcher.as_mut() {
             if body_size > 0 {
-                if let Ok(Some(chunk)) = hostcalls::get_buffer(BufferType::HttpResponseBody, 0, body_size) {
+                if let Ok(Some(chunk)) =
+                    hostcalls::get_buffer(BufferType::HttpResponseBody, 0, body_size)
+                {
                     if let Some(tools) = watcher.feed(&chunk) {
                         crate::tools::remember(&SharedData, &w.upstream, &tools, w.replace);
                         log(
                             LogLevel::Debug,
-                            &format!("mcp-policy: learnt {} tool definition(s) from {}", tools.len(), w.upstream),
+                            &format!(
+                                "mcp-policy: learnt {} tool definition(s) from {}",
+                                tools.len(),
+                                w.upstream
+                            ),
                         );
                     }
                 }
@@ -671,7 +769,11 @@ impl HttpContext for Http {
                         crate::tools::remember(&SharedData, &w.upstream, &tools, w.replace);
                         log(
                             LogLevel::Debug,
-                            &format!("mcp-policy: learnt {} tool definition(s) from {}", tools.len(), w.upstream),
+                            &format!(
+                                "mcp-policy: learnt {} tool definition(s) from {}",
+                                tools.len(),
+                                w.upstream
+                            ),
                         );
                     }
                 }

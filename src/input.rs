@@ -66,7 +66,11 @@ impl HttpRequest {
             // Repeated headers are joined as HTTP allows (RFC 9110 §5.3).
             let joined = match headers.get(&key) {
                 Some(Value::String(prev)) => {
-                    let sep = if key == Value::from("cookie") { "; " } else { ", " };
+                    let sep = if key == Value::from("cookie") {
+                        "; "
+                    } else {
+                        ", "
+                    };
                     format!("{prev}{sep}{val}")
                 }
                 _ => val.into_owned(),
@@ -201,11 +205,17 @@ fn mcp_value(routing: &Routing, m: &Message<'_>, batch: Option<BatchPosition>) -
     match m.method() {
         Some("tools/call") => put(
             "tool",
-            obj([("name", p["name"].clone()), ("arguments", or_empty(&p["arguments"]))]),
+            obj([
+                ("name", p["name"].clone()),
+                ("arguments", or_empty(&p["arguments"])),
+            ]),
         ),
         Some("prompts/get") => put(
             "prompt",
-            obj([("name", p["name"].clone()), ("arguments", or_empty(&p["arguments"]))]),
+            obj([
+                ("name", p["name"].clone()),
+                ("arguments", or_empty(&p["arguments"])),
+            ]),
         ),
         Some("resources/read" | "resources/subscribe" | "resources/unsubscribe") => {
             put("resource", obj([("uri", p["uri"].clone())]))
@@ -234,7 +244,10 @@ fn mcp_value(routing: &Routing, m: &Message<'_>, batch: Option<BatchPosition>) -
         }
         Some("notifications/cancelled") => put(
             "cancelled",
-            obj([("request_id", p["requestId"].clone()), ("reason", p["reason"].clone())]),
+            obj([
+                ("request_id", p["requestId"].clone()),
+                ("reason", p["reason"].clone()),
+            ]),
         ),
         Some("notifications/progress") => put(
             "progress",
@@ -246,7 +259,10 @@ fn mcp_value(routing: &Routing, m: &Message<'_>, batch: Option<BatchPosition>) -
             ]),
         ),
         Some(
-            "tools/list" | "prompts/list" | "resources/list" | "resources/templates/list"
+            "tools/list"
+            | "prompts/list"
+            | "resources/list"
+            | "resources/templates/list"
             | "tasks/list",
         ) => put("cursor", p["cursor"].clone()),
         _ => {}
@@ -272,7 +288,10 @@ fn mcp_value(routing: &Routing, m: &Message<'_>, batch: Option<BatchPosition>) -
     if let Some(b) = batch {
         put(
             "batch",
-            obj([("index", Value::from(b.index)), ("size", Value::from(b.size))]),
+            obj([
+                ("index", Value::from(b.index)),
+                ("size", Value::from(b.size)),
+            ]),
         );
     }
     Value::from(o)
@@ -342,7 +361,9 @@ mod tests {
 
     #[test]
     fn tools_call() {
-        let i = input_for(r#"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"read_file","arguments":{"path":"/etc/passwd"}}}"#);
+        let i = input_for(
+            r#"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"read_file","arguments":{"path":"/etc/passwd"}}}"#,
+        );
         let m = &i["mcp"];
         assert_eq!(m["method"], Value::from("tools/call"));
         assert_eq!(m["kind"], Value::from("request"));
@@ -356,16 +377,21 @@ mod tests {
 
     #[test]
     fn tools_call_without_arguments_gets_an_empty_object() {
-        let i = input_for(r#"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"now"}}"#);
+        let i =
+            input_for(r#"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"now"}}"#);
         assert_eq!(i["mcp"]["tool"]["arguments"], Value::new_object());
     }
 
     #[test]
     fn initialize_and_modern_meta() {
-        let i = input_for(r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"c","version":"1"}}}"#);
+        let i = input_for(
+            r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"c","version":"1"}}}"#,
+        );
         assert_eq!(i["mcp"]["protocol_version"], Value::from("2025-11-25"));
         assert_eq!(i["mcp"]["client"]["name"], Value::from("c"));
-        let i = input_for(r#"{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{"name":"greet","arguments":{"who":"x"},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientInfo":{"name":"m","version":"2"}}}}"#);
+        let i = input_for(
+            r#"{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{"name":"greet","arguments":{"who":"x"},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientInfo":{"name":"m","version":"2"}}}}"#,
+        );
         assert_eq!(i["mcp"]["protocol_version"], Value::from("2026-07-28"));
         assert_eq!(i["mcp"]["client"]["name"], Value::from("m"));
         assert_eq!(i["mcp"]["prompt"]["name"], Value::from("greet"));
@@ -374,12 +400,21 @@ mod tests {
 
     #[test]
     fn resources_completion_and_notifications() {
-        let i = input_for(r#"{"jsonrpc":"2.0","id":1,"method":"resources/subscribe","params":{"uri":"file:///x"}}"#);
+        let i = input_for(
+            r#"{"jsonrpc":"2.0","id":1,"method":"resources/subscribe","params":{"uri":"file:///x"}}"#,
+        );
         assert_eq!(i["mcp"]["resource"]["uri"], Value::from("file:///x"));
-        let i = input_for(r#"{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"greet"},"argument":{"name":"who","value":"a"}}}"#);
+        let i = input_for(
+            r#"{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"greet"},"argument":{"name":"who","value":"a"}}}"#,
+        );
         assert_eq!(i["mcp"]["prompt"]["name"], Value::from("greet"));
-        assert_eq!(i["mcp"]["completion"]["argument"]["value"], Value::from("a"));
-        let i = input_for(r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":3,"reason":"x"}}"#);
+        assert_eq!(
+            i["mcp"]["completion"]["argument"]["value"],
+            Value::from("a")
+        );
+        let i = input_for(
+            r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":3,"reason":"x"}}"#,
+        );
         assert_eq!(i["mcp"]["kind"], Value::from("notification"));
         assert_eq!(i["mcp"]["cancelled"]["request_id"], Value::from(3u64));
         assert_eq!(i["mcp"]["id"], Value::Undefined);

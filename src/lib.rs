@@ -11,7 +11,12 @@
 //! unchecked indexing are compile errors (`make lint`).
 #![cfg_attr(
     not(test),
-    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
 )]
 
 pub mod attributes;
@@ -24,10 +29,10 @@ pub mod metrics;
 pub mod pipeline;
 pub mod regotest;
 pub mod rewrite;
-pub mod state;
-pub mod tools;
 pub mod routing;
 pub mod sse;
+pub mod state;
+pub mod tools;
 
 #[cfg(target_arch = "wasm32")]
 mod filter;

@@ -89,7 +89,9 @@ impl Message<'_> {
     /// method names one.
     pub fn routing_name(&self) -> Option<&str> {
         match self.method()? {
-            "tools/call" | "prompts/get" => self.params["name"].as_string().ok().map(|s| s.as_ref()),
+            "tools/call" | "prompts/get" => {
+                self.params["name"].as_string().ok().map(|s| s.as_ref())
+            }
             "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
                 self.params["uri"].as_string().ok().map(|s| s.as_ref())
             }
@@ -165,7 +167,9 @@ pub fn parse(body: &[u8]) -> Result<Body<'_>, ParseError> {
         Some(b'[') => parse_batch(body),
         Some(b'{') => {
             let env: Envelope = serde_json::from_slice(body).map_err(classify_error)?;
-            env.into_message().map(Body::Single).map_err(ParseError::Invalid)
+            env.into_message()
+                .map(Body::Single)
+                .map_err(ParseError::Invalid)
         }
         Some(_) => {
             // Valid JSON that is not an object or array is an invalid
@@ -262,10 +266,13 @@ impl<'a> Envelope<'a> {
         }
         let id = match self.id {
             None => None,
-            Some(raw) => Some((raw, id_value(raw).ok_or_else(|| Invalid {
-                id_raw: None,
-                reason: "`id` must be a string or an integer".into(),
-            })?)),
+            Some(raw) => Some((
+                raw,
+                id_value(raw).ok_or_else(|| Invalid {
+                    id_raw: None,
+                    reason: "`id` must be a string or an integer".into(),
+                })?,
+            )),
         };
         let method = match self.method {
             None => None,
@@ -283,7 +290,8 @@ impl<'a> Envelope<'a> {
         // or a rule comparing or formatting them could silently not apply.
         let field_is = |key: &str, ok: fn(&Value) -> bool| ok(&params[key]);
         let is_string = |v: &Value| matches!(v, Value::String(_));
-        let object_or_absent = |v: &Value| matches!(v, Value::Object(_) | Value::Undefined | Value::Null);
+        let object_or_absent =
+            |v: &Value| matches!(v, Value::Object(_) | Value::Undefined | Value::Null);
         match method.as_deref() {
             Some("tools/call" | "prompts/get") => {
                 if !field_is("name", is_string) {
@@ -306,7 +314,9 @@ impl<'a> Envelope<'a> {
         };
         let kind = match (&method, id_raw.is_some(), &self.result, &self.error) {
             (Some(_), _, Some(_), _) | (Some(_), _, _, Some(_)) => {
-                return Err(fail("a message cannot have both `method` and `result`/`error`"))
+                return Err(fail(
+                    "a message cannot have both `method` and `result`/`error`",
+                ))
             }
             (Some(_), true, None, None) => Kind::Request,
             (Some(_), false, None, None) => Kind::Notification,
@@ -315,7 +325,9 @@ impl<'a> Envelope<'a> {
                 return Err(fail("a response cannot have both `result` and `error`"))
             }
             (None, true, None, None) => {
-                return Err(fail("missing `method` (or `result`/`error` for a response)"))
+                return Err(fail(
+                    "missing `method` (or `result`/`error` for a response)",
+                ))
             }
             (None, false, _, _) => return Err(fail("missing `method`")),
         };
@@ -357,7 +369,9 @@ mod tests {
 
     #[test]
     fn request_notification_response() {
-        let m = single(r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hi"}}}"#);
+        let m = single(
+            r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hi"}}}"#,
+        );
         assert_eq!(m.kind, Kind::Request);
         assert_eq!(m.id_raw.unwrap().get(), "7");
         assert_eq!(m.method(), Some("tools/call"));
@@ -378,13 +392,16 @@ mod tests {
 
     #[test]
     fn escaped_method_names_are_decoded() {
-        let m = single(r#"{"jsonrpc":"2.0","id":1,"method":"tools\/c\u0061ll","params":{"name":"x"}}"#);
+        let m =
+            single(r#"{"jsonrpc":"2.0","id":1,"method":"tools\/c\u0061ll","params":{"name":"x"}}"#);
         assert_eq!(m.method(), Some("tools/call"));
     }
 
     #[test]
     fn big_integers_stay_exact() {
-        let m = single(r#"{"jsonrpc":"2.0","id":9007199254740993,"method":"tools/call","params":{"name":"x","arguments":{"n":9007199254740993}}}"#);
+        let m = single(
+            r#"{"jsonrpc":"2.0","id":9007199254740993,"method":"tools/call","params":{"name":"x","arguments":{"n":9007199254740993}}}"#,
+        );
         assert_eq!(m.id_raw.unwrap().get(), "9007199254740993");
         assert_eq!(m.params["arguments"]["n"].to_string(), "9007199254740993");
     }
@@ -399,27 +416,45 @@ mod tests {
     fn not_json(s: &[u8]) {
         match parse(s) {
             Err(ParseError::NotJson(_)) => {}
-            other => panic!("expected not-json for {:?}, got {other:?}", String::from_utf8_lossy(s)),
+            other => panic!(
+                "expected not-json for {:?}, got {other:?}",
+                String::from_utf8_lossy(s)
+            ),
         }
     }
 
     #[test]
     fn strictness() {
-        assert!(invalid(r#"{"jsonrpc":"2.0","id":1,"method":"a","method":"b"}"#).contains("duplicate"));
+        assert!(
+            invalid(r#"{"jsonrpc":"2.0","id":1,"method":"a","method":"b"}"#).contains("duplicate")
+        );
         assert!(invalid(r#"{"jsonrpc":"2.0","id":null,"method":"ping"}"#).contains("id"));
         assert!(invalid(r#"{"jsonrpc":"2.0","id":1.5,"method":"ping"}"#).contains("id"));
-        assert!(invalid(r#"{"jsonrpc":"2.0","id":1,"method":"ping","params":[1]}"#).contains("params"));
+        assert!(
+            invalid(r#"{"jsonrpc":"2.0","id":1,"method":"ping","params":[1]}"#).contains("params")
+        );
         assert!(invalid(r#"{"jsonrpc":"1.0","id":1,"method":"ping"}"#).contains("jsonrpc"));
         assert!(invalid(r#"{"id":1,"method":"ping"}"#).contains("jsonrpc"));
         assert!(invalid(r#"{"jsonrpc":"2.0","id":1,"method":7}"#).contains("method"));
         assert!(invalid(r#"{"jsonrpc":"2.0","id":1}"#).contains("method"));
         assert!(invalid(r#"{"jsonrpc":"2.0","method":"x","result":{}}"#).contains("both"));
         assert!(invalid(r#""hello""#).contains("object"));
-        assert!(invalid(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":7}}"#).contains("params.name"));
-        assert!(invalid(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call"}"#).contains("params.name"));
+        assert!(
+            invalid(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":7}}"#)
+                .contains("params.name")
+        );
+        assert!(
+            invalid(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call"}"#).contains("params.name")
+        );
         assert!(invalid(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","arguments":[1]}}"#).contains("arguments"));
-        assert!(invalid(r#"{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{"name":["x"]}}"#).contains("params.name"));
-        assert!(invalid(r#"{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":null}}"#).contains("params.uri"));
+        assert!(invalid(
+            r#"{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{"name":["x"]}}"#
+        )
+        .contains("params.name"));
+        assert!(invalid(
+            r#"{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":null}}"#
+        )
+        .contains("params.uri"));
         not_json(b"");
         not_json(b"{");
         not_json(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"} x");
@@ -435,7 +470,9 @@ mod tests {
     #[test]
     fn batches_keep_each_element() {
         let b = parse(br#"[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","method":"notifications/initialized"},7,{"jsonrpc":"2.0","id":2}]"#).unwrap();
-        let Body::Batch(items) = b else { panic!("batch") };
+        let Body::Batch(items) = b else {
+            panic!("batch")
+        };
         assert_eq!(items.len(), 4);
         assert_eq!(items[0].as_ref().unwrap().kind, Kind::Request);
         assert_eq!(items[1].as_ref().unwrap().kind, Kind::Notification);
@@ -446,7 +483,9 @@ mod tests {
 
     #[test]
     fn routing_name_and_meta_version() {
-        let m = single(r#"{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"file:///a","_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#);
+        let m = single(
+            r#"{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"file:///a","_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#,
+        );
         assert_eq!(m.routing_name(), Some("file:///a"));
         assert!(m.requires_routing_name());
         assert_eq!(m.meta_protocol_version(), Some("2026-07-28"));

@@ -30,7 +30,13 @@ pub fn sanitize(v: &str) -> String {
     let s: String = v
         .chars()
         .take(64)
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     if s.is_empty() {
         "-".into()
@@ -60,7 +66,11 @@ impl Cardinality {
     pub fn counters(&mut self, r: &Record) -> Vec<String> {
         let mut out = Vec::new();
         if r.kind == "rejected" {
-            let reason = r.reasons.first().map(|s| rejection_kind(s)).unwrap_or("other");
+            let reason = r
+                .reasons
+                .first()
+                .map(|s| rejection_kind(s))
+                .unwrap_or("other");
             out.push(format!("{REJECTIONS}.reason.{reason}"));
             return out;
         }
@@ -69,7 +79,12 @@ impl Cardinality {
             (true, false) => "dry_run",
             (true, true) => "allow",
         };
-        let name = r.tool.as_deref().or(r.prompt.as_deref()).or(r.resource.as_deref()).unwrap_or("");
+        let name = r
+            .tool
+            .as_deref()
+            .or(r.prompt.as_deref())
+            .or(r.resource.as_deref())
+            .unwrap_or("");
         let tool = Self::cap(&mut self.tools, MAX_TOOLS, sanitize(name));
         out.push(format!(
             "{DECISIONS}.method.{}.tool.{tool}.outcome.{outcome}",
@@ -126,18 +141,32 @@ mod tests {
         assert_eq!(
             c.counters(&r),
             vec![
-                "mcp_policy_decisions.method.tools_call.tool.get_weather_v2.outcome.deny".to_string(),
+                "mcp_policy_decisions.method.tools_call.tool.get_weather_v2.outcome.deny"
+                    .to_string(),
                 "mcp_policy_denials.principal.sub_alice_example_com".to_string(),
             ]
         );
         for i in 0..300 {
-            let r = Record { kind: "request".into(), method: "tools/call".into(), tool: Some(format!("t{i}")), allowed: true, ..Record::default() };
+            let r = Record {
+                kind: "request".into(),
+                method: "tools/call".into(),
+                tool: Some(format!("t{i}")),
+                allowed: true,
+                ..Record::default()
+            };
             let names = c.counters(&r);
             if i >= 199 {
                 assert!(names[0].contains(".tool.other."), "{names:?}");
             }
         }
-        let rej = Record { kind: "rejected".into(), reasons: vec!["Header mismatch: x".into()], ..Record::default() };
-        assert_eq!(c.counters(&rej), vec!["mcp_policy_rejections.reason.header_mismatch".to_string()]);
+        let rej = Record {
+            kind: "rejected".into(),
+            reasons: vec!["Header mismatch: x".into()],
+            ..Record::default()
+        };
+        assert_eq!(
+            c.counters(&rej),
+            vec!["mcp_policy_rejections.reason.header_mismatch".to_string()]
+        );
     }
 }

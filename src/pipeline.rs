@@ -164,7 +164,10 @@ impl From<Config> for Plugin {
     fn from(c: Config) -> Self {
         let mut seed = [0u8; 32];
         let t = default_clock().to_le_bytes();
-        for (d, s) in seed.iter_mut().zip(t.iter().chain(c.policy.revision().as_bytes())) {
+        for (d, s) in seed
+            .iter_mut()
+            .zip(t.iter().chain(c.policy.revision().as_bytes()))
+        {
             *d = *s;
         }
         Plugin {
@@ -213,10 +216,16 @@ impl Plugin {
             fill_request_fields(&mut d.record, http);
         }
         let action = match action {
-            HeadersAction::Reply(_) if by_policy && !decided.iter().any(|d| d.core) && self.settings.mode == Mode::Audit => {
+            HeadersAction::Reply(_)
+                if by_policy
+                    && !decided.iter().any(|d| d.core)
+                    && self.settings.mode == Mode::Audit =>
+            {
                 HeadersAction::Forward(Forward::default())
             }
-            HeadersAction::Forward(_) if self.settings.mode == Mode::Audit => HeadersAction::Forward(Forward::default()),
+            HeadersAction::Forward(_) if self.settings.mode == Mode::Audit => {
+                HeadersAction::Forward(Forward::default())
+            }
             other => other,
         };
         let action = match action {
@@ -248,7 +257,13 @@ impl Plugin {
             // GET (SSE stream), DELETE (end of session), OPTIONS, HEAD…: no
             // MCP message; the policy decides on the HTTP request alone.
             if let Err(msg) = routing::read(&http.headers) {
-                let reply = error_reply(400, None, HEADER_MISMATCH, &format!("Header mismatch: {msg}"), None);
+                let reply = error_reply(
+                    400,
+                    None,
+                    HEADER_MISMATCH,
+                    &format!("Header mismatch: {msg}"),
+                    None,
+                );
                 return (HeadersAction::Reply(reply), Vec::new(), false);
             }
             if let Some((reply, d)) = self.check_transport_binding(http, store) {
@@ -295,7 +310,11 @@ impl Plugin {
     }
 
     /// Decide a complete request body, without session state.
-    pub fn on_request_body(&mut self, http: &HttpRequest, body: &[u8]) -> (BodyAction, Vec<Decided>) {
+    pub fn on_request_body(
+        &mut self,
+        http: &HttpRequest,
+        body: &[u8],
+    ) -> (BodyAction, Vec<Decided>) {
         self.on_request_body_with(http, body, None)
     }
 
@@ -312,7 +331,10 @@ impl Plugin {
         // Audit mode lifts the policy's denials only: not protocol
         // rejections (an invalid batch element included) nor the filter's
         // own refusals (session binding, unavailable state).
-        let by_policy = !decided.is_empty() && decided.iter().all(|d| !d.core && d.record.kind != "invalid");
+        let by_policy = !decided.is_empty()
+            && decided
+                .iter()
+                .all(|d| !d.core && d.record.kind != "invalid");
         if let BodyAction::Reply(r) = &action {
             if decided.is_empty() {
                 decided.push(Decided::rejected(&r.log));
@@ -321,18 +343,26 @@ impl Plugin {
         let id = self.ids.next_id();
         let many = decided.len() > 1;
         for (i, d) in decided.iter_mut().enumerate() {
-            d.record.decision_id = if many { format!("{id}-{i}") } else { id.clone() };
+            d.record.decision_id = if many {
+                format!("{id}-{i}")
+            } else {
+                id.clone()
+            };
             fill_request_fields(&mut d.record, http);
         }
         // Audit mode: every policy decision is made and recorded, none is
         // carried out (protocol rejections still apply).
         let action = match action {
-            BodyAction::Reply(_) if by_policy && self.settings.mode == Mode::Audit => BodyAction::Forward(Forward::default()),
-            BodyAction::Forward(f) if self.settings.mode == Mode::Audit => BodyAction::Forward(Forward {
-                watch: f.watch,
-                bind_on_response: f.bind_on_response,
-                ..Forward::default()
-            }),
+            BodyAction::Reply(_) if by_policy && self.settings.mode == Mode::Audit => {
+                BodyAction::Forward(Forward::default())
+            }
+            BodyAction::Forward(f) if self.settings.mode == Mode::Audit => {
+                BodyAction::Forward(Forward {
+                    watch: f.watch,
+                    bind_on_response: f.bind_on_response,
+                    ..Forward::default()
+                })
+            }
             other => other,
         };
         let action = match action {
@@ -371,7 +401,13 @@ impl Plugin {
                     Body::Single(m) => m.id_raw.map(|r| r.get()),
                     Body::Batch(_) => None,
                 };
-                let reply = error_reply(400, id, HEADER_MISMATCH, &format!("Header mismatch: {msg}"), None);
+                let reply = error_reply(
+                    400,
+                    id,
+                    HEADER_MISMATCH,
+                    &format!("Header mismatch: {msg}"),
+                    None,
+                );
                 return (BodyAction::Reply(reply), Vec::new());
             }
         };
@@ -380,7 +416,16 @@ impl Plugin {
         let keys = StateKeys::new(http, &routing);
         let state = store
             .filter(|_| self.needs.state || keys.bindable())
-            .map(|(store, now)| (States { store, settings: &settings, now }, keys));
+            .map(|(store, now)| {
+                (
+                    States {
+                        store,
+                        settings: &settings,
+                        now,
+                    },
+                    keys,
+                )
+            });
         let state = state.as_ref().map(|(st, k)| (st, k));
         let defs = store
             .filter(|_| self.needs.definition)
@@ -493,7 +538,9 @@ impl Plugin {
             }
             shared.push(("rate", Value::from(rate)));
         }
-        let mut o = self.evaluate(input::for_message_with(&shared, routing, m, batch, definition));
+        let mut o = self.evaluate(input::for_message_with(
+            &shared, routing, m, batch, definition,
+        ));
         let killed = session
             .as_ref()
             .and_then(|r| r.kill(now).cloned())
@@ -539,8 +586,18 @@ impl Plugin {
                 key,
                 &Update {
                     call: Some(call.clone()),
-                    bind: keys.principal_raw.as_deref().filter(|_| keys.session_id.is_some()),
-                    kill: if is_principal_key { o.result.kill.as_ref().map(|k| (k.reason.clone(), ttl_ms(k))) } else { kill_for(false) },
+                    bind: keys
+                        .principal_raw
+                        .as_deref()
+                        .filter(|_| keys.session_id.is_some()),
+                    kill: if is_principal_key {
+                        o.result
+                            .kill
+                            .as_ref()
+                            .map(|k| (k.reason.clone(), ttl_ms(k)))
+                    } else {
+                        kill_for(false)
+                    },
                     clear_kill: o.result.clear_kill,
                 },
             );
@@ -549,7 +606,12 @@ impl Plugin {
             if result.is_ok() {
                 result = st.update(
                     pkey,
-                    &Update { call: Some(call), bind: None, kill: kill_for(true), clear_kill: o.result.clear_kill },
+                    &Update {
+                        call: Some(call),
+                        bind: None,
+                        kill: kill_for(true),
+                        clear_kill: o.result.clear_kill,
+                    },
                 );
             }
         }
@@ -573,7 +635,13 @@ impl Plugin {
 
     fn outcome(&self, result: Result<PolicyResult, crate::engine::PolicyError>) -> Outcome {
         match result {
-            Ok(r) if r.permits() => Outcome { allowed: true, reasons: Vec::new(), result: r, eval_us: 0, core: false },
+            Ok(r) if r.permits() => Outcome {
+                allowed: true,
+                reasons: Vec::new(),
+                result: r,
+                eval_us: 0,
+                core: false,
+            },
             Ok(r) => Outcome {
                 allowed: false,
                 reasons: if r.deny.is_empty() {
@@ -635,7 +703,12 @@ impl Plugin {
         let keys = StateKeys::new(http, &routing);
         let (id, key) = (keys.session_id.as_ref()?, keys.session.as_ref()?);
         let settings = &self.settings.sessions;
-        let rec = States { store, settings, now }.get(key)?;
+        let rec = States {
+            store,
+            settings,
+            now,
+        }
+        .get(key)?;
         let bound = rec.principal.as_ref()?;
         if keys.principal_raw.as_deref() == Some(bound.as_str()) {
             return None;
@@ -645,8 +718,19 @@ impl Plugin {
             keys.principal_shown()
         );
         let reasons = [reason];
-        let mut reply = error_reply(403, None, self.settings.deny_code, &denial_message(&reasons), Some(&reasons));
-        reply.log = format!("denied {} {}: {}", http.method, http.path, reasons.join("; "));
+        let mut reply = error_reply(
+            403,
+            None,
+            self.settings.deny_code,
+            &denial_message(&reasons),
+            Some(&reasons),
+        );
+        reply.log = format!(
+            "denied {} {}: {}",
+            http.method,
+            http.path,
+            reasons.join("; ")
+        );
         let mut d = transport_decided(http, false, reasons.to_vec(), Vec::new(), 0, &[]);
         d.core = true;
         Some((reply, d))
@@ -656,7 +740,11 @@ impl Plugin {
     /// that grew past the limit while streaming, an unreadable body, no
     /// configuration): the reply gets a decision id, the audit trail a
     /// `rejected` event.
-    pub fn reject(&mut self, http: &HttpRequest, mut reply: LocalReply) -> (LocalReply, Vec<Decided>) {
+    pub fn reject(
+        &mut self,
+        http: &HttpRequest,
+        mut reply: LocalReply,
+    ) -> (LocalReply, Vec<Decided>) {
         let id = self.ids.next_id();
         let mut d = Decided::rejected(&reply.log);
         d.record.decision_id = id.clone();
@@ -667,17 +755,40 @@ impl Plugin {
 
     /// Bind a session id the server just minted (in its answer to an
     /// `initialize`) to the principal that asked.
-    pub fn bind_session(&self, store: &dyn Store, now: u64, session_id: &str, principal: &str) -> Result<(), String> {
+    pub fn bind_session(
+        &self,
+        store: &dyn Store,
+        now: u64,
+        session_id: &str,
+        principal: &str,
+    ) -> Result<(), String> {
         let settings = &self.settings.sessions;
-        States { store, settings, now }.update(
+        States {
+            store,
+            settings,
+            now,
+        }
+        .update(
             &format!("s:{session_id}"),
-            &Update { call: None, bind: Some(principal), kill: None, clear_kill: false },
+            &Update {
+                call: None,
+                bind: Some(principal),
+                kill: None,
+                clear_kill: false,
+            },
         )
     }
 
     fn decide_transport(&mut self, http: &HttpRequest) -> (Result<Forward, LocalReply>, Decided) {
         let o = self.evaluate(input::for_transport(&input::request_values(http)));
-        let d = transport_decided(http, o.allowed, o.reasons.clone(), o.result.labels.clone(), o.eval_us, &o.result.dry_run);
+        let d = transport_decided(
+            http,
+            o.allowed,
+            o.reasons.clone(),
+            o.result.labels.clone(),
+            o.eval_us,
+            &o.result.dry_run,
+        );
         (self.transport_action(http, o), d)
     }
 
@@ -694,7 +805,10 @@ impl Plugin {
             });
         }
         let d = &o.result.denial;
-        let message = d.message.clone().unwrap_or_else(|| denial_message(&o.reasons));
+        let message = d
+            .message
+            .clone()
+            .unwrap_or_else(|| denial_message(&o.reasons));
         let mut reply = error_reply(
             d.http_status.unwrap_or(403),
             None,
@@ -702,8 +816,15 @@ impl Plugin {
             &message,
             Some(&o.reasons),
         );
-        reply.headers.extend(o.result.response_headers.iter().cloned());
-        reply.log = format!("denied {} {}: {}", http.method, http.path, o.reasons.join("; "));
+        reply
+            .headers
+            .extend(o.result.response_headers.iter().cloned());
+        reply.log = format!(
+            "denied {} {}: {}",
+            http.method,
+            http.path,
+            o.reasons.join("; ")
+        );
         Err(reply)
     }
 
@@ -721,12 +842,24 @@ impl Plugin {
             (Kind::Request, Some(id)) if d.as_tool_result && m.method() == Some("tools/call") => {
                 tool_error_reply(d.http_status.unwrap_or(200), id.get(), &message, modern)
             }
-            (Kind::Request, Some(id)) => {
-                error_reply(d.http_status.unwrap_or(200), Some(id.get()), code, &message, Some(reasons))
-            }
-            _ => error_reply(d.http_status.unwrap_or(403), None, code, &message, Some(reasons)),
+            (Kind::Request, Some(id)) => error_reply(
+                d.http_status.unwrap_or(200),
+                Some(id.get()),
+                code,
+                &message,
+                Some(reasons),
+            ),
+            _ => error_reply(
+                d.http_status.unwrap_or(403),
+                None,
+                code,
+                &message,
+                Some(reasons),
+            ),
         };
-        reply.headers.extend(o.result.response_headers.iter().cloned());
+        reply
+            .headers
+            .extend(o.result.response_headers.iter().cloned());
         reply.log = format!(
             "denied {}{}: {}",
             m.method().unwrap_or(m.kind.as_str()),
@@ -755,20 +888,33 @@ impl Plugin {
         for (index, item) in items.iter().enumerate() {
             match item {
                 Ok(m) => {
-                    let mut o = self.decide(http, routing, m, Some(BatchPosition { index, size }), state, defs);
+                    let mut o = self.decide(
+                        http,
+                        routing,
+                        m,
+                        Some(BatchPosition { index, size }),
+                        state,
+                        defs,
+                    );
                     if o.allowed && !o.result.rewrite.is_empty() {
                         o.allowed = false;
-                        o.reasons = vec!["`rewrite` is not supported inside a JSON-RPC batch".into()];
+                        o.reasons =
+                            vec!["`rewrite` is not supported inside a JSON-RPC batch".into()];
                     }
                     if o.allowed {
-                        fwd.request_headers.extend(o.result.request_headers.iter().cloned());
-                        fwd.response_headers.extend(o.result.response_headers.iter().cloned());
+                        fwd.request_headers
+                            .extend(o.result.request_headers.iter().cloned());
+                        fwd.response_headers
+                            .extend(o.result.response_headers.iter().cloned());
                     }
                     outcomes.push((!o.allowed).then(|| o.reasons.clone()));
                     decided.push(decided_for(m, &o));
                 }
                 Err(inv) => {
-                    outcomes.push(Some(vec![format!("invalid JSON-RPC message: {}", inv.reason)]));
+                    outcomes.push(Some(vec![format!(
+                        "invalid JSON-RPC message: {}",
+                        inv.reason
+                    )]));
                     let mut d = Decided::rejected(&inv.reason);
                     d.method = "invalid".into();
                     d.record.kind = "invalid".into();
@@ -791,7 +937,12 @@ impl Plugin {
         let mut errors: Vec<String> = Vec::new();
         for (item, outcome) in items.iter().zip(&outcomes) {
             let (id, code, message, reasons) = match (item, outcome) {
-                (Ok(m), Some(r)) => (m.id_raw.map(|x| x.get()), self.settings.deny_code, denial_message(r), Some(r.as_slice())),
+                (Ok(m), Some(r)) => (
+                    m.id_raw.map(|x| x.get()),
+                    self.settings.deny_code,
+                    denial_message(r),
+                    Some(r.as_slice()),
+                ),
                 (Ok(m), None) => (
                     m.id_raw.map(|x| x.get()),
                     self.settings.deny_code,
@@ -804,7 +955,9 @@ impl Plugin {
                 (Err(inv), r) => (
                     inv.id_raw.as_deref(),
                     INVALID_REQUEST,
-                    r.as_ref().and_then(|r| r.first().cloned()).unwrap_or_default(),
+                    r.as_ref()
+                        .and_then(|r| r.first().cloned())
+                        .unwrap_or_default(),
                     None,
                 ),
             };
@@ -825,7 +978,13 @@ impl Plugin {
         );
         let reply = if errors.is_empty() {
             let reasons: Vec<String> = outcomes.into_iter().flatten().flatten().collect();
-            let mut r = error_reply(403, None, self.settings.deny_code, &denial_message(&reasons), Some(&reasons));
+            let mut r = error_reply(
+                403,
+                None,
+                self.settings.deny_code,
+                &denial_message(&reasons),
+                Some(&reasons),
+            );
             r.log = log;
             r
         } else {
@@ -859,7 +1018,12 @@ impl StateKeys {
             .as_ref()
             .map(|s| format!("s:{s}"))
             .or_else(|| principal.clone());
-        StateKeys { session_id, session, principal, principal_raw }
+        StateKeys {
+            session_id,
+            session,
+            principal,
+            principal_raw,
+        }
     }
 
     /// Session binding applies: a session id is presented (a session bound
@@ -869,12 +1033,16 @@ impl StateKeys {
     }
 
     fn principal_shown(&self) -> String {
-        self.principal_raw.clone().unwrap_or_else(|| "an unauthenticated caller".into())
+        self.principal_raw
+            .clone()
+            .unwrap_or_else(|| "an unauthenticated caller".into())
     }
 
     /// `input.session.id`: the Mcp-Session-Id, else the principal.
     fn session_display(&self) -> Option<String> {
-        self.session_id.clone().or_else(|| self.principal_raw.clone())
+        self.session_id
+            .clone()
+            .or_else(|| self.principal_raw.clone())
     }
 }
 
@@ -980,7 +1148,11 @@ fn fill_request_fields(r: &mut audit::Record, http: &HttpRequest) {
 }
 
 fn list(indices: &[usize]) -> String {
-    indices.iter().map(usize::to_string).collect::<Vec<_>>().join(", ")
+    indices
+        .iter()
+        .map(usize::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn subject_suffix(m: &Message<'_>) -> String {
@@ -1022,9 +1194,13 @@ fn check_encoding(http: &HttpRequest) -> Option<LocalReply> {
 
 fn check_content_type(http: &HttpRequest) -> Option<LocalReply> {
     let ct = http.header("content-type").map(String::from_utf8_lossy);
-    let media = ct
-        .as_deref()
-        .map(|c| c.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+    let media = ct.as_deref().map(|c| {
+        c.split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase()
+    });
     match media.as_deref() {
         Some("application/json") => None,
         other => Some(error_reply(
@@ -1043,7 +1219,13 @@ fn check_content_type(http: &HttpRequest) -> Option<LocalReply> {
 fn parse_error_reply(e: &ParseError) -> LocalReply {
     match e {
         ParseError::NotJson(_) => error_reply(400, None, PARSE_ERROR, &e.to_string(), None),
-        ParseError::Invalid(inv) => error_reply(400, inv.id_raw.as_deref(), INVALID_REQUEST, &e.to_string(), None),
+        ParseError::Invalid(inv) => error_reply(
+            400,
+            inv.id_raw.as_deref(),
+            INVALID_REQUEST,
+            &e.to_string(),
+            None,
+        ),
         ParseError::EmptyBatch => error_reply(400, None, INVALID_REQUEST, &e.to_string(), None),
     }
 }
@@ -1090,7 +1272,12 @@ pub fn error_reply(
 
 /// `{"jsonrpc":"2.0","id":…,"error":{"code":…,"message":…,"data":{"reasons":[…]}}}`
 /// with the id copied byte for byte from the request (or `null`).
-pub fn error_object(id_raw: Option<&str>, code: i64, message: &str, reasons: Option<&[String]>) -> String {
+pub fn error_object(
+    id_raw: Option<&str>,
+    code: i64,
+    message: &str,
+    reasons: Option<&[String]>,
+) -> String {
     let mut error = serde_json::Map::new();
     error.insert("code".into(), serde_json::Value::from(code));
     error.insert("message".into(), serde_json::Value::from(message));
@@ -1109,7 +1296,8 @@ mod tests {
     use super::*;
 
     fn plugin(policy: &str) -> Plugin {
-        let cfg = serde_json::json!({"policy": {"modules": {"p.rego": policy}}, "max_body_bytes": 2048});
+        let cfg =
+            serde_json::json!({"policy": {"modules": {"p.rego": policy}}, "max_body_bytes": 2048});
         Plugin::from(Config::from_json(cfg.to_string().as_bytes()).unwrap())
     }
 
@@ -1152,8 +1340,13 @@ deny contains "no pings" if input.mcp.method == "ping"
     fn allowed_request_is_forwarded() {
         let mut p = plugin(POLICY);
         assert_eq!(p.on_request_headers(&post(), false), HeadersAction::Inspect);
-        let (a, d) = p.on_request_body(&post(), br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"ls"}}"#);
-        let BodyAction::Forward(f) = a else { panic!("forwarded") };
+        let (a, d) = p.on_request_body(
+            &post(),
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"ls"}}"#,
+        );
+        let BodyAction::Forward(f) = a else {
+            panic!("forwarded")
+        };
         assert!(f.body.is_none() && f.request_headers.is_empty());
         assert_eq!(f.response_headers.len(), 1);
         assert_eq!(f.response_headers[0].0, DECISION_ID_HEADER);
@@ -1164,7 +1357,10 @@ deny contains "no pings" if input.mcp.method == "ping"
     #[test]
     fn denied_request_gets_200_and_error_with_id() {
         let mut p = plugin(POLICY);
-        let (a, d) = p.on_request_body(&post(), br#"{"jsonrpc":"2.0","id":"abc","method":"tools/call","params":{"name":"rm"}}"#);
+        let (a, d) = p.on_request_body(
+            &post(),
+            br#"{"jsonrpc":"2.0","id":"abc","method":"tools/call","params":{"name":"rm"}}"#,
+        );
         assert!(!d[0].allowed);
         let r = reply(a);
         assert_eq!(r.status, 200);
@@ -1179,7 +1375,10 @@ deny contains "no pings" if input.mcp.method == "ping"
     #[test]
     fn big_ids_are_echoed_exactly() {
         let mut p = plugin(POLICY);
-        let (a, _) = p.on_request_body(&post(), br#"{"jsonrpc":"2.0","id":123456789012345678901234567890,"method":"ping"}"#);
+        let (a, _) = p.on_request_body(
+            &post(),
+            br#"{"jsonrpc":"2.0","id":123456789012345678901234567890,"method":"ping"}"#,
+        );
         let r = reply(a);
         assert!(String::from_utf8_lossy(&r.body).contains(r#""id":123456789012345678901234567890"#));
     }
@@ -1187,17 +1386,25 @@ deny contains "no pings" if input.mcp.method == "ping"
     #[test]
     fn denied_notification_gets_403() {
         let mut p = plugin("package mcp\nallow if input.mcp.kind == \"request\"\n");
-        let (a, _) = p.on_request_body(&post(), br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
+        let (a, _) = p.on_request_body(
+            &post(),
+            br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+        );
         let r = reply(a);
         assert_eq!(r.status, 403);
         assert_eq!(body_json(&r)["id"], serde_json::Value::Null);
-        assert!(body_json(&r)["error"]["message"].as_str().unwrap().contains("no policy rule allows"));
+        assert!(body_json(&r)["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no policy rule allows"));
     }
 
     #[test]
     fn transport_requests_are_decided_by_the_policy() {
         let mut p = plugin(POLICY);
-        assert!(matches!(p.on_request_headers(&req("GET", &[]), true), HeadersAction::Forward(ref f) if f.body.is_none()));
+        assert!(
+            matches!(p.on_request_headers(&req("GET", &[]), true), HeadersAction::Forward(ref f) if f.body.is_none())
+        );
         match p.on_request_headers(&req("DELETE", &[]), true) {
             HeadersAction::Reply(r) => assert_eq!(r.status, 403),
             other => panic!("{other:?}"),
@@ -1211,18 +1418,48 @@ deny contains "no pings" if input.mcp.method == "ping"
             HeadersAction::Reply(r) => r.status,
             other => panic!("{other:?}"),
         };
-        assert_eq!(status(p.on_request_headers(&req("POST", &[("content-type", "text/plain")]), false)), 415);
+        assert_eq!(
+            status(p.on_request_headers(&req("POST", &[("content-type", "text/plain")]), false)),
+            415
+        );
         assert_eq!(status(p.on_request_headers(&req("POST", &[]), false)), 415);
         assert_eq!(
-            status(p.on_request_headers(&req("POST", &[("content-type", "application/json"), ("content-encoding", "gzip")]), false)),
+            status(p.on_request_headers(
+                &req(
+                    "POST",
+                    &[
+                        ("content-type", "application/json"),
+                        ("content-encoding", "gzip")
+                    ]
+                ),
+                false
+            )),
             415
         );
         assert_eq!(
-            status(p.on_request_headers(&req("POST", &[("content-type", "application/json"), ("content-length", "4096")]), false)),
+            status(p.on_request_headers(
+                &req(
+                    "POST",
+                    &[
+                        ("content-type", "application/json"),
+                        ("content-length", "4096")
+                    ]
+                ),
+                false
+            )),
             413
         );
         assert_eq!(
-            p.on_request_headers(&req("POST", &[("content-type", "Application/JSON; charset=utf-8"), ("content-encoding", "identity")]), false),
+            p.on_request_headers(
+                &req(
+                    "POST",
+                    &[
+                        ("content-type", "Application/JSON; charset=utf-8"),
+                        ("content-encoding", "identity")
+                    ]
+                ),
+                false
+            ),
             HeadersAction::Inspect
         );
         assert!(p.check_body_size(2049).is_some());
@@ -1233,13 +1470,34 @@ deny contains "no pings" if input.mcp.method == "ping"
     fn parse_errors_and_header_mismatch() {
         let mut p = plugin(POLICY);
         let r = reply(p.on_request_body(&post(), b"{nope").0);
-        assert_eq!((r.status, body_json(&r)["error"]["code"].as_i64()), (400, Some(-32700)));
+        assert_eq!(
+            (r.status, body_json(&r)["error"]["code"].as_i64()),
+            (400, Some(-32700))
+        );
         let r = reply(p.on_request_body(&post(), br#"{"jsonrpc":"2.0","id":5}"#).0);
-        assert_eq!((r.status, body_json(&r)["error"]["code"].as_i64()), (400, Some(-32600)));
+        assert_eq!(
+            (r.status, body_json(&r)["error"]["code"].as_i64()),
+            (400, Some(-32600))
+        );
         assert_eq!(body_json(&r)["id"], 5);
-        let h = req("POST", &[("content-type", "application/json"), ("mcp-method", "tools/list")]);
-        let r = reply(p.on_request_body(&h, br#"{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"ls"}}"#).0);
-        assert_eq!((r.status, body_json(&r)["error"]["code"].as_i64()), (400, Some(-32020)));
+        let h = req(
+            "POST",
+            &[
+                ("content-type", "application/json"),
+                ("mcp-method", "tools/list"),
+            ],
+        );
+        let r = reply(
+            p.on_request_body(
+                &h,
+                br#"{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"ls"}}"#,
+            )
+            .0,
+        );
+        assert_eq!(
+            (r.status, body_json(&r)["error"]["code"].as_i64()),
+            (400, Some(-32020))
+        );
         assert_eq!(body_json(&r)["id"], 9);
     }
 
@@ -1258,9 +1516,15 @@ deny contains "no pings" if input.mcp.method == "ping"
         let arr = j.as_array().unwrap();
         assert_eq!(arr.len(), 3, "{j}");
         assert_eq!(arr[0]["id"], 1);
-        assert!(arr[0]["error"]["message"].as_str().unwrap().contains("Not forwarded"));
+        assert!(arr[0]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Not forwarded"));
         assert_eq!(arr[1]["id"], 2);
-        assert_eq!(arr[1]["error"]["message"], "Denied by policy: tool forbidden");
+        assert_eq!(
+            arr[1]["error"]["message"],
+            "Denied by policy: tool forbidden"
+        );
         assert_eq!(arr[2]["id"], 3);
         assert_eq!(arr[2]["error"]["message"], "Denied by policy: no pings");
     }
@@ -1269,7 +1533,9 @@ deny contains "no pings" if input.mcp.method == "ping"
     fn allowed_batch_is_forwarded() {
         let mut p = plugin(POLICY);
         let body = br#"[{"jsonrpc":"2.0","id":1,"method":"tools/list"},{"jsonrpc":"2.0","method":"notifications/initialized"}]"#;
-        assert!(matches!(p.on_request_body(&post(), body).0, BodyAction::Forward(ref f) if f.body.is_none()));
+        assert!(
+            matches!(p.on_request_body(&post(), body).0, BodyAction::Forward(ref f) if f.body.is_none())
+        );
     }
 
     #[test]
@@ -1300,17 +1566,28 @@ labels contains "query" if input.mcp.tool.name == "query"
         let j = body_json(&r);
         assert_eq!(j["id"], 8);
         assert_eq!(j["result"]["isError"], true);
-        assert_eq!(j["result"]["content"][0]["text"], "deleting is not allowed here; ask an operator");
-        assert!(r.headers.contains(&("x-policy".to_string(), "full".to_string())));
+        assert_eq!(
+            j["result"]["content"][0]["text"],
+            "deleting is not allowed here; ask an operator"
+        );
+        assert!(r
+            .headers
+            .contains(&("x-policy".to_string(), "full".to_string())));
     }
 
     #[test]
     fn denial_with_code_and_status() {
         let mut p = plugin(FULL);
-        let r = reply(p.on_request_body(&post(), br#"{"jsonrpc":"2.0","id":9,"method":"ping"}"#).0);
+        let r = reply(
+            p.on_request_body(&post(), br#"{"jsonrpc":"2.0","id":9,"method":"ping"}"#)
+                .0,
+        );
         assert_eq!(r.status, 403);
         let j = body_json(&r);
-        assert_eq!((j["id"].as_i64(), j["error"]["code"].as_i64()), (Some(9), Some(4003)));
+        assert_eq!(
+            (j["id"].as_i64(), j["error"]["code"].as_i64()),
+            (Some(9), Some(4003))
+        );
         assert_eq!(j["error"]["message"], "Denied by policy: no pings");
     }
 
@@ -1318,26 +1595,40 @@ labels contains "query" if input.mcp.tool.name == "query"
     fn rewrite_headers_and_labels_on_allowed_calls() {
         let mut p = plugin(FULL);
         let (a, d) = p.on_request_body(&post(), br#"{"jsonrpc":"2.0","id":10,"method":"tools/call","params":{"name":"query","arguments":{"limit":5000,"q":"x"}}}"#);
-        let BodyAction::Forward(f) = a else { panic!("forwarded") };
+        let BodyAction::Forward(f) = a else {
+            panic!("forwarded")
+        };
         let body: serde_json::Value = serde_json::from_slice(f.body.as_deref().unwrap()).unwrap();
         assert_eq!(body["params"]["arguments"]["limit"], 100);
         assert_eq!(body["params"]["arguments"]["q"], "x");
-        assert_eq!(f.request_headers, vec![("x-mcp-tool".to_string(), "query".to_string())]);
-        assert_eq!(f.response_headers[0], ("x-policy".to_string(), "full".to_string()));
+        assert_eq!(
+            f.request_headers,
+            vec![("x-mcp-tool".to_string(), "query".to_string())]
+        );
+        assert_eq!(
+            f.response_headers[0],
+            ("x-policy".to_string(), "full".to_string())
+        );
         assert_eq!(f.response_headers[1].0, DECISION_ID_HEADER);
         assert_eq!(d[0].labels, vec!["query".to_string()]);
         // Within the limit: no rewrite, the body goes as it came.
         let (a, _) = p.on_request_body(&post(), br#"{"jsonrpc":"2.0","id":11,"method":"tools/call","params":{"name":"query","arguments":{"limit":5}}}"#);
-        let BodyAction::Forward(f) = a else { panic!("forwarded") };
+        let BodyAction::Forward(f) = a else {
+            panic!("forwarded")
+        };
         assert!(f.body.is_none());
     }
 
     #[test]
     fn changes_need_held_headers() {
-        let cfg = serde_json::json!({"policy": {"modules": {"p.rego": FULL}}, "hold_headers": false});
+        let cfg =
+            serde_json::json!({"policy": {"modules": {"p.rego": FULL}}, "hold_headers": false});
         let mut p = Plugin::from(Config::from_json(cfg.to_string().as_bytes()).unwrap());
         let r = reply(p.on_request_body(&post(), br#"{"jsonrpc":"2.0","id":12,"method":"tools/call","params":{"name":"query","arguments":{"limit":5}}}"#).0);
-        assert!(body_json(&r)["error"]["message"].as_str().unwrap().contains("hold_headers"));
+        assert!(body_json(&r)["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("hold_headers"));
     }
 
     fn with_identity(sub: &str, session: Option<&str>) -> HttpRequest {
@@ -1346,16 +1637,28 @@ labels contains "query" if input.mcp.tool.name == "query"
             h.push(("mcp-session-id", s));
         }
         let mut r = req("POST", &h);
-        r.attributes.jwt_claims = Some(Value::from_json_str(&format!(r#"{{"sub":"{sub}"}}"#)).unwrap());
+        r.attributes.jwt_claims =
+            Some(Value::from_json_str(&format!(r#"{{"sub":"{sub}"}}"#)).unwrap());
         r
     }
 
     fn call_body(id: u32, tool: &str) -> Vec<u8> {
-        format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"{tool}"}}}}"#).into_bytes()
+        format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"{tool}"}}}}"#
+        )
+        .into_bytes()
     }
 
-    fn run(p: &mut Plugin, store: &crate::state::MemoryStore, now: u64, http: &HttpRequest, body: &[u8]) -> Decided {
-        p.on_request_body_with(http, body, Some((store, now))).1.remove(0)
+    fn run(
+        p: &mut Plugin,
+        store: &crate::state::MemoryStore,
+        now: u64,
+        http: &HttpRequest,
+        body: &[u8],
+    ) -> Decided {
+        p.on_request_body_with(http, body, Some((store, now)))
+            .1
+            .remove(0)
     }
 
     const FLOWS: &str = r#"package mcp
@@ -1381,7 +1684,10 @@ clear_kill if input.mcp.tool.name == "operator_clear"
         assert!(run(&mut p, &store, 1001, &alice, &call_body(2, "read_db")).allowed);
         let d = run(&mut p, &store, 1002, &alice, &call_body(3, "send_email"));
         assert!(!d.allowed);
-        assert_eq!(d.reasons, vec!["no external send after a sensitive read in this session".to_string()]);
+        assert_eq!(
+            d.reasons,
+            vec!["no external send after a sensitive read in this session".to_string()]
+        );
         // Another session of the same person starts clean.
         let other = with_identity("alice", Some("S2"));
         assert!(run(&mut p, &store, 1003, &other, &call_body(4, "send_email")).allowed);
@@ -1391,14 +1697,51 @@ clear_kill if input.mcp.tool.name == "operator_clear"
     fn sessions_are_bound_to_their_principal() {
         let mut p = plugin(FLOWS);
         let store = crate::state::MemoryStore::default();
-        assert!(run(&mut p, &store, 10, &with_identity("alice", Some("S9")), &call_body(1, "echo")).allowed);
-        let d = run(&mut p, &store, 11, &with_identity("mallory", Some("S9")), &call_body(2, "echo"));
+        assert!(
+            run(
+                &mut p,
+                &store,
+                10,
+                &with_identity("alice", Some("S9")),
+                &call_body(1, "echo")
+            )
+            .allowed
+        );
+        let d = run(
+            &mut p,
+            &store,
+            11,
+            &with_identity("mallory", Some("S9")),
+            &call_body(2, "echo"),
+        );
         assert!(!d.allowed);
-        assert!(d.reasons[0].contains("belongs to another principal"), "{:?}", d.reasons);
+        assert!(
+            d.reasons[0].contains("belongs to another principal"),
+            "{:?}",
+            d.reasons
+        );
         // Binding holds even for a policy that never mentions sessions.
         let mut plain = plugin("package mcp\nallow := true\n");
-        assert!(run(&mut plain, &store, 12, &with_identity("bob", Some("S10")), &call_body(3, "echo")).allowed);
-        assert!(!run(&mut plain, &store, 13, &with_identity("eve", Some("S10")), &call_body(4, "echo")).allowed);
+        assert!(
+            run(
+                &mut plain,
+                &store,
+                12,
+                &with_identity("bob", Some("S10")),
+                &call_body(3, "echo")
+            )
+            .allowed
+        );
+        assert!(
+            !run(
+                &mut plain,
+                &store,
+                13,
+                &with_identity("eve", Some("S10")),
+                &call_body(4, "echo")
+            )
+            .allowed
+        );
     }
 
     #[test]
@@ -1407,7 +1750,9 @@ clear_kill if input.mcp.tool.name == "operator_clear"
         let store = crate::state::MemoryStore::default();
         let init = br#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"c","version":"1"}}}"#;
         let (a, _) = p.on_request_body_with(&with_identity("alice", None), init, Some((&store, 1)));
-        let BodyAction::Forward(f) = a else { panic!("forwarded") };
+        let BodyAction::Forward(f) = a else {
+            panic!("forwarded")
+        };
         let principal = f.bind_on_response.expect("bind on response");
         // The server minted S20 for alice; mallory's GET stream on it is refused.
         p.bind_session(&store, 2, "S20", &principal).unwrap();
@@ -1421,27 +1766,74 @@ clear_kill if input.mcp.tool.name == "operator_clear"
             other => panic!("{other:?}"),
         }
         get.attributes.jwt_claims = Some(Value::from_json_str(r#"{"sub":"alice"}"#).unwrap());
-        assert!(matches!(p.on_request_headers_with(&get, true, Some((&store, 4))).0, HeadersAction::Forward(_)));
+        assert!(matches!(
+            p.on_request_headers_with(&get, true, Some((&store, 4))).0,
+            HeadersAction::Forward(_)
+        ));
         // And her first message on the session is hers.
-        assert!(run(&mut p, &store, 5, &with_identity("alice", Some("S20")), &call_body(1, "echo")).allowed);
-        assert!(!run(&mut p, &store, 6, &with_identity("mallory", Some("S20")), &call_body(2, "echo")).allowed);
+        assert!(
+            run(
+                &mut p,
+                &store,
+                5,
+                &with_identity("alice", Some("S20")),
+                &call_body(1, "echo")
+            )
+            .allowed
+        );
+        assert!(
+            !run(
+                &mut p,
+                &store,
+                6,
+                &with_identity("mallory", Some("S20")),
+                &call_body(2, "echo")
+            )
+            .allowed
+        );
     }
 
     #[test]
     fn a_bound_session_refuses_callers_without_identity_whatever_the_policy() {
         let mut plain = plugin("package mcp\nallow := true\n");
         let store = crate::state::MemoryStore::default();
-        assert!(run(&mut plain, &store, 1, &with_identity("bob", Some("S30")), &call_body(1, "echo")).allowed);
-        let anon = req("POST", &[("content-type", "application/json"), ("mcp-session-id", "S30")]);
+        assert!(
+            run(
+                &mut plain,
+                &store,
+                1,
+                &with_identity("bob", Some("S30")),
+                &call_body(1, "echo")
+            )
+            .allowed
+        );
+        let anon = req(
+            "POST",
+            &[
+                ("content-type", "application/json"),
+                ("mcp-session-id", "S30"),
+            ],
+        );
         let d = run(&mut plain, &store, 2, &anon, &call_body(2, "echo"));
         assert!(!d.allowed);
-        assert!(d.reasons[0].contains("an unauthenticated caller"), "{:?}", d.reasons);
+        assert!(
+            d.reasons[0].contains("an unauthenticated caller"),
+            "{:?}",
+            d.reasons
+        );
     }
 
     #[test]
     fn malformed_routing_headers_on_transport_requests_fail_closed() {
         let mut p = plugin(POLICY);
-        let get = req("GET", &[("mcp-session-id", "S"), ("mcp-method", "a"), ("mcp-method", "b")]);
+        let get = req(
+            "GET",
+            &[
+                ("mcp-session-id", "S"),
+                ("mcp-method", "a"),
+                ("mcp-method", "b"),
+            ],
+        );
         match p.on_request_headers(&get, true) {
             HeadersAction::Reply(r) => assert_eq!(r.status, 400),
             other => panic!("{other:?}"),
@@ -1456,7 +1848,16 @@ clear_kill if input.mcp.tool.name == "operator_clear"
         let alice = with_identity("alice", Some("S40"));
         assert!(run(&mut p, &store, 1, &alice, &call_body(1, "read_db")).allowed);
         for i in 0..10 {
-            assert!(run(&mut p, &store, 2 + i, &alice, &call_body(10 + i as u32, "echo")).allowed);
+            assert!(
+                run(
+                    &mut p,
+                    &store,
+                    2 + i,
+                    &alice,
+                    &call_body(10 + i as u32, "echo")
+                )
+                .allowed
+            );
         }
         assert!(!run(&mut p, &store, 20, &alice, &call_body(30, "send_email")).allowed);
     }
@@ -1468,7 +1869,16 @@ clear_kill if input.mcp.tool.name == "operator_clear"
         let bot = with_identity("bot", None);
         let mut outcomes = Vec::new();
         for i in 0..7u32 {
-            outcomes.push(run(&mut p, &store, 5000 + u64::from(i), &bot, &call_body(i, "get_record")).allowed);
+            outcomes.push(
+                run(
+                    &mut p,
+                    &store,
+                    5000 + u64::from(i),
+                    &bot,
+                    &call_body(i, "get_record"),
+                )
+                .allowed,
+            );
         }
         assert_eq!(outcomes, [true, true, true, false, false, false, false]);
         // Killed: even an innocent call is refused, with the reason.
@@ -1478,7 +1888,16 @@ clear_kill if input.mcp.tool.name == "operator_clear"
         // The kill outlives the rate window...
         assert!(!run(&mut p, &store, 200_000, &bot, &call_body(11, "echo")).allowed);
         // ...until the operator's clear lifts it.
-        assert!(run(&mut p, &store, 200_001, &bot, &call_body(12, "operator_clear")).allowed);
+        assert!(
+            run(
+                &mut p,
+                &store,
+                200_001,
+                &bot,
+                &call_body(12, "operator_clear")
+            )
+            .allowed
+        );
         assert!(run(&mut p, &store, 200_002, &bot, &call_body(13, "echo")).allowed);
     }
 
@@ -1496,20 +1915,41 @@ reveal contains "id" if input.mcp.tool.name == "delete_record"
         let (a, d) = p.on_request_body(&post(), body);
         assert!(matches!(a, BodyAction::Reply(_)));
         let r = &d[0].record;
-        assert_eq!((r.kind.as_str(), r.tool.as_deref(), r.allowed), ("request", Some("delete_record"), false));
+        assert_eq!(
+            (r.kind.as_str(), r.tool.as_deref(), r.allowed),
+            ("request", Some("delete_record"), false)
+        );
         assert_eq!(r.arguments_revealed.as_deref(), Some(r#"{"id":7}"#));
-        assert!(r.arguments_digest.as_deref().unwrap().starts_with("sha256:"));
-        let e: serde_json::Value = serde_json::from_str(&audit::event(r, 0, "enforce", p.policy.revision(), None)).unwrap();
-        assert!(e["arguments"].get("revealed").unwrap().get("secret").is_none());
+        assert!(r
+            .arguments_digest
+            .as_deref()
+            .unwrap()
+            .starts_with("sha256:"));
+        let e: serde_json::Value =
+            serde_json::from_str(&audit::event(r, 0, "enforce", p.policy.revision(), None))
+                .unwrap();
+        assert!(e["arguments"]
+            .get("revealed")
+            .unwrap()
+            .get("secret")
+            .is_none());
         // Per-rule dry run: recorded, not enforced.
-        let (a, d) = p.on_request_body(&post(), br#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"send_email"}}"#);
+        let (a, d) = p.on_request_body(
+            &post(),
+            br#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"send_email"}}"#,
+        );
         assert!(matches!(a, BodyAction::Forward(_)));
-        assert_eq!(d[0].record.dry_run, vec!["would block send_email".to_string()]);
+        assert_eq!(
+            d[0].record.dry_run,
+            vec!["would block send_email".to_string()]
+        );
         // Audit mode: decided and recorded as a denial, forwarded unchanged.
         let cfg = serde_json::json!({"policy": {"modules": {"p.rego": policy}}, "mode": "audit"});
         let mut p = Plugin::from(Config::from_json(cfg.to_string().as_bytes()).unwrap());
         let (a, d) = p.on_request_body(&post(), body);
-        let BodyAction::Forward(f) = a else { panic!("audit mode forwards") };
+        let BodyAction::Forward(f) = a else {
+            panic!("audit mode forwards")
+        };
         assert!(f.body.is_none());
         assert!(!d[0].allowed && d[0].reasons == vec!["no deletes".to_string()]);
         // Protocol rejections still apply in audit mode, and are recorded.
@@ -1517,12 +1957,28 @@ reveal contains "id" if input.mcp.tool.name == "delete_record"
         assert!(matches!(a, BodyAction::Reply(_)));
         assert_eq!(d[0].record.kind, "rejected");
         // So does an invalid element in a batch.
-        let (a, _) = p.on_request_body(&post(), br#"[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","id":2}]"#);
+        let (a, _) = p.on_request_body(
+            &post(),
+            br#"[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","id":2}]"#,
+        );
         assert!(matches!(a, BodyAction::Reply(_)));
         // And session binding: a security check, not a policy decision.
         let store = crate::state::MemoryStore::default();
-        assert!(run(&mut p, &store, 1, &with_identity("ann", Some("S50")), &call_body(1, "echo")).allowed);
-        let (a, d) = p.on_request_body_with(&with_identity("eve", Some("S50")), &call_body(2, "echo"), Some((&store, 2)));
+        assert!(
+            run(
+                &mut p,
+                &store,
+                1,
+                &with_identity("ann", Some("S50")),
+                &call_body(1, "echo")
+            )
+            .allowed
+        );
+        let (a, d) = p.on_request_body_with(
+            &with_identity("eve", Some("S50")),
+            &call_body(2, "echo"),
+            Some((&store, 2)),
+        );
         assert!(matches!(a, BodyAction::Reply(_)));
         assert!(d[0].core);
     }
@@ -1530,10 +1986,22 @@ reveal contains "id" if input.mcp.tool.name == "delete_record"
     #[test]
     fn policy_errors_deny() {
         let mut p = plugin("package mcp\nallow if 1 / input.mcp.params.zero == 1\n");
-        let r = reply(p.on_request_body(&post(), br#"{"jsonrpc":"2.0","id":1,"method":"x","params":{"zero":0}}"#).0);
+        let r = reply(
+            p.on_request_body(
+                &post(),
+                br#"{"jsonrpc":"2.0","id":1,"method":"x","params":{"zero":0}}"#,
+            )
+            .0,
+        );
         let j = body_json(&r);
         assert_eq!(r.status, 200);
         assert_eq!(j["id"], 1);
-        assert!(j["error"]["message"].as_str().unwrap().contains("Denied by policy"), "{j}");
+        assert!(
+            j["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("Denied by policy"),
+            "{j}"
+        );
     }
 }

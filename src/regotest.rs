@@ -57,9 +57,15 @@ pub fn run_matching(
         let duration = start.elapsed();
         let (passed, detail) = match result {
             Ok(Value::Bool(true)) => (true, None),
-            Ok(Value::Undefined) => (false, Some("undefined (a condition did not hold)".to_string())),
+            Ok(Value::Undefined) => (
+                false,
+                Some("undefined (a condition did not hold)".to_string()),
+            ),
             Ok(v) => (false, Some(format!("evaluated to {v}, not true"))),
-            Err(e) => (false, Some(crate::engine::PolicyError::from_regorus(&e, None).to_string())),
+            Err(e) => (
+                false,
+                Some(crate::engine::PolicyError::from_regorus(&e, None).to_string()),
+            ),
         };
         out.push(TestOutcome {
             name: t.name,
@@ -108,7 +114,11 @@ fn find(engine: &mut Engine) -> Vec<TestRule> {
                 RuleHead::Compr { refr, .. } | RuleHead::Set { refr, .. } => refr,
                 RuleHead::Func { .. } => continue,
             };
-            let Expr::Var { value: Value::String(rule_name), .. } = refr.as_ref() else {
+            let Expr::Var {
+                value: Value::String(rule_name),
+                ..
+            } = refr.as_ref()
+            else {
                 continue;
             };
             if !rule_name.starts_with("test_") {
@@ -156,7 +166,14 @@ mod tests {
         )];
         let r = run(&modules, None).unwrap();
         let names: Vec<&str> = r.iter().map(|t| t.name.as_str()).collect();
-        assert_eq!(names, ["data.a.b.test_indented", "data.a.b.test_value", "data.a.b.test_error"]);
+        assert_eq!(
+            names,
+            [
+                "data.a.b.test_indented",
+                "data.a.b.test_value",
+                "data.a.b.test_error"
+            ]
+        );
         assert!(r[0].passed);
         assert_eq!(r[1].detail.as_deref(), Some("evaluated to 1, not true"));
         assert!(!r[2].passed);

@@ -43,27 +43,36 @@ pub fn arguments(body: &[u8], rewrites: &[(String, Value)]) -> Result<Vec<u8>, S
 }
 
 /// The value at a JSON pointer, creating objects along the way.
-fn pointer_slot<'a>(root: &'a mut serde_json::Value, pointer: &str) -> Result<&'a mut serde_json::Value, String> {
+fn pointer_slot<'a>(
+    root: &'a mut serde_json::Value,
+    pointer: &str,
+) -> Result<&'a mut serde_json::Value, String> {
     let mut cur = root;
     for raw in pointer.split('/').skip(1) {
         let token = raw.replace("~1", "/").replace("~0", "~");
         cur = match cur {
             serde_json::Value::Object(o) => o.entry(token).or_insert(serde_json::Value::Null),
             serde_json::Value::Array(a) => {
-                let i: usize = token
-                    .parse()
-                    .map_err(|_| format!("rewrite: {pointer:?}: {token:?} is not an array index"))?;
+                let i: usize = token.parse().map_err(|_| {
+                    format!("rewrite: {pointer:?}: {token:?} is not an array index")
+                })?;
                 a.get_mut(i)
                     .ok_or_else(|| format!("rewrite: {pointer:?}: index {i} is out of range"))?
             }
             serde_json::Value::Null => {
                 *cur = serde_json::Value::Object(serde_json::Map::new());
                 match cur {
-                    serde_json::Value::Object(o) => o.entry(token).or_insert(serde_json::Value::Null),
+                    serde_json::Value::Object(o) => {
+                        o.entry(token).or_insert(serde_json::Value::Null)
+                    }
                     _ => return Err("rewrite: internal error".into()),
                 }
             }
-            _ => return Err(format!("rewrite: {pointer:?} goes through a value that is not an object")),
+            _ => {
+                return Err(format!(
+                    "rewrite: {pointer:?} goes through a value that is not an object"
+                ))
+            }
         };
     }
     Ok(cur)
@@ -85,7 +94,14 @@ mod tests {
 
     #[test]
     fn replace_clamp_default_and_nested() {
-        let v = rw(CALL, &[("limit", "100"), ("mode", "\"read-only\""), ("/filter/tenant", "\"t1\"")]);
+        let v = rw(
+            CALL,
+            &[
+                ("limit", "100"),
+                ("mode", "\"read-only\""),
+                ("/filter/tenant", "\"t1\""),
+            ],
+        );
         let a = &v["params"]["arguments"];
         assert_eq!(a["limit"], 100);
         assert_eq!(a["mode"], "read-only");
@@ -98,12 +114,17 @@ mod tests {
     #[test]
     fn other_numbers_keep_their_precision() {
         let out = arguments(CALL.as_bytes(), &[("limit".into(), Value::from(1u64))]).unwrap();
-        assert!(String::from_utf8(out).unwrap().contains("123456789012345678901"));
+        assert!(String::from_utf8(out)
+            .unwrap()
+            .contains("123456789012345678901"));
     }
 
     #[test]
     fn missing_arguments_are_created() {
-        let v = rw(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"q"}}"#, &[("a", "1")]);
+        let v = rw(
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"q"}}"#,
+            &[("a", "1")],
+        );
         assert_eq!(v["params"]["arguments"]["a"], 1);
     }
 
@@ -111,6 +132,10 @@ mod tests {
     fn impossible_rewrites_are_errors() {
         let r = vec![("/sql/x".to_string(), Value::from(1u64))];
         assert!(arguments(CALL.as_bytes(), &r).is_err());
-        assert!(arguments(br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#, &[("a".into(), Value::from(1u64))]).is_err());
+        assert!(arguments(
+            br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#,
+            &[("a".into(), Value::from(1u64))]
+        )
+        .is_err());
     }
 }

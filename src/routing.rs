@@ -51,14 +51,18 @@ pub fn read(headers: &[(String, Vec<u8>)]) -> Result<Routing, String> {
             continue;
         }
         match name {
-            "mcp-protocol-version" => {
-                set_once(&mut r.protocol_version, "MCP-Protocol-Version", plain(value, "MCP-Protocol-Version")?)?
-            }
+            "mcp-protocol-version" => set_once(
+                &mut r.protocol_version,
+                "MCP-Protocol-Version",
+                plain(value, "MCP-Protocol-Version")?,
+            )?,
             "mcp-method" => set_once(&mut r.method, "Mcp-Method", plain(value, "Mcp-Method")?)?,
             "mcp-name" => set_once(&mut r.name, "Mcp-Name", decode(value, "Mcp-Name")?)?,
-            "mcp-session-id" => {
-                set_once(&mut r.session_id, "Mcp-Session-Id", plain(value, "Mcp-Session-Id")?)?
-            }
+            "mcp-session-id" => set_once(
+                &mut r.session_id,
+                "Mcp-Session-Id",
+                plain(value, "Mcp-Session-Id")?,
+            )?,
             _ => {
                 if let Some(param) = name.strip_prefix("mcp-param-") {
                     let shown = format!("Mcp-Param-{param}");
@@ -87,7 +91,10 @@ fn set_once(slot: &mut Option<String>, shown: &str, value: String) -> Result<(),
 
 /// A header value as plain visible ASCII (RFC 9110 field value characters).
 fn plain(value: &[u8], shown: &str) -> Result<String, String> {
-    if !value.iter().all(|&b| b == b'\t' || (0x20..=0x7e).contains(&b)) {
+    if !value
+        .iter()
+        .all(|&b| b == b'\t' || (0x20..=0x7e).contains(&b))
+    {
         return Err(format!("{shown} header contains invalid characters"));
     }
     // All bytes are ASCII, so this cannot fail.
@@ -129,8 +136,15 @@ pub fn check(r: &Routing, body: &Body<'_>) -> Result<(), String> {
                 .find(|v| is_modern(v));
             if r.method.is_some() || r.name.is_some() || !r.params.is_empty() {
                 Err("Mcp-Method/Mcp-Name/Mcp-Param headers cannot describe a JSON-RPC batch".into())
-            } else if let Some(v) = r.protocol_version.as_deref().filter(|v| is_modern(v)).or(modern_element) {
-                Err(format!("protocol version {v} does not allow JSON-RPC batches"))
+            } else if let Some(v) = r
+                .protocol_version
+                .as_deref()
+                .filter(|v| is_modern(v))
+                .or(modern_element)
+            {
+                Err(format!(
+                    "protocol version {v} does not allow JSON-RPC batches"
+                ))
             } else {
                 Ok(())
             }
@@ -155,7 +169,11 @@ fn check_message(r: &Routing, m: &Message<'_>) -> Result<(), String> {
                     "Mcp-Method header value '{h}' does not match body value '{b}'"
                 ))
             }
-            None => return Err(format!("Mcp-Method header '{h}' on a message without a method")),
+            None => {
+                return Err(format!(
+                    "Mcp-Method header '{h}' on a message without a method"
+                ))
+            }
         }
     }
     if let Some(h) = r.name.as_deref() {
@@ -211,12 +229,20 @@ mod tests {
     #[test]
     fn matching_headers_pass() {
         run(
-            &[("mcp-protocol-version", "2026-07-28"), ("mcp-method", "tools/call"), ("mcp-name", "get_weather")],
+            &[
+                ("mcp-protocol-version", "2026-07-28"),
+                ("mcp-method", "tools/call"),
+                ("mcp-name", "get_weather"),
+            ],
             CALL,
         )
         .unwrap();
         run(
-            &[("MCP-Protocol-Version", "2026-07-28"), ("Mcp-Method", "tools/call"), ("Mcp-Name", "=?base64?Z2V0X3dlYXRoZXI=?=")],
+            &[
+                ("MCP-Protocol-Version", "2026-07-28"),
+                ("Mcp-Method", "tools/call"),
+                ("Mcp-Name", "=?base64?Z2V0X3dlYXRoZXI=?="),
+            ],
             CALL,
         )
         .unwrap();
@@ -225,19 +251,31 @@ mod tests {
     #[test]
     fn mismatches_are_reported() {
         let e = run(
-            &[("mcp-protocol-version", "2026-07-28"), ("mcp-method", "tools/call"), ("mcp-name", "foo")],
+            &[
+                ("mcp-protocol-version", "2026-07-28"),
+                ("mcp-method", "tools/call"),
+                ("mcp-name", "foo"),
+            ],
             CALL,
         )
         .unwrap_err();
         assert!(e.contains("'foo'") && e.contains("'get_weather'"), "{e}");
         let e = run(
-            &[("mcp-protocol-version", "2026-07-28"), ("mcp-method", "tools/list"), ("mcp-name", "get_weather")],
+            &[
+                ("mcp-protocol-version", "2026-07-28"),
+                ("mcp-method", "tools/list"),
+                ("mcp-name", "get_weather"),
+            ],
             CALL,
         )
         .unwrap_err();
         assert!(e.contains("Mcp-Method"), "{e}");
         let e = run(
-            &[("mcp-protocol-version", "2025-11-25"), ("mcp-method", "tools/call"), ("mcp-name", "get_weather")],
+            &[
+                ("mcp-protocol-version", "2025-11-25"),
+                ("mcp-method", "tools/call"),
+                ("mcp-name", "get_weather"),
+            ],
             CALL,
         )
         .unwrap_err();
@@ -246,24 +284,46 @@ mod tests {
 
     #[test]
     fn duplicates_and_bad_encodings_are_rejected() {
-        assert!(read(&h(&[("mcp-name", "a"), ("Mcp-Name", "a")])).unwrap_err().contains("duplicated"));
+        assert!(read(&h(&[("mcp-name", "a"), ("Mcp-Name", "a")]))
+            .unwrap_err()
+            .contains("duplicated"));
         assert!(read(&h(&[("mcp-method", "a"), ("mcp-method", "a")])).is_err());
         assert!(read(&h(&[("mcp-param-region", "a"), ("mcp-param-Region", "b")])).is_err());
-        assert!(read(&h(&[("mcp-name", "=?base64?!!!?=")])).unwrap_err().contains("base64"));
-        assert!(read(&[("mcp-name".to_string(), b"caf\xc3\xa9".to_vec())]).unwrap_err().contains("invalid characters"));
-        assert!(read(&h(&[("mcp-name", "=?base64?/w==?=")])).unwrap_err().contains("UTF-8"));
+        assert!(read(&h(&[("mcp-name", "=?base64?!!!?=")]))
+            .unwrap_err()
+            .contains("base64"));
+        assert!(read(&[("mcp-name".to_string(), b"caf\xc3\xa9".to_vec())])
+            .unwrap_err()
+            .contains("invalid characters"));
+        assert!(read(&h(&[("mcp-name", "=?base64?/w==?=")]))
+            .unwrap_err()
+            .contains("UTF-8"));
     }
 
     #[test]
     fn base64_names_decode_to_unicode() {
-        let r = read(&h(&[("mcp-name", "=?base64?SGVsbG8sIOS4lueVjA==?="), ("mcp-param-greeting", "=?base64?IHBhZGRlZCA=?=")])).unwrap();
+        let r = read(&h(&[
+            ("mcp-name", "=?base64?SGVsbG8sIOS4lueVjA==?="),
+            ("mcp-param-greeting", "=?base64?IHBhZGRlZCA=?="),
+        ]))
+        .unwrap();
         assert_eq!(r.name.as_deref(), Some("Hello, 世界"));
-        assert_eq!(r.params, vec![("greeting".to_string(), " padded ".to_string())]);
+        assert_eq!(
+            r.params,
+            vec![("greeting".to_string(), " padded ".to_string())]
+        );
     }
 
     #[test]
     fn modern_requests_need_the_headers() {
-        let e = run(&[("mcp-protocol-version", "2026-07-28"), ("mcp-method", "tools/call")], CALL).unwrap_err();
+        let e = run(
+            &[
+                ("mcp-protocol-version", "2026-07-28"),
+                ("mcp-method", "tools/call"),
+            ],
+            CALL,
+        )
+        .unwrap_err();
         assert!(e.contains("Mcp-Name"), "{e}");
         let e = run(&[("mcp-protocol-version", "2026-07-28")], CALL).unwrap_err();
         assert!(e.contains("Mcp-Method"), "{e}");

@@ -66,13 +66,22 @@ impl SessionSettings {
             return Err("durations must be at least 1 second".into());
         }
         if self.max_calls == 0 || self.max_calls > 4096 {
-            return Err(format!("max_calls {} is out of range (1 to 4096)", self.max_calls));
+            return Err(format!(
+                "max_calls {} is out of range (1 to 4096)",
+                self.max_calls
+            ));
         }
         if self.slots == 0 || self.slots > 1 << 20 {
-            return Err(format!("slots {} is out of range (1 to 1048576)", self.slots));
+            return Err(format!(
+                "slots {} is out of range (1 to 1048576)",
+                self.slots
+            ));
         }
         if self.slot_records == 0 || self.slot_records > 64 {
-            return Err(format!("slot_records {} is out of range (1 to 64)", self.slot_records));
+            return Err(format!(
+                "slot_records {} is out of range (1 to 64)",
+                self.slot_records
+            ));
         }
         Ok(())
     }
@@ -220,8 +229,11 @@ impl Record {
                 Value::from(o)
             })
             .collect();
-        let labels: std::collections::BTreeSet<Value> =
-            self.labels_seen.iter().map(|l| Value::from(l.as_str())).collect();
+        let labels: std::collections::BTreeSet<Value> = self
+            .labels_seen
+            .iter()
+            .map(|l| Value::from(l.as_str()))
+            .collect();
         let mut o = BTreeMap::new();
         o.insert(Value::from("id"), Value::from(id));
         o.insert(Value::from("started_ms"), Value::from(self.created));
@@ -239,7 +251,10 @@ impl Record {
     /// The counts over the window, with this message included.
     pub fn rate_value(&self, tool: Option<&str>, now: u64, window: u64) -> Value {
         let mut o = BTreeMap::new();
-        o.insert(Value::from("window"), Value::from(self.rate.value(now, window) + 1));
+        o.insert(
+            Value::from("window"),
+            Value::from(self.rate.value(now, window) + 1),
+        );
         let mut tools = BTreeMap::new();
         for (name, c) in &self.tool_rates {
             let mut v = c.value(now, window);
@@ -273,7 +288,10 @@ impl Record {
                     self.tool_rates.remove(&k);
                 }
             }
-            self.tool_rates.entry(name.clone()).or_default().add(now, window);
+            self.tool_rates
+                .entry(name.clone())
+                .or_default()
+                .add(now, window);
         }
         if call.allowed {
             for l in &call.labels {
@@ -330,7 +348,10 @@ impl States<'_> {
             Some((bytes, cas)) if !bytes.is_empty() => {
                 // A slot that does not parse (another version wrote it) is
                 // treated as empty and overwritten.
-                (serde_json::from_slice(&bytes).unwrap_or_default(), Some(cas))
+                (
+                    serde_json::from_slice(&bytes).unwrap_or_default(),
+                    Some(cas),
+                )
             }
             Some((_, cas)) => (Vec::new(), Some(cas)),
             None => (Vec::new(), None),
@@ -354,7 +375,11 @@ impl States<'_> {
             let (mut records, cas) = self.load(&slot);
             records.retain(|r| r.key == key || !r.expired(self.now, self.settings));
             let pos = match records.iter().position(|r| r.key == key) {
-                Some(p) if records.get(p).is_some_and(|r| r.expired(self.now, self.settings)) => {
+                Some(p)
+                    if records
+                        .get(p)
+                        .is_some_and(|r| r.expired(self.now, self.settings)) =>
+                {
                     if let Some(r) = records.get_mut(p) {
                         *r = Record::new(key, self.now);
                     }
@@ -453,21 +478,48 @@ mod tests {
     }
 
     fn upd(c: Call) -> Update<'static> {
-        Update { call: Some(c), bind: None, kill: None, clear_kill: false }
+        Update {
+            call: Some(c),
+            bind: None,
+            kill: None,
+            clear_kill: false,
+        }
     }
 
     #[test]
     fn history_is_kept_bounded_and_expires() {
         let store = MemoryStore::default();
-        let settings = SessionSettings { max_calls: 3, ..Default::default() };
+        let settings = SessionSettings {
+            max_calls: 3,
+            ..Default::default()
+        };
         for i in 0..5u64 {
-            let s = States { store: &store, settings: &settings, now: 1000 + i };
-            s.update("s:a", &upd(call(1000 + i, &format!("t{i}"), &[]))).unwrap();
+            let s = States {
+                store: &store,
+                settings: &settings,
+                now: 1000 + i,
+            };
+            s.update("s:a", &upd(call(1000 + i, &format!("t{i}"), &[])))
+                .unwrap();
         }
-        let s = States { store: &store, settings: &settings, now: 2000 };
+        let s = States {
+            store: &store,
+            settings: &settings,
+            now: 2000,
+        };
         let r = s.get("s:a").unwrap();
-        assert_eq!(r.calls.iter().map(|c| c.name.clone().unwrap()).collect::<Vec<_>>(), ["t2", "t3", "t4"]);
-        let later = States { store: &store, settings: &settings, now: 2000 + 3_600_001 };
+        assert_eq!(
+            r.calls
+                .iter()
+                .map(|c| c.name.clone().unwrap())
+                .collect::<Vec<_>>(),
+            ["t2", "t3", "t4"]
+        );
+        let later = States {
+            store: &store,
+            settings: &settings,
+            now: 2000 + 3_600_001,
+        };
         assert!(later.get("s:a").is_none());
     }
 
@@ -475,10 +527,35 @@ mod tests {
     fn binding_is_set_once() {
         let store = MemoryStore::default();
         let settings = SessionSettings::default();
-        let s = States { store: &store, settings: &settings, now: 10 };
-        s.update("s:x", &Update { call: None, bind: Some("sub:alice"), kill: None, clear_kill: false }).unwrap();
-        s.update("s:x", &Update { call: None, bind: Some("sub:mallory"), kill: None, clear_kill: false }).unwrap();
-        assert_eq!(s.get("s:x").unwrap().principal.as_deref(), Some("sub:alice"));
+        let s = States {
+            store: &store,
+            settings: &settings,
+            now: 10,
+        };
+        s.update(
+            "s:x",
+            &Update {
+                call: None,
+                bind: Some("sub:alice"),
+                kill: None,
+                clear_kill: false,
+            },
+        )
+        .unwrap();
+        s.update(
+            "s:x",
+            &Update {
+                call: None,
+                bind: Some("sub:mallory"),
+                kill: None,
+                clear_kill: false,
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            s.get("s:x").unwrap().principal.as_deref(),
+            Some("sub:alice")
+        );
     }
 
     #[test]
@@ -487,10 +564,18 @@ mod tests {
         let settings = SessionSettings::default();
         let w = 60_000;
         for i in 0..50u64 {
-            let s = States { store: &store, settings: &settings, now: 120_000 + i * 100 };
+            let s = States {
+                store: &store,
+                settings: &settings,
+                now: 120_000 + i * 100,
+            };
             s.update("p:bot", &upd(call(0, "get_record", &[]))).unwrap();
         }
-        let s = States { store: &store, settings: &settings, now: 126_000 };
+        let s = States {
+            store: &store,
+            settings: &settings,
+            now: 126_000,
+        };
         let r = s.get("p:bot").unwrap();
         let v = r.rate_value(Some("get_record"), 126_000, w);
         assert_eq!(v["window"], Value::from(51u64));
@@ -504,26 +589,79 @@ mod tests {
     fn kills_last_until_cleared_or_expired() {
         let store = MemoryStore::default();
         let settings = SessionSettings::default();
-        let s = States { store: &store, settings: &settings, now: 1_000 };
-        s.update("s:k", &Update { call: None, bind: None, kill: Some(("too fast".into(), 5_000)), clear_kill: false }).unwrap();
-        assert_eq!(s.get("s:k").unwrap().kill(2_000).unwrap().reason, "too fast");
+        let s = States {
+            store: &store,
+            settings: &settings,
+            now: 1_000,
+        };
+        s.update(
+            "s:k",
+            &Update {
+                call: None,
+                bind: None,
+                kill: Some(("too fast".into(), 5_000)),
+                clear_kill: false,
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            s.get("s:k").unwrap().kill(2_000).unwrap().reason,
+            "too fast"
+        );
         assert!(s.get("s:k").unwrap().kill(7_000).is_none());
-        s.update("s:k", &Update { call: None, bind: None, kill: None, clear_kill: true }).unwrap();
+        s.update(
+            "s:k",
+            &Update {
+                call: None,
+                bind: None,
+                kill: None,
+                clear_kill: true,
+            },
+        )
+        .unwrap();
         assert!(s.get("s:k").unwrap().killed.is_none());
     }
 
     #[test]
     fn slots_are_bounded_and_prefer_evicting_unkilled_records() {
         let store = MemoryStore::default();
-        let settings = SessionSettings { slots: 1, slot_records: 2, ..Default::default() };
-        let s = States { store: &store, settings: &settings, now: 1 };
-        s.update("s:killed", &Update { call: None, bind: None, kill: Some(("x".into(), 1_000_000)), clear_kill: false }).unwrap();
+        let settings = SessionSettings {
+            slots: 1,
+            slot_records: 2,
+            ..Default::default()
+        };
+        let s = States {
+            store: &store,
+            settings: &settings,
+            now: 1,
+        };
+        s.update(
+            "s:killed",
+            &Update {
+                call: None,
+                bind: None,
+                kill: Some(("x".into(), 1_000_000)),
+                clear_kill: false,
+            },
+        )
+        .unwrap();
         for (i, k) in ["s:a", "s:b", "s:c"].iter().enumerate() {
-            let s = States { store: &store, settings: &settings, now: 10 + i as u64 };
+            let s = States {
+                store: &store,
+                settings: &settings,
+                now: 10 + i as u64,
+            };
             s.update(k, &upd(call(0, "x", &[]))).unwrap();
         }
-        let s = States { store: &store, settings: &settings, now: 20 };
-        assert!(s.get("s:killed").is_some(), "a killed record survives the flood");
+        let s = States {
+            store: &store,
+            settings: &settings,
+            now: 20,
+        };
+        assert!(
+            s.get("s:killed").is_some(),
+            "a killed record survives the flood"
+        );
         assert!(s.get("s:c").is_some());
         assert_eq!(store.map.borrow().len(), 1);
     }
@@ -546,9 +684,16 @@ mod tests {
                 self.inner.set(key, value, cas)
             }
         }
-        let store = Flaky { inner: MemoryStore::default(), fails: std::cell::Cell::new(3) };
+        let store = Flaky {
+            inner: MemoryStore::default(),
+            fails: std::cell::Cell::new(3),
+        };
         let settings = SessionSettings::default();
-        let s = States { store: &store, settings: &settings, now: 5 };
+        let s = States {
+            store: &store,
+            settings: &settings,
+            now: 5,
+        };
         s.update("s:z", &upd(call(5, "x", &["l"]))).unwrap();
         assert_eq!(s.get("s:z").unwrap().calls.len(), 1);
         store.fails.set(100);
@@ -564,7 +709,10 @@ mod tests {
         let v = r.session_value("q", 3);
         assert_eq!(v["id"], Value::from("q"));
         assert_eq!(v["calls"][0]["tool"], Value::from("read_db"));
-        assert!(v["labels"].as_set().unwrap().contains(&Value::from("sensitive_read")));
+        assert!(v["labels"]
+            .as_set()
+            .unwrap()
+            .contains(&Value::from("sensitive_read")));
         assert_eq!(v["principal"], Value::from("sub:alice"));
     }
 }

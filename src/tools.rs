@@ -43,13 +43,24 @@ impl Watcher {
     /// response. `None` for a response that cannot carry the result.
     pub fn new(id_raw: &str, content_type: &str) -> Option<Watcher> {
         let id = serde_json::from_str(id_raw).ok()?;
-        let media = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let media = content_type
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         let sse = match media.as_str() {
             "application/json" => None,
             "text/event-stream" => Some(sse::Parser::new(MAX_LIST_BYTES)),
             _ => return None,
         };
-        Some(Watcher { id, sse, buf: Vec::new(), failed: false, tools: None })
+        Some(Watcher {
+            id,
+            sse,
+            buf: Vec::new(),
+            failed: false,
+            tools: None,
+        })
     }
 
     /// Feed a chunk. On an SSE stream, returns the tools as soon as the
@@ -92,8 +103,10 @@ impl Watcher {
         if msg.get("id") != Some(&self.id) {
             return;
         }
-        if let Some(serde_json::Value::Array(tools)) =
-            msg.get_mut("result").and_then(|r| r.get_mut("tools")).map(std::mem::take)
+        if let Some(serde_json::Value::Array(tools)) = msg
+            .get_mut("result")
+            .and_then(|r| r.get_mut("tools"))
+            .map(std::mem::take)
         {
             self.tools = Some(tools);
         }
@@ -118,7 +131,9 @@ pub fn remember(store: &dyn Store, upstream: &str, tools: &[serde_json::Value], 
         let Some(name) = t.get("name").and_then(serde_json::Value::as_str) else {
             continue;
         };
-        let Ok(bytes) = serde_json::to_vec(t) else { continue };
+        let Ok(bytes) = serde_json::to_vec(t) else {
+            continue;
+        };
         if bytes.len() > MAX_DEFINITION_BYTES {
             continue;
         }

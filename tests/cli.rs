@@ -22,7 +22,11 @@ fn root() -> &'static Path {
 }
 
 fn fixture(name: &str) -> String {
-    root().join("tests/fixtures/messages").join(name).display().to_string()
+    root()
+        .join("tests/fixtures/messages")
+        .join(name)
+        .display()
+        .to_string()
 }
 
 struct Run {
@@ -33,7 +37,8 @@ struct Run {
 
 impl Run {
     fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{}\n{}", self.stdout, self.stderr))
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}\n{}", self.stdout, self.stderr))
     }
 }
 
@@ -43,20 +48,37 @@ fn run(args: &[&str]) -> Run {
 
 fn run_stdin(args: &[&str], stdin: Option<&[u8]>) -> Run {
     let mut cmd = Command::new(BIN);
-    cmd.args(args).current_dir(root()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+    cmd.args(args)
+        .current_dir(root())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
     let mut child = cmd.spawn().expect("the binary runs");
     if let Some(data) = stdin {
         use std::io::Write;
         child.stdin.take().unwrap().write_all(data).unwrap();
     }
-    let Output { status, stdout, stderr } = child.wait_with_output().unwrap();
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = child.wait_with_output().unwrap();
     let r = Run {
-        code: status.code().expect("exited, not killed by a signal (no panic abort)"),
+        code: status
+            .code()
+            .expect("exited, not killed by a signal (no panic abort)"),
         stdout: String::from_utf8_lossy(&stdout).into_owned(),
         stderr: String::from_utf8_lossy(&stderr).into_owned(),
     };
-    assert!(!r.stderr.contains("panicked"), "the CLI panicked:\n{}", r.stderr);
+    assert!(
+        !r.stderr.contains("panicked"),
+        "the CLI panicked:\n{}",
+        r.stderr
+    );
     r
 }
 
@@ -80,10 +102,19 @@ fn s(p: &Path) -> &str {
 
 #[test]
 fn help_for_every_command() {
-    for args in [&["--help"][..], &["check", "--help"], &["eval", "--help"], &["test", "--help"]] {
+    for args in [
+        &["--help"][..],
+        &["check", "--help"],
+        &["eval", "--help"],
+        &["test", "--help"],
+    ] {
         let r = run(args);
         assert_eq!(r.code, 0, "{args:?}: {}", r.stderr);
-        assert!(r.stdout.contains("Usage: mcp-policy"), "{args:?}: {}", r.stdout);
+        assert!(
+            r.stdout.contains("Usage: mcp-policy"),
+            "{args:?}: {}",
+            r.stdout
+        );
         assert!(r.stdout.contains("Exit codes"), "{args:?}: {}", r.stdout);
     }
     assert!(run(&["eval", "--help"]).stdout.contains("--print-input"));
@@ -103,9 +134,21 @@ fn usage_errors_exit_2() {
     assert!(r.stderr.contains("MESSAGE"), "{}", r.stderr);
     let r = run(&["eval", "policies", "no-such-message.json"]);
     assert_eq!(r.code, 2);
-    let r = run(&["eval", "policies", &fixture("legacy_cancelled.json"), "--header", "nonsense"]);
+    let r = run(&[
+        "eval",
+        "policies",
+        &fixture("legacy_cancelled.json"),
+        "--header",
+        "nonsense",
+    ]);
     assert_eq!(r.code, 2);
-    let r = run(&["eval", "policies", &fixture("legacy_cancelled.json"), "--set", "max_body_bytes=0"]);
+    let r = run(&[
+        "eval",
+        "policies",
+        &fixture("legacy_cancelled.json"),
+        "--set",
+        "max_body_bytes=0",
+    ]);
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("max_body_bytes"), "{}", r.stderr);
 }
@@ -116,12 +159,17 @@ fn usage_errors_exit_2() {
 /// the folder), without tests.
 fn shipped_modules() -> Vec<(String, String)> {
     fn walk(dir: &Path, base: &Path, out: &mut Vec<(String, String)>) {
-        let mut entries: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
         entries.sort();
         for p in entries {
             if p.is_dir() {
                 walk(&p, base, out);
-            } else if p.extension().is_some_and(|x| x == "rego") && !p.to_str().unwrap().ends_with("_test.rego") {
+            } else if p.extension().is_some_and(|x| x == "rego")
+                && !p.to_str().unwrap().ends_with("_test.rego")
+            {
                 let name = p.strip_prefix(base).unwrap().to_str().unwrap().to_string();
                 out.push((name, std::fs::read_to_string(&p).unwrap()));
             }
@@ -133,8 +181,10 @@ fn shipped_modules() -> Vec<(String, String)> {
 }
 
 fn shipped_config() -> Config {
-    let modules: serde_json::Map<String, Value> =
-        shipped_modules().into_iter().map(|(n, s)| (n, Value::String(s))).collect();
+    let modules: serde_json::Map<String, Value> = shipped_modules()
+        .into_iter()
+        .map(|(n, s)| (n, Value::String(s)))
+        .collect();
     let cfg = serde_json::json!({"policy": {"modules": modules}});
     Config::from_json(cfg.to_string().as_bytes()).unwrap()
 }
@@ -144,14 +194,33 @@ fn check_the_shipped_policies() {
     let r = run(&["check", "policies"]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert!(r.stdout.starts_with("ok: "), "{}", r.stdout);
-    assert!(r.stdout.contains("; engine rvm; revision sha256:"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("; engine rvm; revision sha256:"),
+        "{}",
+        r.stdout
+    );
     assert!(!r.stdout.contains("warning"), "{}", r.stdout);
     let j = run(&["check", "--format", "json", "policies"]).json();
     assert_eq!(j["ok"], true);
     assert_eq!(j["engine"], "rvm");
-    assert!(j["modules"].as_array().unwrap().contains(&Value::from("policies/default.rego")), "{j}");
-    assert!(j["tests"].as_array().unwrap().contains(&Value::from("policies/default_test.rego")), "{j}");
-    assert_eq!(j["modules"].as_array().unwrap().len(), shipped_modules().len());
+    assert!(
+        j["modules"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from("policies/default.rego")),
+        "{j}"
+    );
+    assert!(
+        j["tests"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from("policies/default_test.rego")),
+        "{j}"
+    );
+    assert_eq!(
+        j["modules"].as_array().unwrap().len(),
+        shipped_modules().len()
+    );
     // The revision is the one the filter logs for the same modules.
     assert_eq!(j["revision"], shipped_config().policy.revision());
     // One file: named by its file name, as tools/envoy_config.py does.
@@ -174,32 +243,63 @@ fn check_reports_errors_with_file_line_column() {
     let r = run(&["check", s(&d)]);
     assert_eq!(r.code, 1, "{}", r.stdout);
     let first = r.stdout.lines().next().unwrap();
-    assert!(first.starts_with(&format!("{}:6:1: ", d.join("a.rego").display())), "{}", r.stdout);
+    assert!(
+        first.starts_with(&format!("{}:6:1: ", d.join("a.rego").display())),
+        "{}",
+        r.stdout
+    );
     assert!(r.stdout.contains("failed:"), "{}", r.stdout);
     let j = run(&["check", "--format", "json", s(&d)]).json();
     assert_eq!(j["ok"], false);
     assert_eq!(j["errors"][0]["line"], 6);
     assert_eq!(j["errors"][0]["column"], 1);
 
-    let d = dir("check-unknown-fn", &[("a.rego", "package mcp\n\nallow if yaml.is_valid(input.x)\n")]);
+    let d = dir(
+        "check-unknown-fn",
+        &[("a.rego", "package mcp\n\nallow if yaml.is_valid(input.x)\n")],
+    );
     let r = run(&["check", s(&d)]);
     assert_eq!(r.code, 1);
-    assert!(r.stdout.contains("a.rego:3:10: Unknown function: 'yaml.is_valid'"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("a.rego:3:10: Unknown function: 'yaml.is_valid'"),
+        "{}",
+        r.stdout
+    );
 
-    let d = dir("check-no-mcp", &[("a.rego", "package other\nallow := true\n")]);
+    let d = dir(
+        "check-no-mcp",
+        &[("a.rego", "package other\nallow := true\n")],
+    );
     let r = run(&["check", s(&d)]);
     assert_eq!(r.code, 1);
     assert!(r.stdout.contains("package mcp"), "{}", r.stdout);
 
-    let d = dir("check-bad-test", &[("a.rego", "package mcp\nallow := true\n"), ("a_test.rego", "package t\ntest_x if {\n")]);
+    let d = dir(
+        "check-bad-test",
+        &[
+            ("a.rego", "package mcp\nallow := true\n"),
+            ("a_test.rego", "package t\ntest_x if {\n"),
+        ],
+    );
     let r = run(&["check", s(&d)]);
     assert_eq!(r.code, 1);
     assert!(r.stdout.contains("a_test.rego:3:1: "), "{}", r.stdout);
 
-    let d = dir("check-bad-data", &[("a.rego", "package mcp\nallow := true\n"), ("data.json", "{\"a\": }")]);
+    let d = dir(
+        "check-bad-data",
+        &[
+            ("a.rego", "package mcp\nallow := true\n"),
+            ("data.json", "{\"a\": }"),
+        ],
+    );
     let r = run(&["check", s(&d)]);
     assert_eq!(r.code, 1);
-    assert!(r.stdout.contains("data.json:1:7: data is not valid JSON"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("data.json:1:7: data is not valid JSON"),
+        "{}",
+        r.stdout
+    );
 }
 
 #[test]
@@ -221,16 +321,32 @@ fn check_warns_about_undocumented_input_paths() {
     assert!(r.stdout.contains("use \"x-api-key\""), "{}", r.stdout);
     assert!(r.stdout.contains("2 warnings"), "{}", r.stdout);
     assert_eq!(run(&["check", "--strict", s(&d)]).code, 1);
-    assert_eq!(run(&["check", "--format", "json", s(&d)]).json()["warnings"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        run(&["check", "--format", "json", s(&d)]).json()["warnings"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
 }
 
 #[test]
 fn check_names_the_interpreter_fallback() {
-    let d = dir("check-interp", &[("p.rego", "package mcp\nimport rego.v1\nlimits[\"a\"] := 1\nallow if limits.a == 1\n")]);
+    let d = dir(
+        "check-interp",
+        &[(
+            "p.rego",
+            "package mcp\nimport rego.v1\nlimits[\"a\"] := 1\nallow if limits.a == 1\n",
+        )],
+    );
     let r = run(&["check", s(&d)]);
     assert_eq!(r.code, 0);
     assert!(r.stdout.contains("engine interpreter"), "{}", r.stdout);
-    assert!(r.stdout.contains("the RVM compiler refused it"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("the RVM compiler refused it"),
+        "{}",
+        r.stdout
+    );
 }
 
 // --- test ------------------------------------------------------------------
@@ -239,19 +355,51 @@ fn check_names_the_interpreter_fallback() {
 fn test_runs_the_shipped_tests_by_default() {
     let r = run(&["test"]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
-    assert!(r.stdout.contains("PASS data.mcp_test.test_blocked_tool_denied"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("PASS data.mcp_test.test_blocked_tool_denied"),
+        "{}",
+        r.stdout
+    );
     let passed = r.stdout.lines().filter(|l| l.starts_with("PASS ")).count();
     assert!(passed >= 10, "{}", r.stdout);
-    assert!(r.stdout.trim_end().ends_with(&format!("{passed} passed, 0 failed")), "{}", r.stdout);
-    let j = run(&["test", "--format", "json", "policies/default.rego", "policies/default_test.rego"]).json();
+    assert!(
+        r.stdout
+            .trim_end()
+            .ends_with(&format!("{passed} passed, 0 failed")),
+        "{}",
+        r.stdout
+    );
+    let j = run(&[
+        "test",
+        "--format",
+        "json",
+        "policies/default.rego",
+        "policies/default_test.rego",
+    ])
+    .json();
     let passed = j["passed"].as_u64().unwrap();
     assert!(passed >= 10, "{j}");
     assert_eq!(j["failed"], 0);
     assert_eq!(j["tests"].as_array().unwrap().len() as u64, passed);
-    assert!(j["tests"][0]["location"].as_str().unwrap().starts_with("policies/default_test.rego:"));
+    assert!(j["tests"][0]["location"]
+        .as_str()
+        .unwrap()
+        .starts_with("policies/default_test.rego:"));
     let r = run(&["test", "--run", "send_email"]);
-    assert!(r.stdout.lines().filter(|l| l.starts_with("PASS ")).all(|l| l.contains("send_email")), "{}", r.stdout);
-    assert!(r.stdout.trim_end().ends_with(" passed, 0 failed"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .lines()
+            .filter(|l| l.starts_with("PASS "))
+            .all(|l| l.contains("send_email")),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.trim_end().ends_with(" passed, 0 failed"),
+        "{}",
+        r.stdout
+    );
 }
 
 #[test]
@@ -265,13 +413,29 @@ fn failing_tests_fail_and_explain_with_v() {
     );
     let r = run(&["test", s(&d)]);
     assert_eq!(r.code, 1);
-    assert!(r.stdout.contains("PASS data.mcp_test.test_one"), "{}", r.stdout);
-    assert!(r.stdout.contains("FAIL data.mcp_test.test_two"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("PASS data.mcp_test.test_one"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("FAIL data.mcp_test.test_two"),
+        "{}",
+        r.stdout
+    );
     assert!(!r.stdout.contains("p_test.rego:5"), "{}", r.stdout);
-    assert!(r.stdout.trim_end().ends_with("1 passed, 1 failed"), "{}", r.stdout);
+    assert!(
+        r.stdout.trim_end().ends_with("1 passed, 1 failed"),
+        "{}",
+        r.stdout
+    );
     let r = run(&["test", "-v", s(&d)]);
     assert!(r.stdout.contains("p_test.rego:5"), "{}", r.stdout);
-    assert!(r.stdout.contains("undefined (a condition did not hold)"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("undefined (a condition did not hold)"),
+        "{}",
+        r.stdout
+    );
     let d = dir("test-none", &[("p.rego", "package mcp\nallow := true\n")]);
     let r = run(&["test", s(&d)]);
     assert_eq!(r.code, 1);
@@ -283,12 +447,19 @@ fn failing_tests_fail_and_explain_with_v() {
 /// The reply the library's request path gives for the same request, driven
 /// the way src/filter.rs drives it: (status, body), or None if forwarded.
 fn library_reply(plugin: &mut Plugin, file: &str) -> Option<(u32, String)> {
-    let req = message::read(&std::fs::read(fixture(file)).unwrap(), ReadOptions::default()).unwrap();
+    let req = message::read(
+        &std::fs::read(fixture(file)).unwrap(),
+        ReadOptions::default(),
+    )
+    .unwrap();
     let http = HttpRequest::from_headers(req.headers.clone());
     let reply = match plugin.on_request_headers(&http, req.body.is_none()) {
         HeadersAction::Forward(_) => return None,
         HeadersAction::Reply(r) => r,
-        HeadersAction::Inspect => match plugin.on_request_body(&http, req.body.as_deref().unwrap_or_default()).0 {
+        HeadersAction::Inspect => match plugin
+            .on_request_body(&http, req.body.as_deref().unwrap_or_default())
+            .0
+        {
             BodyAction::Forward(_) => return None,
             BodyAction::Reply(r) => r,
         },
@@ -301,15 +472,30 @@ const FIXTURES: &[(&str, &str, Option<u64>, Option<i64>)] = &[
     ("legacy_initialize.json", "allow", None, None),
     ("legacy_notification_initialized.json", "allow", None, None),
     ("legacy_tools_call_echo.json", "allow", None, None),
-    ("legacy_read_file_outside_workspace.json", "deny", Some(200), Some(-31403)),
+    (
+        "legacy_read_file_outside_workspace.json",
+        "deny",
+        Some(200),
+        Some(-31403),
+    ),
     ("legacy_cancelled.json", "allow", None, None),
     ("legacy_elicitation_response.json", "allow", None, None),
     ("legacy_delete_session.json", "allow", None, None),
     ("modern_server_discover.json", "allow", None, None),
     ("modern_tools_call_echo.json", "allow", None, None),
-    ("modern_tools_call_delete_record.json", "deny", Some(200), Some(-31403)),
+    (
+        "modern_tools_call_delete_record.json",
+        "deny",
+        Some(200),
+        Some(-31403),
+    ),
     ("modern_resources_read_unicode.json", "allow", None, None),
-    ("modern_header_mismatch.json", "deny", Some(400), Some(-32020)),
+    (
+        "modern_header_mismatch.json",
+        "deny",
+        Some(400),
+        Some(-32020),
+    ),
     ("batch_2025_03_26.json", "deny", Some(200), None),
     ("malformed_truncated.json", "deny", Some(400), Some(-32700)),
     ("gzip_encoded.json", "deny", Some(415), Some(-32600)),
@@ -323,33 +509,80 @@ fn eval_recorded_messages_like_the_filter() {
         let j = r.json();
         assert_eq!(j["decision"], *decision, "{file}: {}", r.stdout);
         assert_eq!(r.code, if *decision == "allow" { 0 } else { 1 }, "{file}");
-        assert_eq!(j["reply"]["status"].as_u64(), *status, "{file}: {}", r.stdout);
+        assert_eq!(
+            j["reply"]["status"].as_u64(),
+            *status,
+            "{file}: {}",
+            r.stdout
+        );
         if let Some(c) = code {
-            assert_eq!(j["reply"]["body"]["error"]["code"].as_i64(), Some(*c), "{file}: {}", r.stdout);
+            assert_eq!(
+                j["reply"]["body"]["error"]["code"].as_i64(),
+                Some(*c),
+                "{file}: {}",
+                r.stdout
+            );
         }
         // Byte for byte what the library's request path answers.
         let lib = library_reply(&mut plugin, file);
-        let cli = j["reply"]["body_text"].as_str().map(|b| (j["reply"]["status"].as_u64().unwrap() as u32, b.to_string()));
+        let cli = j["reply"]["body_text"]
+            .as_str()
+            .map(|b| (j["reply"]["status"].as_u64().unwrap() as u32, b.to_string()));
         assert_eq!(cli, lib, "{file}");
         // The human-readable form agrees.
         let t = run(&["eval", "policies", &fixture(file)]);
         assert_eq!(t.code, r.code, "{file}");
-        assert!(t.stdout.contains(&format!("result: {decision}")), "{file}: {}", t.stdout);
+        assert!(
+            t.stdout.contains(&format!("result: {decision}")),
+            "{file}: {}",
+            t.stdout
+        );
     }
 }
 
 #[test]
 fn eval_shows_reasons_and_rules() {
-    let r = run(&["eval", "policies", &fixture("modern_tools_call_delete_record.json")]);
+    let r = run(&[
+        "eval",
+        "policies",
+        &fixture("modern_tools_call_delete_record.json"),
+    ]);
     assert_eq!(r.code, 1);
-    assert!(r.stdout.contains("request tools/call \"delete_record\" (id 4)"), "{}", r.stdout);
-    assert!(r.stdout.contains("decision: deny: tool \"delete_record\" is blocked by policy"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("request tools/call \"delete_record\" (id 4)"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("decision: deny: tool \"delete_record\" is blocked by policy"),
+        "{}",
+        r.stdout
+    );
     assert!(r.stdout.contains("deny   policies/default.rego:20:1  \"tool \\\"delete_record\\\" is blocked by policy\""), "{}", r.stdout);
-    assert!(r.stdout.contains("allow  policies/default.rego:15:1  default allow := true"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("allow  policies/default.rego:15:1  default allow := true"),
+        "{}",
+        r.stdout
+    );
     assert!(r.stdout.contains("HTTP 200"), "{}", r.stdout);
-    assert!(r.stdout.contains(r#"{"jsonrpc":"2.0","id":4,"error":{"code":-31403"#), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains(r#"{"jsonrpc":"2.0","id":4,"error":{"code":-31403"#),
+        "{}",
+        r.stdout
+    );
 
-    let j = run(&["eval", "--format", "json", "policies", &fixture("batch_2025_03_26.json")]).json();
+    let j = run(&[
+        "eval",
+        "--format",
+        "json",
+        "policies",
+        &fixture("batch_2025_03_26.json"),
+    ])
+    .json();
     let m = j["messages"].as_array().unwrap();
     assert_eq!(m.len(), 5);
     assert_eq!(m[1]["decision"], "deny");
@@ -361,7 +594,15 @@ fn eval_shows_reasons_and_rules() {
 
 #[test]
 fn print_input_shows_what_the_policy_sees() {
-    let j = run(&["eval", "--format", "json", "--print-input", "policies", &fixture("modern_tools_call_echo.json")]).json();
+    let j = run(&[
+        "eval",
+        "--format",
+        "json",
+        "--print-input",
+        "policies",
+        &fixture("modern_tools_call_echo.json"),
+    ])
+    .json();
     let input = &j["messages"][0]["input"];
     assert_eq!(input["mcp"]["tool"]["name"], "echo");
     assert_eq!(input["mcp"]["protocol_version"], "2026-07-28");
@@ -369,20 +610,52 @@ fn print_input_shows_what_the_policy_sees() {
     assert_eq!(input["http"]["host"], "127.0.0.1:10000");
     assert_eq!(input["http"]["headers"]["mcp-method"], "tools/call");
     assert!(input["http"]["headers"].get("host").is_none());
-    assert_eq!(j["messages"][0]["result"], serde_json::json!({"allow": true, "deny": [], "labels": []}));
+    assert_eq!(
+        j["messages"][0]["result"],
+        serde_json::json!({"allow": true, "deny": [], "labels": []})
+    );
     assert_eq!(j["messages"][0]["values"]["allow"], true);
 
     // A bare 2026-07-28 body gets the routing headers a client sends.
-    let j = run(&["eval", "--format", "json", "--print-input", "policies", &fixture("modern_resources_read_unicode.json")]).json();
+    let j = run(&[
+        "eval",
+        "--format",
+        "json",
+        "--print-input",
+        "policies",
+        &fixture("modern_resources_read_unicode.json"),
+    ])
+    .json();
     let input = &j["messages"][0]["input"];
-    assert_eq!(input["http"]["headers"]["mcp-name"], "=?base64?ZGVtbzovL3JlY29yZHMvw7w=?=");
+    assert_eq!(
+        input["http"]["headers"]["mcp-name"],
+        "=?base64?ZGVtbzovL3JlY29yZHMvw7w=?="
+    );
     assert_eq!(input["mcp"]["headers"]["name"], "demo://records/ü");
-    let r = run(&["eval", "--no-routing-headers", "policies", &fixture("modern_resources_read_unicode.json")]);
+    let r = run(&[
+        "eval",
+        "--no-routing-headers",
+        "policies",
+        &fixture("modern_resources_read_unicode.json"),
+    ]);
     assert_eq!(r.code, 1);
-    assert!(r.stdout.contains("missing required MCP-Protocol-Version header"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("missing required MCP-Protocol-Version header"),
+        "{}",
+        r.stdout
+    );
 
     // Transport requests: no input.mcp.
-    let j = run(&["eval", "--format", "json", "--print-input", "policies", &fixture("legacy_delete_session.json")]).json();
+    let j = run(&[
+        "eval",
+        "--format",
+        "json",
+        "--print-input",
+        "policies",
+        &fixture("legacy_delete_session.json"),
+    ])
+    .json();
     assert_eq!(j["messages"][0]["kind"], "transport");
     assert!(j["messages"][0]["input"].get("mcp").is_none());
     assert_eq!(j["messages"][0]["input"]["http"]["method"], "DELETE");
@@ -391,13 +664,38 @@ fn print_input_shows_what_the_policy_sees() {
 #[test]
 fn headers_flags_and_settings() {
     // A header that contradicts the body: the filter's mismatch answer.
-    let r = run(&["eval", "--format", "json", "policies", &fixture("legacy_tools_call_echo.json"), "-H", "Mcp-Method: tools/list"]);
+    let r = run(&[
+        "eval",
+        "--format",
+        "json",
+        "policies",
+        &fixture("legacy_tools_call_echo.json"),
+        "-H",
+        "Mcp-Method: tools/list",
+    ]);
     let j = r.json();
     assert_eq!(j["reply"]["status"], 400);
     assert_eq!(j["reply"]["body"]["error"]["code"], -32020);
-    let r = run(&["eval", "--format", "json", "policies", "-m", &fixture("legacy_read_file_outside_workspace.json"), "--set", "deny_code=4031"]);
+    let r = run(&[
+        "eval",
+        "--format",
+        "json",
+        "policies",
+        "-m",
+        &fixture("legacy_read_file_outside_workspace.json"),
+        "--set",
+        "deny_code=4031",
+    ]);
     assert_eq!(r.json()["reply"]["body"]["error"]["code"], 4031);
-    let r = run(&["eval", "--format", "json", "policies", &fixture("legacy_tools_call_echo.json"), "--set", "max_body_bytes=10"]);
+    let r = run(&[
+        "eval",
+        "--format",
+        "json",
+        "policies",
+        &fixture("legacy_tools_call_echo.json"),
+        "--set",
+        "max_body_bytes=10",
+    ]);
     assert_eq!(r.json()["reply"]["status"], 413);
     let body = std::fs::read(fixture("legacy_cancelled.json")).unwrap();
     let r = run_stdin(&["eval", "policies", "-"], Some(&body));
@@ -406,12 +704,34 @@ fn headers_flags_and_settings() {
 
 #[test]
 fn eval_an_input_document() {
-    let d = dir("eval-input", &[("in.json", r#"{"mcp": {"kind": "request", "method": "tools/call", "tool": {"name": "delete_record", "arguments": {}}}}"#)]);
+    let d = dir(
+        "eval-input",
+        &[(
+            "in.json",
+            r#"{"mcp": {"kind": "request", "method": "tools/call", "tool": {"name": "delete_record", "arguments": {}}}}"#,
+        )],
+    );
     let r = run(&["eval", "policies", "--input", s(&d.join("in.json"))]);
     assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
-    assert!(r.stdout.contains("decision: deny: tool \"delete_record\" is blocked by policy"), "{}", r.stdout);
-    let j = run(&["eval", "--format", "json", "policies", "--input", s(&d.join("in.json"))]).json();
-    assert_eq!(j["messages"][0]["result"]["deny"], serde_json::json!(["tool \"delete_record\" is blocked by policy"]));
+    assert!(
+        r.stdout
+            .contains("decision: deny: tool \"delete_record\" is blocked by policy"),
+        "{}",
+        r.stdout
+    );
+    let j = run(&[
+        "eval",
+        "--format",
+        "json",
+        "policies",
+        "--input",
+        s(&d.join("in.json")),
+    ])
+    .json();
+    assert_eq!(
+        j["messages"][0]["result"]["deny"],
+        serde_json::json!(["tool \"delete_record\" is blocked by policy"])
+    );
     assert_eq!(j["reply"], Value::Null);
 }
 
@@ -432,10 +752,26 @@ fn identity_flags_reach_only_policies_that_read_them() {
     let msg = fixture("legacy_tools_call_echo.json");
     let p_dir = d.join("p");
     let p = s(&p_dir);
-    assert_eq!(run(&["eval", p, &msg, "--claims", s(&d.join("admin.json"))]).code, 0);
-    assert_eq!(run(&["eval", p, &msg, "--claims", s(&d.join("dev.json"))]).code, 1);
+    assert_eq!(
+        run(&["eval", p, &msg, "--claims", s(&d.join("admin.json"))]).code,
+        0
+    );
+    assert_eq!(
+        run(&["eval", p, &msg, "--claims", s(&d.join("dev.json"))]).code,
+        1
+    );
     assert_eq!(run(&["eval", p, &msg, "--principal", "spiffe://a"]).code, 0);
-    let j = run(&["eval", "--format", "json", "--print-input", p, &msg, "--claims", s(&d.join("admin.json"))]).json();
+    let j = run(&[
+        "eval",
+        "--format",
+        "json",
+        "--print-input",
+        p,
+        &msg,
+        "--claims",
+        s(&d.join("admin.json")),
+    ])
+    .json();
     assert_eq!(j["messages"][0]["input"]["identity"]["subject"], "alice");
     // The caller's identity is read whatever the policy names (every audit
     // event records it and session binding needs it), so it is in the input
@@ -443,11 +779,26 @@ fn identity_flags_reach_only_policies_that_read_them() {
     let q_dir = d.join("q");
     let q = s(&q_dir);
     let no_session = fixture("modern_tools_call_echo.json");
-    let j = run(&["eval", "--format", "json", "--print-input", q, &no_session, "--claims", s(&d.join("admin.json")), "--principal", "spiffe://b"]).json();
+    let j = run(&[
+        "eval",
+        "--format",
+        "json",
+        "--print-input",
+        q,
+        &no_session,
+        "--claims",
+        s(&d.join("admin.json")),
+        "--principal",
+        "spiffe://b",
+    ])
+    .json();
     let input = &j["messages"][0]["input"];
     assert_eq!(input["identity"]["subject"], "alice", "{input}");
     assert_eq!(input["source"]["principal"], "spiffe://b");
-    assert_eq!(j["messages"][0]["reasons"], serde_json::json!(["spiffe://b"]));
+    assert_eq!(
+        j["messages"][0]["reasons"],
+        serde_json::json!(["spiffe://b"])
+    );
 }
 
 #[test]
@@ -457,15 +808,27 @@ fn bad_input_never_panics() {
         &[
             ("p.rego", "package mcp\nallow := true\n"),
             ("garbage.bin", "\u{0}\u{1}\u{2}\u{fffd}"),
-            ("capture.json", r#"{"headers": {"content-type": 7.5}, "body": {"a": [1, 2, {"b": null}]}}"#),
-            ("deep.json", &format!("{}{}", "[".repeat(5000), "]".repeat(5000))),
+            (
+                "capture.json",
+                r#"{"headers": {"content-type": 7.5}, "body": {"a": [1, 2, {"b": null}]}}"#,
+            ),
+            (
+                "deep.json",
+                &format!("{}{}", "[".repeat(5000), "]".repeat(5000)),
+            ),
         ],
     );
     let p_file = d.join("p.rego");
     let p = s(&p_file);
     for m in ["garbage.bin", "capture.json", "deep.json"] {
         let r = run(&["eval", p, s(&d.join(m))]);
-        assert!(r.code == 1 || r.code == 2, "{m}: {} {}{}", r.code, r.stdout, r.stderr);
+        assert!(
+            r.code == 1 || r.code == 2,
+            "{m}: {} {}{}",
+            r.code,
+            r.stdout,
+            r.stderr
+        );
     }
     std::fs::write(d.join("bin.rego"), [0xff, 0xfe, 0x00]).unwrap();
     let r = run(&["check", s(&d.join("bin.rego"))]);
@@ -497,9 +860,27 @@ fn session_history_comes_from_earlier_messages() {
     assert_eq!(run(&["eval", p, send]).code, 0);
     let r = run(&["eval", p, send, "--session", s(&d.join("session.json"))]);
     assert_eq!(r.code, 1, "{}", r.stdout);
-    assert!(r.stdout.contains("[1] tools/call \"read_file\": allow"), "{}", r.stdout);
-    assert!(r.stdout.contains("decision: deny: send after read"), "{}", r.stdout);
-    let j = run(&["eval", "--format", "json", "--print-input", p, send, "--session", s(&d.join("long.json"))]).json();
+    assert!(
+        r.stdout.contains("[1] tools/call \"read_file\": allow"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("decision: deny: send after read"),
+        "{}",
+        r.stdout
+    );
+    let j = run(&[
+        "eval",
+        "--format",
+        "json",
+        "--print-input",
+        p,
+        send,
+        "--session",
+        s(&d.join("long.json")),
+    ])
+    .json();
     assert_eq!(j["messages"][0]["reasons"], serde_json::json!(["rate"]));
     assert_eq!(j["messages"][0]["input"]["rate"]["session"]["window"], 4);
     assert_eq!(j["session"].as_array().unwrap().len(), 3);
@@ -522,9 +903,27 @@ fn a_rule_the_rvm_silently_skips_is_flagged() {
     );
     let r = run(&["eval", s(&d.join("p.rego")), s(&d.join("m.json"))]);
     assert_eq!(r.code, 0, "the RVM lets it through: {}", r.stdout);
-    assert!(r.stdout.contains("warning:  the interpreter fails on this input where the RVM did not"), "{}", r.stdout);
-    let j = run(&["eval", "--format", "json", s(&d.join("p.rego")), s(&d.join("m.json"))]).json();
-    assert!(j["messages"][0]["explanation_error"].as_str().unwrap().contains("%q"), "{j}");
+    assert!(
+        r.stdout
+            .contains("warning:  the interpreter fails on this input where the RVM did not"),
+        "{}",
+        r.stdout
+    );
+    let j = run(&[
+        "eval",
+        "--format",
+        "json",
+        s(&d.join("p.rego")),
+        s(&d.join("m.json")),
+    ])
+    .json();
+    assert!(
+        j["messages"][0]["explanation_error"]
+            .as_str()
+            .unwrap()
+            .contains("%q"),
+        "{j}"
+    );
 }
 
 /// Known divergence (docs/policy.md, "Differences from OPA"): conflicting
@@ -543,10 +942,27 @@ fn known_divergence_conflicting_values_are_undefined_on_the_rvm() {
             ("in.json", r#"{"mcp": {"kind": "request", "method": "ping"}}"#),
         ],
     );
-    let j = run(&["eval", "--format", "json", s(&d.join("p.rego")), "--input", s(&d.join("in.json"))]).json();
+    let j = run(&[
+        "eval",
+        "--format",
+        "json",
+        s(&d.join("p.rego")),
+        "--input",
+        s(&d.join("in.json")),
+    ])
+    .json();
     assert_eq!(j["policy"]["engine"], "rvm");
-    assert_eq!(j["messages"][0]["result"]["deny"], serde_json::json!(["no level"]));
-    assert!(j["messages"][0]["explanation_error"].as_str().unwrap().contains("rule conflicts"), "{j}");
+    assert_eq!(
+        j["messages"][0]["result"]["deny"],
+        serde_json::json!(["no level"])
+    );
+    assert!(
+        j["messages"][0]["explanation_error"]
+            .as_str()
+            .unwrap()
+            .contains("rule conflicts"),
+        "{j}"
+    );
 }
 
 #[test]
@@ -568,10 +984,29 @@ fn tool_definitions_from_a_tools_list_answer() {
     let echo = fixture("legacy_tools_call_echo.json");
     let delete = fixture("modern_tools_call_delete_record.json");
     let j = run(&["eval", "--format", "json", s(&p), &echo]).json();
-    assert_eq!(j["messages"][0]["reasons"], serde_json::json!(["unknown tool"]));
+    assert_eq!(
+        j["messages"][0]["reasons"],
+        serde_json::json!(["unknown tool"])
+    );
     assert_eq!(run(&["eval", s(&p), &echo, "--tools", s(&tools)]).code, 0);
-    let j = run(&["eval", "--format", "json", "--print-input", s(&p), &delete, "--tools", s(&tools)]).json();
-    assert_eq!(j["messages"][0]["reasons"], serde_json::json!(["destructive"]));
-    assert_eq!(j["messages"][0]["input"]["mcp"]["tool"]["definition"]["annotations"]["destructiveHint"], true);
+    let j = run(&[
+        "eval",
+        "--format",
+        "json",
+        "--print-input",
+        s(&p),
+        &delete,
+        "--tools",
+        s(&tools),
+    ])
+    .json();
+    assert_eq!(
+        j["messages"][0]["reasons"],
+        serde_json::json!(["destructive"])
+    );
+    assert_eq!(
+        j["messages"][0]["input"]["mcp"]["tool"]["definition"]["annotations"]["destructiveHint"],
+        true
+    );
     assert!(run(&["check", s(&p)]).stdout.contains("definition"));
 }

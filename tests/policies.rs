@@ -13,7 +13,15 @@ use std::path::{Path, PathBuf};
 
 /// The library policies; each has `<name>.rego` and `<name>_test.rego`.
 const LIBRARY: [&str; 9] = [
-    "rbac", "tenant", "arguments", "schema", "readonly", "ratelimit", "flows", "timewindow", "stepup",
+    "rbac",
+    "tenant",
+    "arguments",
+    "schema",
+    "readonly",
+    "ratelimit",
+    "flows",
+    "timewindow",
+    "stepup",
 ];
 
 fn policies_dir() -> PathBuf {
@@ -29,7 +37,10 @@ fn modules_in(dir: &Path, prefix: &str) -> Vec<(String, String)> {
         .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "rego"))
         .map(|p| {
             let name = p.file_name().unwrap().to_string_lossy().into_owned();
-            (format!("{prefix}{name}"), std::fs::read_to_string(&p).expect("readable"))
+            (
+                format!("{prefix}{name}"),
+                std::fs::read_to_string(&p).expect("readable"),
+            )
         })
         .collect();
     out.sort();
@@ -49,25 +60,34 @@ fn all_modules() -> Vec<(String, String)> {
 }
 
 fn not_tests(mods: Vec<(String, String)>) -> Vec<(String, String)> {
-    mods.into_iter().filter(|(n, _)| !n.ends_with("_test.rego")).collect()
+    mods.into_iter()
+        .filter(|(n, _)| !n.ends_with("_test.rego"))
+        .collect()
 }
 
 fn config(mods: &[(String, String)], data: Option<&serde_json::Value>) -> Config {
-    let policy: serde_json::Map<String, serde_json::Value> =
-        mods.iter().map(|(n, s)| (n.clone(), serde_json::Value::String(s.clone()))).collect();
+    let policy: serde_json::Map<String, serde_json::Value> = mods
+        .iter()
+        .map(|(n, s)| (n.clone(), serde_json::Value::String(s.clone())))
+        .collect();
     let mut p = serde_json::json!({"modules": policy});
     if let Some(d) = data {
         p["data"] = d.clone();
     }
     let cfg = serde_json::json!({"policy": p});
-    Config::from_json(cfg.to_string().as_bytes()).unwrap_or_else(|e| panic!("configuration refused: {e}"))
+    Config::from_json(cfg.to_string().as_bytes())
+        .unwrap_or_else(|e| panic!("configuration refused: {e}"))
 }
 
 #[test]
 fn policy_tests_pass() {
     let all = all_modules();
     let results = mcp_policy::regotest::run(&all, None).expect("policies compile");
-    assert!(results.len() >= 5, "expected the shipped Rego tests, found {}", results.len());
+    assert!(
+        results.len() >= 5,
+        "expected the shipped Rego tests, found {}",
+        results.len()
+    );
     let failed: Vec<String> = results
         .iter()
         .filter(|r| !r.passed)
@@ -76,11 +96,21 @@ fn policy_tests_pass() {
     for r in &results {
         println!("{} {}", if r.passed { "PASS" } else { "FAIL" }, r.name);
     }
-    assert!(failed.is_empty(), "failing Rego tests:\n{}", failed.join("\n"));
+    assert!(
+        failed.is_empty(),
+        "failing Rego tests:\n{}",
+        failed.join("\n")
+    );
     for lib in LIBRARY {
         let prefix = format!("data.{lib}_test.");
-        let n = results.iter().filter(|r| r.name.starts_with(&prefix)).count();
-        assert!(n >= 5, "policies/library/{lib}_test.rego: expected its tests, found {n}");
+        let n = results
+            .iter()
+            .filter(|r| r.name.starts_with(&prefix))
+            .count();
+        assert!(
+            n >= 5,
+            "policies/library/{lib}_test.rego: expected its tests, found {n}"
+        );
     }
 }
 
@@ -97,12 +127,18 @@ fn library_loads_with_the_default_policy_on_the_rvm() {
     let mods = not_tests(all_modules());
     for lib in LIBRARY {
         assert!(
-            mods.iter().any(|(n, _)| n == &format!("library/{lib}.rego")),
+            mods.iter()
+                .any(|(n, _)| n == &format!("library/{lib}.rego")),
             "policies/library/{lib}.rego is missing"
         );
     }
     let c = config(&mods, None);
-    assert_eq!(c.policy.engine_kind(), EngineKind::Rvm, "{:?}", c.policy.rvm_fallback_reason());
+    assert_eq!(
+        c.policy.engine_kind(),
+        EngineKind::Rvm,
+        "{:?}",
+        c.policy.rvm_fallback_reason()
+    );
     let data = serde_json::json!({"library": {
         "rbac": {"roles": {"admin": {"tools": ["*"]}}},
         "tenant": {"tools": {"ledger_*": "finance"}},
@@ -123,10 +159,16 @@ fn library_loads_with_the_default_policy_on_the_rvm() {
 /// reasons (or has `deny_count` members, for time-dependent cases).
 #[test]
 fn library_decides_on_the_rvm() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("library_cases.json");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("library_cases.json");
     let text = std::fs::read_to_string(&path).expect("tests/library_cases.json");
     let cases: Vec<serde_json::Value> = serde_json::from_str(&text).expect("valid JSON");
-    assert!(cases.len() >= 50, "expected the library cases, found {}", cases.len());
+    assert!(
+        cases.len() >= 50,
+        "expected the library cases, found {}",
+        cases.len()
+    );
     let mods = not_tests(all_modules());
     // One compiled configuration per distinct data document.
     let mut configs: BTreeMap<String, Config> = BTreeMap::new();
@@ -134,7 +176,9 @@ fn library_decides_on_the_rvm() {
     for case in &cases {
         let name = case["name"].as_str().expect("name");
         let key = case["data"].to_string();
-        let cfg = configs.entry(key).or_insert_with(|| config(&mods, Some(&case["data"])));
+        let cfg = configs
+            .entry(key)
+            .or_insert_with(|| config(&mods, Some(&case["data"])));
         assert_eq!(cfg.policy.engine_kind(), EngineKind::Rvm);
         let input = mcp_policy::engine::json_to_value(&case["input"]).expect("input");
         let result = match cfg.policy.evaluate(input) {
@@ -163,5 +207,9 @@ fn library_decides_on_the_rvm() {
             }
         }
     }
-    assert!(failures.is_empty(), "library cases that differ on the RVM:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "library cases that differ on the RVM:\n{}",
+        failures.join("\n")
+    );
 }

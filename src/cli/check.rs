@@ -1,6 +1,9 @@
 //! `mcp-policy check PATH...`
 
-use super::{config_json, emit, emit_json, inputs, load, split_location, CheckArgs, Failure, Format, EXIT_FAIL, EXIT_OK};
+use super::{
+    config_json, emit, emit_json, inputs, load, split_location, CheckArgs, Failure, Format,
+    EXIT_FAIL, EXIT_OK,
+};
 use crate::config::{Config, ConfigError};
 use std::io::Write;
 
@@ -93,7 +96,10 @@ pub(super) fn run(args: &CheckArgs, out: &mut dyn Write) -> Result<u8, Failure> 
 
     // 3. Input paths the documented input does not have.
     for f in inputs::check_modules(parsed.get_modules()) {
-        let file = loaded.display_of(&f.module).unwrap_or(&f.module).to_string();
+        let file = loaded
+            .display_of(&f.module)
+            .unwrap_or(&f.module)
+            .to_string();
         warnings.push(Problem {
             location: Some(format!("{file}:{}:{}", f.line, f.col)),
             message: f.message,
@@ -124,9 +130,23 @@ fn report(
     errors: &[Problem],
     warnings: &[Problem],
 ) {
-    let policy_files: Vec<&str> = loaded.modules.iter().filter(|m| !m.is_test).map(|m| m.display.as_str()).collect();
-    let test_files: Vec<&str> = loaded.modules.iter().filter(|m| m.is_test).map(|m| m.display.as_str()).collect();
-    let data_files: Vec<&str> = loaded.data_files.iter().map(|d| d.display.as_str()).collect();
+    let policy_files: Vec<&str> = loaded
+        .modules
+        .iter()
+        .filter(|m| !m.is_test)
+        .map(|m| m.display.as_str())
+        .collect();
+    let test_files: Vec<&str> = loaded
+        .modules
+        .iter()
+        .filter(|m| m.is_test)
+        .map(|m| m.display.as_str())
+        .collect();
+    let data_files: Vec<&str> = loaded
+        .data_files
+        .iter()
+        .map(|d| d.display.as_str())
+        .collect();
     let reads: Vec<&str> = config
         .map(|c| {
             let n = c.needs;

@@ -44,7 +44,9 @@ pub(super) fn run(args: &EvalArgs, out: &mut dyn Write) -> Result<u8, Failure> {
     let (policy_paths, message_path) = split_paths(args)?;
     let loaded = load::load(&policy_paths)?;
     if loaded.policy_modules().is_empty() {
-        return Err(Failure::usage("no policy modules given (only *_test.rego files)"));
+        return Err(Failure::usage(
+            "no policy modules given (only *_test.rego files)",
+        ));
     }
     let json = config_json(&loaded, &args.set)?;
     let config = Config::from_json(&json).map_err(|e| Failure {
@@ -76,12 +78,16 @@ pub(super) fn run(args: &EvalArgs, out: &mut dyn Write) -> Result<u8, Failure> {
             let text = read_file(path)?;
             let v: serde_json::Value = serde_json::from_slice(&text)
                 .map_err(|e| Failure::usage(format!("{}: not JSON: {e}", path.display())))?;
-            let input = crate::engine::json_to_value(&v).map_err(|e| Failure::usage(e.to_string()))?;
+            let input =
+                crate::engine::json_to_value(&v).map_err(|e| Failure::usage(e.to_string()))?;
             let result = plugin.policy.evaluate(input);
             let allowed = matches!(&result, Ok(r) if r.permits());
             let entry = Entry {
                 kind: "input".into(),
-                method: v.pointer("/mcp/method").and_then(|m| m.as_str()).map(str::to_string),
+                method: v
+                    .pointer("/mcp/method")
+                    .and_then(|m| m.as_str())
+                    .map(str::to_string),
                 name: None,
                 id: None,
                 decided: None,
@@ -139,7 +145,15 @@ pub(super) fn run(args: &EvalArgs, out: &mut dyn Write) -> Result<u8, Failure> {
     let explain_error = explainer.as_ref().err().cloned();
     let forwarded = matches!(outcome, Outcome::Forwarded(_));
     if args.format == Format::Json {
-        let mut j = json_report(args, &loaded, &plugin, &outcome, &entries, form, explain_error.as_deref());
+        let mut j = json_report(
+            args,
+            &loaded,
+            &plugin,
+            &outcome,
+            &entries,
+            form,
+            explain_error.as_deref(),
+        );
         if let Some(o) = j.as_object_mut() {
             let session: Vec<serde_json::Value> = replayed
                 .iter()
@@ -153,10 +167,21 @@ pub(super) fn run(args: &EvalArgs, out: &mut dyn Write) -> Result<u8, Failure> {
         if !replayed.is_empty() {
             text.push_str("session (decided first, in order):\n");
             for (what, fwd) in &replayed {
-                text.push_str(&format!("  {what}: {}\n", if *fwd { "allow" } else { "deny" }));
+                text.push_str(&format!(
+                    "  {what}: {}\n",
+                    if *fwd { "allow" } else { "deny" }
+                ));
             }
         }
-        text.push_str(&text_report(args, &loaded, &plugin, &outcome, &entries, form, explain_error.as_deref()));
+        text.push_str(&text_report(
+            args,
+            &loaded,
+            &plugin,
+            &outcome,
+            &entries,
+            form,
+            explain_error.as_deref(),
+        ));
         emit(out, &text);
     }
     Ok(if forwarded { EXIT_OK } else { EXIT_FAIL })
@@ -178,7 +203,9 @@ impl Outcome {
     }
 }
 
-fn split_paths(args: &EvalArgs) -> Result<(Vec<std::path::PathBuf>, Option<std::path::PathBuf>), Failure> {
+fn split_paths(
+    args: &EvalArgs,
+) -> Result<(Vec<std::path::PathBuf>, Option<std::path::PathBuf>), Failure> {
     if args.input.is_some() || args.message.is_some() {
         return Ok((args.paths.clone(), args.message.clone()));
     }
@@ -191,7 +218,8 @@ fn split_paths(args: &EvalArgs) -> Result<(Vec<std::path::PathBuf>, Option<std::
 }
 
 fn display(p: Option<&Path>) -> String {
-    p.map(|p| p.display().to_string()).unwrap_or_else(|| "-".into())
+    p.map(|p| p.display().to_string())
+        .unwrap_or_else(|| "-".into())
 }
 
 fn read_file(path: &Path) -> Result<Vec<u8>, Failure> {
@@ -235,9 +263,17 @@ fn session_messages(args: &EvalArgs) -> Result<Vec<Vec<u8>>, Failure> {
         return Ok(Vec::new());
     };
     let text = read_file(path)?;
-    let items: Vec<Box<serde_json::value::RawValue>> = serde_json::from_slice(&text)
-        .map_err(|e| Failure::usage(format!("{}: expected a JSON array of messages: {e}", path.display())))?;
-    Ok(items.into_iter().map(|r| r.get().as_bytes().to_vec()).collect())
+    let items: Vec<Box<serde_json::value::RawValue>> =
+        serde_json::from_slice(&text).map_err(|e| {
+            Failure::usage(format!(
+                "{}: expected a JSON array of messages: {e}",
+                path.display()
+            ))
+        })?;
+    Ok(items
+        .into_iter()
+        .map(|r| r.get().as_bytes().to_vec())
+        .collect())
 }
 
 /// One line about a replayed message.
@@ -252,7 +288,11 @@ fn summary(i: usize, o: &Outcome, entries: &[Entry]) -> (String, bool) {
             t
         })
         .collect();
-    let what = if what.is_empty() { "(refused before the policy)".to_string() } else { what.join(", ") };
+    let what = if what.is_empty() {
+        "(refused before the policy)".to_string()
+    } else {
+        what.join(", ")
+    };
     (format!("[{i}] {what}"), matches!(o, Outcome::Forwarded(_)))
 }
 
@@ -298,7 +338,12 @@ fn tool_definitions(args: &EvalArgs) -> Result<Option<Vec<serde_json::Value>>, F
 /// Drive the pipeline as src/filter.rs does: headers (with the request
 /// attributes the policy reads), then, unless answered, the whole body
 /// with the session store.
-fn drive(plugin: &mut Plugin, req: &Request, needs: Needs, store: &MemoryStore) -> Result<(Outcome, Vec<Entry>), Failure> {
+fn drive(
+    plugin: &mut Plugin,
+    req: &Request,
+    needs: Needs,
+    store: &MemoryStore,
+) -> Result<(Outcome, Vec<Entry>), Failure> {
     let http = http_request(req, needs)?;
     let end_of_stream = req.body.is_none();
     let action = plugin.on_request_headers(&http, end_of_stream);
@@ -345,7 +390,8 @@ fn drive(plugin: &mut Plugin, req: &Request, needs: Needs, store: &MemoryStore) 
     // Match each evaluation to its message: by `input.mcp.batch.index` in a
     // batch (a message denied before the policy, e.g. a session hijack, has
     // none).
-    let mut by_index: Vec<Option<Evaluation>> = (0..items.len().max(decided.len())).map(|_| None).collect();
+    let mut by_index: Vec<Option<Evaluation>> =
+        (0..items.len().max(decided.len())).map(|_| None).collect();
     for ev in evaluations {
         let index = if batch {
             match &ev.input["mcp"]["batch"]["index"] {
@@ -414,11 +460,15 @@ fn result_json(r: &Result<PolicyResult, crate::engine::PolicyError>) -> serde_js
 }
 
 fn body_json(bytes: &[u8]) -> serde_json::Value {
-    serde_json::from_slice(bytes).unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(bytes).into_owned()))
+    serde_json::from_slice(bytes)
+        .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(bytes).into_owned()))
 }
 
 fn rule_location(loaded: &load::Loaded, module: &str, line: u32, col: u32) -> String {
-    format!("{}:{line}:{col}", loaded.display_of(module).unwrap_or(module))
+    format!(
+        "{}:{line}:{col}",
+        loaded.display_of(module).unwrap_or(module)
+    )
 }
 
 fn json_report(
@@ -450,11 +500,17 @@ fn json_report(
                 m.insert("invalid".into(), v.clone().into());
             }
             if let Some(d) = &e.decided {
-                m.insert("decision".into(), if d.allowed { "allow" } else { "deny" }.into());
+                m.insert(
+                    "decision".into(),
+                    if d.allowed { "allow" } else { "deny" }.into(),
+                );
                 m.insert("reasons".into(), d.reasons.clone().into());
             } else if let Some(ev) = &e.evaluation {
                 let allowed = matches!(&ev.result, Ok(r) if r.permits());
-                m.insert("decision".into(), if allowed { "allow" } else { "deny" }.into());
+                m.insert(
+                    "decision".into(),
+                    if allowed { "allow" } else { "deny" }.into(),
+                );
             }
             if let Some(ev) = &e.evaluation {
                 m.insert("result".into(), result_json(&ev.result));
@@ -509,7 +565,9 @@ fn json_report(
                 "response_headers": f.response_headers,
             }),
         ),
-        Outcome::Replied(_) if args.input.is_some() => (false, serde_json::Value::Null, serde_json::Value::Null),
+        Outcome::Replied(_) if args.input.is_some() => {
+            (false, serde_json::Value::Null, serde_json::Value::Null)
+        }
         Outcome::Replied(r) => (
             false,
             serde_json::json!({
@@ -546,7 +604,12 @@ fn text_report(
     explain_error: Option<&str>,
 ) -> String {
     let mut s = String::new();
-    let modules: Vec<&str> = loaded.modules.iter().filter(|m| !m.is_test).map(|m| m.display.as_str()).collect();
+    let modules: Vec<&str> = loaded
+        .modules
+        .iter()
+        .filter(|m| !m.is_test)
+        .map(|m| m.display.as_str())
+        .collect();
     s.push_str(&format!(
         "policy: {} (engine {}, revision {})\nmessage: {form}\n",
         modules.join(", "),
@@ -556,7 +619,11 @@ fn text_report(
     let several = entries.len() > 1;
     for (i, e) in entries.iter().enumerate() {
         s.push('\n');
-        let mut title = if several { format!("[{i}] {}", e.kind) } else { e.kind.clone() };
+        let mut title = if several {
+            format!("[{i}] {}", e.kind)
+        } else {
+            e.kind.clone()
+        };
         if let Some(m) = &e.method {
             title.push_str(&format!(" {m}"));
         }
@@ -576,9 +643,19 @@ fn text_report(
                     let deny = if r.deny.is_empty() {
                         "{}".to_string()
                     } else {
-                        format!("{{{}}}", r.deny.iter().map(|d| format!("{d:?}")).collect::<Vec<_>>().join(", "))
+                        format!(
+                            "{{{}}}",
+                            r.deny
+                                .iter()
+                                .map(|d| format!("{d:?}"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
                     };
-                    s.push_str(&format!("  policy:   allow == true: {}, deny = {deny}\n", r.allow));
+                    s.push_str(&format!(
+                        "  policy:   allow == true: {}, deny = {deny}\n",
+                        r.allow
+                    ));
                     if !r.labels.is_empty() {
                         s.push_str(&format!("  labels:   {}\n", r.labels.join(", ")));
                     }
@@ -590,10 +667,16 @@ fn text_report(
                     s.push_str("  rules:\n");
                     for c in &x.contributions {
                         let value = match (&c.value, c.is_default) {
-                            (v, true) => format!("default allow := {v} (no other allow rule holds)"),
+                            (v, true) => {
+                                format!("default allow := {v} (no other allow rule holds)")
+                            }
                             (serde_json::Value::Array(items), false) => items
                                 .iter()
-                                .map(|i| i.as_str().map(|t| format!("{t:?}")).unwrap_or_else(|| i.to_string()))
+                                .map(|i| {
+                                    i.as_str()
+                                        .map(|t| format!("{t:?}"))
+                                        .unwrap_or_else(|| i.to_string())
+                                })
                                 .collect::<Vec<_>>()
                                 .join(", "),
                             (v, false) => v.to_string(),
@@ -607,10 +690,15 @@ fn text_report(
                 }
                 Some(Ok(x)) => {
                     if x.allow.is_none() {
-                        s.push_str("  rules:    no allow rule holds, and there is no default allow\n");
+                        s.push_str(
+                            "  rules:    no allow rule holds, and there is no default allow\n",
+                        );
                     }
                 }
-                Some(Err(err)) if ev.result.is_ok() && plugin.policy.engine_kind() == crate::engine::EngineKind::Rvm => {
+                Some(Err(err))
+                    if ev.result.is_ok()
+                        && plugin.policy.engine_kind() == crate::engine::EngineKind::Rvm =>
+                {
                     s.push_str(&format!("  rules:    (not available: {err})\n"));
                     s.push_str(
                         "  warning:  the interpreter fails on this input where the RVM did not: on the RVM a failing\n            \
@@ -636,7 +724,10 @@ fn text_report(
             (Some(d), _) => Some((d.allowed, d.reasons.clone())),
             (None, Some(ev)) => Some(match &ev.result {
                 Ok(r) if r.permits() => (true, Vec::new()),
-                Ok(r) if r.deny.is_empty() => (false, vec!["no policy rule allows this message".to_string()]),
+                Ok(r) if r.deny.is_empty() => (
+                    false,
+                    vec!["no policy rule allows this message".to_string()],
+                ),
                 Ok(r) => (false, r.deny.clone()),
                 Err(err) => (false, vec![format!("policy evaluation failed: {err}")]),
             }),
@@ -674,7 +765,11 @@ fn text_report(
             s.push_str(&format!(
                 "result: deny: the filter answers HTTP {}{}; the server never sees the request\n",
                 r.status,
-                if before { " before the policy runs" } else { "" }
+                if before {
+                    " before the policy runs"
+                } else {
+                    ""
+                }
             ));
             if before {
                 s.push_str(&format!("reason: {}\n", r.log));

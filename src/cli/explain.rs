@@ -68,13 +68,18 @@ pub struct Explainer {
 impl Explainer {
     /// Build from the policy modules (not tests) and data. `Err` says why
     /// no explanation can be given.
-    pub fn new(modules: &[(String, String)], data: Option<&serde_json::Value>) -> Result<Explainer, String> {
+    pub fn new(
+        modules: &[(String, String)],
+        data: Option<&serde_json::Value>,
+    ) -> Result<Explainer, String> {
         let mut parsed = Engine::new();
         parsed.set_rego_v0(false);
         for (name, source) in modules {
             parsed
                 .add_policy(name.clone(), source.clone())
-                .map_err(|e| crate::engine::PolicyError::from_regorus(&e, Some(name)).to_string())?;
+                .map_err(|e| {
+                    crate::engine::PolicyError::from_regorus(&e, Some(name)).to_string()
+                })?;
         }
         let mut definitions = Vec::new();
         let mut extra: Vec<(String, String)> = Vec::new();
@@ -88,13 +93,21 @@ impl Explainer {
         for (name, source) in modules.iter().chain(extra.iter()) {
             engine
                 .add_policy(name.clone(), source.clone())
-                .map_err(|e| format!("the rule copies do not compile: {}", crate::engine::PolicyError::from_regorus(&e, Some(name))))?;
+                .map_err(|e| {
+                    format!(
+                        "the rule copies do not compile: {}",
+                        crate::engine::PolicyError::from_regorus(&e, Some(name))
+                    )
+                })?;
         }
         if let Some(d) = data {
             let v = crate::engine::json_to_value(d).map_err(|e| e.to_string())?;
             engine.add_data(v).map_err(|e| e.to_string())?;
         }
-        Ok(Explainer { engine, definitions })
+        Ok(Explainer {
+            engine,
+            definitions,
+        })
     }
 
     /// Evaluate every copy for one input.
@@ -130,13 +143,19 @@ impl Explainer {
             });
         }
         if !allow_held {
-            for d in self.definitions.iter().filter(|d| d.is_default && d.rule == "allow") {
+            for d in self
+                .definitions
+                .iter()
+                .filter(|d| d.is_default && d.rule == "allow")
+            {
                 contributions.push(Contribution {
                     rule: d.rule.clone(),
                     module: d.module.clone(),
                     line: d.line,
                     col: d.col,
-                    value: allow.clone().unwrap_or_else(|| serde_json::Value::String(d.default_text.clone())),
+                    value: allow
+                        .clone()
+                        .unwrap_or_else(|| serde_json::Value::String(d.default_text.clone())),
                     is_default: true,
                 });
             }
@@ -157,7 +176,9 @@ impl Explainer {
             return Ok(None);
         }
         let text = v.to_json_str().map_err(|e| e.to_string())?;
-        serde_json::from_str(&text).map(Some).map_err(|e| e.to_string())
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -181,7 +202,9 @@ fn copies(m: &Ref<Module>, definitions: &mut Vec<Definition>) -> Option<String> 
     for (i, rule) in m.policy.iter().enumerate() {
         let end = starts.get(i + 1).copied().unwrap_or(contents.len());
         match rule.as_ref() {
-            Rule::Default { span, refr, value, .. } => {
+            Rule::Default {
+                span, refr, value, ..
+            } => {
                 if let Some(name) = head_name(refr) {
                     if name == "allow" || name == "deny" {
                         definitions.push(Definition {
@@ -200,7 +223,9 @@ fn copies(m: &Ref<Module>, definitions: &mut Vec<Definition>) -> Option<String> 
                     RuleHead::Compr { refr, .. } | RuleHead::Set { refr, .. } => refr,
                     RuleHead::Func { .. } => continue,
                 };
-                let Some(name) = head_name(refr) else { continue };
+                let Some(name) = head_name(refr) else {
+                    continue;
+                };
                 if name != "allow" && name != "deny" {
                     continue;
                 }
@@ -232,7 +257,10 @@ fn copies(m: &Ref<Module>, definitions: &mut Vec<Definition>) -> Option<String> 
 /// `allow` for a head `allow` (a plain variable).
 fn head_name(refr: &Expr) -> Option<String> {
     match refr {
-        Expr::Var { value: Value::String(s), .. } => Some(s.to_string()),
+        Expr::Var {
+            value: Value::String(s),
+            ..
+        } => Some(s.to_string()),
         _ => None,
     }
 }
@@ -256,17 +284,37 @@ deny contains "never matches" if false
 
     fn explain(input: serde_json::Value) -> Explanation {
         let mut x = Explainer::new(&[("p.rego".into(), POLICY.into())], None).unwrap();
-        x.explain(&crate::engine::json_to_value(&input).unwrap()).unwrap()
+        x.explain(&crate::engine::json_to_value(&input).unwrap())
+            .unwrap()
     }
 
     #[test]
     fn each_definition_is_reported() {
-        let e = explain(serde_json::json!({"mcp": {"kind": "request", "method": "tools/call", "tool": {"name": "rm"}}}));
+        let e = explain(
+            serde_json::json!({"mcp": {"kind": "request", "method": "tools/call", "tool": {"name": "rm"}}}),
+        );
         assert_eq!(e.allow, Some(serde_json::json!(true)));
-        assert_eq!(e.deny, Some(serde_json::json!(["no rm ever", "tool \"rm\" is blocked"])));
-        let lines: Vec<(String, u32)> = e.contributions.iter().map(|c| (c.rule.clone(), c.line)).collect();
-        assert_eq!(lines, [("allow".to_string(), 5), ("deny".into(), 7), ("deny".into(), 10)]);
-        assert_eq!(e.contributions[1].value, serde_json::json!(["tool \"rm\" is blocked"]));
+        assert_eq!(
+            e.deny,
+            Some(serde_json::json!(["no rm ever", "tool \"rm\" is blocked"]))
+        );
+        let lines: Vec<(String, u32)> = e
+            .contributions
+            .iter()
+            .map(|c| (c.rule.clone(), c.line))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                ("allow".to_string(), 5),
+                ("deny".into(), 7),
+                ("deny".into(), 10)
+            ]
+        );
+        assert_eq!(
+            e.contributions[1].value,
+            serde_json::json!(["tool \"rm\" is blocked"])
+        );
     }
 
     #[test]

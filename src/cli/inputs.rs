@@ -49,18 +49,32 @@ pub const INPUT: Node = Obj(&[
             ("session_id", Leaf),
             ("client", Open),
             ("capabilities", Open),
-            ("headers", Obj(&[("method", Leaf), ("name", Leaf), ("params", Open)])),
+            (
+                "headers",
+                Obj(&[("method", Leaf), ("name", Leaf), ("params", Open)]),
+            ),
             ("batch", Obj(&[("index", Leaf), ("size", Leaf)])),
-            ("tool", Obj(&[("name", Leaf), ("arguments", Open), ("definition", Open)])),
+            (
+                "tool",
+                Obj(&[("name", Leaf), ("arguments", Open), ("definition", Open)]),
+            ),
             ("prompt", Obj(&[("name", Leaf), ("arguments", Open)])),
             ("resource", Obj(&[("uri", Leaf)])),
-            ("completion", Obj(&[("ref", Open), ("argument", Open), ("context", Open)])),
+            (
+                "completion",
+                Obj(&[("ref", Open), ("argument", Open), ("context", Open)]),
+            ),
             ("logging", Obj(&[("level", Leaf)])),
             ("task", Obj(&[("id", Leaf)])),
             ("cancelled", Obj(&[("request_id", Leaf), ("reason", Leaf)])),
             (
                 "progress",
-                Obj(&[("token", Leaf), ("progress", Leaf), ("total", Leaf), ("message", Leaf)]),
+                Obj(&[
+                    ("token", Leaf),
+                    ("progress", Leaf),
+                    ("total", Leaf),
+                    ("message", Leaf),
+                ]),
             ),
             ("cursor", Leaf),
         ]),
@@ -97,7 +111,10 @@ pub const INPUT: Node = Obj(&[
             ),
             ("labels", Each(&Leaf)),
             ("principal", Leaf),
-            ("killed", Obj(&[("reason", Leaf), ("at_ms", Leaf), ("until_ms", Leaf)])),
+            (
+                "killed",
+                Obj(&[("reason", Leaf), ("at_ms", Leaf), ("until_ms", Leaf)]),
+            ),
         ]),
     ),
     ("rate", Obj(&[("session", RATE), ("identity", RATE)])),
@@ -133,7 +150,9 @@ pub fn check_modules(modules: &[regorus::unstable::Ref<Module>]) -> Vec<Finding>
         // `import input.mcp as m` makes `m` mean it.
         let mut aliases: Vec<(String, Vec<String>)> = vec![("input".into(), Vec::new())];
         for imp in &m.imports {
-            let Some((root, segs)) = chain(&imp.refr) else { continue };
+            let Some((root, segs)) = chain(&imp.refr) else {
+                continue;
+            };
             if root != "input" {
                 continue;
             }
@@ -210,7 +229,12 @@ impl Walker<'_> {
         for s in &q.stmts {
             match &s.literal {
                 Literal::SomeVars { .. } => {}
-                Literal::SomeIn { key, value, collection, .. } => {
+                Literal::SomeIn {
+                    key,
+                    value,
+                    collection,
+                    ..
+                } => {
                     if let Some(k) = key {
                         self.expr(k);
                     }
@@ -275,7 +299,9 @@ impl Walker<'_> {
                 self.expr(term);
                 self.query(query);
             }
-            Expr::ObjectCompr { key, value, query, .. } => {
+            Expr::ObjectCompr {
+                key, value, query, ..
+            } => {
                 self.expr(key);
                 self.expr(value);
                 self.query(query);
@@ -293,7 +319,12 @@ impl Walker<'_> {
                 self.expr(lhs);
                 self.expr(rhs);
             }
-            Expr::Membership { key, value, collection, .. } => {
+            Expr::Membership {
+                key,
+                value,
+                collection,
+                ..
+            } => {
                 if let Some(k) = key {
                     self.expr(k);
                 }
@@ -328,7 +359,9 @@ impl Walker<'_> {
             match node {
                 Each(_) => return,
                 Open => {
-                    if LOWER_CASE_KEYS.contains(&here.as_str()) && key.chars().any(|c| c.is_ascii_uppercase()) {
+                    if LOWER_CASE_KEYS.contains(&here.as_str())
+                        && key.chars().any(|c| c.is_ascii_uppercase())
+                    {
                         self.report(
                             *at,
                             format!(
@@ -346,22 +379,24 @@ impl Walker<'_> {
                     );
                     return;
                 }
-                Obj(members) => match members.iter().find(|(k, _)| k == key) {
-                    Some((_, n)) => {
-                        node = *n;
-                        path.push(key);
-                    }
-                    None => {
-                        let hint = suggestion(key, members.iter().map(|(k, _)| *k))
-                            .map(|s| format!("; did you mean {here}.{s}?"))
-                            .unwrap_or_default();
-                        self.report(
+                Obj(members) => {
+                    match members.iter().find(|(k, _)| k == key) {
+                        Some((_, n)) => {
+                            node = *n;
+                            path.push(key);
+                        }
+                        None => {
+                            let hint = suggestion(key, members.iter().map(|(k, _)| *k))
+                                .map(|s| format!("; did you mean {here}.{s}?"))
+                                .unwrap_or_default();
+                            self.report(
                             *at,
                             format!("{here}.{key} is not in the documented input (docs/input.md){hint}"),
                         );
-                        return;
+                            return;
+                        }
                     }
-                },
+                }
             }
         }
     }
@@ -413,16 +448,24 @@ fn chain(e: &Expr) -> Option<(String, Vec<Located>)> {
             }
             Expr::RefBrack { refr, index, .. } => {
                 let seg = match index.as_ref() {
-                    Expr::String { value: Value::String(s), .. } | Expr::RawString { value: Value::String(s), .. } => {
-                        Seg::Key(s.to_string())
+                    Expr::String {
+                        value: Value::String(s),
+                        ..
                     }
+                    | Expr::RawString {
+                        value: Value::String(s),
+                        ..
+                    } => Seg::Key(s.to_string()),
                     _ => Seg::Dynamic,
                 };
                 let sp = index.span();
                 segs.push((seg, (sp.line, sp.col)));
                 cur = refr;
             }
-            Expr::Var { value: Value::String(s), .. } => {
+            Expr::Var {
+                value: Value::String(s),
+                ..
+            } => {
                 segs.reverse();
                 return Some((s.to_string(), segs));
             }
@@ -456,7 +499,9 @@ fn edit_distance(a: &str, b: &str) -> usize {
                 let (ca, cb) = (a.get(i - 1), b.get(j - 1));
                 let cost = usize::from(ca != cb);
                 let get = |k: usize| d.get(k).copied().unwrap_or(usize::MAX - 1);
-                let mut v = (get(at(i - 1, j)) + 1).min(get(at(i, j - 1)) + 1).min(get(at(i - 1, j - 1)) + cost);
+                let mut v = (get(at(i - 1, j)) + 1)
+                    .min(get(at(i, j - 1)) + 1)
+                    .min(get(at(i - 1, j - 1)) + cost);
                 if i > 1 && j > 1 && ca == b.get(j - 2) && a.get(i - 2) == cb {
                     v = v.min(get(at(i - 2, j - 2)) + 1);
                 }
@@ -547,14 +592,26 @@ allow if input.session.calls[_].tol == "x"
 "#,
         );
         assert_eq!(f.len(), 7, "{f:?}");
-        assert!(f[0].starts_with("3:25: input.mcp.tool.nme is not in the documented input"), "{f:?}");
+        assert!(
+            f[0].starts_with("3:25: input.mcp.tool.nme is not in the documented input"),
+            "{f:?}"
+        );
         assert!(f[0].ends_with("did you mean input.mcp.tool.name?"), "{f:?}");
         assert!(f[1].contains("input.mcp.method is a single value"), "{f:?}");
-        assert!(f[2].contains("input.mpc") && f[2].contains("did you mean input.mcp?"), "{f:?}");
+        assert!(
+            f[2].contains("input.mpc") && f[2].contains("did you mean input.mcp?"),
+            "{f:?}"
+        );
         assert!(f[3].contains("lower case; use \"authorization\""), "{f:?}");
         assert!(f[4].contains("use \"region\""), "{f:?}");
-        assert!(f[5].contains("input.sessions is not in the documented input"), "{f:?}");
-        assert!(f[6].contains("input.session.calls[_].tol is not in the documented input"), "{f:?}");
+        assert!(
+            f[5].contains("input.sessions is not in the documented input"),
+            "{f:?}"
+        );
+        assert!(
+            f[6].contains("input.session.calls[_].tol is not in the documented input"),
+            "{f:?}"
+        );
     }
 
     #[test]
@@ -564,7 +621,10 @@ allow if input.session.calls[_].tol == "x"
         );
         assert_eq!(f.len(), 2, "{f:?}");
         assert!(f[0].contains("input.mcp.tool.nam"), "{f:?}");
-        assert!(f[1].contains("input.http.header ") && f[1].contains("input.http.headers?"), "{f:?}");
+        assert!(
+            f[1].contains("input.http.header ") && f[1].contains("input.http.headers?"),
+            "{f:?}"
+        );
     }
 
     #[test]
@@ -586,7 +646,10 @@ allow if input.session.calls[_].tol == "x"
         let mut listed: Vec<String> = Vec::new();
         let mut section = String::new();
         for line in doc.lines() {
-            if let Some(h) = line.strip_prefix("## ").or_else(|| line.strip_prefix("### ")) {
+            if let Some(h) = line
+                .strip_prefix("## ")
+                .or_else(|| line.strip_prefix("### "))
+            {
                 if let Some(p) = h.trim().strip_prefix("`").and_then(|h| h.strip_suffix("`")) {
                     if p.starts_with("input.") {
                         section = p.to_string();
@@ -600,11 +663,21 @@ allow if input.session.calls[_].tol == "x"
                 continue;
             }
             let cells: Vec<&str> = line.split(" | ").collect();
-            let first = cells.first().map(|c| c.trim_start_matches("| ")).unwrap_or_default();
+            let first = cells
+                .first()
+                .map(|c| c.trim_start_matches("| "))
+                .unwrap_or_default();
             // "Fields filled per method": the field is the second column and
             // its keys are in the third.
-            let per_method = cells.len() >= 3 && cells.get(1).is_some_and(|c| c.starts_with('`') && c.ends_with('`') && !c.contains(' '));
-            let field_cell = if per_method { cells.get(1).copied().unwrap_or_default() } else { first };
+            let per_method = cells.len() >= 3
+                && cells
+                    .get(1)
+                    .is_some_and(|c| c.starts_with('`') && c.ends_with('`') && !c.contains(' '));
+            let field_cell = if per_method {
+                cells.get(1).copied().unwrap_or_default()
+            } else {
+                first
+            };
             let field = field_cell.trim_matches('`');
             if field.contains(' ') || field.is_empty() {
                 continue;
@@ -618,19 +691,31 @@ allow if input.session.calls[_].tol == "x"
                 }
             }
         }
-        assert!(listed.len() > 30, "the document's tables were not found: {listed:?}");
+        assert!(
+            listed.len() > 30,
+            "the document's tables were not found: {listed:?}"
+        );
         for p in &listed {
-            assert!(known.contains(p), "docs/input.md lists {p}, which the CLI does not know (src/cli/inputs.rs INPUT)");
+            assert!(
+                known.contains(p),
+                "docs/input.md lists {p}, which the CLI does not know (src/cli/inputs.rs INPUT)"
+            );
         }
         let sections: Vec<&str> = doc
             .lines()
-            .filter_map(|l| l.strip_prefix("## `input.").and_then(|l| l.strip_suffix('`')))
+            .filter_map(|l| {
+                l.strip_prefix("## `input.")
+                    .and_then(|l| l.strip_suffix('`'))
+            })
             .collect();
         for p in &known {
             let top = p.split('.').nth(1).unwrap_or_default();
             let nested_in_listed = listed.iter().any(|l| p.starts_with(&format!("{l}.")));
             if sections.contains(&top) && !nested_in_listed && p.matches('.').count() >= 2 {
-                assert!(listed.contains(p), "{p} is in src/cli/inputs.rs but not in docs/input.md");
+                assert!(
+                    listed.contains(p),
+                    "{p} is in src/cli/inputs.rs but not in docs/input.md"
+                );
             }
         }
     }

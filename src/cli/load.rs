@@ -58,11 +58,17 @@ pub struct LoadError {
 
 impl LoadError {
     fn usage(message: String) -> LoadError {
-        LoadError { message, usage: true }
+        LoadError {
+            message,
+            usage: true,
+        }
     }
 
     fn content(message: String) -> LoadError {
-        LoadError { message, usage: false }
+        LoadError {
+            message,
+            usage: false,
+        }
     }
 }
 
@@ -84,12 +90,18 @@ impl Loaded {
 
     /// Every module, tests included, as (name, source).
     pub fn all_modules(&self) -> Vec<(String, String)> {
-        self.modules.iter().map(|m| (m.name.clone(), m.source.clone())).collect()
+        self.modules
+            .iter()
+            .map(|m| (m.name.clone(), m.source.clone()))
+            .collect()
     }
 
     /// The path to show for a module name.
     pub fn display_of(&self, name: &str) -> Option<&str> {
-        self.modules.iter().find(|m| m.name == name).map(|m| m.display.as_str())
+        self.modules
+            .iter()
+            .find(|m| m.name == name)
+            .map(|m| m.display.as_str())
     }
 
     /// Rewrite `name:line:col` (a module name as the engine reports it) to
@@ -118,8 +130,12 @@ impl Loaded {
                 o.insert(key.clone(), value);
                 value = serde_json::Value::Object(o);
             }
-            merge(&mut root, value, &mut Vec::new())
-                .map_err(|path| LoadError::content(format!("{}: data conflicts with another data file at data.{path}", f.display)))?;
+            merge(&mut root, value, &mut Vec::new()).map_err(|path| {
+                LoadError::content(format!(
+                    "{}: data conflicts with another data file at data.{path}",
+                    f.display
+                ))
+            })?;
         }
         Ok(Some(root))
     }
@@ -127,7 +143,11 @@ impl Loaded {
 
 /// Deep-merge `value` into `into`. Two objects merge; anything else at the
 /// same path is a conflict (`Err` carries the dotted path).
-fn merge(into: &mut serde_json::Value, value: serde_json::Value, path: &mut Vec<String>) -> Result<(), String> {
+fn merge(
+    into: &mut serde_json::Value,
+    value: serde_json::Value,
+    path: &mut Vec<String>,
+) -> Result<(), String> {
     match (into, value) {
         (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
             for (k, v) in b {
@@ -150,7 +170,8 @@ fn merge(into: &mut serde_json::Value, value: serde_json::Value, path: &mut Vec<
 pub fn load(paths: &[PathBuf]) -> Result<Loaded, LoadError> {
     let mut out = Loaded::default();
     for p in paths {
-        let meta = fs::metadata(p).map_err(|e| LoadError::usage(format!("{}: {e}", p.display())))?;
+        let meta =
+            fs::metadata(p).map_err(|e| LoadError::usage(format!("{}: {e}", p.display())))?;
         if meta.is_dir() {
             walk(p, p, &mut out)?;
         } else {
@@ -197,23 +218,36 @@ fn walk(root: &Path, dir: &Path, out: &mut Loaded) -> Result<(), LoadError> {
             continue;
         }
         let rel = p.strip_prefix(root).unwrap_or(&p);
-        let parts: Vec<String> = rel.iter().map(|c| c.to_string_lossy().into_owned()).collect();
+        let parts: Vec<String> = rel
+            .iter()
+            .map(|c| c.to_string_lossy().into_owned())
+            .collect();
         let fname = file_name(&p);
         if fname.ends_with(".rego") {
             add_file(&p, parts.join("/"), Vec::new(), false, out)?;
         } else if fname == "data.json" {
-            let mount = parts.get(..parts.len().saturating_sub(1)).unwrap_or_default().to_vec();
+            let mount = parts
+                .get(..parts.len().saturating_sub(1))
+                .unwrap_or_default()
+                .to_vec();
             add_file(&p, fname, mount, false, out)?;
         }
     }
     Ok(())
 }
 
-fn add_file(p: &Path, name: String, mount: Vec<String>, explicit: bool, out: &mut Loaded) -> Result<(), LoadError> {
+fn add_file(
+    p: &Path,
+    name: String,
+    mount: Vec<String>,
+    explicit: bool,
+    out: &mut Loaded,
+) -> Result<(), LoadError> {
     let display = p.display().to_string();
     let fname = file_name(p);
     if fname.ends_with(".rego") {
-        let source = fs::read_to_string(p).map_err(|e| LoadError::usage(format!("{display}: {e}")))?;
+        let source =
+            fs::read_to_string(p).map_err(|e| LoadError::usage(format!("{display}: {e}")))?;
         out.modules.push(Module {
             is_test: fname.ends_with("_test.rego"),
             name,
@@ -223,12 +257,23 @@ fn add_file(p: &Path, name: String, mount: Vec<String>, explicit: bool, out: &mu
         Ok(())
     } else if fname.ends_with(".json") {
         let bytes = fs::read(p).map_err(|e| LoadError::usage(format!("{display}: {e}")))?;
-        let value: serde_json::Value = serde_json::from_slice(&bytes)
-            .map_err(|e| LoadError::content(format!("{display}:{}:{}: data is not valid JSON: {e}", e.line(), e.column())))?;
+        let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+            LoadError::content(format!(
+                "{display}:{}:{}: data is not valid JSON: {e}",
+                e.line(),
+                e.column()
+            ))
+        })?;
         if !value.is_object() {
-            return Err(LoadError::content(format!("{display}: data must be a JSON object")));
+            return Err(LoadError::content(format!(
+                "{display}: data must be a JSON object"
+            )));
         }
-        out.data_files.push(DataFile { display, mount, value });
+        out.data_files.push(DataFile {
+            display,
+            mount,
+            value,
+        });
         Ok(())
     } else if explicit {
         Err(LoadError::usage(format!(
@@ -283,12 +328,24 @@ mod tests {
         fs::write(d.join("list.json"), "[1]").unwrap();
         fs::write(d.join("notes.txt"), "x").unwrap();
         let l = load(&[d.join("x.json"), d.join("y.json")]).unwrap();
-        assert_eq!(l.data().unwrap().unwrap(), serde_json::json!({"a": {"b": 1, "c": 2}}));
+        assert_eq!(
+            l.data().unwrap().unwrap(),
+            serde_json::json!({"a": {"b": 1, "c": 2}})
+        );
         let l = load(&[d.join("x.json"), d.join("z.json")]).unwrap();
         assert!(l.data().unwrap_err().message.contains("data.a.b"));
-        assert!(load(&[d.join("bad.json")]).unwrap_err().message.contains(":1:2: data is not valid JSON"));
-        assert!(load(&[d.join("list.json")]).unwrap_err().message.contains("JSON object"));
-        assert!(load(&[d.join("notes.txt")]).unwrap_err().message.contains("not a policy file"));
+        assert!(load(&[d.join("bad.json")])
+            .unwrap_err()
+            .message
+            .contains(":1:2: data is not valid JSON"));
+        assert!(load(&[d.join("list.json")])
+            .unwrap_err()
+            .message
+            .contains("JSON object"));
+        assert!(load(&[d.join("notes.txt")])
+            .unwrap_err()
+            .message
+            .contains("not a policy file"));
         assert!(load(&[d.join("missing.rego")]).is_err());
         let _ = fs::remove_dir_all(&d);
     }

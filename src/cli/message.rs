@@ -74,7 +74,9 @@ impl CaptureAttributes {
     pub fn to_attributes(&self) -> Result<Attributes, String> {
         let claims = match &self.claims {
             None => None,
-            Some(c @ serde_json::Value::Object(_)) => Some(crate::engine::json_to_value(c).map_err(|e| e.to_string())?),
+            Some(c @ serde_json::Value::Object(_)) => {
+                Some(crate::engine::json_to_value(c).map_err(|e| e.to_string())?)
+            }
             Some(_) => return Err("claims must be a JSON object (the verified JWT payload)".into()),
         };
         Ok(Attributes {
@@ -119,17 +121,23 @@ pub fn read(bytes: &[u8], opts: ReadOptions) -> Result<Request, String> {
 }
 
 fn looks_like_capture(bytes: &[u8]) -> bool {
-    let Ok(serde_json::Value::Object(o)) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+    let Ok(serde_json::Value::Object(o)) = serde_json::from_slice::<serde_json::Value>(bytes)
+    else {
         return false;
     };
-    !o.contains_key("jsonrpc") && ["headers", "body", "body_text"].iter().any(|k| o.contains_key(*k))
+    !o.contains_key("jsonrpc")
+        && ["headers", "body", "body_text"]
+            .iter()
+            .any(|k| o.contains_key(*k))
 }
 
 fn capture(bytes: &[u8]) -> Result<Request, String> {
-    let c: Capture<'_> = serde_json::from_slice(bytes).map_err(|e| format!("not a valid capture: {e}"))?;
+    let c: Capture<'_> =
+        serde_json::from_slice(bytes).map_err(|e| format!("not a valid capture: {e}"))?;
     let mut headers: Vec<(String, Vec<u8>)> = Vec::new();
     if let Some(raw) = c.headers {
-        let value: serde_json::Value = serde_json::from_str(raw.get()).map_err(|e| e.to_string())?;
+        let value: serde_json::Value =
+            serde_json::from_str(raw.get()).map_err(|e| e.to_string())?;
         match value {
             serde_json::Value::Object(o) => {
                 for (k, v) in o {
@@ -243,12 +251,18 @@ fn routing_headers(body: &[u8]) -> Vec<(String, Vec<u8>)> {
         return Vec::new();
     }
     let mut h = vec![
-        ("mcp-protocol-version".to_string(), version.as_bytes().to_vec()),
+        (
+            "mcp-protocol-version".to_string(),
+            version.as_bytes().to_vec(),
+        ),
         ("mcp-method".to_string(), method.as_bytes().to_vec()),
     ];
     if m.requires_routing_name() {
         if let Some(name) = m.routing_name() {
-            h.push(("mcp-name".to_string(), encode_header_value(name).into_bytes()));
+            h.push((
+                "mcp-name".to_string(),
+                encode_header_value(name).into_bytes(),
+            ));
         }
     }
     h
@@ -265,7 +279,10 @@ pub fn encode_header_value(v: &str) -> String {
     if plain {
         v.to_string()
     } else {
-        format!("=?base64?{}?=", base64::engine::general_purpose::STANDARD.encode(v.as_bytes()))
+        format!(
+            "=?base64?{}?=",
+            base64::engine::general_purpose::STANDARD.encode(v.as_bytes())
+        )
     }
 }
 
@@ -280,10 +297,17 @@ pub fn set_headers(req: &mut Request, extra: &[(String, String)]) {
 
 /// `name=value` or `name: value`.
 pub fn parse_header_flag(s: &str) -> Result<(String, String), String> {
-    let at = s.find(['=', ':']).ok_or_else(|| format!("{s:?}: expected NAME=VALUE or 'NAME: VALUE'"))?;
-    let (name, value) = (s.get(..at).unwrap_or_default().trim(), s.get(at + 1..).unwrap_or_default().trim());
+    let at = s
+        .find(['=', ':'])
+        .ok_or_else(|| format!("{s:?}: expected NAME=VALUE or 'NAME: VALUE'"))?;
+    let (name, value) = (
+        s.get(..at).unwrap_or_default().trim(),
+        s.get(at + 1..).unwrap_or_default().trim(),
+    );
     if name.is_empty() || name.starts_with(':') {
-        return Err(format!("{s:?}: expected NAME=VALUE (pseudo-headers come from the capture)"));
+        return Err(format!(
+            "{s:?}: expected NAME=VALUE (pseudo-headers come from the capture)"
+        ));
     }
     Ok((name.to_string(), value.to_string()))
 }
@@ -301,7 +325,11 @@ mod tests {
 
     #[test]
     fn bare_bodies_get_json_headers_and_modern_routing_headers() {
-        let r = read(br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#, ReadOptions::default()).unwrap();
+        let r = read(
+            br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#,
+            ReadOptions::default(),
+        )
+        .unwrap();
         assert_eq!(r.form, "bare body");
         assert_eq!(header(&r, ":method"), Some("POST"));
         assert_eq!(header(&r, "content-type"), Some("application/json"));
@@ -311,7 +339,14 @@ mod tests {
         assert_eq!(header(&r, "mcp-protocol-version"), Some("2026-07-28"));
         assert_eq!(header(&r, "mcp-method"), Some("tools/call"));
         assert_eq!(header(&r, "mcp-name"), Some("=?base64?Y2Fmw6k=?="));
-        let r = read(body.as_bytes(), ReadOptions { no_routing_headers: true, ..Default::default() }).unwrap();
+        let r = read(
+            body.as_bytes(),
+            ReadOptions {
+                no_routing_headers: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         assert_eq!(header(&r, "mcp-method"), None);
         let r = read(b"{nope", ReadOptions::default()).unwrap();
         assert_eq!(r.body.as_deref(), Some(&b"{nope"[..]));
@@ -326,23 +361,51 @@ mod tests {
         assert_eq!(header(&r, ":authority"), Some("h:1"));
         assert_eq!(header(&r, "host"), None);
         assert_eq!(r.headers.iter().filter(|(k, _)| k == "x-multi").count(), 2);
-        assert_eq!(r.body.as_deref(), Some(&br#"{"jsonrpc": "2.0", "id": 1,  "method": "ping"}"#[..]));
+        assert_eq!(
+            r.body.as_deref(),
+            Some(&br#"{"jsonrpc": "2.0", "id": 1,  "method": "ping"}"#[..])
+        );
         assert_eq!(r.attributes.principal.as_deref(), Some("spiffe://x"));
-        let r = read(br#"{"method": "DELETE", "headers": [["mcp-session-id", "s"]], "body": null}"#, ReadOptions::default()).unwrap();
+        let r = read(
+            br#"{"method": "DELETE", "headers": [["mcp-session-id", "s"]], "body": null}"#,
+            ReadOptions::default(),
+        )
+        .unwrap();
         assert!(r.body.is_none());
         assert_eq!(header(&r, ":method"), Some("DELETE"));
-        let r = read(br#"{"headers": {}, "body_text": "{nope"}"#, ReadOptions::default()).unwrap();
+        let r = read(
+            br#"{"headers": {}, "body_text": "{nope"}"#,
+            ReadOptions::default(),
+        )
+        .unwrap();
         assert_eq!(r.body.as_deref(), Some(&b"{nope"[..]));
-        assert!(read(br#"{"headers": {}, "bodi": 1}"#, ReadOptions::default()).unwrap_err().contains("unknown field"));
+        assert!(
+            read(br#"{"headers": {}, "bodi": 1}"#, ReadOptions::default())
+                .unwrap_err()
+                .contains("unknown field")
+        );
         assert!(read(br#"{"headers": {":path": "/x"}}"#, ReadOptions::default()).is_err());
-        let r = read(br#"{"headers": {}, "body": 1}"#, ReadOptions { raw: true, ..Default::default() }).unwrap();
+        let r = read(
+            br#"{"headers": {}, "body": 1}"#,
+            ReadOptions {
+                raw: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         assert_eq!(r.form, "bare body");
     }
 
     #[test]
     fn header_flags() {
-        assert_eq!(parse_header_flag("a=b=c").unwrap(), ("a".into(), "b=c".into()));
-        assert_eq!(parse_header_flag("Authorization: Bearer x").unwrap(), ("Authorization".into(), "Bearer x".into()));
+        assert_eq!(
+            parse_header_flag("a=b=c").unwrap(),
+            ("a".into(), "b=c".into())
+        );
+        assert_eq!(
+            parse_header_flag("Authorization: Bearer x").unwrap(),
+            ("Authorization".into(), "Bearer x".into())
+        );
         assert!(parse_header_flag("nothing").is_err());
         assert!(parse_header_flag(":path=/").is_err());
         let mut r = read(b"{}", ReadOptions::default()).unwrap();

@@ -190,13 +190,18 @@ pub struct TestArgs {
 }
 
 fn parse_setting(s: &str) -> Result<(String, serde_json::Value), String> {
-    let (k, v) = s.split_once('=').ok_or_else(|| format!("{s:?}: expected KEY=JSON, e.g. deny_code=4031"))?;
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: expected KEY=JSON, e.g. deny_code=4031"))?;
     let k = k.trim();
     if k.is_empty() || k == "policy" {
-        return Err(format!("{s:?}: KEY must be a configuration setting other than `policy`"));
+        return Err(format!(
+            "{s:?}: KEY must be a configuration setting other than `policy`"
+        ));
     }
     // A bare word that is not JSON is taken as a string.
-    let value = serde_json::from_str(v.trim()).unwrap_or_else(|_| serde_json::Value::String(v.trim().to_string()));
+    let value = serde_json::from_str(v.trim())
+        .unwrap_or_else(|_| serde_json::Value::String(v.trim().to_string()));
     Ok((k.to_string(), value))
 }
 
@@ -292,7 +297,11 @@ pub(crate) fn split_location(loc: &str) -> (String, Option<u64>, Option<u64>) {
     let c = parts.next();
     let l = parts.next();
     let f = parts.next();
-    match (f, l.and_then(|l| l.parse().ok()), c.and_then(|c| c.parse().ok())) {
+    match (
+        f,
+        l.and_then(|l| l.parse().ok()),
+        c.and_then(|c| c.parse().ok()),
+    ) {
         (Some(f), Some(l), Some(c)) => (f.to_string(), Some(l), Some(c)),
         _ => (loc.to_string(), None, None),
     }

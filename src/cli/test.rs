@@ -13,14 +13,16 @@ pub(super) fn run(args: &TestArgs, out: &mut dyn Write) -> Result<u8, Failure> {
         None => None,
     };
     let filter = args.run.clone().unwrap_or_default();
-    let results = crate::regotest::run_matching(&loaded.all_modules(), data, |name| name.contains(&filter))
-        .map_err(|e| Failure {
+    let results =
+        crate::regotest::run_matching(&loaded.all_modules(), data, |name| name.contains(&filter))
+            .map_err(|e| Failure {
             code: EXIT_FAIL,
             message: loaded.display_location(&e),
         })?;
     let passed = results.iter().filter(|r| r.passed).count();
     let failed = results.len() - passed;
-    let location = |module: &str, line: u32| format!("{}:{line}", loaded.display_of(module).unwrap_or(module));
+    let location =
+        |module: &str, line: u32| format!("{}:{line}", loaded.display_of(module).unwrap_or(module));
 
     if args.format == Format::Json {
         let tests: Vec<serde_json::Value> = results
@@ -35,13 +37,20 @@ pub(super) fn run(args: &TestArgs, out: &mut dyn Write) -> Result<u8, Failure> {
                 })
             })
             .collect();
-        emit_json(out, &serde_json::json!({"tests": tests, "passed": passed, "failed": failed}));
+        emit_json(
+            out,
+            &serde_json::json!({"tests": tests, "passed": passed, "failed": failed}),
+        );
     } else {
         for r in &results {
             let ms = r.duration.as_secs_f64() * 1000.0;
             emit(
                 out,
-                &format!("{} {} ({ms:.1} ms)\n", if r.passed { "PASS" } else { "FAIL" }, r.name),
+                &format!(
+                    "{} {} ({ms:.1} ms)\n",
+                    if r.passed { "PASS" } else { "FAIL" },
+                    r.name
+                ),
             );
             if !r.passed && args.verbose {
                 emit(out, &format!("     at {}\n", location(&r.module, r.line)));
@@ -55,5 +64,9 @@ pub(super) fn run(args: &TestArgs, out: &mut dyn Write) -> Result<u8, Failure> {
         }
         emit(out, &format!("{passed} passed, {failed} failed\n"));
     }
-    Ok(if failed == 0 && !results.is_empty() { EXIT_OK } else { EXIT_FAIL })
+    Ok(if failed == 0 && !results.is_empty() {
+        EXIT_OK
+    } else {
+        EXIT_FAIL
+    })
 }

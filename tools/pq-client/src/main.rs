@@ -65,7 +65,8 @@ fn parse_args() -> Result<Args, String> {
     let mut cert = None;
     let mut key = None;
     let mut groups = vec![kx_group::X25519MLKEM768];
-    let mut versions: Vec<&'static rustls::SupportedProtocolVersion> = vec![&rustls::version::TLS13];
+    let mut versions: Vec<&'static rustls::SupportedProtocolVersion> =
+        vec![&rustls::version::TLS13];
     let mut post = None;
     let mut body = String::new();
     let mut headers = Vec::new();
@@ -143,7 +144,11 @@ fn js(s: &str) -> String {
 }
 
 fn fail(stage: &str, error: impl std::fmt::Display) -> ExitCode {
-    println!("{{\"ok\":false,\"stage\":{},\"error\":{}}}", js(stage), js(&error.to_string()));
+    println!(
+        "{{\"ok\":false,\"stage\":{},\"error\":{}}}",
+        js(stage),
+        js(&error.to_string())
+    );
     ExitCode::SUCCESS
 }
 
@@ -154,7 +159,10 @@ fn config(args: &Args) -> Result<ClientConfig, String> {
             .add(cert.map_err(|e| format!("{}: {e}", args.ca))?)
             .map_err(|e| format!("{}: {e}", args.ca))?;
     }
-    let provider = CryptoProvider { kx_groups: args.groups.clone(), ..provider::default_provider() };
+    let provider = CryptoProvider {
+        kx_groups: args.groups.clone(),
+        ..provider::default_provider()
+    };
     let builder = ClientConfig::builder_with_provider(Arc::new(provider))
         .with_protocol_versions(&args.versions)
         .map_err(|e| e.to_string())?
@@ -165,7 +173,9 @@ fn config(args: &Args) -> Result<ClientConfig, String> {
                 .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
                 .map_err(|e| format!("{cert}: {e}"))?;
             let key = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("{key}: {e}"))?;
-            builder.with_client_auth_cert(chain, key).map_err(|e| e.to_string())
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| e.to_string())
         }
         _ => Ok(builder.with_no_client_auth()),
     }
@@ -184,20 +194,29 @@ fn parse_response(raw: &[u8]) -> Result<(u16, String), String> {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| format!("bad status line in {head:?}"))?;
-    let chunked = head
-        .lines()
-        .any(|l| l.to_ascii_lowercase().starts_with("transfer-encoding:") && l.to_ascii_lowercase().contains("chunked"));
-    let body = if chunked { dechunk(body)? } else { body.to_vec() };
+    let chunked = head.lines().any(|l| {
+        l.to_ascii_lowercase().starts_with("transfer-encoding:")
+            && l.to_ascii_lowercase().contains("chunked")
+    });
+    let body = if chunked {
+        dechunk(body)?
+    } else {
+        body.to_vec()
+    };
     Ok((status, String::from_utf8_lossy(&body).to_string()))
 }
 
 fn dechunk(mut data: &[u8]) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
     loop {
-        let eol = data.windows(2).position(|w| w == b"\r\n").ok_or("truncated chunk size")?;
+        let eol = data
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .ok_or("truncated chunk size")?;
         let size_text = String::from_utf8_lossy(&data[..eol]).to_string();
         let size_hex = size_text.split(';').next().unwrap_or("").trim();
-        let size = usize::from_str_radix(size_hex, 16).map_err(|e| format!("chunk size {size_hex:?}: {e}"))?;
+        let size = usize::from_str_radix(size_hex, 16)
+            .map_err(|e| format!("chunk size {size_hex:?}: {e}"))?;
         data = &data[eol + 2..];
         if size == 0 {
             return Ok(out);
@@ -250,7 +269,11 @@ fn main() -> ExitCode {
             return fail("handshake", e);
         }
     }
-    let protocol = tls.conn.protocol_version().map(|v| format!("{v:?}")).unwrap_or_default();
+    let protocol = tls
+        .conn
+        .protocol_version()
+        .map(|v| format!("{v:?}"))
+        .unwrap_or_default();
     let group = tls
         .conn
         .negotiated_key_exchange_group()
@@ -297,7 +320,10 @@ fn main() -> ExitCode {
             }
         }
         match parse_response(&raw) {
-            Ok((status, body)) => out.push_str(&format!(",\"http_status\":{status},\"http_body\":{}", js(&body))),
+            Ok((status, body)) => out.push_str(&format!(
+                ",\"http_status\":{status},\"http_body\":{}",
+                js(&body)
+            )),
             Err(e) => return fail("response", e),
         }
     }
