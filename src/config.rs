@@ -18,6 +18,8 @@ use std::fmt;
 
 /// Default for `max_body_bytes`: 1 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Default for `max_eval_ms`: the interpreter's per-message time budget.
+pub const DEFAULT_MAX_EVAL_MS: u64 = 50;
 /// Default JSON-RPC error code for a policy denial. JSON-RPC reserves
 /// −32768…−32000 (and MCP −32020…−32099 within it), so the default sits just
 /// outside: −31403 ("forbidden").
@@ -33,6 +35,8 @@ struct RawConfig {
     deny_code: Option<i64>,
     #[serde(default)]
     max_instructions: Option<u64>,
+    #[serde(default)]
+    max_eval_ms: Option<u64>,
     #[serde(default)]
     hold_headers: Option<bool>,
     #[serde(default)]
@@ -153,6 +157,8 @@ pub struct Settings {
     pub deny_code: i64,
     /// RVM instruction budget per evaluation.
     pub max_instructions: usize,
+    /// Wall-clock budget per evaluation on the interpreter (milliseconds).
+    pub max_eval_ms: u64,
     /// Hold the request headers until the body is decided (needs Envoy's
     /// `allow_on_headers_stop_iteration: true`). When false, the headers go
     /// upstream at once and only the body is held: a denied message still
@@ -175,6 +181,7 @@ impl Default for Settings {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             deny_code: DEFAULT_DENY_CODE,
             max_instructions: DEFAULT_MAX_INSTRUCTIONS,
+            max_eval_ms: DEFAULT_MAX_EVAL_MS,
             hold_headers: true,
             sessions: SessionSettings::default(),
             debug: DebugSettings::default(),
@@ -253,6 +260,15 @@ impl Config {
             }
             settings.max_instructions = n as usize;
         }
+        if let Some(ms) = raw.max_eval_ms {
+            if ms == 0 || ms > 60_000 {
+                return Err(ConfigError::Setting {
+                    key: "max_eval_ms",
+                    message: format!("{ms} is out of range (1 to 60000)"),
+                });
+            }
+            settings.max_eval_ms = ms;
+        }
         if let Some(h) = raw.hold_headers {
             settings.hold_headers = h;
         }
@@ -314,12 +330,13 @@ impl Config {
             });
         }
         let modules: Vec<(String, String)> = raw.policy.modules.into_iter().collect();
-        let policy = Policy::compile(
+        let mut policy = Policy::compile(
             &modules,
             raw.policy.data.as_ref(),
             settings.max_instructions,
         )
         .map_err(ConfigError::Policy)?;
+        policy.set_interpreter_time_limit(std::time::Duration::from_millis(settings.max_eval_ms));
         let needs = Needs::from_sources(modules.iter().map(|(_, s)| s.as_str()));
         Ok(Config {
             settings,

@@ -328,6 +328,20 @@ impl Policy {
         }
     }
 
+    /// Bound each evaluation on the interpreter by wall-clock time (the
+    /// interpreter has no instruction counter; the RVM's budget is
+    /// `max_instructions`). Running out is an evaluation error, so the
+    /// message is denied.
+    pub fn set_interpreter_time_limit(&mut self, limit: std::time::Duration) {
+        if self.vm.is_none() {
+            self.engine
+                .set_execution_timer_config(regorus::utils::limits::ExecutionTimerConfig {
+                    limit,
+                    check_interval: std::num::NonZeroU32::MIN.saturating_add(63),
+                });
+        }
+    }
+
     /// Which evaluator this policy runs on.
     pub fn engine_kind(&self) -> EngineKind {
         if self.vm.is_some() {
@@ -856,6 +870,17 @@ labels contains "sensitive_read"
         let mut p = compile("package mcp\nallow if { print(\"x\"); true }\n");
         assert_eq!(p.engine_kind(), EngineKind::Interpreter);
         assert!(p.evaluate(input("{}")).unwrap().permits());
+    }
+
+    #[test]
+    fn the_interpreter_is_bounded_by_time() {
+        let mut p = compile(
+            "package mcp\nallow if { x with input as {\"a\": 1} }\nx if count([y | some y in numbers.range(1, 2000000); y % 7 == 0]) > 0\n",
+        );
+        assert_eq!(p.engine_kind(), EngineKind::Interpreter);
+        p.set_interpreter_time_limit(std::time::Duration::from_millis(20));
+        let err = p.evaluate(input("{}")).unwrap_err();
+        assert!(err.to_string().to_lowercase().contains("time"), "{err}");
     }
 
     #[test]

@@ -420,3 +420,34 @@ def test_hold_headers_false_works_without_allow_on_headers_stop_iteration(
         assert 602 not in s.received_ids()
     finally:
         s.http.close()
+
+
+@pytest.mark.parametrize("demo_server", ["json-stateless"], indirect=True)
+def test_the_interpreter_fallback_is_bounded_by_time(demo_server: harness.DemoServer, envoy_factory: Any) -> None:
+    """A policy the RVM cannot compile (`with`) runs on the interpreter, which
+    has no instruction counter: `max_eval_ms` bounds it with the host's
+    monotonic clock, and a runaway evaluation denies the message."""
+    policy = """package mcp
+import rego.v1
+default allow := false
+allow if { fine with input.extra as 1 }
+fine if input.mcp.tool.name != "spin"
+fine if {
+    input.mcp.tool.name == "spin"
+    count([y | some y in numbers.range(1, 3000000); y % 7 == 0]) < 0
+}
+"""
+    envoy = envoy_factory({"policy": {"modules": {"slow.rego": policy}}, "max_eval_ms": 20})
+    assert "engine interpreter" in envoy.log_text()
+    s = Stack(demo_server, envoy)
+    try:
+        r = s.post(legacy_call("spin", 701))
+        body = error_of(r)
+        assert body["id"] == 701
+        assert "policy evaluation failed" in body["error"]["message"]
+        assert "time" in body["error"]["message"].lower(), body
+        # The VM is fine: the next message is decided normally.
+        r = s.post(legacy_call("echo", 702, {"text": "ok"}))
+        assert r.json()["result"]["content"][0]["text"] == "ok"
+    finally:
+        s.http.close()
