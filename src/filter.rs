@@ -79,12 +79,16 @@ impl Store for SharedData {
     }
 }
 
-fn host_micros() -> u64 {
+/// The host's clock, since the epoch (zero if the host cannot tell).
+fn host_time() -> std::time::Duration {
     hostcalls::get_current_time()
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0)
+        .unwrap_or_default()
+}
+
+fn host_micros() -> u64 {
+    host_time().as_micros() as u64
 }
 
 /// Envoy stats (docs/metrics.md), defined on first use; ids cached per VM.
@@ -195,12 +199,21 @@ fn record(
     set("mcp_policy.audit", &events.join("\n"));
 }
 
+/// Remember the tool definitions of a watched tools/list answer.
+fn learn(w: &crate::pipeline::ToolsWatch, tools: &[serde_json::Value]) {
+    crate::tools::remember(&SharedData, &w.upstream, tools, w.replace);
+    log(
+        LogLevel::Debug,
+        &format!(
+            "mcp-policy: learnt {} tool definition(s) from {}",
+            tools.len(),
+            w.upstream
+        ),
+    );
+}
+
 fn now_ms() -> u64 {
-    hostcalls::get_current_time()
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    host_time().as_millis() as u64
 }
 
 struct Root {
@@ -310,12 +323,7 @@ impl RootContext for Root {
                 let mut plugin = Plugin::from(config);
                 plugin.clock = host_micros;
                 let mut seed = [0u8; 32];
-                let t = hostcalls::get_current_time()
-                    .ok()
-                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                    .map(|d| d.as_nanos())
-                    .unwrap_or(0)
-                    .to_le_bytes();
+                let t = host_time().as_nanos().to_le_bytes();
                 for (d, s) in seed
                     .iter_mut()
                     .zip(t.iter().chain(plugin.policy.revision().as_bytes()))
@@ -751,30 +759,14 @@ impl HttpContext for Http {
                     hostcalls::get_buffer(BufferType::HttpResponseBody, 0, body_size)
                 {
                     if let Some(tools) = watcher.feed(&chunk) {
-                        crate::tools::remember(&SharedData, &w.upstream, &tools, w.replace);
-                        log(
-                            LogLevel::Debug,
-                            &format!(
-                                "mcp-policy: learnt {} tool definition(s) from {}",
-                                tools.len(),
-                                w.upstream
-                            ),
-                        );
+                        learn(w, &tools);
                     }
                 }
             }
             if end_of_stream {
                 if let Some((watcher, w)) = self.watcher.take() {
                     if let Some(tools) = watcher.finish() {
-                        crate::tools::remember(&SharedData, &w.upstream, &tools, w.replace);
-                        log(
-                            LogLevel::Debug,
-                            &format!(
-                                "mcp-policy: learnt {} tool definition(s) from {}",
-                                tools.len(),
-                                w.upstream
-                            ),
-                        );
+                        learn(&w, &tools);
                     }
                 }
             }
