@@ -42,7 +42,7 @@ import urllib.request
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 REPO = Path(__file__).resolve().parent.parent
 TOOLS_DIR = REPO / "tools"
@@ -70,6 +70,27 @@ __all__ = [
 # Never route loopback traffic through an environment proxy.
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 _COUNTER = itertools.count(1)
+
+
+T = TypeVar("T")
+
+
+def poll(fn: Callable[[], T], done: Callable[[T], bool], timeout: float = 20.0, interval: float = 0.05) -> T:
+    """Call ``fn`` until ``done(result)`` or ``timeout`` seconds pass; return the
+    last result. Only for effects that are asynchronous by design (a flush
+    tick, a VM reload after back-off, a configuration reload), never as a
+    substitute for waiting on a process's own readiness signal."""
+    deadline = time.monotonic() + timeout
+    result = fn()
+    while not done(result) and time.monotonic() < deadline:
+        time.sleep(interval)
+        result = fn()
+    return result
+
+
+def wait_until(pred: Callable[[], bool], timeout: float = 20.0) -> bool:
+    """Bounded wait for ``pred()`` to hold (see :func:`poll`)."""
+    return bool(poll(pred, bool, timeout))
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -76,16 +75,6 @@ def collector() -> Iterator[Collector]:
         c.stop()
 
 
-def wait_until(pred: Any, timeout: float = 20.0) -> bool:
-    """Bounded wait for an asynchronous delivery (events flush on a tick)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.05)
-    return bool(pred())
-
-
 def config(port_cluster: str, **collector: Any) -> dict[str, Any]:
     c = {"cluster": port_cluster, "path": "/events", "flush_interval_ms": 50, **collector}
     return {"policy": {"modules": {"p.rego": POLICY}}, "audit": {"collector": c}}
@@ -110,7 +99,7 @@ def test_every_event_reaches_the_collector_under_a_burst(
                           extra_clusters=[envoy_config.static_cluster("audit_collector", collector.port)],
                           concurrency=2)
     ids = burst(envoy, 300)
-    assert wait_until(lambda: collector.count() >= 300), collector.count()
+    assert harness.wait_until(lambda: collector.count() >= 300), collector.count()
     got = [e["decision_id"] for e in collector.events]
     assert sorted(got) == sorted(ids)                      # each exactly once
     assert sum(e["decision"] == "deny" for e in collector.events) == 100
@@ -125,7 +114,7 @@ def test_failed_batches_are_retried(demo_server: harness.DemoServer, envoy_facto
     envoy = envoy_factory(config("audit_collector", batch_size=10, max_retries=3),
                           extra_clusters=[envoy_config.static_cluster("audit_collector", collector.port)])
     ids = burst(envoy, 20)
-    assert wait_until(lambda: collector.count() >= 20), collector.count()
+    assert harness.wait_until(lambda: collector.count() >= 20), collector.count()
     assert sorted(e["decision_id"] for e in collector.events) == sorted(ids)
     assert "audit collector failed (HTTP 500); will retry" in envoy.log_text()
 
@@ -142,7 +131,7 @@ def test_a_collector_that_is_down_loses_nothing_silently(
     def dropped() -> int:
         return sum(v for k, v in envoy.stats().items() if "mcp_policy_audit_dropped" in k)
 
-    assert wait_until(lambda: dropped() >= 15), dropped()
+    assert harness.wait_until(lambda: dropped() >= 15), dropped()
     assert dropped() == 15
     assert "dropped after retries (counted in mcp_policy_audit_dropped)" in envoy.log_text()
     # The events are still in the proxy log and the access log.

@@ -13,7 +13,6 @@ carrying that header traps the VM.
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import httpx
@@ -59,11 +58,7 @@ def test_fail_reload_recovers_and_still_decides(demo_server: harness.DemoServer,
     assert call(envoy.url, "echo", 1).status_code == 200
     assert call(envoy.url, "echo", 2, trap=True).status_code == 503
     # Envoy reloads the VM after a back-off (1 s by default): poll, bounded.
-    deadline = time.monotonic() + 20
-    r = call(envoy.url, "delete_record", 3)
-    while r.status_code == 503 and time.monotonic() < deadline:
-        time.sleep(0.1)
-        r = call(envoy.url, "delete_record", 3)
+    r = harness.poll(lambda: call(envoy.url, "delete_record", 3), lambda r: r.status_code != 503)
     assert r.status_code == 200, "the VM was not reloaded within 20 s"
     assert r.json()["error"]["message"] == "Denied by policy: blocked"
     assert envoy.stat("wasm.mcp_policy.vm_reload_success") >= 1
@@ -96,10 +91,6 @@ def test_session_state_survives_a_vm_reload(demo_server: harness.DemoServer, env
 
     assert "self-destruct requested" in on_session("self_destruct", 1).json()["error"]["message"]
     assert on_session("echo", 2, trap=True).status_code == 503
-    deadline = time.monotonic() + 20
-    r = on_session("echo", 3)
-    while r.status_code == 503 and time.monotonic() < deadline:
-        time.sleep(0.1)
-        r = on_session("echo", 3)
+    r = harness.poll(lambda: on_session("echo", 3), lambda r: r.status_code != 503)
     assert r.status_code == 200, "the VM was not reloaded within 20 s"
     assert r.json()["error"]["message"] == "Denied by policy: session killed: self-destruct requested"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -38,15 +37,6 @@ def write_lds(path: Path, listener: dict[str, Any]) -> None:
     doc = {"resources": [{"@type": "type.googleapis.com/envoy.config.listener.v3.Listener", **listener}]}
     tmp.write_text(json.dumps(doc), encoding="utf-8")
     os.replace(tmp, path)  # atomic: Envoy sees the old file or the new one
-
-
-def wait_for(pred: Any, timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.05)
-    return bool(pred())
 
 
 @pytest.mark.parametrize("demo_server", ["json-stateless"], indirect=True)
@@ -90,7 +80,7 @@ def test_policy_reload_keeps_session_state(
             except httpx.HTTPError:
                 return False
 
-        assert wait_for(up), proc.log_tail()
+        assert harness.wait_until(up, timeout=30), proc.log_tail()
         # Under v1: a kill, and three calls on another session.
         assert "self-destruct requested" in call("self_destruct", 1, "S-kill").json()["error"]["message"]
         for i in range(3):
@@ -98,10 +88,11 @@ def test_policy_reload_keeps_session_state(
 
         revisions_before = proc.stderr_text().count("mcp-policy: configured")
         write_lds(lds, listener(V2))
-        assert wait_for(lambda: proc.stderr_text().count("mcp-policy: configured") > revisions_before), \
-            proc.log_tail()
+        assert harness.wait_until(
+            lambda: proc.stderr_text().count("mcp-policy: configured") > revisions_before, timeout=30
+        ), proc.log_tail()
         # v2 is in force once a call on a fresh session is decided by it.
-        assert wait_for(lambda: "result" in call("echo", 99, "S-fresh").json())
+        assert harness.wait_until(lambda: "result" in call("echo", 99, "S-fresh").json(), timeout=30)
 
         # The kill survived the reload...
         r = call("echo", 2, "S-kill")
