@@ -641,6 +641,13 @@ impl HttpContext for Http {
             return self.reply(unconfigured());
         };
         let mut request = HttpRequest::from_headers(headers);
+        let reserved = crate::pipeline::reserved_headers(&request);
+        if !reserved.is_empty() {
+            for name in &reserved {
+                let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, None);
+            }
+            request.headers.retain(|(k, _)| !reserved.contains(k));
+        }
         let (needs, hold, trap) = match plugin.try_borrow() {
             Ok(p) => (
                 p.needs,
