@@ -456,6 +456,16 @@ class EnvoyHandle:
     def wasm_log_lines(self) -> list[str]:
         return [line for line in self.log_text().splitlines() if "wasm log" in line]
 
+    def audit_events(self) -> list[dict[str, Any]]:
+        """The module's audit events written to the proxy log so far (``mcp-policy audit {json}`` lines)."""
+        marker = "mcp-policy audit "
+        out = []
+        for line in self.log_text().splitlines():
+            i = line.find(marker)
+            if i >= 0:
+                out.append(json.loads(line[i + len(marker):]))
+        return out
+
     def access_log_lines(self) -> list[str]:
         """Access-log lines written so far (the file, or Envoy's stdout when logging there)."""
         if self.access_log_path is None:
