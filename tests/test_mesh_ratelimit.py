@@ -154,3 +154,43 @@ def test_sdk_client_sees_an_error(stack: Stack) -> None:
     assert texts == [f"t{i}" for i in range(PER_TOOL)]
     assert failure, "the call past the limit succeeded"
     print("SDK error past the limit:", failure)
+
+
+def test_global_service_config_covers_the_shipped_descriptors() -> None:
+    """deploy/ratelimit/config.yaml (envoyproxy/ratelimit's format) has a
+    limit for every descriptor envoy/ratelimit-global.yaml sends, and no
+    duplicate key/value at one level (which the service refuses)."""
+    import yaml
+
+    doc = yaml.safe_load((mh.REPO / "deploy" / "ratelimit" / "config.yaml").read_text(encoding="utf-8"))
+    assert doc["domain"] == mh.mesh_config.RATE_LIMIT_DOMAIN
+
+    def check_level(nodes: list[dict[str, Any]]) -> None:
+        keys = [(n["key"], n.get("value")) for n in nodes]
+        assert len(keys) == len(set(keys)), keys
+        for n in nodes:
+            if "rate_limit" in n:
+                assert n["rate_limit"]["unit"] in {"second", "minute", "hour", "day"}
+                assert int(n["rate_limit"]["requests_per_unit"]) > 0
+            check_level(n.get("descriptors", []))
+
+    check_level(doc["descriptors"])
+
+    def limited(path: list[str]) -> bool:
+        nodes = doc["descriptors"]
+        node: dict[str, Any] = {}
+        for key in path:
+            match = [n for n in nodes if n["key"] == key and "value" not in n]
+            if not match:
+                return False
+            node = match[0]
+            nodes = node.get("descriptors", [])
+        return "rate_limit" in node
+
+    shipped = mh.mesh_config.ratelimit_global(plugin_config={"policy": {"modules": {}}})
+    route = shipped["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"][
+        "route_config"]["virtual_hosts"][0]["routes"][0]["route"]
+    sent = [[a["request_headers"]["descriptor_key"] for a in rl["actions"]] for rl in route["rate_limits"]]
+    assert sent == mh.mesh_config.RATE_LIMIT_DESCRIPTORS
+    for path in sent:
+        assert limited(path), path
