@@ -558,10 +558,7 @@ fn read_rate_limit(v: &Value) -> Result<Option<RateLimitOrder>, String> {
                 ))
             }
         };
-        if value.is_empty()
-            || value.len() > 256
-            || value.bytes().any(|b| b < 0x20 || b == 0x7f)
-        {
+        if value.is_empty() || value.len() > 256 || value.bytes().any(|b| b < 0x20 || b == 0x7f) {
             return Err(format!(
                 "`rate_limit.entries.{key}` must be 1 to 256 bytes without control characters"
             ));
@@ -575,13 +572,12 @@ fn read_rate_limit(v: &Value) -> Result<Option<RateLimitOrder>, String> {
             .ok()
             .filter(|c| *c <= MAX_RATE_LIMIT_COST)
             .ok_or_else(|| {
-                format!("`rate_limit.cost` must be an integer from 0 to {MAX_RATE_LIMIT_COST}, got {n}")
+                format!(
+                    "`rate_limit.cost` must be an integer from 0 to {MAX_RATE_LIMIT_COST}, got {n}"
+                )
             })?,
     };
-    Ok(Some(RateLimitOrder {
-        entries: out,
-        cost,
-    }))
+    Ok(Some(RateLimitOrder { entries: out, cost }))
 }
 
 fn read_kill(v: &Value) -> Result<Option<KillOrder>, String> {
@@ -918,14 +914,16 @@ labels contains "sensitive_read"
         assert_eq!(
             rl.headers(),
             vec![
-                ("x-mcp-ratelimit-principal".to_string(), "sub:alice".to_string()),
+                (
+                    "x-mcp-ratelimit-principal".to_string(),
+                    "sub:alice".to_string()
+                ),
                 ("x-mcp-ratelimit-tool".to_string(), "query".to_string()),
                 ("x-mcp-ratelimit-cost".to_string(), "3".to_string()),
             ]
         );
-        let mut p = compile(
-            "package mcp\nallow := true\nrate_limit := {\"entries\": {\"tool\": \"t\"}}\n",
-        );
+        let mut p =
+            compile("package mcp\nallow := true\nrate_limit := {\"entries\": {\"tool\": \"t\"}}\n");
         assert_eq!(p.evaluate(input("{}")).unwrap().rate_limit.unwrap().cost, 1);
         for bad in [
             "rate_limit := {\"entries\": {}}",

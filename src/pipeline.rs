@@ -1598,18 +1598,28 @@ rate_limit := {"entries": {"principal": "p1", "tool": input.mcp.tool.name}, "cos
         // Without held headers it cannot be carried out: denied.
         let mut p = plugin(RATE_LIMITED);
         p.settings.hold_headers = false;
-        assert!(matches!(p.on_request_body(&post(), call).0, BodyAction::Reply(_)));
+        assert!(matches!(
+            p.on_request_body(&post(), call).0,
+            BodyAction::Reply(_)
+        ));
     }
 
     #[test]
     fn client_rate_limit_headers_are_reserved() {
         let http = req(
             "POST",
-            &[("x-mcp-ratelimit-principal", "victim"), ("X-MCP-RateLimit-Cost", "1000"), ("x-mcp-other", "ok")],
+            &[
+                ("x-mcp-ratelimit-principal", "victim"),
+                ("X-MCP-RateLimit-Cost", "1000"),
+                ("x-mcp-other", "ok"),
+            ],
         );
         assert_eq!(
             reserved_headers(&http),
-            vec!["x-mcp-ratelimit-principal".to_string(), "X-MCP-RateLimit-Cost".to_string()]
+            vec![
+                "x-mcp-ratelimit-principal".to_string(),
+                "X-MCP-RateLimit-Cost".to_string()
+            ]
         );
     }
 

@@ -226,7 +226,8 @@ fn ratelimit_descriptor_on_the_rvm() {
         ("main.rego".to_string(), main.to_string()),
         ("library/ratelimit.rego".to_string(), lib),
     ];
-    let data = serde_json::json!({"library": {"ratelimit": {"descriptor": {"costs": {"run_*": 5}}}}});
+    let data =
+        serde_json::json!({"library": {"ratelimit": {"descriptor": {"costs": {"run_*": 5}}}}});
     let mut cfg = config(&mods, Some(&data));
     assert_eq!(cfg.policy.engine_kind(), EngineKind::Rvm);
     let decide = |cfg: &mut Config, input: serde_json::Value| {
@@ -241,8 +242,11 @@ fn ratelimit_descriptor_on_the_rvm() {
         }
         i
     };
-    let rl = decide(&mut cfg, call("run_query", serde_json::json!({"subject": "alice"})))
-        .expect("descriptor");
+    let rl = decide(
+        &mut cfg,
+        call("run_query", serde_json::json!({"subject": "alice"})),
+    )
+    .expect("descriptor");
     assert_eq!(rl.cost, 5);
     assert_eq!(
         rl.entries,
@@ -253,7 +257,10 @@ fn ratelimit_descriptor_on_the_rvm() {
     );
     let rl = decide(&mut cfg, call("echo", serde_json::Value::Null)).expect("descriptor");
     assert_eq!(rl.cost, 1);
-    assert_eq!(rl.entries[0], ("principal".to_string(), "anonymous".to_string()));
+    assert_eq!(
+        rl.entries[0],
+        ("principal".to_string(), "anonymous".to_string())
+    );
     let list = serde_json::json!({"mcp": {"kind": "request", "method": "tools/list"}});
     assert!(decide(&mut cfg, list).is_none());
 }
