@@ -549,7 +549,29 @@ impl Poller {
         match status {
             Some(304) => return Outcome::NotModified,
             Some(200) => {}
-            Some(s) => return Outcome::Failed(PollError::Download(format!("HTTP {s}"))),
+            Some(s) => {
+                // A short body says why (Envoy's own answer when the source
+                // is unreachable: "upstream connect error ...").
+                let why = if body_size > 0 && body_size <= 1024 {
+                    read_body()
+                        .map(|b| {
+                            let t: String = String::from_utf8_lossy(&b)
+                                .chars()
+                                .map(|c| if c.is_control() { ' ' } else { c })
+                                .take(200)
+                                .collect();
+                            t.trim().to_string()
+                        })
+                        .filter(|t| !t.is_empty())
+                } else {
+                    None
+                };
+                let m = match why {
+                    Some(w) => format!("HTTP {s} ({w})"),
+                    None => format!("HTTP {s}"),
+                };
+                return Outcome::Failed(PollError::Download(m));
+            }
             None => {
                 return Outcome::Failed(PollError::Download(
                     "no answer (connection failed or timed out)".into(),

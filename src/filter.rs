@@ -285,7 +285,18 @@ impl Root {
             .collect();
         let timeout = std::time::Duration::from_millis(p.settings().timeout_ms);
         match hostcalls::dispatch_http_call(&p.settings().cluster, h, None, vec![], timeout) {
-            Ok(token) => p.sent(token),
+            Ok(token) => {
+                p.sent(token);
+                log(
+                    LogLevel::Debug,
+                    &format!(
+                        "mcp-policy: bundle poll {token} sent to {}{} (if-none-match {})",
+                        p.settings().cluster,
+                        p.settings().path,
+                        p.etag().unwrap_or("none")
+                    ),
+                );
+            }
             Err(e) => {
                 p.send_failed();
                 let cluster = p.settings().cluster.clone();
@@ -325,6 +336,10 @@ impl Root {
         let etag = hostcalls::get_map_value(MapType::HttpCallResponseHeaders, "etag")
             .ok()
             .flatten();
+        log(
+            LogLevel::Debug,
+            &format!("mcp-policy: bundle poll answered: status {status:?}, etag {etag:?}, {body_size} byte(s)"),
+        );
         let (Some(p), Some(settings)) = (self.poller.as_mut(), self.settings.as_ref()) else {
             return;
         };

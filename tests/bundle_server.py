@@ -99,7 +99,10 @@ class BundleServer:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+            # One request per connection: once the server is stopped, every
+            # poll meets a refused connection (no keep-alive connection
+            # outlives it).
+            protocol_version = "HTTP/1.0"
 
             def do_GET(self) -> None:  # noqa: N802
                 inm = self.headers.get("if-none-match")
