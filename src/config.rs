@@ -28,7 +28,10 @@ pub const DEFAULT_DENY_CODE: i64 = -31403;
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
-    policy: RawPolicy,
+    #[serde(default)]
+    policy: Option<RawPolicy>,
+    #[serde(default)]
+    bundle: Option<BundleSettings>,
     #[serde(default)]
     max_body_bytes: Option<u64>,
     #[serde(default)]
@@ -110,6 +113,126 @@ fn default_timeout_ms() -> u64 {
     2_000
 }
 
+/// A policy bundle source (docs/bundles.md): an Envoy cluster and path,
+/// polled with `If-None-Match`, serving OPA's bundle layout (tar.gz).
+#[derive(Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct BundleSettings {
+    /// The Envoy cluster serving the bundle.
+    pub cluster: String,
+    #[serde(default = "default_bundle_path")]
+    pub path: String,
+    /// `:authority` of the requests (default: the cluster name).
+    #[serde(default)]
+    pub authority: Option<String>,
+    #[serde(default = "default_poll_interval_ms")]
+    pub poll_interval_ms: u64,
+    /// Up to this much is added at random to each interval, so the VMs and
+    /// replicas polling one source spread out (default: a tenth of the
+    /// interval).
+    #[serde(default)]
+    pub poll_jitter_ms: Option<u64>,
+    #[serde(default = "default_bundle_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Largest bundle accepted, compressed (the download).
+    #[serde(default = "default_bundle_max_bytes")]
+    pub max_bytes: usize,
+    #[serde(default = "default_bundle_max_uncompressed_bytes")]
+    pub max_uncompressed_bytes: u64,
+    #[serde(default = "default_bundle_max_files")]
+    pub max_files: usize,
+}
+
+impl BundleSettings {
+    /// The unpacking bounds.
+    pub fn limits(&self) -> crate::bundle::Limits {
+        crate::bundle::Limits {
+            max_bytes: self.max_bytes,
+            max_uncompressed_bytes: self.max_uncompressed_bytes,
+            max_files: self.max_files,
+        }
+    }
+
+    /// The jitter bound actually used.
+    pub fn jitter_ms(&self) -> u64 {
+        self.poll_jitter_ms.unwrap_or(self.poll_interval_ms / 10)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.cluster.is_empty() {
+            return Err("`cluster` must name an Envoy cluster".into());
+        }
+        if !self.path.starts_with('/') {
+            return Err(format!("`path` {:?} must start with /", self.path));
+        }
+        if !(100..=86_400_000).contains(&self.poll_interval_ms) {
+            return Err(format!(
+                "`poll_interval_ms` {} is out of range (100 to 86400000)",
+                self.poll_interval_ms
+            ));
+        }
+        if self.jitter_ms() > self.poll_interval_ms {
+            return Err("`poll_jitter_ms` must not exceed `poll_interval_ms`".into());
+        }
+        if !(1..=600_000).contains(&self.timeout_ms) {
+            return Err(format!(
+                "`timeout_ms` {} is out of range (1 to 600000)",
+                self.timeout_ms
+            ));
+        }
+        if self.max_bytes == 0 || self.max_bytes > (1 << 30) {
+            return Err(format!(
+                "`max_bytes` {} is out of range (1 to 1073741824)",
+                self.max_bytes
+            ));
+        }
+        if self.max_uncompressed_bytes == 0 || self.max_uncompressed_bytes > (1 << 32) {
+            return Err(format!(
+                "`max_uncompressed_bytes` {} is out of range (1 to 4294967296)",
+                self.max_uncompressed_bytes
+            ));
+        }
+        if self.max_files == 0 || self.max_files > 1_000_000 {
+            return Err(format!(
+                "`max_files` {} is out of range (1 to 1000000)",
+                self.max_files
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn default_bundle_path() -> String {
+    "/bundle.tar.gz".into()
+}
+fn default_poll_interval_ms() -> u64 {
+    10_000
+}
+fn default_bundle_timeout_ms() -> u64 {
+    5_000
+}
+fn default_bundle_max_bytes() -> usize {
+    crate::bundle::DEFAULT_MAX_BYTES
+}
+fn default_bundle_max_uncompressed_bytes() -> u64 {
+    crate::bundle::DEFAULT_MAX_UNCOMPRESSED_BYTES
+}
+fn default_bundle_max_files() -> usize {
+    crate::bundle::DEFAULT_MAX_FILES
+}
+
+/// The reason every message is denied while a bundle-only configuration
+/// waits for its first bundle.
+pub const BUNDLE_PENDING_REASON: &str = "policy bundle not loaded yet";
+/// The revision shown meanwhile.
+pub const BUNDLE_PENDING_REVISION: &str = "bundle-pending";
+
+/// The policy in force until the first bundle loads, when no inline policy
+/// is configured: deny everything (HTTP 503), saying why.
+const BUNDLE_PENDING_POLICY: &str = "package mcp\n\nimport rego.v1\n\ndefault allow := false\n\n\
+deny contains \"policy bundle not loaded yet\"\n\n\
+denial := {\"http_status\": 503, \"message\": \"mcp-policy: policy bundle not loaded yet; the request was not forwarded\"}\n";
+
 /// `enforce` (default): decisions are carried out. `audit`: every decision
 /// is made and recorded as it would have been, nothing is blocked or
 /// changed (a dry run of the whole policy).
@@ -173,6 +296,8 @@ pub struct Settings {
     pub mode: Mode,
     /// Audit event destinations.
     pub audit: AuditSettings,
+    /// A policy bundle source, polled by the filter.
+    pub bundle: Option<BundleSettings>,
 }
 
 impl Default for Settings {
@@ -187,6 +312,7 @@ impl Default for Settings {
             debug: DebugSettings::default(),
             mode: Mode::Enforce,
             audit: AuditSettings::default(),
+            bundle: None,
         }
     }
 }
@@ -223,6 +349,9 @@ pub struct Config {
     pub policy: Policy,
     /// The request attributes the policy can read (fetched per request).
     pub needs: Needs,
+    /// No inline policy: `policy` is the placeholder that denies everything
+    /// until the first bundle loads.
+    pub bundle_pending: bool,
 }
 
 impl Config {
@@ -323,25 +452,49 @@ impl Config {
             })?;
             settings.sessions = s;
         }
-        if raw.policy.modules.is_empty() {
-            return Err(ConfigError::Setting {
-                key: "policy.modules",
-                message: "no Rego modules given".into(),
-            });
+        if let Some(b) = raw.bundle {
+            b.validate().map_err(|message| ConfigError::Setting {
+                key: "bundle",
+                message,
+            })?;
+            settings.bundle = Some(b);
         }
-        let modules: Vec<(String, String)> = raw.policy.modules.into_iter().collect();
-        let mut policy = Policy::compile(
-            &modules,
-            raw.policy.data.as_ref(),
-            settings.max_instructions,
-        )
-        .map_err(ConfigError::Policy)?;
+        let (modules, data, bundle_pending) = match raw.policy {
+            Some(p) => {
+                if p.modules.is_empty() {
+                    return Err(ConfigError::Setting {
+                        key: "policy.modules",
+                        message: "no Rego modules given".into(),
+                    });
+                }
+                (p.modules.into_iter().collect::<Vec<_>>(), p.data, false)
+            }
+            None if settings.bundle.is_some() => (
+                vec![(
+                    "<bundle pending>".to_string(),
+                    BUNDLE_PENDING_POLICY.to_string(),
+                )],
+                None,
+                true,
+            ),
+            None => {
+                return Err(ConfigError::Json(
+                    "missing field `policy` (inline modules, or a `bundle` source)".into(),
+                ))
+            }
+        };
+        let mut policy = Policy::compile(&modules, data.as_ref(), settings.max_instructions)
+            .map_err(ConfigError::Policy)?;
         policy.set_interpreter_time_limit(std::time::Duration::from_millis(settings.max_eval_ms));
+        if bundle_pending {
+            policy.set_revision(BUNDLE_PENDING_REVISION.into());
+        }
         let needs = Needs::from_sources(modules.iter().map(|(_, s)| s.as_str()));
         Ok(Config {
             settings,
             policy,
             needs,
+            bundle_pending,
         })
     }
 }

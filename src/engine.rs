@@ -394,6 +394,11 @@ impl Policy {
         &self.revision
     }
 
+    /// Name this policy's revision (a bundle's `.manifest` revision).
+    pub fn set_revision(&mut self, revision: String) {
+        self.revision = revision;
+    }
+
     pub fn module_names(&self) -> &[String] {
         &self.module_names
     }

@@ -44,6 +44,10 @@ proxy_wasm::main! {{
         stats: Rc::new(RefCell::new(Stats::default())),
         outbox: None,
         collector: None,
+        next_flush_ms: 0,
+        poller: None,
+        settings: None,
+        active_revision: None,
     }) });
 }}
 
@@ -119,6 +123,12 @@ impl Stats {
     fn add(&mut self, name: &str, n: u64) {
         if let Some(id) = self.id(MetricType::Counter, name) {
             let _ = host::increment_metric(id, n as i64);
+        }
+    }
+
+    fn gauge_add(&mut self, name: &str, n: i64) {
+        if let Some(id) = self.id(MetricType::Gauge, name) {
+            let _ = host::increment_metric(id, n);
         }
     }
 
@@ -227,17 +237,202 @@ struct Root {
     /// reconfigurations, so none is lost on a policy update).
     outbox: Option<Rc<RefCell<Outbox>>>,
     collector: Option<CollectorSettings>,
+    /// When the collector is next due (ticks also serve the bundle poller).
+    next_flush_ms: u64,
+    /// The policy bundle source, when configured.
+    poller: Option<crate::bundle::Poller>,
+    /// The configuration's settings, which bundles are compiled with.
+    settings: Option<crate::config::Settings>,
+    /// The bundle revision this VM serves (the `mcp_policy_bundle_active`
+    /// gauge counts VMs per revision).
+    active_revision: Option<String>,
+}
+
+/// A plugin around a freshly loaded configuration, with the host's clock
+/// and decision ids seeded from the host's time and the revision.
+fn new_plugin(config: Config) -> Plugin {
+    let mut plugin = Plugin::from(config);
+    plugin.clock = host_micros;
+    let mut seed = [0u8; 32];
+    let t = host_time().as_nanos().to_le_bytes();
+    for (d, s) in seed
+        .iter_mut()
+        .zip(t.iter().chain(plugin.policy.revision().as_bytes()))
+    {
+        *d = *s;
+    }
+    plugin.ids = crate::audit::Ids::new(seed);
+    plugin
+}
+
+fn bundle_gauge(revision: &str) -> String {
+    format!(
+        "{}.revision.{}",
+        crate::metrics::BUNDLE_ACTIVE,
+        crate::metrics::sanitize(revision)
+    )
+}
+
+impl Root {
+    /// Send a poll to the bundle source if one is due.
+    fn poll_bundle(&mut self, now: u64) {
+        let Some(p) = self.poller.as_mut() else {
+            return;
+        };
+        if !p.due(now) {
+            return;
+        }
+        let headers = p.request(now);
+        let h: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let timeout = std::time::Duration::from_millis(p.settings().timeout_ms);
+        match hostcalls::dispatch_http_call(&p.settings().cluster, h, None, vec![], timeout) {
+            Ok(token) => {
+                p.sent(token);
+                log(
+                    LogLevel::Debug,
+                    &format!(
+                        "mcp-policy: bundle poll {token} sent to {}{} (if-none-match {})",
+                        p.settings().cluster,
+                        p.settings().path,
+                        p.etag().unwrap_or("none")
+                    ),
+                );
+            }
+            Err(e) => {
+                p.send_failed();
+                let cluster = p.settings().cluster.clone();
+                self.bundle_failed(&format!(
+                    "bundle download failed: the call to cluster {cluster} could not be made ({e:?})"
+                ), LogLevel::Warn);
+            }
+        }
+    }
+
+    fn bundle_failed(&mut self, reason: &str, level: LogLevel) {
+        let source = self
+            .poller
+            .as_ref()
+            .map(|p| format!("{}{}", p.settings().cluster, p.settings().path))
+            .unwrap_or_default();
+        let keeping = self
+            .plugin
+            .as_ref()
+            .and_then(|p| p.try_borrow().ok().map(|p| p.policy.revision().to_string()))
+            .unwrap_or_default();
+        log(
+            level,
+            &format!("mcp-policy: policy bundle from {source} not used: {reason}; still serving revision {keeping} (counted in mcp_policy_bundle_failures)"),
+        );
+        if let Ok(mut s) = self.stats.try_borrow_mut() {
+            s.inc(crate::metrics::BUNDLE_FAILURES);
+        }
+    }
+
+    /// The bundle source answered (or the call failed or timed out).
+    fn on_bundle_response(&mut self, body_size: usize) {
+        let status = host::get_map_value(MapType::HttpCallResponseHeaders, ":status")
+            .ok()
+            .flatten()
+            .and_then(|s| s.parse::<u32>().ok());
+        let etag = host::get_map_value(MapType::HttpCallResponseHeaders, "etag")
+            .ok()
+            .flatten();
+        log(
+            LogLevel::Debug,
+            &format!("mcp-policy: bundle poll answered: status {status:?}, etag {etag:?}, {body_size} byte(s)"),
+        );
+        let (Some(p), Some(settings)) = (self.poller.as_mut(), self.settings.as_ref()) else {
+            return;
+        };
+        let outcome = p.on_response(
+            status,
+            etag.clone(),
+            body_size,
+            || {
+                host::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
+                    .ok()
+                    .flatten()
+            },
+            settings,
+        );
+        let source = format!("{}{}", p.settings().cluster, p.settings().path);
+        match outcome {
+            crate::bundle::Outcome::NotModified => {
+                if let Ok(mut s) = self.stats.try_borrow_mut() {
+                    s.inc(crate::metrics::BUNDLE_NOT_MODIFIED);
+                }
+            }
+            crate::bundle::Outcome::Failed(e) => {
+                let level = if e.kind() == "download" {
+                    LogLevel::Warn
+                } else {
+                    LogLevel::Error
+                };
+                self.bundle_failed(&e.to_string(), level);
+            }
+            crate::bundle::Outcome::Loaded(config) => {
+                let plugin = new_plugin(*config);
+                let revision = plugin.policy.revision().to_string();
+                let previous = self
+                    .plugin
+                    .as_ref()
+                    .and_then(|p| p.try_borrow().ok().map(|p| p.policy.revision().to_string()))
+                    .unwrap_or_default();
+                log(
+                    LogLevel::Info,
+                    &format!(
+                        "mcp-policy: policy bundle loaded from {source}: revision {revision} ({} module(s): {}; engine {}; etag {}), replacing revision {previous}",
+                        plugin.policy.module_names().len(),
+                        plugin.policy.module_names().join(", "),
+                        plugin.policy.engine_kind().as_str(),
+                        etag.as_deref().unwrap_or("none"),
+                    ),
+                );
+                // New requests get the new plugin; requests in flight keep
+                // theirs (they hold an Rc to it). Session state lives in
+                // shared data and is untouched.
+                self.plugin = Some(Rc::new(RefCell::new(plugin)));
+                if let Ok(mut s) = self.stats.try_borrow_mut() {
+                    s.inc(crate::metrics::BUNDLE_LOADS);
+                    if let Some(old) = self.active_revision.take() {
+                        s.gauge_add(&bundle_gauge(&old), -1);
+                    }
+                    s.gauge_add(&bundle_gauge(&revision), 1);
+                }
+                self.active_revision = Some(revision);
+            }
+        }
+    }
 }
 
 impl Context for Root {
-    /// The collector answered a batch (or the call failed or timed out).
+    /// The plugin goes away (reconfiguration, shutdown): this VM no longer
+    /// serves its bundle revision.
+    fn on_done(&mut self) -> bool {
+        if let Some(old) = self.active_revision.take() {
+            if let Ok(mut s) = self.stats.try_borrow_mut() {
+                s.gauge_add(&bundle_gauge(&old), -1);
+            }
+        }
+        true
+    }
+
+    /// The bundle source or the collector answered (or the call failed or
+    /// timed out); calls are told apart by their token.
     fn on_http_call_response(
         &mut self,
-        _token: u32,
+        token: u32,
         _headers: usize,
-        _body: usize,
+        body: usize,
         _trailers: usize,
     ) {
+        if self.poller.as_ref().is_some_and(|p| p.owns(token)) {
+            self.on_bundle_response(body);
+            return;
+        }
         let status = host::get_map_value(MapType::HttpCallResponseHeaders, ":status")
             .ok()
             .flatten()
@@ -281,6 +476,41 @@ impl Context for Root {
     }
 }
 
+impl Root {
+    fn on_configure_bundle(&mut self, config: &Config) {
+        let Some(b) = config.settings.bundle.clone() else {
+            self.poller = None;
+            return;
+        };
+        let seed = host_time().as_nanos() as u64;
+        self.poller = Some(crate::bundle::Poller::new(b, seed));
+        if let Ok(mut s) = self.stats.try_borrow_mut() {
+            let _ = s.id(MetricType::Counter, crate::metrics::BUNDLE_LOADS);
+            let _ = s.id(MetricType::Counter, crate::metrics::BUNDLE_FAILURES);
+            let _ = s.id(MetricType::Counter, crate::metrics::BUNDLE_NOT_MODIFIED);
+        }
+        if config.bundle_pending {
+            log(
+                LogLevel::Warn,
+                "mcp-policy: no inline policy: every message is denied (503, \"policy bundle not loaded yet\") until the first bundle loads",
+            );
+        }
+    }
+
+    /// The tick period serving both the collector and the bundle poller.
+    fn tick_ms(&self) -> Option<u64> {
+        let flush = self.collector.as_ref().map(|c| c.flush_interval_ms);
+        let poll = self
+            .poller
+            .as_ref()
+            .map(|p| (p.settings().poll_interval_ms / 10).clamp(50, 1000));
+        match (flush, poll) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
 impl RootContext for Root {
     fn on_configure(&mut self, _size: usize) -> bool {
         let bytes = match host::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX) {
@@ -315,27 +545,26 @@ impl RootContext for Root {
                             c.max_retries,
                         ))));
                     }
-                    let _ = host::set_tick_period(std::time::Duration::from_millis(
-                        c.flush_interval_ms,
-                    ));
                     if let Ok(mut s) = self.stats.try_borrow_mut() {
                         let _ = s.id(MetricType::Counter, crate::metrics::AUDIT_DROPPED);
                         let _ = s.id(MetricType::Counter, crate::metrics::AUDIT_SENT);
                     }
                 }
-                // In-flight requests keep the plugin they started with.
-                let mut plugin = Plugin::from(config);
-                plugin.clock = host_micros;
-                let mut seed = [0u8; 32];
-                let t = host_time().as_nanos().to_le_bytes();
-                for (d, s) in seed
-                    .iter_mut()
-                    .zip(t.iter().chain(plugin.policy.revision().as_bytes()))
-                {
-                    *d = *s;
+                self.on_configure_bundle(&config);
+                if let Some(ms) = self.tick_ms() {
+                    let _ = host::set_tick_period(std::time::Duration::from_millis(ms));
                 }
-                plugin.ids = crate::audit::Ids::new(seed);
-                self.plugin = Some(Rc::new(RefCell::new(plugin)));
+                self.settings = Some(config.settings.clone());
+                // In-flight requests keep the plugin they started with.
+                self.plugin = Some(Rc::new(RefCell::new(new_plugin(config))));
+                if let Some(old) = self.active_revision.take() {
+                    if let Ok(mut s) = self.stats.try_borrow_mut() {
+                        s.gauge_add(&bundle_gauge(&old), -1);
+                    }
+                }
+                // The first poll at once (if the host cannot make the call
+                // yet, the first tick does).
+                self.poll_bundle(now_ms());
                 if let Ok(mut s) = self.stats.try_borrow_mut() {
                     s.inc(crate::metrics::CONFIG_LOADS);
                     // Defined up front so they are exported (as 0) before
@@ -355,11 +584,21 @@ impl RootContext for Root {
         }
     }
 
-    /// Send the next batch of audit events to the collector.
+    /// Poll the bundle source when due; send the next batch of audit events
+    /// to the collector when due.
     fn on_tick(&mut self) {
+        let now = now_ms();
+        self.poll_bundle(now);
         let (Some(outbox), Some(c)) = (&self.outbox, &self.collector) else {
             return;
         };
+        // Ticks may come faster than the flush interval (they also serve
+        // the poller); half a tick of slack keeps the interval's rhythm.
+        let slack = self.tick_ms().unwrap_or(0) / 2;
+        if now.saturating_add(slack) < self.next_flush_ms {
+            return;
+        }
+        self.next_flush_ms = now.saturating_add(c.flush_interval_ms);
         let Ok(mut o) = outbox.try_borrow_mut() else {
             return;
         };

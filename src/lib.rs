@@ -21,6 +21,7 @@
 
 pub mod attributes;
 pub mod audit;
+pub mod bundle;
 pub mod config;
 pub mod engine;
 pub mod input;

@@ -21,6 +21,14 @@ pub const CONFIG_FAILURES: &str = "mcp_policy_config_failures";
 /// Audit events delivered to, and dropped on the way to, the HTTP collector.
 pub const AUDIT_SENT: &str = "mcp_policy_audit_sent";
 pub const AUDIT_DROPPED: &str = "mcp_policy_audit_dropped";
+/// Policy bundles loaded (swapped in), refused or failed to download, and
+/// polls answered 304 (counted per VM: every VM polls).
+pub const BUNDLE_LOADS: &str = "mcp_policy_bundle_loads";
+pub const BUNDLE_FAILURES: &str = "mcp_policy_bundle_failures";
+pub const BUNDLE_NOT_MODIFIED: &str = "mcp_policy_bundle_not_modified";
+/// Gauge: VMs serving each bundle revision,
+/// `mcp_policy_bundle_active.revision.<r>`.
+pub const BUNDLE_ACTIVE: &str = "mcp_policy_bundle_active";
 
 const MAX_TOOLS: usize = 200;
 const MAX_PRINCIPALS: usize = 100;

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// The library policies; each has `<name>.rego` and `<name>_test.rego`.
-const LIBRARY: [&str; 9] = [
+const LIBRARY: [&str; 10] = [
     "rbac",
     "tenant",
     "arguments",
@@ -22,6 +22,7 @@ const LIBRARY: [&str; 9] = [
     "flows",
     "timewindow",
     "stepup",
+    "killswitch",
 ];
 
 fn policies_dir() -> PathBuf {
