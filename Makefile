@@ -107,7 +107,7 @@ fuzz-build:
 	cd fuzz && cargo +$(FUZZ_TOOLCHAIN) fuzz build -O
 
 fuzz: fuzz-build
-	@set -e; for t in $(FUZZ_TARGETS); do \
+	@set -eo pipefail; for t in $(FUZZ_TARGETS); do \
 		mkdir -p fuzz/work/$$t; \
 		echo "== fuzz $$t for $(FUZZ_SECONDS) s"; \
 		(cd fuzz && cargo +$(FUZZ_TOOLCHAIN) fuzz run -O $$t work/$$t corpus/$$t -- \
