@@ -506,8 +506,11 @@ pub fn request(data: &[u8]) {
     });
 }
 
+/// A target's entry function.
+pub type Target = fn(&[u8]);
+
 /// Every target by name (the corpus test and `make fuzz` use these names).
-pub const TARGETS: [(&str, fn(&[u8])); 8] = [
+pub const TARGETS: [(&str, Target); 8] = [
     ("mcp", mcp),
     ("sse", sse),
     ("tools", tools_watcher),

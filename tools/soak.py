@@ -193,7 +193,7 @@ def main() -> int:
         return 2
     work = REPO / "build" / "soak"
     work.mkdir(parents=True, exist_ok=True)
-    server = harness.start_demo_server(work, json_response=True, stateless=True)
+    server = harness.start_demo_server(work, json_response=True, stateless=True, timeout=120)
     envoy = None
     try:
         envoy = harness.start_envoy(
@@ -203,6 +203,7 @@ def main() -> int:
             wasm_path=wasm,
             component_log_level=None,
             concurrency=2,
+            timeout=180,  # a busy machine compiles the module slowly
         )
         pid = envoy.proc.pid
         tally = Tally()
