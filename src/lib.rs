@@ -24,6 +24,9 @@ pub mod audit;
 pub mod bundle;
 pub mod config;
 pub mod engine;
+/// Entry points of the fuzz targets and the corpus regression test.
+#[cfg(not(target_arch = "wasm32"))]
+pub mod fuzzing;
 pub mod input;
 pub mod mcp;
 pub mod metrics;
