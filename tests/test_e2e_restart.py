@@ -132,11 +132,6 @@ def check(load: Load, events: list[dict[str, Any]], revisions: set[str]) -> None
     assert {e["policy_revision"] for e in events} <= revisions
 
 
-def write_lds(path: Path, listener: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    doc = {"resources": [{"@type": "type.googleapis.com/envoy.config.listener.v3.Listener", **listener}]}
-    tmp.write_text(json.dumps(doc), encoding="utf-8")
-    os.replace(tmp, path)  # atomic: Envoy sees the old file or the new one
 
 
 @pytest.mark.parametrize("demo_server", ["json-stateless"], indirect=True)
@@ -149,7 +144,7 @@ def test_listener_updates_under_load(demo_server: harness.DemoServer, wasm_path:
 
     bootstrap = boot(V1)
     lds = tmp_path / "lds.json"
-    write_lds(lds, bootstrap["static_resources"]["listeners"][0])
+    harness.write_lds(lds, bootstrap["static_resources"]["listeners"][0])
     bootstrap["static_resources"]["listeners"] = []
     bootstrap["dynamic_resources"] = {"lds_config": {"path_config_source": {"path": str(lds)},
                                                      "resource_api_version": "V3"}}
@@ -170,7 +165,7 @@ def test_listener_updates_under_load(demo_server: harness.DemoServer, wasm_path:
             configured = proc.stderr_text().count("mcp-policy: configured")
             # Each swap a new revision (going back to an identical plugin
             # configuration may reuse the still-draining one's VMs).
-            write_lds(lds, boot(V2 + f"# revision {k + 2}\n")["static_resources"]["listeners"][0])
+            harness.write_lds(lds, boot(V2 + f"# revision {k + 2}\n")["static_resources"]["listeners"][0])
             assert harness.wait_until(lambda: proc.stderr_text().count("mcp-policy: configured") > configured,
                                       timeout=30), proc.log_tail()
             revisions.add(revision_of(proc.stderr_text()))

@@ -223,6 +223,14 @@ def _wasm(wasm_path: str | os.PathLike[str], plugin_config: Mapping[str, Any] | 
                        allow_on_headers_stop_iteration=hold_headers_stop)
 
 
+def _jwt(certs_dir: str | os.PathLike[str], jwks_inline: str | None) -> dict[str, Any]:
+    """jwt_authn with ``<certs_dir>/jwks.json``, or the inline JWKS when given."""
+    return jwt_authn_filter(
+        jwks_filename=None if jwks_inline is not None else _p(certs_dir, "jwks.json"),
+        jwks_inline=jwks_inline,
+    )
+
+
 def jwt_authn_filter(*, jwks_filename: str | None = None, jwks_inline: str | None = None,
                      protected_prefix: str = "/mcp") -> dict[str, Any]:
     """``envoy.filters.http.jwt_authn`` with one provider and a local JWKS (a file or inline).
@@ -255,7 +263,7 @@ def jwt_authn_filter(*, jwks_filename: str | None = None, jwks_inline: str | Non
 
 
 # --------------------------------------------------------------------------- #
-# The four configurations
+# The configurations
 # --------------------------------------------------------------------------- #
 
 
@@ -275,10 +283,7 @@ def ingress_jwt(
     The JWKS is ``<certs_dir>/jwks.json`` unless ``jwks_inline`` (the JWKS
     document as a string) is given.
     """
-    jwt = jwt_authn_filter(
-        jwks_filename=None if jwks_inline is not None else _p(certs_dir, "jwks.json"),
-        jwks_inline=jwks_inline,
-    )
+    jwt = _jwt(certs_dir, jwks_inline)
     hcm = _hcm("mcp_ingress", [_route("mcp", "/", "mcp_server")], [jwt, _wasm(wasm_path, plugin_config)], json_log)
     listener = {
         "name": "mcp_ingress",
@@ -499,10 +504,7 @@ def ratelimit_local(
     Limits per Envoy instance: with N replicas a caller gets up to N times
     the budget unless a session sticks to one replica (docs/replicas.md).
     """
-    jwt = jwt_authn_filter(
-        jwks_filename=None if jwks_inline is not None else _p(certs_dir, "jwks.json"),
-        jwks_inline=jwks_inline,
-    )
+    jwt = _jwt(certs_dir, jwks_inline)
     limiter = local_ratelimit_filter(per_tool=per_tool, per_principal=per_principal, interval=interval)
     hcm = _hcm("mcp_ratelimit", [_route("mcp", "/", "mcp_server")], [jwt, _wasm(wasm_path, plugin_config), limiter],
                json_log)
@@ -528,10 +530,7 @@ def ratelimit_global(
     The service (envoyproxy/ratelimit, backed by Redis) counts every replica's
     traffic in one place: deploy/ratelimit/config.yaml holds its limits.
     """
-    jwt = jwt_authn_filter(
-        jwks_filename=None if jwks_inline is not None else _p(certs_dir, "jwks.json"),
-        jwks_inline=jwks_inline,
-    )
+    jwt = _jwt(certs_dir, jwks_inline)
     route = _route("mcp", "/", "mcp_server")
     route["route"]["rate_limits"] = rate_limit_actions()
     hcm = _hcm("mcp_ratelimit_global", [route], [jwt, _wasm(wasm_path, plugin_config), global_ratelimit_filter()],
