@@ -359,6 +359,11 @@ pub fn rewrite(data: &[u8]) {
     let split = data.iter().position(|&b| b == b'\n').unwrap_or(data.len());
     let (first, rest) = data.split_at(split);
     let body = rest.get(1..).unwrap_or_default();
+    // The rewrites stand for a policy's output, not for client input: skip
+    // exponents that regorus would write out in full (1e999999).
+    if huge_exponent(first) {
+        return;
+    }
     let Ok(Value::Object(o)) = Value::from_json_str(&String::from_utf8_lossy(first)) else {
         return;
     };
@@ -396,6 +401,20 @@ pub fn rewrite(data: &[u8]) {
             budget
         );
     }
+}
+
+/// An exponent of four digits or more (`e1000`, `E+9999`).
+fn huge_exponent(text: &[u8]) -> bool {
+    text.windows(2).enumerate().any(|(i, w)| {
+        matches!(w.first(), Some(b'e' | b'E')) && {
+            let rest = text.get(i + 1..).unwrap_or_default();
+            let rest = rest
+                .strip_prefix(b"+")
+                .or_else(|| rest.strip_prefix(b"-"))
+                .unwrap_or(rest);
+            rest.iter().take_while(|c| c.is_ascii_digit()).count() >= 4
+        }
+    })
 }
 
 thread_local! {
