@@ -102,7 +102,7 @@ FUZZ_RSS_MB    ?= 2048
 FUZZ_TOOLCHAIN ?= nightly
 
 fuzz-build:
-	rustup toolchain install $(FUZZ_TOOLCHAIN) --profile minimal
+	rustup run $(FUZZ_TOOLCHAIN) rustc --version >/dev/null 2>&1 || rustup toolchain install $(FUZZ_TOOLCHAIN) --profile minimal
 	command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 	cd fuzz && cargo +$(FUZZ_TOOLCHAIN) fuzz build -O
 

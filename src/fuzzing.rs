@@ -359,6 +359,11 @@ pub fn rewrite(data: &[u8]) {
     let split = data.iter().position(|&b| b == b'\n').unwrap_or(data.len());
     let (first, rest) = data.split_at(split);
     let body = rest.get(1..).unwrap_or_default();
+    // The rewrites stand for a policy's output, not for client input: skip
+    // exponents that regorus would write out in full (1e999999).
+    if huge_exponent(first) {
+        return;
+    }
     let Ok(Value::Object(o)) = Value::from_json_str(&String::from_utf8_lossy(first)) else {
         return;
     };
@@ -366,6 +371,17 @@ pub fn rewrite(data: &[u8]) {
         .iter()
         .filter_map(|(k, v)| k.as_string().ok().map(|k| (k.to_string(), v.clone())))
         .collect();
+    // What the rewrites may add: their keys (a JSON pointer creates one
+    // object per segment) and their values as JSON (regorus writes numbers
+    // out in full, so `1e300` is 301 digits: the policy's own output).
+    let mut budget = 64;
+    for (k, v) in &rewrites {
+        let Ok(text) = v.to_json_str() else { return };
+        budget += 4 * k.len() + text.len();
+    }
+    if budget > 1 << 20 {
+        return;
+    }
     if let Ok(out) = rewrite::arguments(body, &rewrites) {
         let v: serde_json::Value = match serde_json::from_slice(&out) {
             Ok(v) => v,
@@ -378,13 +394,27 @@ pub fn rewrite(data: &[u8]) {
             );
         }
         assert!(
-            out.len() <= body.len() + 4 * first.len() + 64,
+            out.len() <= body.len() + budget,
             "rewrite output unbounded: {} from {} + {}",
             out.len(),
             body.len(),
-            first.len()
+            budget
         );
     }
+}
+
+/// An exponent of four digits or more (`e1000`, `E+9999`).
+fn huge_exponent(text: &[u8]) -> bool {
+    text.windows(2).enumerate().any(|(i, w)| {
+        matches!(w.first(), Some(b'e' | b'E')) && {
+            let rest = text.get(i + 1..).unwrap_or_default();
+            let rest = rest
+                .strip_prefix(b"+")
+                .or_else(|| rest.strip_prefix(b"-"))
+                .unwrap_or(rest);
+            rest.iter().take_while(|c| c.is_ascii_digit()).count() >= 4
+        }
+    })
 }
 
 thread_local! {

@@ -159,6 +159,15 @@ impl fmt::Display for ParseError {
 
 /// Parse a request body.
 pub fn parse(body: &[u8]) -> Result<Body<'_>, ParseError> {
+    // Invalid UTF-8 anywhere, also in members the parser skips (serde
+    // skips unknown members without validating them): the SDK servers
+    // decode the whole body first and refuse it.
+    if let Err(e) = std::str::from_utf8(body) {
+        return Err(ParseError::NotJson(format!(
+            "invalid UTF-8 at byte {}",
+            e.valid_up_to()
+        )));
+    }
     check_numbers(body).map_err(ParseError::NotJson)?;
     let first = body
         .iter()
@@ -597,5 +606,14 @@ mod tests {
         // Inside strings, escaped quotes included, digits are text.
         let s = r#"{"jsonrpc":"2.0","id":1,"method":"ping","params":{"a":"\"1e400","b":"1e400"}}"#;
         assert!(parse(s.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn invalid_utf8_in_skipped_members_is_not_json() {
+        let body = b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\",\"unknown\":{\"a\xff\":1}}";
+        match parse(body) {
+            Err(ParseError::NotJson(e)) => assert!(e.contains("UTF-8"), "{e}"),
+            other => panic!("{other:?}"),
+        }
     }
 }

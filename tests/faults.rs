@@ -311,3 +311,35 @@ fn kills_outlast_unkilled_records_under_pressure() {
         d.reasons
     );
 }
+
+/// A host whose shared data refuses every write (full, or failing).
+struct Full;
+
+impl Store for Full {
+    fn get(&self, _key: &str) -> Option<(Vec<u8>, u32)> {
+        None
+    }
+    fn set(&self, _key: &str, _value: &[u8], _cas: Option<u32>) -> Result<(), StoreError> {
+        Err(StoreError::Failed("shared data full".into()))
+    }
+}
+
+#[test]
+fn a_store_that_refuses_writes_fails_closed_even_in_audit_mode() {
+    for mode in ["enforce", "audit"] {
+        let mut p = plugin(SESSIONS, serde_json::json!({"mode": mode}));
+        let (fwd, d) = decide(
+            &mut p,
+            &Full,
+            1000,
+            &request(Some("alice"), Some("S1")),
+            "echo",
+        );
+        assert!(!fwd, "{mode}: forwarded without session state");
+        assert!(
+            d.reasons[0].starts_with("session state unavailable"),
+            "{mode}: {:?}",
+            d.reasons
+        );
+    }
+}

@@ -191,8 +191,10 @@ def main() -> int:
     if not wasm.is_file():
         print(f"soak: {wasm} not found: run `make build`", file=sys.stderr)
         return 2
-    work = REPO / "build" / "soak"
-    work.mkdir(parents=True, exist_ok=True)
+    # A fresh directory per run: the harness reads Envoy's admin address
+    # from a file there, which a previous run must not have left behind.
+    work = REPO / "build" / "soak" / time.strftime("%Y%m%d-%H%M%S")
+    work.mkdir(parents=True, exist_ok=False)
     server = harness.start_demo_server(work, json_response=True, stateless=True, timeout=120)
     envoy = None
     try:
