@@ -240,8 +240,18 @@ struct Manifest {
     roots: Option<Vec<String>>,
 }
 
-/// Unpack a gzipped tar within `limits`.
+/// Unpack a gzipped tar within `limits` (`*_test.rego` skipped).
 pub fn unpack(bytes: &[u8], limits: &Limits) -> Result<Bundle, BundleError> {
+    unpack_inner(bytes, limits, false)
+}
+
+/// As [`unpack`], keeping the `*_test.rego` modules too (for the CLI's
+/// `test`).
+pub fn unpack_with_tests(bytes: &[u8], limits: &Limits) -> Result<Bundle, BundleError> {
+    unpack_inner(bytes, limits, true)
+}
+
+fn unpack_inner(bytes: &[u8], limits: &Limits, tests: bool) -> Result<Bundle, BundleError> {
     if bytes.len() > limits.max_bytes {
         return Err(BundleError::TooLarge(format!(
             "{} bytes compressed, more than max_bytes {}",
@@ -278,7 +288,7 @@ pub fn unpack(bytes: &[u8], limits: &Limits) -> Result<Bundle, BundleError> {
             .map_err(|_| BundleError::Unpack("a path inside the bundle is not UTF-8".into()))?;
         let path = normalise(&raw)?;
         let name = file_name(&path);
-        let wanted = name.ends_with(".rego") && !name.ends_with("_test.rego")
+        let wanted = name.ends_with(".rego") && (tests || !name.ends_with("_test.rego"))
             || name == "data.json"
             || path == ".manifest";
         if name == "data.yaml" || name == "data.yml" {
