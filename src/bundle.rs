@@ -415,13 +415,40 @@ pub fn load(bytes: &[u8], limits: &Limits, settings: &Settings) -> Result<Config
     unpack(bytes, limits)?.compile(settings)
 }
 
+/// The last good bundle as kept in the host's shared data for VMs that
+/// start later (a new worker, a reconfiguration, a reloaded VM): the ETag
+/// (length-prefixed) then the bundle as downloaded.
+pub fn encode_kept(etag: Option<&str>, bytes: &[u8]) -> Vec<u8> {
+    let e = etag.unwrap_or("").as_bytes();
+    let mut out = Vec::with_capacity(4 + e.len() + bytes.len());
+    out.extend_from_slice(&(e.len() as u32).to_le_bytes());
+    out.extend_from_slice(e);
+    out.extend_from_slice(bytes);
+    out
+}
+
+/// The ETag (`None` if there was none) and the bundle of [`encode_kept`].
+pub fn decode_kept(v: &[u8]) -> Option<(Option<String>, &[u8])> {
+    let len_bytes: [u8; 4] = v.get(..4)?.try_into().ok()?;
+    let n = u32::from_le_bytes(len_bytes) as usize;
+    let etag = std::str::from_utf8(v.get(4..4usize.checked_add(n)?)?).ok()?;
+    let body = v.get(4 + n..)?;
+    Some(((!etag.is_empty()).then(|| etag.to_string()), body))
+}
+
+/// The shared-data key of the bundle kept for one source.
+pub fn kept_key(s: &crate::config::BundleSettings) -> String {
+    format!("mcp_policy.bundle.{}{}", s.cluster, s.path)
+}
+
 /// What became of one poll.
 #[derive(Debug)]
 pub enum Outcome {
     /// 304: the bundle has not changed.
     NotModified,
-    /// A new bundle, compiled: swap it in.
-    Loaded(Box<Config>),
+    /// A new bundle, compiled: swap it in. `bytes` is the bundle as
+    /// downloaded (to keep for VMs that start later).
+    Loaded { config: Box<Config>, bytes: Vec<u8> },
     /// Nothing usable; the last good policy stays in force.
     Failed(PollError),
 }
@@ -486,6 +513,11 @@ impl Poller {
     /// The ETag sent as `If-None-Match`.
     pub fn etag(&self) -> Option<&str> {
         self.etag.as_deref()
+    }
+
+    /// Start from a bundle kept from earlier (see [`encode_kept`]).
+    pub fn set_etag(&mut self, etag: Option<String>) {
+        self.etag = etag;
     }
 
     /// A poll should be sent now (none in flight, the interval has passed).
@@ -605,7 +637,10 @@ impl Poller {
         };
         self.etag = etag;
         match load(&body, &limits, settings) {
-            Ok(c) => Outcome::Loaded(Box::new(c)),
+            Ok(c) => Outcome::Loaded {
+                config: Box::new(c),
+                bytes: body,
+            },
             Err(e) => Outcome::Failed(PollError::Bundle(e)),
         }
     }
@@ -790,7 +825,7 @@ pub(crate) mod tests {
             || Some(body.clone()),
             &s,
         );
-        assert!(matches!(o, Outcome::Loaded(_)), "{o:?}");
+        assert!(matches!(o, Outcome::Loaded { .. }), "{o:?}");
         assert!(!p.due(999));
         assert!(p.due(1100));
         let h = p.request(1100);
@@ -916,6 +951,19 @@ pub(crate) mod tests {
         .unwrap();
         assert!(!c.bundle_pending);
         assert!(c.policy.revision().starts_with("sha256:"));
+    }
+
+    #[test]
+    fn kept_bundles_round_trip() {
+        let v = encode_kept(Some("\"e\""), b"abc");
+        assert_eq!(
+            decode_kept(&v),
+            Some((Some("\"e\"".to_string()), &b"abc"[..]))
+        );
+        let v = encode_kept(None, b"");
+        assert_eq!(decode_kept(&v), Some((None, &b""[..])));
+        assert_eq!(decode_kept(b"\xff\xff\xff\xffab"), None);
+        assert_eq!(decode_kept(b"ab"), None);
     }
 
     #[test]

@@ -313,3 +313,27 @@ def test_a_kill_published_in_a_bundle_reaches_two_envoys(
     assert harness.wait_until(lambda: all(call(e, "echo", headers=alice) == (200, "ok") for e in envoys
                                           for _ in range(6)), timeout=15)
     assert re.search(r"revision k1 \(", envoys[1].log_text())
+
+
+@pytest.mark.parametrize("demo_server", ["json-stateless"], indirect=True)
+def test_a_reloaded_vm_starts_from_the_kept_bundle(
+    demo_server: harness.DemoServer, envoy_factory: Any, server: BundleServer
+) -> None:
+    """The last good bundle is kept in shared data: a VM that starts later
+    (here: reloaded after a failure, with the bundle source down) serves it at
+    once instead of failing closed until its first poll succeeds."""
+    trap = "x-mcp-policy-trap"
+    config = dict(plugin_config(), debug={"trap_header": trap})
+    envoy = start(envoy_factory, server, config, failure_policy="FAIL_RELOAD")
+    assert harness.wait_until(lambda: serving(envoy, "r1", "delete_record", "echo"))
+    server.stop()
+    before = len(audit_events(envoy))
+    assert call(envoy, "echo", headers={trap: "1"})[0] == 503
+    # Envoy reloads the VM after a back-off; the new VM serves r1 although
+    # every poll fails.
+    assert harness.wait_until(lambda: call(envoy, "echo") == (200, "ok"))
+    assert serving(envoy, "r1", "delete_record", "echo")
+    assert envoy.stat("wasm.mcp_policy.vm_reload_success") >= 1
+    assert "policy bundle restored from shared data: revision r1" in envoy.log_text()
+    assert harness.wait_until(lambda: "still serving revision r1" in envoy.log_text())
+    assert {e["policy_revision"] for e in audit_events(envoy)[before:]} == {"r1"}
