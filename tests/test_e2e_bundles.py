@@ -187,6 +187,8 @@ BROKEN: list[tuple[str, Any, str]] = [
                                                revision="big")),
      "bundle too large: "),
     ("http 500", lambda s: s.set_status(500), "bundle download failed: HTTP 500"),
+    # No answer within timeout_ms: Envoy answers 504 itself.
+    ("no answer", lambda s: s.hang(), "bundle download failed: HTTP 504 (upstream request timeout)"),
     # Envoy answers a refused connection itself, with a 503.
     ("down", lambda s: s.stop(), "bundle download failed: HTTP 503 (upstream connect error"),
 ]
