@@ -488,8 +488,9 @@ pub struct Poller {
     /// The ETag of the last bundle answered with 200 (good or not: a broken
     /// bundle is not fetched and compiled again until it changes).
     etag: Option<String>,
-    /// The call waiting for its answer.
+    /// The call waiting for its answer, and when it was sent.
     in_flight: Option<u32>,
+    sent_ms: u64,
     next_poll_ms: u64,
     rng: u64,
 }
@@ -501,6 +502,7 @@ impl Poller {
             settings,
             etag: None,
             in_flight: None,
+            sent_ms: 0,
             next_poll_ms: 0,
             rng: seed | 1,
         }
@@ -521,7 +523,19 @@ impl Poller {
     }
 
     /// A poll should be sent now (none in flight, the interval has passed).
-    pub fn due(&self, now_ms: u64) -> bool {
+    /// A call whose answer never came (the host always answers, at the
+    /// latest when `timeout_ms` runs out) is given up a second after that,
+    /// so polling can never stop for good.
+    pub fn due(&mut self, now_ms: u64) -> bool {
+        if self.in_flight.is_some()
+            && now_ms
+                > self
+                    .sent_ms
+                    .saturating_add(self.settings.timeout_ms)
+                    .saturating_add(1000)
+        {
+            self.in_flight = None;
+        }
         self.in_flight.is_none() && now_ms >= self.next_poll_ms
     }
 
@@ -543,6 +557,7 @@ impl Poller {
     /// The request headers of a poll; the next one is scheduled one
     /// interval (plus jitter) from `now_ms`.
     pub fn request(&mut self, now_ms: u64) -> Vec<(String, String)> {
+        self.sent_ms = now_ms;
         self.next_poll_ms = now_ms
             .saturating_add(self.settings.poll_interval_ms)
             .saturating_add(self.jitter());
@@ -816,6 +831,7 @@ pub(crate) mod tests {
         assert!(!h.iter().any(|(k, _)| k == "if-none-match"));
         p.sent(7);
         assert!(!p.due(5000), "one call at a time");
+        assert!(!p.due(5999));
         assert!(p.owns(7) && !p.owns(8));
         let body = targz(&[("main.rego", MAIN)]);
         let o = p.on_response(
@@ -865,6 +881,12 @@ pub(crate) mod tests {
             "{o:?}"
         );
         assert_eq!(p.etag(), Some("\"e2\""));
+        // An answer that never comes is given up after timeout_ms + 1 s.
+        p.request(8000);
+        p.sent(13);
+        assert!(!p.due(8000 + 5000 + 1000));
+        assert!(p.due(8000 + 5000 + 1001));
+        assert!(!p.owns(13));
         // Jitter stays within its bound.
         for i in 0..100 {
             let now = 10_000 + i * 2000;
