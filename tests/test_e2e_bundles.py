@@ -339,3 +339,92 @@ def test_a_reloaded_vm_starts_from_the_kept_bundle(
     assert "policy bundle restored from shared data: revision r1" in envoy.log_text()
     assert harness.wait_until(lambda: "still serving revision r1" in envoy.log_text())
     assert {e["policy_revision"] for e in audit_events(envoy)[before:]} == {"r1"}
+
+
+@pytest.mark.parametrize("demo_server", ["json-stateless"], indirect=True)
+def test_a_configuration_reload_keeps_serving_the_bundle(
+    demo_server: harness.DemoServer, wasm_path: Path, tmp_path: Path, server: BundleServer
+) -> None:
+    """Envoy's own configuration update (LDS from a file, replaced atomically)
+    of a bundle-configured filter, under a stream of calls: no call fails and
+    none is decided by anything but the bundle (no `bundle-pending` window),
+    because the new plugin starts from the bundle kept in shared data."""
+    import os
+    import threading
+
+    port, admin = harness.free_port(), harness.free_port()
+    clusters = [envoy_config.static_cluster(CLUSTER, server.port)]
+
+    def listener(config: dict[str, Any]) -> dict[str, Any]:
+        boot = envoy_config.build(listen_port=port, upstream_port=demo_server.port, admin_port=admin,
+                                  wasm_path=str(wasm_path), plugin_config=config, access_log_json=True)
+        return boot["static_resources"]["listeners"][0]
+
+    def write_lds(path: Path, config: dict[str, Any]) -> None:
+        doc = {"resources": [{"@type": "type.googleapis.com/envoy.config.listener.v3.Listener",
+                              **listener(config)}]}
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(doc), encoding="utf-8")
+        os.replace(tmp, path)
+
+    boot = envoy_config.build(listen_port=port, upstream_port=demo_server.port, admin_port=admin,
+                              wasm_path=str(wasm_path), plugin_config=plugin_config(), access_log_json=True,
+                              extra_clusters=clusters)
+    boot["static_resources"]["listeners"] = []
+    lds = tmp_path / "lds.json"
+    write_lds(lds, plugin_config())
+    boot["dynamic_resources"] = {"lds_config": {"path_config_source": {"path": str(lds)},
+                                                "resource_api_version": "V3"}}
+    boot["node"] = {"id": "mcp-policy-bundle-reload", "cluster": "mcp-policy"}
+    cfg = tmp_path / "envoy.json"
+    cfg.write_text(json.dumps(boot), encoding="utf-8")
+    proc = harness.Process([harness.find_envoy(), "-c", str(cfg), "--concurrency", "2", "--disable-hot-restart",
+                            "-l", "info", "--component-log-level", "wasm:info"],
+                           name="envoy", log_dir=tmp_path, cwd=tmp_path).start()
+    url = f"http://127.0.0.1:{port}/mcp"
+    results: list[tuple[int, str]] = []
+    stop = threading.Event()
+
+    def one(c: httpx.Client, tool: str) -> tuple[int, str]:
+        body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": tool, "arguments": {"text": "x"}}}
+        try:
+            r = c.post(url, content=json.dumps(body), headers=HEADERS)
+        except httpx.HTTPError as e:
+            return 0, repr(e)
+        msg = r.json() if r.status_code == 200 else {}
+        return r.status_code, msg.get("error", {}).get("message", "ok") if msg else r.text
+
+    def load() -> None:
+        with httpx.Client(timeout=10) as c:
+            while not stop.is_set() and len(results) < 5000:
+                results.append(one(c, "delete_record" if len(results) % 2 else "echo"))
+
+    try:
+        def ready() -> bool:
+            with httpx.Client(timeout=5) as c:
+                try:
+                    return all(one(c, "echo") == (200, "ok") for _ in range(6))
+                except Exception:  # noqa: BLE001 -- not up yet
+                    return False
+
+        assert harness.wait_until(ready, timeout=30), proc.log_tail()
+        t = threading.Thread(target=load, daemon=True)
+        t.start()
+        configured = proc.stderr_text().count("mcp-policy: configured")
+        # A changed setting: a new plugin configuration, new root contexts.
+        write_lds(lds, dict(plugin_config(), max_body_bytes=500_000))
+        assert harness.wait_until(lambda: proc.stderr_text().count("mcp-policy: configured") > configured,
+                                  timeout=30), proc.log_tail()
+        assert harness.wait_until(
+            lambda: "policy bundle restored from shared data: revision r1" in proc.stderr_text(), timeout=30)
+        n = len(results)
+        assert harness.wait_until(lambda: len(results) >= n + 200, timeout=60)
+        stop.set()
+        t.join(timeout=30)
+    finally:
+        stop.set()
+        proc.stop()
+    expected = {(200, "ok"), (200, "Denied by policy: r1: tool delete_record is blocked")}
+    bad = [r for r in results if r not in expected]
+    assert not bad, bad[:5]
+    assert len(results) >= 200
