@@ -586,6 +586,11 @@ impl Poller {
         self.in_flight = Some(token);
     }
 
+    /// The call in flight, if any.
+    pub fn in_flight(&self) -> Option<u32> {
+        self.in_flight
+    }
+
     /// `token` is this poller's call.
     pub fn owns(&self, token: u32) -> bool {
         self.in_flight == Some(token)

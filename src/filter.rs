@@ -45,6 +45,7 @@ proxy_wasm::main! {{
         collector: None,
         next_flush_ms: 0,
         poller: None,
+        stale_poll: None,
         settings: None,
         active_revision: None,
     }) });
@@ -237,6 +238,9 @@ struct Root {
     next_flush_ms: u64,
     /// The policy bundle source, when configured.
     poller: Option<crate::bundle::Poller>,
+    /// A poll sent before a reconfiguration replaced the poller: its answer
+    /// is ignored.
+    stale_poll: Option<u32>,
     /// The configuration's settings, which bundles are compiled with.
     settings: Option<crate::config::Settings>,
     /// The bundle revision this VM serves (the `mcp_policy_bundle_active`
@@ -497,6 +501,10 @@ impl Context for Root {
             self.on_bundle_response(body);
             return;
         }
+        if self.stale_poll == Some(token) {
+            self.stale_poll = None;
+            return;
+        }
         let status = hostcalls::get_map_value(MapType::HttpCallResponseHeaders, ":status")
             .ok()
             .flatten()
@@ -542,6 +550,7 @@ impl Context for Root {
 
 impl Root {
     fn on_configure_bundle(&mut self, config: &Config) {
+        self.stale_poll = self.poller.as_ref().and_then(|p| p.in_flight());
         let Some(b) = config.settings.bundle.clone() else {
             self.poller = None;
             return;
