@@ -3,6 +3,8 @@
 #   make build   the proxy-wasm module: target/wasm32-wasip1/release/mcp_policy.wasm
 #   make test    lint, unit tests (cargo), policy tests, end-to-end tests through real Envoy
 #   make run     Envoy on 127.0.0.1:10000 with the module, the default policy and a demo MCP server
+#   make fuzz    every cargo-fuzz target for FUZZ_SECONDS each (nightly; see docs/hardening.md)
+#   make soak    SOAK_SECONDS of steady MCP traffic through Envoy; writes bench/soak.md
 
 SHELL       := /bin/bash
 PYTHON      ?= python3
@@ -18,7 +20,7 @@ PQ_CLIENT_MANIFEST := tools/pq-client/Cargo.toml
 VERSION     := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 
 .PHONY: all setup build test unit lint e2e run envoy-config check-envoy-config clean cli wasm-test \
-	pq-client mesh-config check-mesh-config mesh-certs oci
+	pq-client mesh-config check-mesh-config mesh-certs oci fuzz fuzz-build fuzz-corpus soak
 
 all: build
 
@@ -84,6 +86,48 @@ pq-client:
 	cargo build --release --manifest-path $(PQ_CLIENT_MANIFEST) --target-dir target/pq-client
 
 test: setup build lint unit wasm-test e2e
+
+# --- hardening ---------------------------------------------------------------
+
+# Fuzzing (docs/hardening.md): each cargo-fuzz target in fuzz/ runs for
+# FUZZ_SECONDS (libFuzzer -max_total_time), seeded from fuzz/corpus/<target>/
+# (checked in, read only) with new inputs kept in fuzz/work/<target>/ (not
+# checked in). A crash leaves its input in fuzz/artifacts/<target>/ and
+# stops the run. Needs a nightly toolchain (sanitizers) and cargo-fuzz; the
+# same corpus runs on stable in `make unit` (tests/fuzz_corpus.rs).
+FUZZ_SECONDS   ?= 60
+FUZZ_TARGETS   ?= mcp sse tools routing attributes config rewrite request
+FUZZ_TIMEOUT   ?= 10
+FUZZ_RSS_MB    ?= 2048
+FUZZ_TOOLCHAIN ?= nightly
+
+fuzz-build:
+	rustup toolchain install $(FUZZ_TOOLCHAIN) --profile minimal
+	command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+	cd fuzz && cargo +$(FUZZ_TOOLCHAIN) fuzz build -O
+
+fuzz: fuzz-build
+	@set -eo pipefail; for t in $(FUZZ_TARGETS); do \
+		mkdir -p fuzz/work/$$t; \
+		echo "== fuzz $$t for $(FUZZ_SECONDS) s"; \
+		(cd fuzz && cargo +$(FUZZ_TOOLCHAIN) fuzz run -O $$t work/$$t corpus/$$t -- \
+			-max_total_time=$(FUZZ_SECONDS) -timeout=$(FUZZ_TIMEOUT) -rss_limit_mb=$(FUZZ_RSS_MB) \
+			-max_len=131072 -print_final_stats=1 2>&1 | tail -n 12); \
+	done
+
+# Regenerate the seed corpus from the MCP schemas (deterministic).
+fuzz-corpus:
+	$(PYTHON) tools/gen_fuzz_corpus.py
+
+# Soak (docs/hardening.md): SOAK_SECONDS (default 600) of steady allowed,
+# denied and malformed MCP calls through Envoy with the module; checks zero
+# unexpected outcomes, flat Envoy RSS, one audit event per request, and that
+# no denied call reached the upstream. Writes bench/soak.md.
+SOAK_SECONDS ?= 600
+SOAK_RPS     ?= 40
+
+soak: setup build
+	$(PY) tools/soak.py --seconds $(SOAK_SECONDS) --rps $(SOAK_RPS)
 
 # --- run ---------------------------------------------------------------------
 

@@ -28,7 +28,7 @@ const ENTRY_MODULE_NAME: &str = "<mcp-policy entry>";
 
 /// The optional decision outputs a policy may define besides `allow` and
 /// `deny` (docs/decision.md). Only those a module mentions are evaluated.
-pub const OPTIONAL_OUTPUTS: [&str; 9] = [
+pub const OPTIONAL_OUTPUTS: [&str; 10] = [
     "denial",
     "rewrite",
     "request_headers",
@@ -38,6 +38,7 @@ pub const OPTIONAL_OUTPUTS: [&str; 9] = [
     "clear_kill",
     "reveal",
     "dry_run",
+    "rate_limit",
 ];
 
 /// The entry module: one rule gathering the whole decision.
@@ -169,6 +170,42 @@ pub struct PolicyResult {
     /// `dry_run`: reasons that would deny, recorded but not enforced (to
     /// roll out one new rule under an enforced policy).
     pub dry_run: Vec<String>,
+    /// `rate_limit`: a rate-limit descriptor for Envoy's rate-limit filters
+    /// (docs/decision.md#rate-limit-descriptors).
+    pub rate_limit: Option<RateLimitOrder>,
+}
+
+/// The `rate_limit` output: descriptor entries and a cost, handed to Envoy's
+/// `local_ratelimit` / `ratelimit` filters as request headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimitOrder {
+    /// Entry key → value, in key order. Keys are `[a-z0-9_]`, 1–32 bytes.
+    pub entries: Vec<(String, String)>,
+    /// Hits this message adds (Envoy's `hits_addend`); 1 unless given.
+    pub cost: u64,
+}
+
+/// Request headers carrying a `rate_limit` descriptor: one
+/// `x-mcp-ratelimit-<key>` per entry, and `x-mcp-ratelimit-cost`.
+pub const RATE_LIMIT_HEADER_PREFIX: &str = "x-mcp-ratelimit-";
+
+/// The largest `rate_limit.cost`.
+pub const MAX_RATE_LIMIT_COST: u64 = 1_000_000;
+
+impl RateLimitOrder {
+    /// The request headers that carry this descriptor.
+    pub fn headers(&self) -> Vec<(String, String)> {
+        let mut h: Vec<(String, String)> = self
+            .entries
+            .iter()
+            .map(|(k, v)| (format!("{RATE_LIMIT_HEADER_PREFIX}{k}"), v.clone()))
+            .collect();
+        h.push((
+            format!("{RATE_LIMIT_HEADER_PREFIX}cost"),
+            self.cost.to_string(),
+        ));
+        h
+    }
 }
 
 /// The `kill` output.
@@ -442,6 +479,7 @@ fn read_decision(out: &Value) -> Result<PolicyResult, String> {
     r.request_headers = read_headers(&out["request_headers"], "request_headers")?;
     r.response_headers = read_headers(&out["response_headers"], "response_headers")?;
     r.kill = read_kill(&out["kill"])?;
+    r.rate_limit = read_rate_limit(&out["rate_limit"])?;
     r.clear_kill = matches!(&out["clear_kill"], Value::Bool(true));
     r.reveal = string_set(&out["reveal"], "reveal")?;
     r.dry_run = string_set(&out["dry_run"], "dry_run")?;
@@ -469,6 +507,82 @@ fn string_set(v: &Value, rule: &str) -> Result<Vec<String>, String> {
             type_name(other)
         )),
     }
+}
+
+fn read_rate_limit(v: &Value) -> Result<Option<RateLimitOrder>, String> {
+    let o = match v {
+        Value::Undefined | Value::Null => return Ok(None),
+        Value::Object(o) => o,
+        other => {
+            return Err(format!(
+                "`rate_limit` must be an object, got {}",
+                type_name(other)
+            ))
+        }
+    };
+    for k in o.keys() {
+        if !matches!(k, Value::String(s) if matches!(s.as_ref(), "entries" | "cost")) {
+            return Err(format!(
+                "`rate_limit` has an unknown field {k} (expected `entries` and `cost`)"
+            ));
+        }
+    }
+    let entries = match &v["entries"] {
+        Value::Object(e) if !e.is_empty() => e,
+        Value::Object(_) => return Err("`rate_limit.entries` is empty".into()),
+        other => {
+            return Err(format!(
+                "`rate_limit.entries` must be an object, got {}",
+                type_name(other)
+            ))
+        }
+    };
+    let mut out = Vec::with_capacity(entries.len());
+    for (k, val) in entries.iter() {
+        let Value::String(key) = k else {
+            return Err("`rate_limit.entries` keys must be strings".into());
+        };
+        if key.is_empty()
+            || key.len() > 32
+            || key.as_ref() == "cost"
+            || !key
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        {
+            return Err(format!(
+                "`rate_limit.entries`: {key:?} is not a valid key ([a-z0-9_], 1 to 32 characters, not \"cost\")"
+            ));
+        }
+        let value = match val {
+            Value::String(s) => s.to_string(),
+            Value::Number(_) | Value::Bool(_) => val.to_string(),
+            other => {
+                return Err(format!(
+                    "`rate_limit.entries.{key}` must be a string, got {}",
+                    type_name(other)
+                ))
+            }
+        };
+        if value.is_empty() || value.len() > 256 || value.bytes().any(|b| b < 0x20 || b == 0x7f) {
+            return Err(format!(
+                "`rate_limit.entries.{key}` must be 1 to 256 bytes without control characters"
+            ));
+        }
+        out.push((key.to_string(), value));
+    }
+    let cost = match &v["cost"] {
+        Value::Undefined => 1,
+        n => n
+            .as_u64()
+            .ok()
+            .filter(|c| *c <= MAX_RATE_LIMIT_COST)
+            .ok_or_else(|| {
+                format!(
+                    "`rate_limit.cost` must be an integer from 0 to {MAX_RATE_LIMIT_COST}, got {n}"
+                )
+            })?,
+    };
+    Ok(Some(RateLimitOrder { entries: out, cost }))
 }
 
 fn read_kill(v: &Value) -> Result<Option<KillOrder>, String> {
@@ -788,6 +902,46 @@ labels contains "sensitive_read"
             "request_headers := {\"content-length\": \"1\"}",
             "rewrite := [1]",
             "labels := \"x\"",
+        ] {
+            let mut p = compile(&format!("package mcp\nallow := true\n{bad}\n"));
+            assert!(p.evaluate(input("{}")).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn rate_limit_is_read_and_checked() {
+        let mut p = compile(
+            "package mcp\nallow := true\nrate_limit := {\"entries\": {\"principal\": \"sub:alice\", \"tool\": input.t}, \"cost\": 3}\n",
+        );
+        let r = p.evaluate(input(r#"{"t":"query"}"#)).unwrap();
+        let rl = r.rate_limit.expect("rate_limit");
+        assert_eq!(rl.cost, 3);
+        assert_eq!(
+            rl.headers(),
+            vec![
+                (
+                    "x-mcp-ratelimit-principal".to_string(),
+                    "sub:alice".to_string()
+                ),
+                ("x-mcp-ratelimit-tool".to_string(), "query".to_string()),
+                ("x-mcp-ratelimit-cost".to_string(), "3".to_string()),
+            ]
+        );
+        let mut p =
+            compile("package mcp\nallow := true\nrate_limit := {\"entries\": {\"tool\": \"t\"}}\n");
+        assert_eq!(p.evaluate(input("{}")).unwrap().rate_limit.unwrap().cost, 1);
+        for bad in [
+            "rate_limit := {\"entries\": {}}",
+            "rate_limit := {\"entries\": {\"Tool\": \"x\"}}",
+            "rate_limit := {\"entries\": {\"cost\": \"x\"}}",
+            "rate_limit := {\"entries\": {\"t\": \"\"}}",
+            "rate_limit := {\"entries\": {\"t\": \"a\\nb\"}}",
+            "rate_limit := {\"entries\": {\"t\": [1]}}",
+            "rate_limit := {\"entries\": {\"t\": \"x\"}, \"cost\": -1}",
+            "rate_limit := {\"entries\": {\"t\": \"x\"}, \"cost\": 1.5}",
+            "rate_limit := {\"entries\": {\"t\": \"x\"}, \"cost\": 1000001}",
+            "rate_limit := {\"entries\": {\"t\": \"x\"}, \"weight\": 1}",
+            "rate_limit := \"x\"",
         ] {
             let mut p = compile(&format!("package mcp\nallow := true\n{bad}\n"));
             assert!(p.evaluate(input("{}")).is_err(), "{bad}");

@@ -24,6 +24,7 @@ use crate::attributes::{self, Attributes, Needs};
 use crate::audit::Outbox;
 use crate::config::CollectorSettings;
 use crate::config::Config;
+use crate::host;
 use crate::input::HttpRequest;
 use crate::pipeline::{
     error_reply, BodyAction, Decided, Forward, HeadersAction, LocalReply, Plugin,
@@ -31,7 +32,7 @@ use crate::pipeline::{
 use crate::state::{Store, StoreError};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType, Status};
+use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -56,11 +57,11 @@ const JWT_AUTHN: &str = "envoy.filters.http.jwt_authn";
 
 fn log(level: LogLevel, message: &str) {
     // Logging is best effort; a failure to log must not affect the request.
-    let _ = hostcalls::log(level, message);
+    let _ = host::log(level, message);
 }
 
 fn property(path: Vec<&str>) -> Option<Vec<u8>> {
-    hostcalls::get_property(path).ok().flatten()
+    host::get_property(path).ok().flatten()
 }
 
 /// Session state lives in the host's shared data: one store per Envoy
@@ -69,7 +70,7 @@ struct SharedData;
 
 impl Store for SharedData {
     fn get(&self, key: &str) -> Option<(Vec<u8>, u32)> {
-        match hostcalls::get_shared_data(key) {
+        match host::get_shared_data(key) {
             Ok((Some(v), Some(cas))) => Some((v, cas)),
             Ok((None, Some(cas))) => Some((Vec::new(), cas)),
             _ => None,
@@ -77,16 +78,19 @@ impl Store for SharedData {
     }
 
     fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), StoreError> {
-        hostcalls::set_shared_data(key, Some(value), cas).map_err(|s| match s {
-            Status::CasMismatch => StoreError::CasMismatch,
-            other => StoreError::Failed(format!("shared data: {other:?}")),
+        host::set_shared_data(key, Some(value), cas).map_err(|e| {
+            if host::is_cas_mismatch(e) {
+                StoreError::CasMismatch
+            } else {
+                StoreError::Failed(format!("shared data: {e}"))
+            }
         })
     }
 }
 
 /// The host's clock, since the epoch (zero if the host cannot tell).
 fn host_time() -> std::time::Duration {
-    hostcalls::get_current_time()
+    host::get_current_time()
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .unwrap_or_default()
@@ -108,7 +112,7 @@ impl Stats {
         if let Some(id) = self.ids.get(name) {
             return Some(*id);
         }
-        let id = hostcalls::define_metric(kind, name).ok()?;
+        let id = host::define_metric(kind, name).ok()?;
         self.ids.insert(name.to_string(), id);
         Some(id)
     }
@@ -119,19 +123,19 @@ impl Stats {
 
     fn add(&mut self, name: &str, n: u64) {
         if let Some(id) = self.id(MetricType::Counter, name) {
-            let _ = hostcalls::increment_metric(id, n as i64);
+            let _ = host::increment_metric(id, n as i64);
         }
     }
 
     fn gauge_add(&mut self, name: &str, n: i64) {
         if let Some(id) = self.id(MetricType::Gauge, name) {
-            let _ = hostcalls::increment_metric(id, n);
+            let _ = host::increment_metric(id, n);
         }
     }
 
     fn observe(&mut self, name: &str, value: u64) {
         if let Some(id) = self.id(MetricType::Histogram, name) {
-            let _ = hostcalls::record_metric(id, value);
+            let _ = host::record_metric(id, value);
         }
     }
 
@@ -199,7 +203,7 @@ fn record(
         .flat_map(|d| d.reasons.iter().map(String::as_str))
         .collect();
     let set = |key: &str, value: &str| {
-        let _ = hostcalls::set_property(vec![key], Some(value.as_bytes()));
+        let _ = host::set_property(vec![key], Some(value.as_bytes()));
     };
     set(
         "mcp_policy.decision",
@@ -333,11 +337,11 @@ impl Root {
 
     /// The bundle source answered (or the call failed or timed out).
     fn on_bundle_response(&mut self, body_size: usize) {
-        let status = hostcalls::get_map_value(MapType::HttpCallResponseHeaders, ":status")
+        let status = host::get_map_value(MapType::HttpCallResponseHeaders, ":status")
             .ok()
             .flatten()
             .and_then(|s| s.parse::<u32>().ok());
-        let etag = hostcalls::get_map_value(MapType::HttpCallResponseHeaders, "etag")
+        let etag = host::get_map_value(MapType::HttpCallResponseHeaders, "etag")
             .ok()
             .flatten();
         log(
@@ -352,7 +356,7 @@ impl Root {
             etag.clone(),
             body_size,
             || {
-                hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
+                host::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
                     .ok()
                     .flatten()
             },
@@ -505,7 +509,7 @@ impl Context for Root {
             self.stale_poll = None;
             return;
         }
-        let status = hostcalls::get_map_value(MapType::HttpCallResponseHeaders, ":status")
+        let status = host::get_map_value(MapType::HttpCallResponseHeaders, ":status")
             .ok()
             .flatten()
             .and_then(|s| s.parse::<u32>().ok());
@@ -580,7 +584,7 @@ impl Root {
 
 impl RootContext for Root {
     fn on_configure(&mut self, _size: usize) -> bool {
-        let bytes = match hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX) {
+        let bytes = match host::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX) {
             Ok(Some(b)) if !b.is_empty() => b,
             _ => {
                 log(
@@ -619,7 +623,7 @@ impl RootContext for Root {
                 }
                 self.on_configure_bundle(&config);
                 if let Some(ms) = self.tick_ms() {
-                    let _ = hostcalls::set_tick_period(std::time::Duration::from_millis(ms));
+                    let _ = host::set_tick_period(std::time::Duration::from_millis(ms));
                 }
                 self.settings = Some(config.settings.clone());
                 let pending = config.bundle_pending;
@@ -814,7 +818,7 @@ impl Http {
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        if let Err(e) = hostcalls::send_http_response(r.status, headers, Some(&r.body)) {
+        if let Err(e) = host::send_http_response(r.status, headers, Some(&r.body)) {
             log(
                 LogLevel::Error,
                 &format!("mcp-policy: local reply failed: {e:?}"),
@@ -850,8 +854,7 @@ impl Http {
     /// Carry out an allowed request's changes, then let it go.
     fn forward(&mut self, f: Forward, had_content_length: bool) -> Action {
         if let Some(body) = &f.body {
-            if hostcalls::set_buffer(BufferType::HttpRequestBody, 0, self.body_size, body).is_err()
-            {
+            if host::set_buffer(BufferType::HttpRequestBody, 0, self.body_size, body).is_err() {
                 return self.refuse(error_reply(
                     500,
                     None,
@@ -862,15 +865,12 @@ impl Http {
             }
             if had_content_length {
                 let len = body.len().to_string();
-                let _ = hostcalls::set_map_value(
-                    MapType::HttpRequestHeaders,
-                    "content-length",
-                    Some(&len),
-                );
+                let _ =
+                    host::set_map_value(MapType::HttpRequestHeaders, "content-length", Some(&len));
             }
         }
         for (k, v) in &f.request_headers {
-            let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, k, Some(v));
+            let _ = host::set_map_value(MapType::HttpRequestHeaders, k, Some(v));
         }
         self.response_headers = f.response_headers;
         self.watch = f.watch;
@@ -887,7 +887,7 @@ impl Http {
         let body = if body_size == 0 {
             Vec::new()
         } else {
-            match hostcalls::get_buffer(BufferType::HttpRequestBody, 0, body_size) {
+            match host::get_buffer(BufferType::HttpRequestBody, 0, body_size) {
                 Ok(Some(b)) => b,
                 _ => {
                     self.request = Some(request);
@@ -955,10 +955,17 @@ impl HttpContext for Http {
         let Some(plugin) = self.plugin.clone() else {
             return self.reply(unconfigured());
         };
-        let Ok(headers) = hostcalls::get_map_bytes(MapType::HttpRequestHeaders) else {
+        let Ok(headers) = host::get_map_bytes(MapType::HttpRequestHeaders) else {
             return self.reply(unconfigured());
         };
         let mut request = HttpRequest::from_headers(headers);
+        let reserved = crate::pipeline::reserved_headers(&request);
+        if !reserved.is_empty() {
+            for name in &reserved {
+                let _ = host::set_map_value(MapType::HttpRequestHeaders, name, None);
+            }
+            request.headers.retain(|(k, _)| !reserved.contains(k));
+        }
         let (needs, hold, trap) = match plugin.try_borrow() {
             Ok(p) => (
                 p.needs,
@@ -1038,14 +1045,13 @@ impl HttpContext for Http {
 
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         for (k, v) in std::mem::take(&mut self.response_headers) {
-            let _ = hostcalls::set_map_value(MapType::HttpResponseHeaders, &k, Some(&v));
+            let _ = host::set_map_value(MapType::HttpResponseHeaders, &k, Some(&v));
         }
         if let Some(principal) = self.bind_on_response.take() {
-            let minted =
-                hostcalls::get_map_value_bytes(MapType::HttpResponseHeaders, "mcp-session-id")
-                    .ok()
-                    .flatten()
-                    .and_then(|b| String::from_utf8(b).ok());
+            let minted = host::get_map_value_bytes(MapType::HttpResponseHeaders, "mcp-session-id")
+                .ok()
+                .flatten()
+                .and_then(|b| String::from_utf8(b).ok());
             if let (Some(id), Some(plugin)) = (minted, self.plugin.as_ref()) {
                 if let Ok(p) = plugin.try_borrow() {
                     if let Err(e) = p.bind_session(&SharedData, now_ms(), &id, &principal) {
@@ -1058,7 +1064,7 @@ impl HttpContext for Http {
             }
         }
         if let Some(w) = self.watch.take() {
-            let ct = hostcalls::get_map_value_bytes(MapType::HttpResponseHeaders, "content-type")
+            let ct = host::get_map_value_bytes(MapType::HttpResponseHeaders, "content-type")
                 .ok()
                 .flatten()
                 .map(|b| String::from_utf8_lossy(&b).into_owned())
@@ -1074,7 +1080,7 @@ impl HttpContext for Http {
         if let Some((watcher, w)) = self.watcher.as_mut() {
             if body_size > 0 {
                 if let Ok(Some(chunk)) =
-                    hostcalls::get_buffer(BufferType::HttpResponseBody, 0, body_size)
+                    host::get_buffer(BufferType::HttpResponseBody, 0, body_size)
                 {
                     if let Some(tools) = watcher.feed(&chunk) {
                         learn(w, &tools);

@@ -24,6 +24,9 @@ pub mod audit;
 pub mod bundle;
 pub mod config;
 pub mod engine;
+/// Entry points of the fuzz targets and the corpus regression test.
+#[cfg(not(target_arch = "wasm32"))]
+pub mod fuzzing;
 pub mod input;
 pub mod mcp;
 pub mod metrics;
@@ -37,6 +40,10 @@ pub mod tools;
 
 #[cfg(target_arch = "wasm32")]
 mod filter;
+/// The host calls the adapter makes, on the proxy-wasm ABI directly (no
+/// SDK panics); its encodings are plain functions, tested natively.
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+mod host;
 
 /// The `mcp-policy` command-line tool (native builds with feature `cli`).
 #[cfg(all(feature = "cli", not(target_arch = "wasm32")))]

@@ -159,6 +159,7 @@ impl fmt::Display for ParseError {
 
 /// Parse a request body.
 pub fn parse(body: &[u8]) -> Result<Body<'_>, ParseError> {
+    check_numbers(body).map_err(ParseError::NotJson)?;
     let first = body
         .iter()
         .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
@@ -184,6 +185,72 @@ pub fn parse(body: &[u8]) -> Result<Body<'_>, ParseError> {
         }
         None => Err(ParseError::NotJson("empty body".into())),
     }
+}
+
+/// The most digits of an integer literal: CPython's `int` refuses longer
+/// ones (`sys.int_info.default_max_str_digits`), so the Python SDK cannot
+/// read them either.
+pub const MAX_INTEGER_DIGITS: usize = 4300;
+
+/// Numbers the MCP servers read differently, or that cost too much to hold
+/// exactly: a literal with a fraction or exponent whose value overflows a
+/// double (`1e400`: Python reads `inf`; kept exact it would be 400 digits,
+/// and `1e1000000` a megabyte built from 9 bytes), and integer literals
+/// longer than [`MAX_INTEGER_DIGITS`]. One linear scan over the body,
+/// outside strings; syntax errors are left to the JSON parser.
+fn check_numbers(body: &[u8]) -> Result<(), String> {
+    let mut i = 0;
+    let mut in_string = false;
+    while let Some(&b) = body.get(i) {
+        if in_string {
+            match b {
+                b'\\' => i += 1,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            i += 1;
+            continue;
+        }
+        if b == b'"' {
+            in_string = true;
+            i += 1;
+            continue;
+        }
+        if b != b'-' && !b.is_ascii_digit() {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while body
+            .get(i)
+            .is_some_and(|c| c.is_ascii_digit() || matches!(c, b'-' | b'+' | b'.' | b'e' | b'E'))
+        {
+            i += 1;
+        }
+        let token = body.get(start..i).unwrap_or_default();
+        let text = std::str::from_utf8(token).unwrap_or_default();
+        if token.iter().any(|c| matches!(c, b'.' | b'e' | b'E')) {
+            if text.parse::<f64>().is_ok_and(|f| f.is_infinite()) {
+                return Err(format!(
+                    "the number {} is out of range (beyond a double: MCP servers read it as infinity)",
+                    shorten(text)
+                ));
+            }
+        } else if token.iter().filter(|c| c.is_ascii_digit()).count() > MAX_INTEGER_DIGITS {
+            return Err(format!(
+                "an integer of more than {MAX_INTEGER_DIGITS} digits is out of range"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn shorten(text: &str) -> String {
+    if text.len() <= 40 {
+        return text.to_string();
+    }
+    let head: String = text.chars().take(37).collect();
+    format!("{head}...")
 }
 
 fn parse_batch(body: &[u8]) -> Result<Body<'_>, ParseError> {
@@ -492,5 +559,43 @@ mod tests {
         let m = single(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#);
         assert_eq!(m.routing_name(), None);
         assert!(!m.requires_routing_name());
+    }
+
+    #[test]
+    fn numbers_beyond_a_double_or_too_long_are_not_json() {
+        let msg = |n: &str| {
+            format!(
+                r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"a","arguments":{{"a":{n}}}}}}}"#
+            )
+        };
+        for bad in [
+            "1e400",
+            "-1e400",
+            "1E+999",
+            "1e1000000",
+            "17976931348623159e292",
+        ] {
+            match parse(msg(bad).as_bytes()) {
+                Err(ParseError::NotJson(e)) => assert!(e.contains("out of range"), "{e}"),
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+        let long = "9".repeat(MAX_INTEGER_DIGITS + 1);
+        assert!(matches!(
+            parse(msg(&long).as_bytes()),
+            Err(ParseError::NotJson(_))
+        ));
+        for ok in [
+            "1e308",
+            "-1.5e-400",
+            "0.1",
+            "123456789012345678901234567890",
+            &"9".repeat(MAX_INTEGER_DIGITS),
+        ] {
+            assert!(parse(msg(ok).as_bytes()).is_ok(), "{ok}");
+        }
+        // Inside strings, escaped quotes included, digits are text.
+        let s = r#"{"jsonrpc":"2.0","id":1,"method":"ping","params":{"a":"\"1e400","b":"1e400"}}"#;
+        assert!(parse(s.as_bytes()).is_ok());
     }
 }

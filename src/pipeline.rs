@@ -672,9 +672,11 @@ impl Plugin {
         r: &PolicyResult,
         fwd: &mut Forward,
     ) -> Result<(), String> {
-        if !self.settings.hold_headers && (!r.rewrite.is_empty() || !r.request_headers.is_empty()) {
+        if !self.settings.hold_headers
+            && (!r.rewrite.is_empty() || !r.request_headers.is_empty() || r.rate_limit.is_some())
+        {
             return Err(
-                "the policy changes the request (rewrite/request_headers), which needs hold_headers: true"
+                "the policy changes the request (rewrite/request_headers/rate_limit), which needs hold_headers: true"
                     .into(),
             );
         }
@@ -688,6 +690,9 @@ impl Plugin {
             fwd.body = Some(crate::rewrite::arguments(body, &r.rewrite)?);
         }
         fwd.request_headers = r.request_headers.clone();
+        if let Some(rl) = &r.rate_limit {
+            fwd.request_headers.extend(rl.headers());
+        }
         fwd.response_headers = r.response_headers.clone();
         Ok(())
     }
@@ -885,6 +890,9 @@ impl Plugin {
         let mut decided = Vec::with_capacity(size);
         let mut outcomes: Vec<Option<Vec<String>>> = Vec::with_capacity(size);
         let mut fwd = Forward::default();
+        // One descriptor for the whole batch: the first element's entries,
+        // the allowed elements' costs summed.
+        let mut rate_limit: Option<crate::engine::RateLimitOrder> = None;
         for (index, item) in items.iter().enumerate() {
             match item {
                 Ok(m) => {
@@ -906,6 +914,12 @@ impl Plugin {
                             .extend(o.result.request_headers.iter().cloned());
                         fwd.response_headers
                             .extend(o.result.response_headers.iter().cloned());
+                        if let Some(rl) = &o.result.rate_limit {
+                            match rate_limit.as_mut() {
+                                Some(acc) => acc.cost = acc.cost.saturating_add(rl.cost),
+                                None => rate_limit = Some(rl.clone()),
+                            }
+                        }
                     }
                     outcomes.push((!o.allowed).then(|| o.reasons.clone()));
                     decided.push(decided_for(m, &o));
@@ -922,6 +936,9 @@ impl Plugin {
                     decided.push(d);
                 }
             }
+        }
+        if let Some(rl) = rate_limit {
+            fwd.request_headers.extend(rl.headers());
         }
         if outcomes.iter().all(Option::is_none) {
             if !self.settings.hold_headers && !fwd.request_headers.is_empty() {
@@ -1044,6 +1061,24 @@ impl StateKeys {
             .clone()
             .or_else(|| self.principal_raw.clone())
     }
+}
+
+/// Headers a client may not send: the `x-mcp-ratelimit-*` headers carry the
+/// policy's rate-limit descriptor to Envoy's rate-limit filters, so a
+/// client's own must not reach them (it could spend another principal's
+/// budget). The filter removes these from every request before deciding.
+pub fn reserved_headers(http: &HttpRequest) -> Vec<String> {
+    http.headers
+        .iter()
+        .filter(|(k, _)| {
+            k.len() >= crate::engine::RATE_LIMIT_HEADER_PREFIX.len()
+                && k.as_bytes()
+                    .iter()
+                    .zip(crate::engine::RATE_LIMIT_HEADER_PREFIX.as_bytes())
+                    .all(|(a, b)| a.eq_ignore_ascii_case(b))
+        })
+        .map(|(k, _)| k.clone())
+        .collect()
 }
 
 /// The upstream a request goes to: its cluster, else its authority.
@@ -1527,6 +1562,65 @@ deny contains "no pings" if input.mcp.method == "ping"
         );
         assert_eq!(arr[2]["id"], 3);
         assert_eq!(arr[2]["error"]["message"], "Denied by policy: no pings");
+    }
+
+    const RATE_LIMITED: &str = r#"package mcp
+allow := true
+rate_limit := {"entries": {"principal": "p1", "tool": input.mcp.tool.name}, "cost": 2} if input.mcp.method == "tools/call"
+"#;
+
+    #[test]
+    fn rate_limit_descriptor_becomes_request_headers() {
+        let mut p = plugin(RATE_LIMITED);
+        let call = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"query"}}"#;
+        let BodyAction::Forward(f) = p.on_request_body(&post(), call).0 else {
+            panic!("forwarded")
+        };
+        assert_eq!(
+            f.request_headers,
+            vec![
+                ("x-mcp-ratelimit-principal".to_string(), "p1".to_string()),
+                ("x-mcp-ratelimit-tool".to_string(), "query".to_string()),
+                ("x-mcp-ratelimit-cost".to_string(), "2".to_string()),
+            ]
+        );
+        // A batch: one descriptor, the costs summed.
+        let batch = br#"[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"query"}},{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"other"}},{"jsonrpc":"2.0","id":3,"method":"ping"}]"#;
+        let BodyAction::Forward(f) = p.on_request_body(&post(), batch).0 else {
+            panic!("forwarded")
+        };
+        assert!(f
+            .request_headers
+            .contains(&("x-mcp-ratelimit-tool".to_string(), "query".to_string())));
+        assert!(f
+            .request_headers
+            .contains(&("x-mcp-ratelimit-cost".to_string(), "4".to_string())));
+        // Without held headers it cannot be carried out: denied.
+        let mut p = plugin(RATE_LIMITED);
+        p.settings.hold_headers = false;
+        assert!(matches!(
+            p.on_request_body(&post(), call).0,
+            BodyAction::Reply(_)
+        ));
+    }
+
+    #[test]
+    fn client_rate_limit_headers_are_reserved() {
+        let http = req(
+            "POST",
+            &[
+                ("x-mcp-ratelimit-principal", "victim"),
+                ("X-MCP-RateLimit-Cost", "1000"),
+                ("x-mcp-other", "ok"),
+            ],
+        );
+        assert_eq!(
+            reserved_headers(&http),
+            vec![
+                "x-mcp-ratelimit-principal".to_string(),
+                "X-MCP-RateLimit-Cost".to_string()
+            ]
+        );
     }
 
     #[test]

@@ -93,6 +93,17 @@ def wait_until(pred: Callable[[], bool], timeout: float = 20.0) -> bool:
     return bool(poll(pred, bool, timeout))
 
 
+def write_lds(path: Path, listeners: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> None:
+    """Write an LDS file (listener resources) atomically: Envoy's file watch sees the old file or the new one."""
+    if isinstance(listeners, Mapping):
+        listeners = [listeners]
+    doc = {"resources": [{"@type": "type.googleapis.com/envoy.config.listener.v3.Listener", **lst}
+                         for lst in listeners]}
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(doc), encoding="utf-8")
+    os.replace(tmp, path)
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port that was free a moment ago (prefer port 0 + read-back where possible)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -455,6 +466,16 @@ class EnvoyHandle:
 
     def wasm_log_lines(self) -> list[str]:
         return [line for line in self.log_text().splitlines() if "wasm log" in line]
+
+    def audit_events(self) -> list[dict[str, Any]]:
+        """The module's audit events written to the proxy log so far (``mcp-policy audit {json}`` lines)."""
+        marker = "mcp-policy audit "
+        out = []
+        for line in self.log_text().splitlines():
+            i = line.find(marker)
+            if i >= 0:
+                out.append(json.loads(line[i + len(marker):]))
+        return out
 
     def access_log_lines(self) -> list[str]:
         """Access-log lines written so far (the file, or Envoy's stdout when logging there)."""

@@ -214,3 +214,54 @@ fn library_decides_on_the_rvm() {
         failures.join("\n")
     );
 }
+
+/// The ratelimit library's descriptor, handed to the `rate_limit` output,
+/// decided on the RVM (its Rego tests run on the interpreter).
+#[test]
+fn ratelimit_descriptor_on_the_rvm() {
+    let lib = std::fs::read_to_string(policies_dir().join("library").join("ratelimit.rego"))
+        .expect("ratelimit.rego");
+    let main = "package mcp\nimport rego.v1\ndefault allow := true\n\
+                rate_limit := ratelimit_descriptor if ratelimit_descriptor\n";
+    let mods = vec![
+        ("main.rego".to_string(), main.to_string()),
+        ("library/ratelimit.rego".to_string(), lib),
+    ];
+    let data =
+        serde_json::json!({"library": {"ratelimit": {"descriptor": {"costs": {"run_*": 5}}}}});
+    let mut cfg = config(&mods, Some(&data));
+    assert_eq!(cfg.policy.engine_kind(), EngineKind::Rvm);
+    let decide = |cfg: &mut Config, input: serde_json::Value| {
+        let v = mcp_policy::engine::json_to_value(&input).expect("input");
+        cfg.policy.evaluate(v).expect("evaluates").rate_limit
+    };
+    let call = |name: &str, identity: serde_json::Value| {
+        let mut i = serde_json::json!({"mcp": {"kind": "request", "method": "tools/call",
+            "tool": {"name": name, "arguments": {}}}});
+        if !identity.is_null() {
+            i["identity"] = identity;
+        }
+        i
+    };
+    let rl = decide(
+        &mut cfg,
+        call("run_query", serde_json::json!({"subject": "alice"})),
+    )
+    .expect("descriptor");
+    assert_eq!(rl.cost, 5);
+    assert_eq!(
+        rl.entries,
+        vec![
+            ("principal".to_string(), "sub:alice".to_string()),
+            ("tool".to_string(), "run_query".to_string())
+        ]
+    );
+    let rl = decide(&mut cfg, call("echo", serde_json::Value::Null)).expect("descriptor");
+    assert_eq!(rl.cost, 1);
+    assert_eq!(
+        rl.entries[0],
+        ("principal".to_string(), "anonymous".to_string())
+    );
+    let list = serde_json::json!({"mcp": {"kind": "request", "method": "tools/list"}});
+    assert!(decide(&mut cfg, list).is_none());
+}

@@ -34,12 +34,7 @@ def call(url: str, name: str, id_: int, args: dict[str, Any]) -> httpx.Response:
 
 
 def audits(envoy: harness.EnvoyHandle) -> list[dict[str, Any]]:
-    out = []
-    for line in envoy.log_text().splitlines():
-        i = line.find("mcp-policy audit ")
-        if i >= 0:
-            out.append(json.loads(line[i + len("mcp-policy audit "):]))
-    return out
+    return envoy.audit_events()
 
 
 @pytest.mark.parametrize("demo_server", ["json-stateless"], indirect=True)

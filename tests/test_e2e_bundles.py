@@ -106,12 +106,7 @@ def serving(envoy: harness.EnvoyHandle, rev: str, blocked: str, open_tool: str, 
 
 
 def audit_events(envoy: harness.EnvoyHandle) -> list[dict[str, Any]]:
-    out = []
-    for line in envoy.log_text().splitlines():
-        i = line.find("mcp-policy audit {")
-        if i >= 0:
-            out.append(json.loads(line[i + len("mcp-policy audit "):]))
-    return out
+    return envoy.audit_events()
 
 
 @pytest.mark.parametrize("demo_server", ["json-stateless"], indirect=True)
@@ -349,7 +344,6 @@ def test_a_configuration_reload_keeps_serving_the_bundle(
     of a bundle-configured filter, under a stream of calls: no call fails and
     none is decided by anything but the bundle (no `bundle-pending` window),
     because the new plugin starts from the bundle kept in shared data."""
-    import os
     import threading
 
     port, admin = harness.free_port(), harness.free_port()
@@ -361,11 +355,7 @@ def test_a_configuration_reload_keeps_serving_the_bundle(
         return boot["static_resources"]["listeners"][0]
 
     def write_lds(path: Path, config: dict[str, Any]) -> None:
-        doc = {"resources": [{"@type": "type.googleapis.com/envoy.config.listener.v3.Listener",
-                              **listener(config)}]}
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(doc), encoding="utf-8")
-        os.replace(tmp, path)
+        harness.write_lds(path, listener(config))
 
     boot = envoy_config.build(listen_port=port, upstream_port=demo_server.port, admin_port=admin,
                               wasm_path=str(wasm_path), plugin_config=plugin_config(), access_log_json=True,

@@ -7,7 +7,6 @@ in Envoy's shared data, not in the plugin.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +31,6 @@ deny contains sprintf("session rate: %d calls in the window", [n]) if {
 HEADERS = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
 
 
-def write_lds(path: Path, listener: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    doc = {"resources": [{"@type": "type.googleapis.com/envoy.config.listener.v3.Listener", **listener}]}
-    tmp.write_text(json.dumps(doc), encoding="utf-8")
-    os.replace(tmp, path)  # atomic: Envoy sees the old file or the new one
 
 
 @pytest.mark.parametrize("demo_server", ["json-stateless"], indirect=True)
@@ -56,7 +50,7 @@ def test_policy_reload_keeps_session_state(
                               access_log_json=True)
     boot["static_resources"]["listeners"] = []
     lds = tmp_path / "lds.json"
-    write_lds(lds, listener(V1))
+    harness.write_lds(lds, listener(V1))
     boot["dynamic_resources"] = {"lds_config": {"path_config_source": {"path": str(lds)},
                                                 "resource_api_version": "V3"}}
     boot["node"] = {"id": "mcp-policy-reload-test", "cluster": "mcp-policy"}
@@ -87,7 +81,7 @@ def test_policy_reload_keeps_session_state(
             assert "result" in call("echo", 10 + i, "S-count").json()
 
         revisions_before = proc.stderr_text().count("mcp-policy: configured")
-        write_lds(lds, listener(V2))
+        harness.write_lds(lds, listener(V2))
         assert harness.wait_until(
             lambda: proc.stderr_text().count("mcp-policy: configured") > revisions_before, timeout=30
         ), proc.log_tail()

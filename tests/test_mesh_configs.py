@@ -36,8 +36,11 @@ def test_shipped_mesh_config_validates(name: str, tree: Path) -> None:
     out = r.stdout + r.stderr
     assert r.returncode == 0, out
     assert "OK" in r.stdout, out
-    if mh.mesh_config.CONFIGS[name][1] is not None:
-        assert "mcp-policy: configured" in out and "authz.rego" in out, out
+    plugin = mh.mesh_config.plugin_config_for(name)
+    if plugin is not None:
+        assert "mcp-policy: configured" in out, out
+        for module in plugin["policy"]["modules"]:
+            assert module in out, (module, out)
 
 
 @pytest.mark.parametrize("name", SHIPPED)

@@ -40,7 +40,7 @@ import math
 import os
 import re
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -250,6 +250,7 @@ def build(
     upstream_host: str = "127.0.0.1",
     allow_on_headers_stop_iteration: bool = True,
     extra_http_filters_before: Iterable[Mapping[str, Any]] = (),
+    extra_http_filters_after: Iterable[Mapping[str, Any]] = (),
     extra_clusters: Iterable[Mapping[str, Any]] = (),
     runtime: str = "envoy.wasm.runtime.v8",
     wasm: bool = True,
@@ -272,6 +273,7 @@ def build(
                 pretty=pretty_plugin_config,
             )
         )
+    http_filters.extend(dict(f) for f in extra_http_filters_after)
     http_filters.append(
         {
             "name": ROUTER_FILTER_NAME,
@@ -367,11 +369,13 @@ def render(
     upstream_host: str = "127.0.0.1",
     allow_on_headers_stop_iteration: bool = True,
     extra_http_filters_before: Iterable[Mapping[str, Any]] = (),
+    extra_http_filters_after: Iterable[Mapping[str, Any]] = (),
     extra_clusters: Iterable[Mapping[str, Any]] = (),
     runtime: str = "envoy.wasm.runtime.v8",
     wasm: bool = True,
     access_log_json: bool = False,
     failure_policy: str = "FAIL_CLOSED",
+    transform: Callable[[dict[str, Any]], None] | None = None,
     fmt: str = "yaml",
 ) -> str:
     """Render the Envoy bootstrap as YAML (default) or JSON (``fmt="json"``) text.
@@ -380,7 +384,12 @@ def render(
       ``configuration``) or an already-encoded JSON string.
     * ``access_log_path``: file for the HCM access log; None logs to stdout.
     * ``extra_http_filters_before``: HCM http_filters entries (dicts in Envoy's
-      schema) placed before the wasm filter.
+      schema) placed before the wasm filter; ``extra_http_filters_after``
+      between the wasm filter and the router (e.g. ``local_ratelimit``, which
+      reads the headers the module sets).
+    * ``transform``: called with the bootstrap dict before it is rendered, to
+      change what the parameters do not cover (route hash policies, cluster
+      load balancing...).
     * ``wasm=False`` omits the wasm filter (baseline: plain proxy); then
       ``wasm_path`` / ``plugin_config`` may be None.
     * ``access_log_json=True`` writes the access log as JSON lines with the keys
@@ -399,6 +408,7 @@ def render(
         upstream_host=upstream_host,
         allow_on_headers_stop_iteration=allow_on_headers_stop_iteration,
         extra_http_filters_before=extra_http_filters_before,
+        extra_http_filters_after=extra_http_filters_after,
         extra_clusters=extra_clusters,
         runtime=runtime,
         wasm=wasm,
@@ -406,6 +416,8 @@ def render(
         failure_policy=failure_policy,
         pretty_plugin_config=(fmt == "yaml"),
     )
+    if transform is not None:
+        transform(config)
     if fmt == "json":
         return json.dumps(config, indent=2) + "\n"
     return dump_yaml(config)

@@ -28,6 +28,15 @@ with free ports and absolute paths and run them end to end.
                        a ``spiffe://example.org/ns/agents/`` URI SAN, TLS 1.3 and X25519MLKEM768
                        only; the module decides by the peer's SPIFFE ID
                        (``input.source.principal``).
+``ratelimit-local``    jwt_authn, then the module with ``envoy/policies/ratelimit/`` (its
+                       ``rate_limit`` output: a descriptor per principal and tool, with a cost),
+                       then Envoy's ``local_ratelimit`` counting those descriptors per instance.
+``ratelimit-global``   the same, counted mesh-wide by the global rate-limit service
+                       (envoyproxy/ratelimit, gRPC, ``failure_mode_deny``); its limits are in
+                       ``deploy/ratelimit/config.yaml``.
+``replicas-front``     a front Envoy spreading traffic over module-carrying replicas with
+                       ring-hash load balancing on ``Mcp-Session-Id`` (then ``Authorization``,
+                       then the caller's address), so each session sticks to one replica.
 =====================  ===========================================================================
 
 Certificates and the JWKS are made by ``tools/gen_certs.py`` into
@@ -214,6 +223,14 @@ def _wasm(wasm_path: str | os.PathLike[str], plugin_config: Mapping[str, Any] | 
                        allow_on_headers_stop_iteration=hold_headers_stop)
 
 
+def _jwt(certs_dir: str | os.PathLike[str], jwks_inline: str | None) -> dict[str, Any]:
+    """jwt_authn with ``<certs_dir>/jwks.json``, or the inline JWKS when given."""
+    return jwt_authn_filter(
+        jwks_filename=None if jwks_inline is not None else _p(certs_dir, "jwks.json"),
+        jwks_inline=jwks_inline,
+    )
+
+
 def jwt_authn_filter(*, jwks_filename: str | None = None, jwks_inline: str | None = None,
                      protected_prefix: str = "/mcp") -> dict[str, Any]:
     """``envoy.filters.http.jwt_authn`` with one provider and a local JWKS (a file or inline).
@@ -246,7 +263,7 @@ def jwt_authn_filter(*, jwks_filename: str | None = None, jwks_inline: str | Non
 
 
 # --------------------------------------------------------------------------- #
-# The four configurations
+# The configurations
 # --------------------------------------------------------------------------- #
 
 
@@ -266,10 +283,7 @@ def ingress_jwt(
     The JWKS is ``<certs_dir>/jwks.json`` unless ``jwks_inline`` (the JWKS
     document as a string) is given.
     """
-    jwt = jwt_authn_filter(
-        jwks_filename=None if jwks_inline is not None else _p(certs_dir, "jwks.json"),
-        jwks_inline=jwks_inline,
-    )
+    jwt = _jwt(certs_dir, jwks_inline)
     hcm = _hcm("mcp_ingress", [_route("mcp", "/", "mcp_server")], [jwt, _wasm(wasm_path, plugin_config)], json_log)
     listener = {
         "name": "mcp_ingress",
@@ -370,6 +384,213 @@ def mtls_server(
 
 
 # --------------------------------------------------------------------------- #
+# Rate limits through Envoy's own filters (docs/replicas.md)
+# --------------------------------------------------------------------------- #
+
+#: The rate-limit descriptors the shipped configurations build from the
+#: headers the module sets for the policy's ``rate_limit`` output
+#: (``x-mcp-ratelimit-<entry>``, ``x-mcp-ratelimit-cost``): one per
+#: principal and tool, one per principal.
+RATE_LIMIT_DESCRIPTORS: list[list[str]] = [["principal", "tool"], ["principal"]]
+RATE_LIMIT_HEADER_PREFIX = "x-mcp-ratelimit-"
+RATE_LIMIT_DOMAIN = "mcp"
+
+
+def rate_limit_actions(descriptors: list[list[str]] = RATE_LIMIT_DESCRIPTORS) -> list[dict[str, Any]]:
+    """``rate_limits`` entries: each descriptor from the module's headers, costing ``x-mcp-ratelimit-cost`` hits.
+
+    A message for which the policy gives no ``rate_limit`` has none of the
+    headers, so no descriptor is built and no limit applies to it.
+    """
+    return [
+        {
+            "actions": [
+                {"request_headers": {"header_name": RATE_LIMIT_HEADER_PREFIX + key, "descriptor_key": key}}
+                for key in keys
+            ],
+            "hits_addend": {"format": f"%REQ({RATE_LIMIT_HEADER_PREFIX}cost)%"},
+        }
+        for keys in descriptors
+    ]
+
+
+def _bucket(tokens: int, interval: str) -> dict[str, Any]:
+    return {"max_tokens": tokens, "tokens_per_fill": tokens, "fill_interval": interval}
+
+
+def local_ratelimit_filter(*, per_tool: int = 60, per_principal: int = 600, interval: str = "60s",
+                           descriptors: list[list[str]] = RATE_LIMIT_DESCRIPTORS) -> dict[str, Any]:
+    """``envoy.filters.http.local_ratelimit`` counting the policy's descriptors, per Envoy instance.
+
+    Entries without a value are wildcards: every distinct principal (and
+    tool) gets its own bucket. Placed after the module, which sets the
+    headers, and before the router. Messages without a descriptor use the
+    filter's default bucket, which is large enough never to matter.
+    """
+    limits = {("principal", "tool"): per_tool, ("principal",): per_principal}
+    return {
+        "name": "envoy.filters.http.local_ratelimit",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
+            "stat_prefix": "mcp_ratelimit",
+            "token_bucket": _bucket(1_000_000, "1s"),
+            "filter_enabled": {"runtime_key": "mcp_ratelimit.enabled",
+                               "default_value": {"numerator": 100, "denominator": "HUNDRED"}},
+            "filter_enforced": {"runtime_key": "mcp_ratelimit.enforced",
+                                "default_value": {"numerator": 100, "denominator": "HUNDRED"}},
+            "descriptors": [
+                {"entries": [{"key": k} for k in keys], "token_bucket": _bucket(limits.get(tuple(keys), per_tool), interval)}
+                for keys in descriptors
+            ],
+            "rate_limits": rate_limit_actions(descriptors),
+            "response_headers_to_add": [{"append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+                                         "header": {"key": "x-mcp-rate-limited", "value": "local"}}],
+            "enable_x_ratelimit_headers": "DRAFT_VERSION_03",
+        },
+    }
+
+
+def global_ratelimit_filter(*, cluster: str = "ratelimit", timeout: str = "0.1s") -> dict[str, Any]:
+    """``envoy.filters.http.ratelimit``: the global rate-limit service (envoyproxy/ratelimit), mesh-wide.
+
+    Fails closed: when the service cannot be reached in ``timeout``, the
+    request is refused (``failure_mode_deny``). The descriptors are the
+    route's ``rate_limits`` (see :func:`ratelimit_global`).
+    """
+    return {
+        "name": "envoy.filters.http.ratelimit",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.ratelimit.v3.RateLimit",
+            "domain": RATE_LIMIT_DOMAIN,
+            "stage": 0,
+            "timeout": timeout,
+            "failure_mode_deny": True,
+            "enable_x_ratelimit_headers": "DRAFT_VERSION_03",
+            "rate_limit_service": {
+                "grpc_service": {"envoy_grpc": {"cluster_name": cluster}},
+                "transport_api_version": "V3",
+            },
+        },
+    }
+
+
+def _grpc_cluster(name: str, host: str, port: int) -> dict[str, Any]:
+    cluster = _cluster(name, host, port)
+    cluster["typed_extension_protocol_options"] = {
+        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+            "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+            "explicit_http_config": {"http2_protocol_options": {}},
+        }
+    }
+    return cluster
+
+
+def ratelimit_local(
+    *,
+    plugin_config: Mapping[str, Any] | str,
+    wasm_path: str | os.PathLike[str] = DEFAULT_WASM,
+    certs_dir: str | os.PathLike[str] = DEFAULT_CERTS,
+    listen_port: int = 10003,
+    upstream_port: int = 8000,
+    admin_port: int = 9906,
+    jwks_inline: str | None = None,
+    per_tool: int = 60,
+    per_principal: int = 600,
+    interval: str = "60s",
+    json_log: bool = False,
+) -> dict[str, Any]:
+    """jwt_authn -> mcp-policy (its ``rate_limit`` output) -> local_ratelimit -> the MCP server.
+
+    Limits per Envoy instance: with N replicas a caller gets up to N times
+    the budget unless a session sticks to one replica (docs/replicas.md).
+    """
+    jwt = _jwt(certs_dir, jwks_inline)
+    limiter = local_ratelimit_filter(per_tool=per_tool, per_principal=per_principal, interval=interval)
+    hcm = _hcm("mcp_ratelimit", [_route("mcp", "/", "mcp_server")], [jwt, _wasm(wasm_path, plugin_config), limiter],
+               json_log)
+    listener = {"name": "mcp_ratelimit", "address": _addr("127.0.0.1", listen_port), "filter_chains": [{"filters": [hcm]}]}
+    return _bootstrap(admin_port, [listener], [_cluster("mcp_server", "127.0.0.1", upstream_port)])
+
+
+def ratelimit_global(
+    *,
+    plugin_config: Mapping[str, Any] | str,
+    wasm_path: str | os.PathLike[str] = DEFAULT_WASM,
+    certs_dir: str | os.PathLike[str] = DEFAULT_CERTS,
+    listen_port: int = 10004,
+    upstream_port: int = 8000,
+    ratelimit_host: str = "127.0.0.1",
+    ratelimit_port: int = 8081,
+    admin_port: int = 9907,
+    jwks_inline: str | None = None,
+    json_log: bool = False,
+) -> dict[str, Any]:
+    """jwt_authn -> mcp-policy -> ratelimit (gRPC to the rate-limit service, domain ``mcp``) -> the MCP server.
+
+    The service (envoyproxy/ratelimit, backed by Redis) counts every replica's
+    traffic in one place: deploy/ratelimit/config.yaml holds its limits.
+    """
+    jwt = _jwt(certs_dir, jwks_inline)
+    route = _route("mcp", "/", "mcp_server")
+    route["route"]["rate_limits"] = rate_limit_actions()
+    hcm = _hcm("mcp_ratelimit_global", [route], [jwt, _wasm(wasm_path, plugin_config), global_ratelimit_filter()],
+               json_log)
+    listener = {"name": "mcp_ratelimit_global", "address": _addr("127.0.0.1", listen_port),
+                "filter_chains": [{"filters": [hcm]}]}
+    return _bootstrap(admin_port, [listener], [
+        _cluster("mcp_server", "127.0.0.1", upstream_port),
+        _grpc_cluster("ratelimit", ratelimit_host, ratelimit_port),
+    ])
+
+
+# --------------------------------------------------------------------------- #
+# Replicated gateways: a hashing front proxy (docs/replicas.md)
+# --------------------------------------------------------------------------- #
+
+
+def replicas_front(
+    *,
+    replicas: list[tuple[str, int]] | None = None,
+    listen_port: int = 10080,
+    admin_port: int = 9908,
+    lb_policy: str = "RING_HASH",
+    json_log: bool = False,
+) -> dict[str, Any]:
+    """A front Envoy spreading MCP traffic over module-carrying replicas, one session per replica.
+
+    The route hashes on ``Mcp-Session-Id`` (terminal) and otherwise on the
+    caller's ``Authorization`` header and then its address, and the cluster
+    uses ring-hash load balancing: every message of a session reaches the same
+    replica, so its history, binding and rate counters are all in one place.
+    The ``initialize`` that creates a session has no session id yet; it is
+    hashed by the caller, so it may land on another replica (which then
+    only sees the initialize). ``lb_policy="MAGLEV"`` works the same way.
+    """
+    replicas = replicas or [("127.0.0.1", 10001), ("127.0.0.1", 10002)]
+    route = _route("mcp", "/", "mcp_replicas")
+    route["route"]["hash_policy"] = [
+        {"header": {"header_name": "mcp-session-id"}, "terminal": True},
+        {"header": {"header_name": "authorization"}, "terminal": True},
+        {"connection_properties": {"source_ip": True}},
+    ]
+    hcm = _hcm("mcp_front", [route], [], json_log)
+    listener = {"name": "mcp_front", "address": _addr("127.0.0.1", listen_port), "filter_chains": [{"filters": [hcm]}]}
+    cluster: dict[str, Any] = {
+        "name": "mcp_replicas",
+        "type": "STATIC",
+        "connect_timeout": "5s",
+        "lb_policy": lb_policy,
+        "load_assignment": {
+            "cluster_name": "mcp_replicas",
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": _addr(h, p)}} for h, p in replicas]}],
+        },
+    }
+    if lb_policy == "RING_HASH":
+        cluster["ring_hash_lb_config"] = {"minimum_ring_size": 1024}
+    return _bootstrap(admin_port, [listener], [cluster])
+
+
+# --------------------------------------------------------------------------- #
 # Shipped files
 # --------------------------------------------------------------------------- #
 
@@ -380,13 +601,26 @@ CONFIGS: dict[str, tuple[Callable[..., dict[str, Any]], str | None]] = {
     "egress": (egress, "egress"),
     "mtls-client": (mtls_client, None),
     "mtls-server": (mtls_server, "mtls-server"),
+    "ratelimit-local": (ratelimit_local, "ratelimit"),
+    "ratelimit-global": (ratelimit_global, "ratelimit"),
+    "replicas-front": (replicas_front, None),
 }
 
 
 def plugin_config_for(name: str, repo: Path = REPO) -> dict[str, Any] | None:
     """The plugin configuration the shipped ``envoy/<name>.yaml`` embeds."""
     policy_dir = CONFIGS[name][1]
-    return None if policy_dir is None else plugin_config_from_dir(repo / POLICY_ROOT / policy_dir)
+    if policy_dir is None:
+        return None
+    root = repo / POLICY_ROOT / policy_dir
+    config = plugin_config_from_dir(root)
+    # `library.txt`: policy-library modules (policies/library/<name>.rego) loaded beside the directory's own.
+    listing = root / "library.txt"
+    if listing.is_file():
+        for name_ in listing.read_text(encoding="utf-8").split():
+            config["policy"]["modules"][f"library/{name_}.rego"] = (
+                repo / "policies" / "library" / f"{name_}.rego").read_text(encoding="utf-8")
+    return config
 
 
 def render(name: str, repo: Path = REPO, **overrides: Any) -> str:

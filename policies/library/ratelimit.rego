@@ -104,3 +104,58 @@ ratelimit_deny contains sprintf("ratelimit: %s (limit %v)", [ratelimit_text(limi
 ratelimit_deny contains msg if some msg in ratelimit_kill
 
 deny contains msg if some msg in ratelimit_deny
+
+# --- Mesh-wide limits: a descriptor for Envoy's rate-limit filters ---------
+#
+# data.library.ratelimit.descriptor (optional) makes ratelimit_descriptor an
+# object the main policy hands to the filter's `rate_limit` output, which
+# Envoy's local_ratelimit filter (per instance) or ratelimit filter (the
+# global rate-limit service, mesh-wide) count (docs/replicas.md):
+#
+#   rate_limit := ratelimit_descriptor if ratelimit_descriptor
+#
+#   entries  Which entries to send, from: "principal" (sub:<subject>,
+#            peer:<TLS peer principal>, or "anonymous"), "tool" (tools/call
+#            only), "method", "session", "upstream". Default
+#            ["principal", "tool"]. An entry with no value for this message
+#            is left out.
+#   costs    Tool name (or glob) -> hits a call adds; the first match in
+#            key order wins. Default cost 1.
+#   methods  Methods that carry a descriptor. Default ["tools/call"].
+
+ratelimit_descriptor_config := ratelimit_config.descriptor
+
+ratelimit_principal := sprintf("sub:%s", [input.identity.subject]) if is_string(input.identity.subject)
+
+else := sprintf("peer:%s", [input.source.principal]) if is_string(input.source.principal)
+
+else := "anonymous"
+
+ratelimit_entry_value("principal") := ratelimit_principal
+
+ratelimit_entry_value("tool") := input.mcp.tool.name if is_string(input.mcp.tool.name)
+
+ratelimit_entry_value("method") := input.mcp.method if is_string(input.mcp.method)
+
+ratelimit_entry_value("session") := input.mcp.session_id if is_string(input.mcp.session_id)
+
+ratelimit_entry_value("upstream") := input.xds.cluster_name if is_string(input.xds.cluster_name)
+
+ratelimit_descriptor_entries[key] := value if {
+	some key in object.get(ratelimit_descriptor_config, "entries", ["principal", "tool"])
+	value := ratelimit_entry_value(key)
+}
+
+ratelimit_costs := [c |
+	some pattern, c in object.get(ratelimit_descriptor_config, "costs", {})
+	ratelimit_match(pattern, input.mcp.tool.name)
+]
+
+ratelimit_cost := ratelimit_costs[0] if count(ratelimit_costs) > 0
+
+else := 1
+
+ratelimit_descriptor := {"entries": ratelimit_descriptor_entries, "cost": ratelimit_cost} if {
+	input.mcp.method in object.get(ratelimit_descriptor_config, "methods", ["tools/call"])
+	count(ratelimit_descriptor_entries) > 0
+}

@@ -73,3 +73,38 @@ test_inert_without_data if {
 	count(mcp.ratelimit_deny) == 0 with input as msg("get_record", 1000, 1000, 1000)
 	count(mcp.ratelimit_kill) == 0 with input as msg("get_record", 1000, 1000, 1000)
 }
+
+# --- descriptors for Envoy's rate-limit filters ---
+
+dcfg := {"descriptor": {"costs": {"run_*": 5, "export": 20}}}
+
+call(name, identity) := object.union(
+	{"mcp": {"kind": "request", "method": "tools/call", "tool": {"name": name, "arguments": {}}}},
+	identity,
+)
+
+test_descriptor_principal_and_tool if {
+	d := mcp.ratelimit_descriptor with input as call("get_record", {"identity": {"subject": "alice"}}) with data.library.ratelimit as dcfg
+	d == {"entries": {"principal": "sub:alice", "tool": "get_record"}, "cost": 1}
+}
+
+test_descriptor_costs_and_peer_principal if {
+	d := mcp.ratelimit_descriptor with input as call("run_query", {"source": {"principal": "spiffe://cluster.local/ns/a/sa/b"}}) with data.library.ratelimit as dcfg
+	d == {"entries": {"principal": "peer:spiffe://cluster.local/ns/a/sa/b", "tool": "run_query"}, "cost": 5}
+}
+
+test_descriptor_anonymous if {
+	d := mcp.ratelimit_descriptor with input as call("export", {}) with data.library.ratelimit as dcfg
+	d == {"entries": {"principal": "anonymous", "tool": "export"}, "cost": 20}
+}
+
+test_descriptor_only_for_configured_methods if {
+	not mcp.ratelimit_descriptor with input as {"mcp": {"kind": "request", "method": "tools/list"}} with data.library.ratelimit as dcfg
+	d := mcp.ratelimit_descriptor with input as {"mcp": {"kind": "request", "method": "tools/list", "session_id": "s1"}}
+		with data.library.ratelimit as {"descriptor": {"entries": ["method", "session"], "methods": ["tools/list"]}}
+	d == {"entries": {"method": "tools/list", "session": "s1"}, "cost": 1}
+}
+
+test_no_descriptor_without_config if {
+	not mcp.ratelimit_descriptor with input as call("get_record", {}) with data.library.ratelimit as cfg
+}

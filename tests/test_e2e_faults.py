@@ -1,0 +1,136 @@
+"""Policy faults through a real Envoy: a policy that fails at run time is a
+denial with the error as the reason, never an allowed call; every decision
+has its audit event (`mcp-policy audit` log line, matched by decision id);
+nothing denied reaches the upstream. The engine's known gap (a failing
+builtin or a rule conflict inside a `deny` rule is undefined on the RVM, so
+that rule does not fire) is pinned by an expected failure; docs/hardening.md.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+import harness
+
+POLICY = r"""package mcp
+import rego.v1
+
+default allow := false
+
+allow if input.mcp.tool.name in {"echo", "budget", "builtin_in_deny", "conflict", "bad_output"}
+
+allow if {
+    input.mcp.tool.name == "builtin_in_allow"
+    to_number("not a number") > 0
+}
+
+deny contains "unreachable" if {
+    input.mcp.tool.name == "budget"
+    count([x | some x in numbers.range(1, 1000000)]) < 0
+}
+
+deny contains "builtin failed" if {
+    input.mcp.tool.name == "builtin_in_deny"
+    to_number("not a number") > 0
+}
+
+tier := "a" if input.mcp.tool.name == "conflict"
+tier := "b" if input.mcp.tool.name == "conflict"
+deny contains "tier b" if tier == "b"
+deny contains "tier a" if tier == "a"
+
+request_headers := {"bad header name": "v"} if input.mcp.tool.name == "bad_output"
+"""
+
+HEADERS = {"content-type": "application/json", "accept": "application/json, text/event-stream",
+           "mcp-protocol-version": "2025-06-18"}
+
+
+class Stack:
+    def __init__(self, server: harness.DemoServer, envoy: harness.EnvoyHandle) -> None:
+        self.server, self.envoy = server, envoy
+        self.http = httpx.Client(base_url=envoy.base_url, timeout=15)
+
+    def call(self, tool: str, ident: int) -> httpx.Response:
+        body = {"jsonrpc": "2.0", "id": ident, "method": "tools/call", "params": {"name": tool, "arguments": {}}}
+        return self.http.post("/mcp", content=json.dumps(body), headers=HEADERS)
+
+    def audit(self, decision_id: str) -> dict[str, Any]:
+        def find() -> dict[str, Any] | None:
+            for line in self.envoy.log_text().splitlines():
+                i = line.find("mcp-policy audit ")
+                if i >= 0:
+                    event = json.loads(line[i + len("mcp-policy audit "):])
+                    if event.get("decision_id") == decision_id:
+                        return event
+            return None
+
+        event = harness.poll(find, lambda e: e is not None, timeout=10)
+        assert event is not None, f"no audit event for {decision_id}"
+        return event
+
+    def received_ids(self) -> set[Any]:
+        return {m.get("id") for m in self.server.received()}
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, wasm_path: Path) -> Iterator[Stack]:
+    tmp = tmp_path_factory.mktemp("faults")
+    server = harness.start_demo_server(tmp, json_response=True, stateless=True)
+    try:
+        envoy = harness.start_envoy(
+            tmp,
+            plugin_config={"policy": {"modules": {"faults.rego": POLICY}}, "max_instructions": 20000,
+                           "audit": {"log": True}},
+            upstream_port=server.port,
+            wasm_path=wasm_path,
+        )
+        try:
+            s = Stack(server, envoy)
+            yield s
+            s.http.close()
+        finally:
+            envoy.stop()
+    finally:
+        server.proc.stop()
+
+
+@pytest.mark.parametrize(
+    ("tool", "reason"),
+    [
+        ("budget", "policy evaluation failed: "),
+        ("builtin_in_allow", "no policy rule allows this message"),
+        ("bad_output", "policy evaluation failed: "),
+    ],
+)
+def test_runtime_errors_deny_with_a_reason_and_an_audit_event(stack: Stack, tool: str, reason: str) -> None:
+    ident = 9000 + len(tool)
+    r = stack.call(tool, ident)
+    assert r.status_code == 200
+    error = r.json()["error"]
+    assert error["message"].startswith("Denied by policy: " + reason), error
+    event = stack.audit(r.headers["x-mcp-decision-id"])
+    assert event["decision"] == "deny"
+    assert event["tool"] == tool
+    assert any(x.startswith(reason) for x in event["reasons"]), event
+    # Decided and answered: an allowed call after it reaches the server,
+    # the denied one does not.
+    ok = stack.call("echo", ident + 500)
+    assert ok.status_code == 200 and "result" in ok.json()
+    assert ident + 500 in stack.received_ids()
+    assert ident not in stack.received_ids()
+    assert stack.audit(ok.headers["x-mcp-decision-id"])["decision"] == "allow"
+
+
+@pytest.mark.xfail(strict=True, reason="known gap: the RVM makes builtin errors and rule conflicts undefined "
+                                       "(docs/hardening.md)")
+@pytest.mark.parametrize("tool", ["builtin_in_deny", "conflict"])
+def test_errors_inside_deny_rules_deny(stack: Stack, tool: str) -> None:
+    r = stack.call(tool, 9100 + len(tool))
+    assert "error" in r.json(), r.json()
