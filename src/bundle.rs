@@ -19,6 +19,7 @@
 use crate::attributes::Needs;
 use crate::config::{Config, Settings};
 use crate::engine::{Policy, PolicyError};
+use sha2::Digest;
 use std::fmt;
 use std::io::Read;
 
@@ -488,6 +489,9 @@ pub struct Poller {
     /// The ETag of the last bundle answered with 200 (good or not: a broken
     /// bundle is not fetched and compiled again until it changes).
     etag: Option<String>,
+    /// SHA-256 of the last bundle answered with 200 (good or not), for
+    /// sources that send no ETag: an unchanged body is not compiled again.
+    digest: Option<[u8; 32]>,
     /// The call waiting for its answer, and when it was sent.
     in_flight: Option<u32>,
     sent_ms: u64,
@@ -501,6 +505,7 @@ impl Poller {
         Poller {
             settings,
             etag: None,
+            digest: None,
             in_flight: None,
             sent_ms: 0,
             next_poll_ms: 0,
@@ -655,6 +660,13 @@ impl Poller {
         let Some(body) = read_body() else {
             return Outcome::Failed(PollError::Download("the body could not be read".into()));
         };
+        let digest: [u8; 32] = sha2::Sha256::digest(&body).into();
+        if self.digest == Some(digest) {
+            // No ETag (or a new one) but the same bytes: same bundle.
+            self.etag = etag;
+            return Outcome::NotModified;
+        }
+        self.digest = Some(digest);
         self.etag = etag;
         match load(&body, &limits, settings) {
             Ok(c) => Outcome::Loaded {
@@ -892,6 +904,27 @@ pub(crate) mod tests {
         assert!(!p.due(8000 + 5000 + 1000));
         assert!(p.due(8000 + 5000 + 1001));
         assert!(!p.owns(13));
+        // A source without ETags: the same bytes are not compiled again.
+        let mut q = Poller::new(bundle_settings(), 1);
+        q.request(0);
+        q.sent(1);
+        let o = q.on_response(Some(200), None, body.len(), || Some(body.clone()), &s);
+        assert!(matches!(o, Outcome::Loaded { .. }), "{o:?}");
+        q.request(2000);
+        q.sent(2);
+        let o = q.on_response(Some(200), None, body.len(), || Some(body.clone()), &s);
+        assert!(matches!(o, Outcome::NotModified), "{o:?}");
+        q.request(4000);
+        q.sent(3);
+        let o = q.on_response(Some(200), None, bad.len(), || Some(bad.clone()), &s);
+        assert!(matches!(o, Outcome::Failed(_)), "{o:?}");
+        q.request(6000);
+        q.sent(4);
+        let o = q.on_response(Some(200), None, bad.len(), || Some(bad.clone()), &s);
+        assert!(
+            matches!(o, Outcome::NotModified),
+            "a broken bundle fails once: {o:?}"
+        );
         // Jitter stays within its bound.
         for i in 0..100 {
             let now = 10_000 + i * 2000;

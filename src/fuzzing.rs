@@ -387,7 +387,10 @@ pub fn bundle(data: &[u8]) {
                     "module path not normalised: {path:?}"
                 );
                 assert!(path.ends_with(".rego") && !path.ends_with("_test.rego"));
-                assert!(last.is_none_or(|l| l < path.as_str()), "modules not sorted/unique");
+                assert!(
+                    last.is_none_or(|l| l < path.as_str()),
+                    "modules not sorted/unique"
+                );
                 last = Some(path);
                 total += source.len() as u64;
             }
