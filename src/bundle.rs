@@ -260,7 +260,8 @@ fn unpack_inner(bytes: &[u8], limits: &Limits, tests: bool) -> Result<Bundle, Bu
             limits.max_bytes
         )));
     }
-    let gz = flate2::read::GzDecoder::new(bytes);
+    // Multi-member gzip is read whole, as Go's reader (OPA) does.
+    let gz = flate2::read::MultiGzDecoder::new(bytes);
     let mut archive = tar::Archive::new(Bounded {
         inner: gz,
         read: 0,
@@ -800,6 +801,26 @@ pub(crate) mod tests {
             ("data.json", r#"{"k": {}}"#),
         ]);
         assert!(e.contains("data path k is outside"), "{e}");
+    }
+
+    #[test]
+    fn multi_member_gzip_is_read_whole() {
+        // A tar split over two gzip members.
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(MAIN.len() as u64);
+        h.set_mode(0o644);
+        b.append_data(&mut h, "main.rego", MAIN.as_bytes()).unwrap();
+        let tar = b.into_inner().unwrap();
+        let (a, rest) = tar.split_at(700);
+        let mut out = Vec::new();
+        for part in [a, rest] {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            std::io::Write::write_all(&mut gz, part).unwrap();
+            out.extend(gz.finish().unwrap());
+        }
+        let got = unpack(&out, &Limits::default()).unwrap();
+        assert_eq!(got.modules.len(), 1);
     }
 
     #[test]
