@@ -96,7 +96,7 @@ test: setup build lint unit wasm-test e2e
 # stops the run. Needs a nightly toolchain (sanitizers) and cargo-fuzz; the
 # same corpus runs on stable in `make unit` (tests/fuzz_corpus.rs).
 FUZZ_SECONDS   ?= 60
-FUZZ_TARGETS   ?= mcp sse tools routing attributes config rewrite request
+FUZZ_TARGETS   ?= mcp sse tools routing attributes config rewrite request bundle
 FUZZ_TIMEOUT   ?= 10
 FUZZ_RSS_MB    ?= 2048
 FUZZ_TOOLCHAIN ?= nightly

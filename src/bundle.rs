@@ -19,6 +19,7 @@
 use crate::attributes::Needs;
 use crate::config::{Config, Settings};
 use crate::engine::{Policy, PolicyError};
+use sha2::Digest;
 use std::fmt;
 use std::io::Read;
 
@@ -240,8 +241,18 @@ struct Manifest {
     roots: Option<Vec<String>>,
 }
 
-/// Unpack a gzipped tar within `limits`.
+/// Unpack a gzipped tar within `limits` (`*_test.rego` skipped).
 pub fn unpack(bytes: &[u8], limits: &Limits) -> Result<Bundle, BundleError> {
+    unpack_inner(bytes, limits, false)
+}
+
+/// As [`unpack`], keeping the `*_test.rego` modules too (for the CLI's
+/// `test`).
+pub fn unpack_with_tests(bytes: &[u8], limits: &Limits) -> Result<Bundle, BundleError> {
+    unpack_inner(bytes, limits, true)
+}
+
+fn unpack_inner(bytes: &[u8], limits: &Limits, tests: bool) -> Result<Bundle, BundleError> {
     if bytes.len() > limits.max_bytes {
         return Err(BundleError::TooLarge(format!(
             "{} bytes compressed, more than max_bytes {}",
@@ -249,7 +260,8 @@ pub fn unpack(bytes: &[u8], limits: &Limits) -> Result<Bundle, BundleError> {
             limits.max_bytes
         )));
     }
-    let gz = flate2::read::GzDecoder::new(bytes);
+    // Multi-member gzip is read whole, as Go's reader (OPA) does.
+    let gz = flate2::read::MultiGzDecoder::new(bytes);
     let mut archive = tar::Archive::new(Bounded {
         inner: gz,
         read: 0,
@@ -278,7 +290,7 @@ pub fn unpack(bytes: &[u8], limits: &Limits) -> Result<Bundle, BundleError> {
             .map_err(|_| BundleError::Unpack("a path inside the bundle is not UTF-8".into()))?;
         let path = normalise(&raw)?;
         let name = file_name(&path);
-        let wanted = name.ends_with(".rego") && !name.ends_with("_test.rego")
+        let wanted = name.ends_with(".rego") && (tests || !name.ends_with("_test.rego"))
             || name == "data.json"
             || path == ".manifest";
         if name == "data.yaml" || name == "data.yml" {
@@ -405,13 +417,40 @@ pub fn load(bytes: &[u8], limits: &Limits, settings: &Settings) -> Result<Config
     unpack(bytes, limits)?.compile(settings)
 }
 
+/// The last good bundle as kept in the host's shared data for VMs that
+/// start later (a new worker, a reconfiguration, a reloaded VM): the ETag
+/// (length-prefixed) then the bundle as downloaded.
+pub fn encode_kept(etag: Option<&str>, bytes: &[u8]) -> Vec<u8> {
+    let e = etag.unwrap_or("").as_bytes();
+    let mut out = Vec::with_capacity(4 + e.len() + bytes.len());
+    out.extend_from_slice(&(e.len() as u32).to_le_bytes());
+    out.extend_from_slice(e);
+    out.extend_from_slice(bytes);
+    out
+}
+
+/// The ETag (`None` if there was none) and the bundle of [`encode_kept`].
+pub fn decode_kept(v: &[u8]) -> Option<(Option<String>, &[u8])> {
+    let len_bytes: [u8; 4] = v.get(..4)?.try_into().ok()?;
+    let n = u32::from_le_bytes(len_bytes) as usize;
+    let etag = std::str::from_utf8(v.get(4..4usize.checked_add(n)?)?).ok()?;
+    let body = v.get(4 + n..)?;
+    Some(((!etag.is_empty()).then(|| etag.to_string()), body))
+}
+
+/// The shared-data key of the bundle kept for one source.
+pub fn kept_key(s: &crate::config::BundleSettings) -> String {
+    format!("mcp_policy.bundle.{}{}", s.cluster, s.path)
+}
+
 /// What became of one poll.
 #[derive(Debug)]
 pub enum Outcome {
     /// 304: the bundle has not changed.
     NotModified,
-    /// A new bundle, compiled: swap it in.
-    Loaded(Box<Config>),
+    /// A new bundle, compiled: swap it in. `bytes` is the bundle as
+    /// downloaded (to keep for VMs that start later).
+    Loaded { config: Box<Config>, bytes: Vec<u8> },
     /// Nothing usable; the last good policy stays in force.
     Failed(PollError),
 }
@@ -451,8 +490,12 @@ pub struct Poller {
     /// The ETag of the last bundle answered with 200 (good or not: a broken
     /// bundle is not fetched and compiled again until it changes).
     etag: Option<String>,
-    /// The call waiting for its answer.
+    /// SHA-256 of the last bundle answered with 200 (good or not), for
+    /// sources that send no ETag: an unchanged body is not compiled again.
+    digest: Option<[u8; 32]>,
+    /// The call waiting for its answer, and when it was sent.
     in_flight: Option<u32>,
+    sent_ms: u64,
     next_poll_ms: u64,
     rng: u64,
 }
@@ -463,7 +506,9 @@ impl Poller {
         Poller {
             settings,
             etag: None,
+            digest: None,
             in_flight: None,
+            sent_ms: 0,
             next_poll_ms: 0,
             rng: seed | 1,
         }
@@ -478,8 +523,25 @@ impl Poller {
         self.etag.as_deref()
     }
 
+    /// Start from a bundle kept from earlier (see [`encode_kept`]).
+    pub fn set_etag(&mut self, etag: Option<String>) {
+        self.etag = etag;
+    }
+
     /// A poll should be sent now (none in flight, the interval has passed).
-    pub fn due(&self, now_ms: u64) -> bool {
+    /// A call whose answer never came (the host always answers, at the
+    /// latest when `timeout_ms` runs out) is given up a second after that,
+    /// so polling can never stop for good.
+    pub fn due(&mut self, now_ms: u64) -> bool {
+        if self.in_flight.is_some()
+            && now_ms
+                > self
+                    .sent_ms
+                    .saturating_add(self.settings.timeout_ms)
+                    .saturating_add(1000)
+        {
+            self.in_flight = None;
+        }
         self.in_flight.is_none() && now_ms >= self.next_poll_ms
     }
 
@@ -501,6 +563,7 @@ impl Poller {
     /// The request headers of a poll; the next one is scheduled one
     /// interval (plus jitter) from `now_ms`.
     pub fn request(&mut self, now_ms: u64) -> Vec<(String, String)> {
+        self.sent_ms = now_ms;
         self.next_poll_ms = now_ms
             .saturating_add(self.settings.poll_interval_ms)
             .saturating_add(self.jitter());
@@ -527,6 +590,11 @@ impl Poller {
     /// The call was dispatched under `token`.
     pub fn sent(&mut self, token: u32) {
         self.in_flight = Some(token);
+    }
+
+    /// The call in flight, if any.
+    pub fn in_flight(&self) -> Option<u32> {
+        self.in_flight
     }
 
     /// `token` is this poller's call.
@@ -593,9 +661,19 @@ impl Poller {
         let Some(body) = read_body() else {
             return Outcome::Failed(PollError::Download("the body could not be read".into()));
         };
+        let digest: [u8; 32] = sha2::Sha256::digest(&body).into();
+        if self.digest == Some(digest) {
+            // No ETag (or a new one) but the same bytes: same bundle.
+            self.etag = etag;
+            return Outcome::NotModified;
+        }
+        self.digest = Some(digest);
         self.etag = etag;
         match load(&body, &limits, settings) {
-            Ok(c) => Outcome::Loaded(Box::new(c)),
+            Ok(c) => Outcome::Loaded {
+                config: Box::new(c),
+                bytes: body,
+            },
             Err(e) => Outcome::Failed(PollError::Bundle(e)),
         }
     }
@@ -726,6 +804,26 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn multi_member_gzip_is_read_whole() {
+        // A tar split over two gzip members.
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(MAIN.len() as u64);
+        h.set_mode(0o644);
+        b.append_data(&mut h, "main.rego", MAIN.as_bytes()).unwrap();
+        let tar = b.into_inner().unwrap();
+        let (a, rest) = tar.split_at(700);
+        let mut out = Vec::new();
+        for part in [a, rest] {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            std::io::Write::write_all(&mut gz, part).unwrap();
+            out.extend(gz.finish().unwrap());
+        }
+        let got = unpack(&out, &Limits::default()).unwrap();
+        assert_eq!(got.modules.len(), 1);
+    }
+
+    #[test]
     fn garbage_is_refused() {
         let e = load(b"not gzip at all", &Limits::default(), &Settings::default()).unwrap_err();
         assert_eq!(e.kind(), "unpack");
@@ -771,6 +869,7 @@ pub(crate) mod tests {
         assert!(!h.iter().any(|(k, _)| k == "if-none-match"));
         p.sent(7);
         assert!(!p.due(5000), "one call at a time");
+        assert!(!p.due(5999));
         assert!(p.owns(7) && !p.owns(8));
         let body = targz(&[("main.rego", MAIN)]);
         let o = p.on_response(
@@ -780,7 +879,7 @@ pub(crate) mod tests {
             || Some(body.clone()),
             &s,
         );
-        assert!(matches!(o, Outcome::Loaded(_)), "{o:?}");
+        assert!(matches!(o, Outcome::Loaded { .. }), "{o:?}");
         assert!(!p.due(999));
         assert!(p.due(1100));
         let h = p.request(1100);
@@ -820,6 +919,33 @@ pub(crate) mod tests {
             "{o:?}"
         );
         assert_eq!(p.etag(), Some("\"e2\""));
+        // An answer that never comes is given up after timeout_ms + 1 s.
+        p.request(8000);
+        p.sent(13);
+        assert!(!p.due(8000 + 5000 + 1000));
+        assert!(p.due(8000 + 5000 + 1001));
+        assert!(!p.owns(13));
+        // A source without ETags: the same bytes are not compiled again.
+        let mut q = Poller::new(bundle_settings(), 1);
+        q.request(0);
+        q.sent(1);
+        let o = q.on_response(Some(200), None, body.len(), || Some(body.clone()), &s);
+        assert!(matches!(o, Outcome::Loaded { .. }), "{o:?}");
+        q.request(2000);
+        q.sent(2);
+        let o = q.on_response(Some(200), None, body.len(), || Some(body.clone()), &s);
+        assert!(matches!(o, Outcome::NotModified), "{o:?}");
+        q.request(4000);
+        q.sent(3);
+        let o = q.on_response(Some(200), None, bad.len(), || Some(bad.clone()), &s);
+        assert!(matches!(o, Outcome::Failed(_)), "{o:?}");
+        q.request(6000);
+        q.sent(4);
+        let o = q.on_response(Some(200), None, bad.len(), || Some(bad.clone()), &s);
+        assert!(
+            matches!(o, Outcome::NotModified),
+            "a broken bundle fails once: {o:?}"
+        );
         // Jitter stays within its bound.
         for i in 0..100 {
             let now = 10_000 + i * 2000;
@@ -906,6 +1032,19 @@ pub(crate) mod tests {
         .unwrap();
         assert!(!c.bundle_pending);
         assert!(c.policy.revision().starts_with("sha256:"));
+    }
+
+    #[test]
+    fn kept_bundles_round_trip() {
+        let v = encode_kept(Some("\"e\""), b"abc");
+        assert_eq!(
+            decode_kept(&v),
+            Some((Some("\"e\"".to_string()), &b"abc"[..]))
+        );
+        let v = encode_kept(None, b"");
+        assert_eq!(decode_kept(&v), Some((None, &b""[..])));
+        assert_eq!(decode_kept(b"\xff\xff\xff\xffab"), None);
+        assert_eq!(decode_kept(b"ab"), None);
     }
 
     #[test]

@@ -46,6 +46,7 @@ proxy_wasm::main! {{
         collector: None,
         next_flush_ms: 0,
         poller: None,
+        stale_poll: None,
         settings: None,
         active_revision: None,
     }) });
@@ -241,6 +242,9 @@ struct Root {
     next_flush_ms: u64,
     /// The policy bundle source, when configured.
     poller: Option<crate::bundle::Poller>,
+    /// A poll sent before a reconfiguration replaced the poller: its answer
+    /// is ignored.
+    stale_poll: Option<u32>,
     /// The configuration's settings, which bundles are compiled with.
     settings: Option<crate::config::Settings>,
     /// The bundle revision this VM serves (the `mcp_policy_bundle_active`
@@ -373,7 +377,8 @@ impl Root {
                 };
                 self.bundle_failed(&e.to_string(), level);
             }
-            crate::bundle::Outcome::Loaded(config) => {
+            crate::bundle::Outcome::Loaded { config, bytes } => {
+                keep_bundle(p, etag.as_deref(), &bytes);
                 let plugin = new_plugin(*config);
                 let revision = plugin.policy.revision().to_string();
                 let previous = self
@@ -397,14 +402,81 @@ impl Root {
                 self.plugin = Some(Rc::new(RefCell::new(plugin)));
                 if let Ok(mut s) = self.stats.try_borrow_mut() {
                     s.inc(crate::metrics::BUNDLE_LOADS);
-                    if let Some(old) = self.active_revision.take() {
-                        s.gauge_add(&bundle_gauge(&old), -1);
-                    }
-                    s.gauge_add(&bundle_gauge(&revision), 1);
                 }
-                self.active_revision = Some(revision);
+                self.set_active(Some(revision));
             }
         }
+    }
+
+    /// This VM now serves bundle revision `revision` (or none).
+    fn set_active(&mut self, revision: Option<String>) {
+        if let Ok(mut s) = self.stats.try_borrow_mut() {
+            if let Some(old) = &self.active_revision {
+                s.gauge_add(&bundle_gauge(old), -1);
+            }
+            if let Some(new) = &revision {
+                s.gauge_add(&bundle_gauge(new), 1);
+            }
+        }
+        self.active_revision = revision;
+    }
+
+    /// The last good bundle of this source, kept in shared data by any VM of
+    /// this Envoy, compiled with this configuration's settings: a VM that
+    /// starts (a new worker, a reconfiguration, a reloaded VM) serves it at
+    /// once instead of waiting for its first poll.
+    fn restore_bundle(&mut self, settings: &crate::config::Settings) -> Option<Config> {
+        let p = self.poller.as_mut()?;
+        let (kept, _) = SharedData.get(&crate::bundle::kept_key(p.settings()))?;
+        let (etag, body) = crate::bundle::decode_kept(&kept)?;
+        match crate::bundle::load(body, &p.settings().limits(), settings) {
+            Ok(c) => {
+                log(
+                    LogLevel::Info,
+                    &format!(
+                        "mcp-policy: policy bundle restored from shared data: revision {} (etag {}); polling {}{} for a newer one",
+                        c.policy.revision(),
+                        etag.as_deref().unwrap_or("none"),
+                        p.settings().cluster,
+                        p.settings().path
+                    ),
+                );
+                p.set_etag(etag);
+                Some(c)
+            }
+            Err(e) => {
+                log(
+                    LogLevel::Warn,
+                    &format!("mcp-policy: the policy bundle kept in shared data is not used: {e}"),
+                );
+                None
+            }
+        }
+    }
+}
+
+/// Keep the bundle just loaded in shared data for VMs that start later
+/// (once per ETag: the other VMs find it already there).
+fn keep_bundle(p: &crate::bundle::Poller, etag: Option<&str>, bytes: &[u8]) {
+    let key = crate::bundle::kept_key(p.settings());
+    let etag_key = format!("{key}.etag");
+    let e = etag.unwrap_or("");
+    if !e.is_empty()
+        && SharedData
+            .get(&etag_key)
+            .is_some_and(|(v, _)| v == e.as_bytes())
+    {
+        return;
+    }
+    let value = crate::bundle::encode_kept(etag, bytes);
+    if let Err(err) = SharedData
+        .set(&key, &value, None)
+        .and_then(|()| SharedData.set(&etag_key, e.as_bytes(), None))
+    {
+        log(
+            LogLevel::Warn,
+            &format!("mcp-policy: could not keep the policy bundle in shared data: {err:?}"),
+        );
     }
 }
 
@@ -431,6 +503,10 @@ impl Context for Root {
     ) {
         if self.poller.as_ref().is_some_and(|p| p.owns(token)) {
             self.on_bundle_response(body);
+            return;
+        }
+        if self.stale_poll == Some(token) {
+            self.stale_poll = None;
             return;
         }
         let status = host::get_map_value(MapType::HttpCallResponseHeaders, ":status")
@@ -478,6 +554,7 @@ impl Context for Root {
 
 impl Root {
     fn on_configure_bundle(&mut self, config: &Config) {
+        self.stale_poll = self.poller.as_ref().and_then(|p| p.in_flight());
         let Some(b) = config.settings.bundle.clone() else {
             self.poller = None;
             return;
@@ -488,12 +565,6 @@ impl Root {
             let _ = s.id(MetricType::Counter, crate::metrics::BUNDLE_LOADS);
             let _ = s.id(MetricType::Counter, crate::metrics::BUNDLE_FAILURES);
             let _ = s.id(MetricType::Counter, crate::metrics::BUNDLE_NOT_MODIFIED);
-        }
-        if config.bundle_pending {
-            log(
-                LogLevel::Warn,
-                "mcp-policy: no inline policy: every message is denied (503, \"policy bundle not loaded yet\") until the first bundle loads",
-            );
         }
     }
 
@@ -555,12 +626,20 @@ impl RootContext for Root {
                     let _ = host::set_tick_period(std::time::Duration::from_millis(ms));
                 }
                 self.settings = Some(config.settings.clone());
+                let pending = config.bundle_pending;
+                let (config, restored) = match self.restore_bundle(&config.settings) {
+                    Some(kept) => (kept, true),
+                    None => (config, false),
+                };
+                let revision = config.policy.revision().to_string();
                 // In-flight requests keep the plugin they started with.
                 self.plugin = Some(Rc::new(RefCell::new(new_plugin(config))));
-                if let Some(old) = self.active_revision.take() {
-                    if let Ok(mut s) = self.stats.try_borrow_mut() {
-                        s.gauge_add(&bundle_gauge(&old), -1);
-                    }
+                self.set_active(restored.then_some(revision));
+                if pending && !restored {
+                    log(
+                        LogLevel::Warn,
+                        "mcp-policy: no inline policy: every message is denied (503, \"policy bundle not loaded yet\") until the first bundle loads",
+                    );
                 }
                 // The first poll at once (if the host cannot make the call
                 // yet, the first tick does).

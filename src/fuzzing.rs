@@ -353,6 +353,57 @@ pub fn config(data: &[u8]) {
     }
 }
 
+/// Target `bundle`: a policy bundle as a bundle server serves it (a
+/// gzipped tar, `bundle::unpack`). An input starting with `T` is a plain tar
+/// (the rest), gzipped here, so the fuzzer reaches the tar and layout code
+/// without having to find valid gzip. Properties: no panic; what unpacks
+/// stays within the limits, names normalised module paths only, and data is
+/// an object.
+pub fn bundle(data: &[u8]) {
+    let limits = crate::bundle::Limits {
+        max_bytes: 1 << 20,
+        max_uncompressed_bytes: 1 << 20,
+        max_files: 64,
+    };
+    let bytes = match data.split_first() {
+        Some((b'T', tar)) => {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            let _ = std::io::Write::write_all(&mut gz, tar);
+            gz.finish().unwrap_or_default()
+        }
+        _ => data.to_vec(),
+    };
+    match crate::bundle::unpack(&bytes, &limits) {
+        Ok(b) => {
+            assert!(b.modules.len() <= limits.max_files);
+            let mut total = 0u64;
+            let mut last: Option<&str> = None;
+            for (path, source) in &b.modules {
+                assert!(
+                    !path.starts_with('/')
+                        && !path
+                            .split('/')
+                            .any(|seg| seg.is_empty() || seg == "." || seg == ".."),
+                    "module path not normalised: {path:?}"
+                );
+                assert!(path.ends_with(".rego") && !path.ends_with("_test.rego"));
+                assert!(
+                    last.is_none_or(|l| l < path.as_str()),
+                    "modules not sorted/unique"
+                );
+                last = Some(path);
+                total += source.len() as u64;
+            }
+            assert!(total <= limits.max_uncompressed_bytes);
+            assert!(b.data.is_object());
+            assert!(!b.roots.is_empty());
+        }
+        Err(e) => {
+            let _ = e.to_string();
+        }
+    }
+}
+
 /// Target `rewrite`: first line a JSON object of rewrites (argument name or
 /// JSON pointer → value), the rest a message body.
 pub fn rewrite(data: &[u8]) {
@@ -540,7 +591,7 @@ pub fn request(data: &[u8]) {
 pub type Target = fn(&[u8]);
 
 /// Every target by name (the corpus test and `make fuzz` use these names).
-pub const TARGETS: [(&str, Target); 8] = [
+pub const TARGETS: [(&str, Target); 9] = [
     ("mcp", mcp),
     ("sse", sse),
     ("tools", tools_watcher),
@@ -549,4 +600,5 @@ pub const TARGETS: [(&str, Target); 8] = [
     ("config", config),
     ("rewrite", rewrite),
     ("request", request),
+    ("bundle", bundle),
 ];

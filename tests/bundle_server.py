@@ -59,6 +59,10 @@ class BundleServer:
         self.body = b""
         self.etag = ""
         self.status = 200
+        # Set: answer; cleared: hold every request unanswered (a source that
+        # accepts connections but never answers).
+        self.answering = threading.Event()
+        self.answering.set()
         self.port = 0
         self.server: ThreadingHTTPServer | None = None
         self.thread: threading.Thread | None = None
@@ -82,6 +86,11 @@ class BundleServer:
     def set_status(self, status: int) -> None:
         with self.lock:
             self.status = status
+        self.answering.set()
+
+    def hang(self) -> None:
+        """Accept requests but answer none (until set_status/stop)."""
+        self.answering.clear()
 
     # --- observation -----------------------------------------------------
 
@@ -105,6 +114,7 @@ class BundleServer:
             protocol_version = "HTTP/1.0"
 
             def do_GET(self) -> None:  # noqa: N802
+                outer.answering.wait(timeout=30)
                 inm = self.headers.get("if-none-match")
                 with outer.lock:
                     status, body, etag = outer.status, outer.body, outer.etag
@@ -141,6 +151,7 @@ class BundleServer:
 
     def stop(self) -> None:
         """Take the server down (connections to its port are refused)."""
+        self.answering.set()
         if self.server is not None:
             self.server.shutdown()
             self.server.server_close()

@@ -1010,3 +1010,78 @@ fn tool_definitions_from_a_tools_list_answer() {
     );
     assert!(run(&["check", s(&p)]).stdout.contains("definition"));
 }
+
+// --- bundles --------------------------------------------------------------
+
+/// A policy bundle (OPA's layout) of these files.
+fn bundle(name: &str, files: &[(&str, &str)]) -> PathBuf {
+    let mut b = tar::Builder::new(Vec::new());
+    for (path, content) in files {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(content.len() as u64);
+        h.set_mode(0o644);
+        b.append_data(&mut h, path, content.as_bytes()).unwrap();
+    }
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, &b.into_inner().unwrap()).unwrap();
+    let d = dir(&format!("bundle-{name}"), &[]);
+    std::fs::create_dir_all(&d).unwrap();
+    let p = d.join("bundle.tar.gz");
+    std::fs::write(&p, gz.finish().unwrap()).unwrap();
+    p
+}
+
+#[test]
+fn check_eval_and_test_read_a_bundle() {
+    let main = "package mcp\n\nimport rego.v1\n\ndefault allow := true\n\ndeny contains \"blocked\" if input.mcp.tool.name in data.acl.blocked\n";
+    let test = "package mcp_test\n\nimport rego.v1\n\nimport data.mcp\n\ntest_blocked if {\n\tmcp.deny == {\"blocked\"} with input as {\"mcp\": {\"tool\": {\"name\": \"rm\"}}}\n}\n";
+    let b = bundle(
+        "ok",
+        &[
+            (".manifest", r#"{"revision": "v1"}"#),
+            ("policy/main.rego", main),
+            ("policy/main_test.rego", test),
+            ("acl/data.json", r#"{"blocked": ["rm"]}"#),
+        ],
+    );
+    let r = run(&["check", s(&b)]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let r = run(&["test", s(&b)]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("PASS data.mcp_test.test_blocked"),
+        "{}",
+        r.stdout
+    );
+    let msg = dir(
+        "bundle-msg",
+        &[(
+            "m.json",
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"rm","arguments":{}}}"#,
+        )],
+    );
+    let r = run(&["eval", s(&b), s(&msg.join("m.json"))]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("blocked"), "{}", r.stdout);
+
+    let bad = bundle(
+        "bad",
+        &[("policy/main.rego", "package mcp\n\nallow if {\n")],
+    );
+    let r = run(&["check", s(&bad)]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("bundle.tar.gz:policy/main.rego:4:1: "),
+        "{}",
+        r.stdout
+    );
+    let garbage = dir("bundle-garbage", &[("x.tar.gz", "not gzip")]);
+    let r = run(&["check", s(&garbage.join("x.tar.gz"))]);
+    assert_ne!(r.code, 0);
+    assert!(
+        (r.stdout.clone() + &r.stderr).contains("not a gzipped tar"),
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
+}

@@ -106,12 +106,7 @@ def serving(envoy: harness.EnvoyHandle, rev: str, blocked: str, open_tool: str, 
 
 
 def audit_events(envoy: harness.EnvoyHandle) -> list[dict[str, Any]]:
-    out = []
-    for line in envoy.log_text().splitlines():
-        i = line.find("mcp-policy audit {")
-        if i >= 0:
-            out.append(json.loads(line[i + len("mcp-policy audit "):]))
-    return out
+    return envoy.audit_events()
 
 
 @pytest.mark.parametrize("demo_server", ["json-stateless"], indirect=True)
@@ -187,6 +182,8 @@ BROKEN: list[tuple[str, Any, str]] = [
                                                revision="big")),
      "bundle too large: "),
     ("http 500", lambda s: s.set_status(500), "bundle download failed: HTTP 500"),
+    # No answer within timeout_ms: Envoy answers 504 itself.
+    ("no answer", lambda s: s.hang(), "bundle download failed: HTTP 504 (upstream request timeout)"),
     # Envoy answers a refused connection itself, with a 503.
     ("down", lambda s: s.stop(), "bundle download failed: HTTP 503 (upstream connect error"),
 ]
@@ -313,3 +310,111 @@ def test_a_kill_published_in_a_bundle_reaches_two_envoys(
     assert harness.wait_until(lambda: all(call(e, "echo", headers=alice) == (200, "ok") for e in envoys
                                           for _ in range(6)), timeout=15)
     assert re.search(r"revision k1 \(", envoys[1].log_text())
+
+
+@pytest.mark.parametrize("demo_server", ["json-stateless"], indirect=True)
+def test_a_reloaded_vm_starts_from_the_kept_bundle(
+    demo_server: harness.DemoServer, envoy_factory: Any, server: BundleServer
+) -> None:
+    """The last good bundle is kept in shared data: a VM that starts later
+    (here: reloaded after a failure, with the bundle source down) serves it at
+    once instead of failing closed until its first poll succeeds."""
+    trap = "x-mcp-policy-trap"
+    config = dict(plugin_config(), debug={"trap_header": trap})
+    envoy = start(envoy_factory, server, config, failure_policy="FAIL_RELOAD")
+    assert harness.wait_until(lambda: serving(envoy, "r1", "delete_record", "echo"))
+    server.stop()
+    before = len(audit_events(envoy))
+    assert call(envoy, "echo", headers={trap: "1"})[0] == 503
+    # Envoy reloads the VM after a back-off; the new VM serves r1 although
+    # every poll fails.
+    assert harness.wait_until(lambda: call(envoy, "echo") == (200, "ok"))
+    assert serving(envoy, "r1", "delete_record", "echo")
+    assert envoy.stat("wasm.mcp_policy.vm_reload_success") >= 1
+    assert "policy bundle restored from shared data: revision r1" in envoy.log_text()
+    assert harness.wait_until(lambda: "still serving revision r1" in envoy.log_text())
+    assert {e["policy_revision"] for e in audit_events(envoy)[before:]} == {"r1"}
+
+
+@pytest.mark.parametrize("demo_server", ["json-stateless"], indirect=True)
+def test_a_configuration_reload_keeps_serving_the_bundle(
+    demo_server: harness.DemoServer, wasm_path: Path, tmp_path: Path, server: BundleServer
+) -> None:
+    """Envoy's own configuration update (LDS from a file, replaced atomically)
+    of a bundle-configured filter, under a stream of calls: no call fails and
+    none is decided by anything but the bundle (no `bundle-pending` window),
+    because the new plugin starts from the bundle kept in shared data."""
+    import threading
+
+    port, admin = harness.free_port(), harness.free_port()
+    clusters = [envoy_config.static_cluster(CLUSTER, server.port)]
+
+    def listener(config: dict[str, Any]) -> dict[str, Any]:
+        boot = envoy_config.build(listen_port=port, upstream_port=demo_server.port, admin_port=admin,
+                                  wasm_path=str(wasm_path), plugin_config=config, access_log_json=True)
+        return boot["static_resources"]["listeners"][0]
+
+    def write_lds(path: Path, config: dict[str, Any]) -> None:
+        harness.write_lds(path, listener(config))
+
+    boot = envoy_config.build(listen_port=port, upstream_port=demo_server.port, admin_port=admin,
+                              wasm_path=str(wasm_path), plugin_config=plugin_config(), access_log_json=True,
+                              extra_clusters=clusters)
+    boot["static_resources"]["listeners"] = []
+    lds = tmp_path / "lds.json"
+    write_lds(lds, plugin_config())
+    boot["dynamic_resources"] = {"lds_config": {"path_config_source": {"path": str(lds)},
+                                                "resource_api_version": "V3"}}
+    boot["node"] = {"id": "mcp-policy-bundle-reload", "cluster": "mcp-policy"}
+    cfg = tmp_path / "envoy.json"
+    cfg.write_text(json.dumps(boot), encoding="utf-8")
+    proc = harness.Process([harness.find_envoy(), "-c", str(cfg), "--concurrency", "2", "--disable-hot-restart",
+                            "-l", "info", "--component-log-level", "wasm:info"],
+                           name="envoy", log_dir=tmp_path, cwd=tmp_path).start()
+    url = f"http://127.0.0.1:{port}/mcp"
+    results: list[tuple[int, str]] = []
+    stop = threading.Event()
+
+    def one(c: httpx.Client, tool: str) -> tuple[int, str]:
+        body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": tool, "arguments": {"text": "x"}}}
+        try:
+            r = c.post(url, content=json.dumps(body), headers=HEADERS)
+        except httpx.HTTPError as e:
+            return 0, repr(e)
+        msg = r.json() if r.status_code == 200 else {}
+        return r.status_code, msg.get("error", {}).get("message", "ok") if msg else r.text
+
+    def load() -> None:
+        with httpx.Client(timeout=10) as c:
+            while not stop.is_set() and len(results) < 5000:
+                results.append(one(c, "delete_record" if len(results) % 2 else "echo"))
+
+    try:
+        def ready() -> bool:
+            with httpx.Client(timeout=5) as c:
+                try:
+                    return all(one(c, "echo") == (200, "ok") for _ in range(6))
+                except Exception:  # noqa: BLE001 -- not up yet
+                    return False
+
+        assert harness.wait_until(ready, timeout=30), proc.log_tail()
+        t = threading.Thread(target=load, daemon=True)
+        t.start()
+        configured = proc.stderr_text().count("mcp-policy: configured")
+        # A changed setting: a new plugin configuration, new root contexts.
+        write_lds(lds, dict(plugin_config(), max_body_bytes=500_000))
+        assert harness.wait_until(lambda: proc.stderr_text().count("mcp-policy: configured") > configured,
+                                  timeout=30), proc.log_tail()
+        assert harness.wait_until(
+            lambda: "policy bundle restored from shared data: revision r1" in proc.stderr_text(), timeout=30)
+        n = len(results)
+        assert harness.wait_until(lambda: len(results) >= n + 200, timeout=60)
+        stop.set()
+        t.join(timeout=30)
+    finally:
+        stop.set()
+        proc.stop()
+    expected = {(200, "ok"), (200, "Denied by policy: r1: tool delete_record is blocked")}
+    bad = [r for r in results if r not in expected]
+    assert not bad, bad[:5]
+    assert len(results) >= 200

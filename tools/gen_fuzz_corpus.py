@@ -400,6 +400,55 @@ def request_inputs(spec):
     return out
 
 
+def _tar(files):
+    """A plain tar of (name, bytes) pairs, written deterministically."""
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as t:
+        for name, data in files:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mtime = 0
+            t.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def bundle_inputs():
+    """Policy bundles (src/fuzzing.rs `bundle`): gzipped tars, and `T` + a
+    plain tar (gzipped by the target)."""
+    import gzip
+
+    main = b"package mcp\nimport rego.v1\ndefault allow := true\n"
+    sets = [
+        [("policy/main.rego", main)],
+        [("./.manifest", b'{"revision": "r1", "roots": ["mcp", "library"]}'), ("./main.rego", main),
+         ("./library/data.json", b'{"killswitch": {"principals": {"sub:x": "y"}}}')],
+        [("main.rego", main), ("a/b/data.json", b'{"c": [1, 2]}'), ("data.json", b'{"a": {"d": true}}')],
+        [("main.rego", main), ("data.json", b'{"k": 1}'), ("k/data.json", b"{}")],
+        [("main.rego", main), ("x/data.yaml", b"a: 1")],
+        [("../escape.rego", main)],
+        [("/abs/main.rego", main), ("main_test.rego", b"package mcp_test\n")],
+        [(".manifest", b'{"roots": ["other"]}'), ("main.rego", main)],
+        [("main.rego", main), ("policy.wasm", b"\0asm")],
+        [("main.rego", main), ("patch.json", b"{}")],
+        [("main.rego", main), (".signatures.json", b"{}"), ("README.md", b"hello")],
+        [("d" * 120 + "/long.rego", main)],
+        [("main.rego", b"\xff\xfe not utf-8")],
+    ]
+    out = []
+    for files in sets:
+        tar = _tar(files)
+        out.append(gzip.compress(tar, mtime=0))
+        out.append(b"T" + tar)
+    out.append(b"not gzip")
+    out.append(gzip.compress(b"\x07" * 600, mtime=0))
+    full = gzip.compress(_tar(sets[1]), mtime=0)
+    out.append(full[: len(full) // 2])
+    return out
+
+
 def write(out_dir, target, inputs):
     d = os.path.join(out_dir, target)
     os.makedirs(d, exist_ok=True)
@@ -433,6 +482,7 @@ def main():
         "config": write(a.out, "config", config_inputs()),
         "rewrite": write(a.out, "rewrite", rewrite_inputs()),
         "request": write(a.out, "request", request_inputs(a.spec)),
+        "bundle": write(a.out, "bundle", bundle_inputs()),
     }
     print(" ".join(f"{k}={v}" for k, v in counts.items()))
 

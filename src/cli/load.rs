@@ -3,6 +3,7 @@
 //!
 //! - a `.rego` file is a module, named by its file name;
 //! - a `.json` file is data, merged at the root of `data`;
+//! - a `.tar.gz`/`.tgz` file is a policy bundle (docs/bundles.md);
 //! - a folder is walked recursively (names starting with `.` skipped, in
 //!   byte order): every `*.rego` is a module named by its path relative to
 //!   the folder, every file named exactly `data.json` is data, mounted at its
@@ -174,6 +175,8 @@ pub fn load(paths: &[PathBuf]) -> Result<Loaded, LoadError> {
             fs::metadata(p).map_err(|e| LoadError::usage(format!("{}: {e}", p.display())))?;
         if meta.is_dir() {
             walk(p, p, &mut out)?;
+        } else if is_bundle(p) {
+            add_bundle(p, &mut out)?;
         } else {
             let name = file_name(p);
             add_file(p, name, Vec::new(), true, &mut out)?;
@@ -197,6 +200,38 @@ pub fn load(paths: &[PathBuf]) -> Result<Loaded, LoadError> {
         )));
     }
     Ok(out)
+}
+
+/// A policy bundle (OPA's layout, docs/bundles.md): `*.tar.gz` or `*.tgz`.
+fn is_bundle(p: &Path) -> bool {
+    let n = file_name(p);
+    n.ends_with(".tar.gz") || n.ends_with(".tgz")
+}
+
+/// A bundle's modules (named by their path in the bundle, shown as
+/// `bundle.tar.gz:path`) and its merged data, read as the filter reads them
+/// (with its default bounds).
+fn add_bundle(p: &Path, out: &mut Loaded) -> Result<(), LoadError> {
+    let display = p.display().to_string();
+    let bytes = fs::read(p).map_err(|e| LoadError::usage(format!("{display}: {e}")))?;
+    let b = crate::bundle::unpack_with_tests(&bytes, &crate::bundle::Limits::default())
+        .map_err(|e| LoadError::content(format!("{display}: {e}")))?;
+    for (name, source) in b.modules {
+        out.modules.push(Module {
+            is_test: name.ends_with("_test.rego"),
+            display: format!("{display}:{name}"),
+            name,
+            source,
+        });
+    }
+    if b.data.as_object().is_some_and(|o| !o.is_empty()) {
+        out.data_files.push(DataFile {
+            display,
+            mount: Vec::new(),
+            value: b.data,
+        });
+    }
+    Ok(())
 }
 
 fn file_name(p: &Path) -> String {

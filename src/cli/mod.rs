@@ -55,7 +55,8 @@ configuration would, then the test modules. Errors are printed as `file:line:col
 Warnings name references to input paths that docs/input.md does not document.
 
 Folders are walked recursively: *.rego files are modules, files named data.json are data
-mounted at their folder's path. Explicit .json files are data at the root.
+mounted at their folder's path. Explicit .json files are data at the root. A .tar.gz or
+.tgz file is a policy bundle (OPA's layout, docs/bundles.md), read as the filter reads it.
 
 Exit codes: 0 compiles (warnings allowed unless --strict), 1 does not compile, 2 usage error.")]
     Check(CheckArgs),
@@ -95,7 +96,7 @@ pub enum Format {
 
 #[derive(Args, Debug)]
 pub struct CheckArgs {
-    /// Rego files, data .json files, or folders.
+    /// Rego files, data .json files, policy bundles (.tar.gz), or folders.
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
     /// Output format.
@@ -175,7 +176,7 @@ pub struct IdentityArgs {
 
 #[derive(Args, Debug)]
 pub struct TestArgs {
-    /// Rego files, data .json files, or folders.
+    /// Rego files, data .json files, policy bundles (.tar.gz), or folders.
     #[arg(value_name = "PATH", default_value = "policies")]
     pub paths: Vec<PathBuf>,
     /// Show why each failing test failed, and where it is.
