@@ -17,7 +17,7 @@
 //! findings are reported for one result. What a bound leaves unscanned is
 //! reported as a finding of kind `"limit"` so a policy can fail closed.
 
-use regex::{Regex, RegexSet};
+use regex::Regex;
 use serde::Serialize;
 use std::sync::LazyLock;
 
@@ -89,6 +89,11 @@ enum Check {
     UnicodeTags,
     /// Not followed by a possessive (`the user's password`).
     NotPossessive,
+    /// The word before "tool"/"function" names one (not "the", "a", …).
+    ToolName,
+    /// A `<system>` tag alone on its line, or next to another role tag
+    /// (not `<system>GitHub</system>` inside XML).
+    RoleTag,
 }
 
 struct Spec {
@@ -99,6 +104,10 @@ struct Spec {
     /// The capture group whose span is the finding (0: the whole match).
     group: usize,
     check: Check,
+    /// Matched against the text with ASCII letters lower-cased (same byte
+    /// offsets), the pattern lower-cased too: case-insensitive without
+    /// `(?i)`, so the regex keeps its fast literal prefilters.
+    lower: bool,
 }
 
 const SECRET: &str = "secret";
@@ -114,14 +123,16 @@ const SPECS: &[Spec] = &[
         pattern: r"-----BEGIN[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----(?:[A-Za-z0-9+/=:,. \t\r\n-]|\\[rn])*?-----END[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----",
         group: 0,
         check: Check::None,
+        lower: false,
     },
     Spec {
         // A block cut short (no END line): the header and the base64 after it.
         kind: SECRET,
         name: "private_key",
-        pattern: r"-----BEGIN[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----(?:[A-Za-z0-9+/=\r\n]|\\[rn])*",
+        pattern: r"-----BEGIN[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----(?:[\r\n]|\\[rn])+[A-Za-z0-9+/=]{16}(?:[A-Za-z0-9+/=\r\n]|\\[rn])*",
         group: 0,
         check: Check::None,
+        lower: false,
     },
     Spec {
         kind: SECRET,
@@ -129,6 +140,7 @@ const SPECS: &[Spec] = &[
         pattern: r"%b(?:AKIA|ASIA)[A-Z0-9]{16}%b",
         group: 0,
         check: Check::None,
+        lower: false,
     },
     Spec {
         kind: SECRET,
@@ -136,6 +148,7 @@ const SPECS: &[Spec] = &[
         pattern: r#"(?i-u:aws_?secret_?(?:access_?)?key|secret_?access_?key)["']?[ \t]*(?::=|=>|=|:)[ \t]*["']?([A-Za-z0-9/+]{40})"#,
         group: 1,
         check: Check::Standalone,
+        lower: true,
     },
     Spec {
         kind: SECRET,
@@ -143,6 +156,7 @@ const SPECS: &[Spec] = &[
         pattern: r"%b(?:gh[pousr]_[A-Za-z0-9]{36,251}|github_pat_[A-Za-z0-9_]{60,255})%b",
         group: 0,
         check: Check::None,
+        lower: false,
     },
     Spec {
         kind: SECRET,
@@ -150,6 +164,7 @@ const SPECS: &[Spec] = &[
         pattern: r"%b(?:xox[abposr]-[A-Za-z0-9-]{10,250}|xapp-[0-9]-[A-Za-z0-9-]{10,250})",
         group: 0,
         check: Check::HasDigit,
+        lower: false,
     },
     Spec {
         kind: SECRET,
@@ -157,6 +172,7 @@ const SPECS: &[Spec] = &[
         pattern: r"https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9/_-]{20,200}",
         group: 0,
         check: Check::None,
+        lower: false,
     },
     Spec {
         kind: SECRET,
@@ -164,6 +180,7 @@ const SPECS: &[Spec] = &[
         pattern: r"%bAIza[0-9A-Za-z_-]{35}",
         group: 0,
         check: Check::Standalone,
+        lower: false,
     },
     Spec {
         kind: SECRET,
@@ -171,6 +188,7 @@ const SPECS: &[Spec] = &[
         pattern: r"%b(?:sk|rk)_live_[0-9A-Za-z]{20,247}%b",
         group: 0,
         check: Check::None,
+        lower: false,
     },
     Spec {
         kind: SECRET,
@@ -178,6 +196,7 @@ const SPECS: &[Spec] = &[
         pattern: r"%bsk-ant-[A-Za-z0-9]{2,12}-[A-Za-z0-9_-]{32,200}",
         group: 0,
         check: Check::Standalone,
+        lower: false,
     },
     Spec {
         kind: SECRET,
@@ -185,6 +204,7 @@ const SPECS: &[Spec] = &[
         pattern: r"%bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{8,200}T3BlbkFJ[A-Za-z0-9_-]{8,200}",
         group: 0,
         check: Check::Standalone,
+        lower: false,
     },
     Spec {
         kind: SECRET,
@@ -192,6 +212,7 @@ const SPECS: &[Spec] = &[
         pattern: r"%bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{32,200}",
         group: 0,
         check: Check::SkKey,
+        lower: false,
     },
     Spec {
         kind: SECRET,
@@ -199,6 +220,7 @@ const SPECS: &[Spec] = &[
         pattern: r"%beyJ[A-Za-z0-9_-]{6,}\.eyJ[A-Za-z0-9_-]{6,}\.[A-Za-z0-9_-]*",
         group: 0,
         check: Check::Jwt,
+        lower: false,
     },
     // ---- PII ----
     Spec {
@@ -207,6 +229,7 @@ const SPECS: &[Spec] = &[
         pattern: r"%b[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.[A-Za-z]{2,24}%b",
         group: 0,
         check: Check::Email,
+        lower: false,
     },
     Spec {
         kind: PII,
@@ -214,6 +237,7 @@ const SPECS: &[Spec] = &[
         pattern: r"%b[0-9](?:[ -]?[0-9]){12,18}%b",
         group: 0,
         check: Check::Luhn,
+        lower: false,
     },
     Spec {
         kind: PII,
@@ -221,6 +245,7 @@ const SPECS: &[Spec] = &[
         pattern: r"%b[0-9]{3}-[0-9]{2}-[0-9]{4}%b",
         group: 0,
         check: Check::Ssn,
+        lower: false,
     },
     Spec {
         kind: PII,
@@ -228,6 +253,7 @@ const SPECS: &[Spec] = &[
         pattern: r"%b[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?%b",
         group: 0,
         check: Check::Iban,
+        lower: false,
     },
     Spec {
         kind: PII,
@@ -235,6 +261,7 @@ const SPECS: &[Spec] = &[
         pattern: r"\+[1-9][0-9]{0,2}[ .-]?(?:\([0-9]{1,4}\)[ .-]?)?[0-9]{1,4}(?:[ .-][0-9]{1,4}){1,4}%b|(?:\([2-9][0-9]{2}\) ?|%b[2-9][0-9]{2}[.-])[2-9][0-9]{2}[.-][0-9]{4}%b",
         group: 0,
         check: Check::Phone,
+        lower: false,
     },
     // ---- prompt injection ----
     Spec {
@@ -243,6 +270,7 @@ const SPECS: &[Spec] = &[
         pattern: r"(?i-u:%b(?:ignore|disregard|forget|override|bypass)(?:%s(?:all|any|every|of|the|your|my|these|those)){0,3}%s(?:previous|prior|above|earlier|preceding|former|original|initial|system|safety|developer)(?:%s(?:system|safety))?%s(?:instructions?|prompts?|directions?|directives?|rules|guidelines|guidance|messages|context|commands|constraints|policies)%b)",
         group: 0,
         check: Check::None,
+        lower: true,
     },
     Spec {
         kind: INJECTION,
@@ -250,6 +278,7 @@ const SPECS: &[Spec] = &[
         pattern: r"(?i-u:%b(?:ignore|disregard|forget)(?:%s(?:all|everything|anything|of|the|that|is|was|written|said|stated|mentioned|text)){0,3}%sabove(?:[ \t]*(?:[.,;:!]|$)|%s(?:and|instructions?|text|prompt|content|messages?)%b))",
         group: 0,
         check: Check::None,
+        lower: true,
     },
     Spec {
         kind: INJECTION,
@@ -257,13 +286,24 @@ const SPECS: &[Spec] = &[
         pattern: r"</?(?i-u:important|instructions?|hidden[_-]?instructions?|secret[_-]?instructions?|system[_-]?instructions?|admin[_-]?instructions?)>",
         group: 0,
         check: Check::None,
+        lower: true,
     },
     Spec {
         kind: INJECTION,
         name: "role_tag",
-        pattern: r"(?m:^)[ \t]*</?(?i-u:system|assistant)>|</?(?i-u:system|assistant)>[ \t]*(?:(?m:$)|<(?i-u:/?(?:user|system|assistant|human|instructions?)>))|<\|(?i-u:im_start|im_end|system|assistant|user|endoftext|eot_id|start_header_id|end_header_id)\|>|\[/?INST\]|<</?SYS>>",
+        pattern: r"</?(?i-u:system|assistant)>(?:[ \t]*</?(?i-u:user|system|assistant|human|instructions?)>)?",
+        group: 0,
+        check: Check::RoleTag,
+        lower: true,
+    },
+    Spec {
+        // Chat-template tokens, case-sensitive (`[inst]` is ordinary code).
+        kind: INJECTION,
+        name: "role_tag",
+        pattern: r"<\|(?:im_start|im_end|system|assistant|user|endoftext|eot_id|start_header_id|end_header_id)\|>|\[/?INST\]|<</?SYS>>",
         group: 0,
         check: Check::None,
+        lower: false,
     },
     Spec {
         kind: INJECTION,
@@ -271,6 +311,7 @@ const SPECS: &[Spec] = &[
         pattern: r"(?i-u:%b(?:reveal|print|show|output|repeat|leak|disclose|display|dump|share|send|ignore|override|forget|replace|new|updated|real|actual|hidden)(?:%s(?:me|us|your|the|my|entire|full|whole|original|hidden|initial|complete|following)){0,3}%ssystem[ _-]?prompt%b)",
         group: 0,
         check: Check::None,
+        lower: true,
     },
     Spec {
         kind: INJECTION,
@@ -278,13 +319,15 @@ const SPECS: &[Spec] = &[
         pattern: r"(?i-u:%byou%s(?:must|should|will|shall|need%sto)%snow%s(?:ignore|disregard|forget|obey|follow|act|pretend|behave|reveal|send|forward|email|call|invoke|execute|output|respond|only)%b|%bfrom%snow%son,?%syou%sare%s(?:a|an|no%slonger|free|now|dan)%b|%byour%snew%s(?:instructions|task|role|goal|objective|purpose|directive)s?%s(?:is|are)%b|%byou%sare%snow%s(?:dan|jailbroken|unrestricted|unfiltered|free%sfrom|no%slonger%sbound|in%sdeveloper%smode|an?%s(?:unrestricted|unfiltered|evil))%b|%b(?:act|pretend|behave)%s(?:as%sif|like)%syou%s(?:are|have)%s(?:no|not)%s(?:restrictions|rules|filters|guidelines|limits)%b)",
         group: 0,
         check: Check::None,
+        lower: true,
     },
     Spec {
         kind: INJECTION,
         name: "tool_call_instruction",
-        pattern: r#"(?i-u:%b(?:you|assistant|the%smodel|the%sagent|ai)%s(?:must|should|need%sto|have%sto|are%srequired%sto)(?:%s(?:now|immediately|also|first|then|always|secretly|silently))?%s(?:call|invoke|use|run|execute|trigger)(?:%s(?:the|a))?%s[`'"]?[A-Za-z0-9_.:/-]{1,64}[`'"]?%s(?:tool|function)%b|%b(?:immediately|secretly|silently|quietly)%s(?:call|invoke|execute|trigger|use)(?:%sthe)?%s[`'"]?[A-Za-z0-9_.:/-]{1,64}[`'"]?%s(?:tool|function)%b)"#,
+        pattern: r#"(?i-u:%b(?:you|assistant|the%smodel|the%sagent|ai)%s(?:must|should|need%sto|have%sto|are%srequired%sto)(?:%s(?:now|immediately|also|first|then|always|secretly|silently))?%s(?:call|invoke|use|run|execute|trigger)(?:%s(?:the|a))?%s[`'"]?[A-Za-z0-9_.:/-]{1,64}[`'"]?%s(?:tool|function)%b|%b(?:secretly|silently|quietly)%s(?:call|invoke|execute|trigger|use)(?:%sthe)?%s[`'"]?[A-Za-z0-9_.:/-]{1,64}[`'"]?%s(?:tool|function)%b|%bimmediately%s(?:call|invoke|execute|trigger|use)(?:%sthe)?%s[`'"]?[A-Za-z0-9_.:/-]{1,64}[`'"]?%stool%b)"#,
         group: 0,
-        check: Check::None,
+        check: Check::ToolName,
+        lower: true,
     },
     Spec {
         kind: INJECTION,
@@ -292,6 +335,7 @@ const SPECS: &[Spec] = &[
         pattern: r"(?i-u:%b(?:send|post|upload|forward|transmit|exfiltrate|leak|submit|email|mail|report|copy)(?:%s(?:all|the|your|any|every|this|these|of|current|entire|full|whole|their|its|user'?s?|my)){0,3}%s(?:conversation|chat|history|previous%smessages|secrets?|credentials?|api[ _-]?keys?|tokens?|passwords?|system[ _-]?prompt|environment%svariables|env[ _-]?vars?|ssh[ _-]?keys?|private[ _-]?keys?|cookies|session%stokens?)%b)[^\n]{0,80}?(?i-u:%bto%b)[^\n]{0,40}?(?:(?i-u:https?|ftp)://|[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,24})",
         group: 0,
         check: Check::None,
+        lower: true,
     },
     Spec {
         kind: INJECTION,
@@ -299,6 +343,7 @@ const SPECS: &[Spec] = &[
         pattern: r"!\[[^\]\n]{0,200}\]\((?i-u:https?)://[^) \t\r\n]{1,500}[?&][A-Za-z0-9_]{1,40}=(?:\{|%7[Bb]|\$|<|\[)",
         group: 0,
         check: Check::None,
+        lower: false,
     },
     Spec {
         kind: INJECTION,
@@ -306,6 +351,7 @@ const SPECS: &[Spec] = &[
         pattern: r"(?i-u:%b(?:do%snot|don't|dont|never)%s(?:tell|inform|mention|reveal|notify|alert)(?:%s(?:this|it|that|anything|any%sof%sthis))?(?:%sto)?%sthe%s(?:user|human)%b|%bwithout%s(?:telling|informing|notifying|alerting|letting)%sthe%s(?:user|human)%b|%bwithout%sthe%s(?:user|human)%s(?:knowing|noticing)%b|%bthe%s(?:user|human)%s(?:must|should)%s(?:not|never)%s(?:know|see|notice|be%stold)%b|%b(?:hide|conceal|keep)%s(?:this|it)(?:%sa%ssecret)?%sfrom%sthe%s(?:user|human)%b)",
         group: 0,
         check: Check::NotPossessive,
+        lower: true,
     },
     Spec {
         kind: INJECTION,
@@ -313,6 +359,7 @@ const SPECS: &[Spec] = &[
         pattern: r"[\x{E0000}-\x{E007F}]+",
         group: 0,
         check: Check::UnicodeTags,
+        lower: false,
     },
     // Last: the most specific detector of a span wins over this one.
     Spec {
@@ -321,8 +368,20 @@ const SPECS: &[Spec] = &[
         pattern: r#"(?i-u:password|passwd|passphrase|pwd|secret|api[_-]?key|access[_-]?token|auth[_-]?token|refresh[_-]?token|bearer[_-]?token|private[_-]?key|credentials?)["']?[ \t]*(?::=|=>|=|:)[ \t]*["']?([^ \t\r\n"'`<>,;(){}\[\]\\]{8,200})"#,
         group: 1,
         check: Check::Entropy,
+        lower: true,
     },
 ];
+
+/// The pattern as compiled: a `lower` one is lower-cased, its `(?i-u:…)`
+/// groups made plain (the text it runs on is lower-cased).
+fn pattern_of(spec: &Spec) -> String {
+    let p = expand(spec.pattern);
+    if spec.lower {
+        p.replace("(?i-u:", "(?:").to_ascii_lowercase()
+    } else {
+        p
+    }
+}
 
 fn expand(pattern: &str) -> String {
     pattern
@@ -331,21 +390,18 @@ fn expand(pattern: &str) -> String {
 }
 
 pub(crate) struct Compiled {
-    set: RegexSet,
     regexes: Vec<Regex>,
     aws_secret_near: Regex,
 }
 
 static COMPILED: LazyLock<Result<Compiled, String>> = LazyLock::new(|| {
-    let patterns: Vec<String> = SPECS.iter().map(|s| expand(s.pattern)).collect();
-    let set = RegexSet::new(&patterns).map_err(|e| e.to_string())?;
+    let patterns: Vec<String> = SPECS.iter().map(pattern_of).collect();
     let regexes = patterns
         .iter()
         .map(|p| Regex::new(p).map_err(|e| e.to_string()))
         .collect::<Result<Vec<_>, _>>()?;
     let aws_secret_near = Regex::new(r"(?-u:\b)[A-Za-z0-9/+]{40}").map_err(|e| e.to_string())?;
     Ok(Compiled {
-        set,
         regexes,
         aws_secret_near,
     })
@@ -423,14 +479,21 @@ fn raw_findings(c: &Compiled, text: &str) -> Vec<(Finding, usize)> {
     if text.is_empty() {
         return out;
     }
-    for i in c.set.matches(text).iter() {
-        let (Some(spec), Some(re)) = (SPECS.get(i), c.regexes.get(i)) else {
+    // One pass per pattern: each is small enough for the lazy DFA and most
+    // have a literal prefix to skip ahead with. (A RegexSet of all of them
+    // is one pass, but its automaton is so large that on varied text the
+    // DFA cache thrashes and the scan drops to a few MB/s.)
+    let lowered = text.to_ascii_lowercase();
+    for (i, (spec, re)) in SPECS.iter().zip(&c.regexes).enumerate() {
+        if spec.check == Check::UnicodeTags && !text.as_bytes().contains(&0xF3) {
+            // Tag characters are encoded F3 A0 8x xx: skip the pass.
             continue;
-        };
+        }
+        let hay = if spec.lower { lowered.as_str() } else { text };
         let spans: Vec<(usize, usize)> = if spec.group == 0 {
-            re.find_iter(text).map(|m| (m.start(), m.end())).collect()
+            re.find_iter(hay).map(|m| (m.start(), m.end())).collect()
         } else {
-            re.captures_iter(text)
+            re.captures_iter(hay)
                 .filter_map(|caps| caps.get(spec.group).map(|m| (m.start(), m.end())))
                 .collect()
         };
@@ -533,9 +596,57 @@ fn check(check: Check, text: &str, s: usize, e: usize) -> Option<(usize, usize)>
         Check::Iban => return iban(m).map(|len| (s, s + len)),
         Check::Phone => !inside_number(text, s, e) && phone(m),
         Check::UnicodeTags => before(text, s) != Some('\u{1F3F4}'),
+        Check::ToolName => tool_name(m),
+        Check::RoleTag => {
+            let line_start = text
+                .get(..s)
+                .map(|t| t.rsplit(['\n', '\r']).next().unwrap_or(""))
+                .is_some_and(|t| t.chars().all(|c| c == ' ' || c == '\t'));
+            let line_end = text
+                .get(e..)
+                .map(|t| t.trim_start_matches([' ', '\t']))
+                .is_some_and(|t| t.is_empty() || t.starts_with(['\n', '\r']));
+            line_start || line_end || m.matches('<').count() > 1
+        }
         Check::NotPossessive => !matches!(after(text, e), Some('\'' | '\u{2019}')),
     };
     ok.then_some((s, e))
+}
+
+fn tool_name(m: &str) -> bool {
+    let words: Vec<&str> = m.split_whitespace().collect();
+    let name = words
+        .len()
+        .checked_sub(2)
+        .and_then(|i| words.get(i))
+        .map(|w| w.trim_matches(['`', '\'', '"']).to_ascii_lowercase())
+        .unwrap_or_default();
+    !matches!(
+        name.as_str(),
+        "" | "the"
+            | "a"
+            | "an"
+            | "this"
+            | "that"
+            | "its"
+            | "their"
+            | "your"
+            | "my"
+            | "our"
+            | "same"
+            | "other"
+            | "following"
+            | "above"
+            | "below"
+            | "given"
+            | "callback"
+            | "appropriate"
+            | "relevant"
+            | "right"
+            | "correct"
+            | "new"
+            | "old"
+    )
 }
 
 fn standalone(text: &str, s: usize, e: usize) -> bool {
@@ -569,6 +680,18 @@ pub(crate) fn entropy(s: &str) -> f64 {
 /// The length of the secret in a `password=…` value, if it looks like one:
 /// letters and digits, high entropy, not a placeholder or a reference.
 fn generic_secret(value: &str) -> Option<usize> {
+    // In a URL query the value ends at the next `&name=`.
+    let mut value = value;
+    for (i, _) in value.match_indices('&') {
+        let rest = value.get(i + 1..).unwrap_or("");
+        let name_len = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(rest.len());
+        if name_len > 0 && rest.get(name_len..).is_some_and(|r| r.starts_with('=')) {
+            value = value.get(..i).unwrap_or("");
+            break;
+        }
+    }
     // A trailing period or colon ends a sentence, not a secret.
     let v = value.trim_end_matches(['.', ':', '!', '?']);
     if v.len() < 8 {
@@ -605,6 +728,26 @@ fn generic_secret(value: &str) -> Option<usize> {
     {
         return None;
     }
+    // Code, not a value: `module.Name.attr`, `snake_case_name2`.
+    let ident = |p: &str| {
+        p.chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    if v.contains('.') && v.split('.').all(ident) {
+        return None;
+    }
+    if v.contains('_')
+        && v.split('_').all(|p| {
+            p.len() <= 12
+                && p.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        })
+        && v.starts_with(|c: char| c.is_ascii_lowercase())
+    {
+        return None;
+    }
     let letters = v.bytes().filter(u8::is_ascii_alphabetic).count();
     let digits = v.bytes().filter(u8::is_ascii_digit).count();
     if letters == 0 || digits == 0 || entropy(v) < 3.0 {
@@ -633,10 +776,11 @@ fn email(text: &str, m: &str, e: usize) -> bool {
     let domain = m.rsplit('@').next().unwrap_or("").to_ascii_lowercase();
     const RESERVED: &[&str] = &["example.com", "example.org", "example.net"];
     const RESERVED_TLDS: &[&str] = &[".example", ".test", ".invalid", ".localhost", ".local"];
-    if RESERVED
-        .iter()
-        .any(|d| domain == *d || domain.ends_with(&format!(".{d}")))
-        || RESERVED_TLDS.iter().any(|t| domain.ends_with(t))
+    if RESERVED.iter().any(|d| {
+        domain
+            .strip_suffix(d)
+            .is_some_and(|rest| rest.is_empty() || rest.ends_with('.'))
+    }) || RESERVED_TLDS.iter().any(|t| domain.ends_with(t))
     {
         return false;
     }
@@ -720,7 +864,10 @@ fn ssn(m: &str) -> bool {
         || g == "00"
         || s == "0000"
         || m == "123-45-6789"
-        || m == "078-05-1120")
+        || m == "078-05-1120"
+        || [a, g, s]
+            .iter()
+            .all(|p| p.bytes().all(|b| Some(b) == p.bytes().next())))
 }
 
 /// IBAN lengths by country (ISO 13616 registry).
@@ -1062,6 +1209,15 @@ mod tests {
     #[test]
     fn patterns_compile() {
         init().unwrap();
+        for spec in SPECS.iter().filter(|s| s.lower) {
+            for esc in [r"\A", r"\B", r"\D", r"\S", r"\W", r"\P", r"\X", r"\Z"] {
+                assert!(
+                    !spec.pattern.contains(esc),
+                    "{}: {esc} would change meaning lower-cased",
+                    spec.name
+                );
+            }
+        }
     }
 
     #[test]
@@ -1115,6 +1271,11 @@ mod tests {
                 "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4ifQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c",
             ),
             ("DB_PASSWORD=Tr0ub4dor&3x", "generic_secret", "Tr0ub4dor&3x"),
+            (
+                "https://api.acme.io/v1?access_token=Zk29fLq81mXv0Pq&state=abc",
+                "generic_secret",
+                "Zk29fLq81mXv0Pq",
+            ),
             (r#"{"api_key": "a8f5f167f44f4964e6c998dee827110c"}"#, "generic_secret", "a8f5f167f44f4964e6c998dee827110c"),
             (
                 "https://hooks.slack.com/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX",
@@ -1171,6 +1332,8 @@ mod tests {
     #[test]
     fn pii_is_found_with_checks() {
         assert_eq!(detectors("mail jane.doe@acme-corp.com now"), ["email"]);
+        assert_eq!(detectors("x@notexample.com"), ["email"]);
+        assert!(detectors("x@mail.example.com, y@example.org, z@host.test").is_empty());
         assert_eq!(detectors("card 4111 1111 1111 1111 exp"), ["credit_card"]);
         assert_eq!(detectors("card 5500-0000-0000-0004"), ["credit_card"]);
         assert_eq!(detectors("amex 378282246310005"), ["credit_card"]);
@@ -1275,6 +1438,12 @@ mod tests {
         "SELECT id, email FROM users WHERE created_at > '2024-01-01' AND password_hash IS NOT NULL LIMIT 100;",
         "Error: connection refused (os error 111) at 10.0.0.12:5432 after 3 retries; see https://docs.example.org/errors#E111",
         "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUQ\n-----END CERTIFICATE-----",
+        "_SK_START = b\"-----BEGIN OPENSSH PRIVATE KEY-----\"\n_SK_END = b\"-----END OPENSSH PRIVATE KEY-----\"",
+        "private_key = ed25519.Ed25519PrivateKey.from_private_bytes(secret)\ncredentials = standard_b64encode(credentials)\npassword = base64.b16encode(random_bytes[8:])",
+        "When assert.doesNotThrow() is called, it will immediately call the `fn`\nfunction.",
+        "return self.suiteClass([inst]) if isinstance(inst, Suite) else [inst]",
+        "The body encoding is used, or it is a function in which case you should call\n        the function with a single argument.",
+        "user_info.parse_string(\"22 111-22-3333 #221B\")",
     ];
 
     #[test]
