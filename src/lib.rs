@@ -23,6 +23,7 @@ pub mod attributes;
 pub mod audit;
 pub mod bundle;
 pub mod config;
+pub mod detect;
 pub mod engine;
 /// Entry points of the fuzz targets and the corpus regression test.
 #[cfg(not(target_arch = "wasm32"))]
@@ -30,7 +31,9 @@ pub mod fuzzing;
 pub mod input;
 pub mod mcp;
 pub mod metrics;
+pub mod pins;
 pub mod pipeline;
+pub mod poison;
 pub mod regotest;
 pub mod rewrite;
 pub mod routing;
