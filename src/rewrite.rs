@@ -39,7 +39,12 @@ pub fn arguments(body: &[u8], rewrites: &[(String, Value)]) -> Result<Vec<u8>, S
         };
         *slot = new;
     }
-    serde_json::to_vec(&msg).map_err(|e| format!("rewrite: {e}"))
+    let out = serde_json::to_vec(&msg).map_err(|e| format!("rewrite: {e}"))?;
+    // What is forwarded must be a message the filter itself would accept
+    // (a long pointer can create objects nested past the parser's limit).
+    crate::mcp::parse(&out)
+        .map_err(|e| format!("rewrite: the rewritten message is refused: {e}"))?;
+    Ok(out)
 }
 
 /// The value at a JSON pointer, creating objects along the way.
@@ -126,6 +131,13 @@ mod tests {
             &[("a", "1")],
         );
         assert_eq!(v["params"]["arguments"]["a"], 1);
+    }
+
+    #[test]
+    fn a_rewrite_nesting_past_the_parser_limit_is_an_error() {
+        let deep = format!("/{}", "a/".repeat(200));
+        let e = arguments(CALL.as_bytes(), &[(deep, Value::from(1u64))]).unwrap_err();
+        assert!(e.contains("the rewritten message is refused"), "{e}");
     }
 
     #[test]
