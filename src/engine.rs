@@ -28,7 +28,7 @@ const ENTRY_MODULE_NAME: &str = "<mcp-policy entry>";
 
 /// The optional decision outputs a policy may define besides `allow` and
 /// `deny` (docs/decision.md). Only those a module mentions are evaluated.
-pub const OPTIONAL_OUTPUTS: [&str; 9] = [
+pub const OPTIONAL_OUTPUTS: [&str; 11] = [
     "denial",
     "rewrite",
     "request_headers",
@@ -38,6 +38,8 @@ pub const OPTIONAL_OUTPUTS: [&str; 9] = [
     "clear_kill",
     "reveal",
     "dry_run",
+    "visible",
+    "redact",
 ];
 
 /// The entry module: one rule gathering the whole decision.
@@ -169,6 +171,40 @@ pub struct PolicyResult {
     /// `dry_run`: reasons that would deny, recorded but not enforced (to
     /// roll out one new rule under an enforced policy).
     pub dry_run: Vec<String>,
+    /// `visible`: when deciding one item of a list (`input.mcp.listing`),
+    /// an explicit answer to "is this item listed" (else: listed when the
+    /// synthesized request is not denied).
+    pub visible: Option<bool>,
+    /// `redact`: which findings of a result to replace in the forwarded
+    /// result (server-to-client responses).
+    pub redact: Redact,
+}
+
+/// The `redact` output.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Redact {
+    /// Nothing is redacted.
+    #[default]
+    None,
+    /// `redact := true`: every finding.
+    All,
+    /// A set of detector names and/or kinds.
+    Only(Vec<String>),
+}
+
+impl Redact {
+    /// Whether a finding of this kind from this detector is redacted.
+    pub fn selects(&self, kind: &str, detector: &str) -> bool {
+        match self {
+            Redact::None => false,
+            Redact::All => true,
+            Redact::Only(names) => names.iter().any(|n| n == kind || n == detector),
+        }
+    }
+
+    pub fn is_none(&self) -> bool {
+        *self == Redact::None
+    }
 }
 
 /// The `kill` output.
@@ -440,6 +476,34 @@ fn read_decision(out: &Value) -> Result<PolicyResult, String> {
     r.clear_kill = matches!(&out["clear_kill"], Value::Bool(true));
     r.reveal = string_set(&out["reveal"], "reveal")?;
     r.dry_run = string_set(&out["dry_run"], "dry_run")?;
+    r.visible = match &out["visible"] {
+        Value::Undefined | Value::Null => None,
+        Value::Bool(b) => Some(*b),
+        other => {
+            return Err(format!(
+                "`visible` must be a boolean, got {}",
+                type_name(other)
+            ))
+        }
+    };
+    r.redact = match &out["redact"] {
+        Value::Undefined | Value::Null | Value::Bool(false) => Redact::None,
+        Value::Bool(true) => Redact::All,
+        v @ (Value::Set(_) | Value::Array(_)) => {
+            let names = string_set(v, "redact")?;
+            if names.is_empty() {
+                Redact::None
+            } else {
+                Redact::Only(names)
+            }
+        }
+        other => {
+            return Err(format!(
+                "`redact` must be true or a set of detector names/kinds, got {}",
+                type_name(other)
+            ))
+        }
+    };
     r.labels = match &out["labels"] {
         Value::Undefined | Value::Null => Vec::new(),
         Value::Set(s) => s.iter().map(reason_text).collect(),

@@ -28,6 +28,7 @@ pub mod mcp;
 pub mod metrics;
 pub mod pipeline;
 pub mod regotest;
+pub mod response;
 pub mod rewrite;
 pub mod routing;
 pub mod sse;
