@@ -132,6 +132,8 @@ pub struct ResponseStream {
     failed: Option<String>,
     /// The failure's error message(s) were sent.
     failure_sent: bool,
+    /// Requests the filter has answered itself (with an error).
+    answered: Vec<String>,
     /// `input.http` and the other request parts, built once.
     shared: Option<Vec<(&'static str, Value)>>,
     routing: Routing,
@@ -190,6 +192,7 @@ pub fn start(
             max,
             failed,
             failure_sent: false,
+            answered: Vec::new(),
             shared: None,
             routing,
         }),
@@ -471,6 +474,13 @@ impl ResponseStream {
         out: &mut Output,
     ) -> Verdict {
         let origin = self.origin_of(m);
+        if origin
+            .as_ref()
+            .is_some_and(|o| self.answered.contains(&o.id_raw))
+        {
+            // Already answered with an error by the filter.
+            return Verdict::Drop;
+        }
         if m.method() == Some("notifications/tools/list_changed") {
             out.tools_changed = true;
         }
@@ -518,12 +528,22 @@ impl ResponseStream {
             let d = self.decided(plugin, m, origin.as_ref(), !blocked, &reasons, &o);
             out.decided.push(d);
             if blocked && !audit_mode {
-                return match (&origin, m.kind) {
-                    (Some(orig), _) => {
-                        Verdict::Replace(self.block_reply(plugin, orig, &o, &reasons))
+                // A blocked response becomes an error for its request. A
+                // blocked server request on the stream of a client request
+                // fails that request (the client is not left waiting on a
+                // server that waits for an answer it will never get).
+                let failed_origin = match (&origin, m.kind, self.watch.origins.as_slice()) {
+                    (Some(orig), _, _) => Some(orig.clone()),
+                    (None, Kind::Request, [only]) => Some(only.clone()),
+                    _ => None,
+                };
+                return match failed_origin {
+                    Some(orig) if !self.answered.contains(&orig.id_raw) => {
+                        self.answered.push(orig.id_raw.clone());
+                        Verdict::Replace(self.block_reply(plugin, &orig, &o, &reasons))
                     }
-                    // A server request or notification, or an answer to no
-                    // request of this stream: dropped.
+                    // A notification, or a message for no waiting request:
+                    // dropped.
                     _ => Verdict::Drop,
                 };
             }
@@ -869,10 +889,19 @@ deny contains "no sampling" if input.mcp.method == "sampling/createMessage"
                 "split {split}: {text}"
             );
             assert!(!text.contains("sampling/createMessage"), "dropped");
-            assert!(text.contains("event: message\nid: 3\nretry: 500\ndata: {\"jsonrpc\":\"2.0\",\"id\":7,\"error\":"), "{text}");
+            // The blocked server request fails the client's request at once…
+            assert!(
+                text.contains(
+                    "event: message\nid: 2\ndata: {\"jsonrpc\":\"2.0\",\"id\":7,\"error\":"
+                ),
+                "{text}"
+            );
+            assert!(text.contains("no sampling"), "{text}");
+            // …and the server's later answer to it is not passed on.
+            assert!(!text.contains("id: 3"), "{text}");
             let decided: Vec<_> = first.decided.iter().chain(&second.decided).collect();
-            assert_eq!(decided.len(), 3);
-            assert!(decided[0].allowed && !decided[1].allowed && !decided[2].allowed);
+            assert_eq!(decided.len(), 2);
+            assert!(decided[0].allowed && !decided[1].allowed);
             assert_eq!(decided[1].record.kind, "request");
             assert_eq!(decided[1].record.method, "sampling/createMessage");
         }
