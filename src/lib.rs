@@ -22,11 +22,14 @@
 pub mod attributes;
 pub mod audit;
 pub mod config;
+pub mod detect;
 pub mod engine;
 pub mod input;
 pub mod mcp;
 pub mod metrics;
+pub mod pins;
 pub mod pipeline;
+pub mod poison;
 pub mod regotest;
 pub mod response;
 pub mod rewrite;
