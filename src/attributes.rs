@@ -49,6 +49,9 @@ pub struct Needs {
     /// `error`, or a server-to-client method. Otherwise responses are not
     /// evaluated (list filtering aside).
     pub responses: bool,
+    /// The policy reads the detectors' findings in results
+    /// (`input.mcp.findings`) or redacts them: results are scanned.
+    pub findings: bool,
 }
 
 impl Needs {
@@ -61,6 +64,7 @@ impl Needs {
             state: true,
             definition: true,
             responses: true,
+            findings: true,
         }
     }
 
@@ -90,6 +94,7 @@ impl Needs {
             ]
             .iter()
             .any(|w| s.contains(w));
+            n.findings |= s.contains("findings") || s.contains("redact");
         }
         // Definitions are kept per upstream cluster.
         if n.definition {

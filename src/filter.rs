@@ -226,7 +226,7 @@ fn record_events(
 
 /// Remember the tool definitions of a watched tools/list answer.
 fn learn(w: &crate::pipeline::ToolsWatch, tools: &[serde_json::Value]) {
-    crate::tools::remember(&SharedData, &w.upstream, tools, w.replace);
+    crate::tools::remember_at(&SharedData, &w.upstream, tools, w.replace, now_ms());
     log(
         LogLevel::Debug,
         &format!(
@@ -663,8 +663,11 @@ impl Http {
                 "mcp-policy: could not replace a response chunk",
             );
         }
-        if let Some((w, tools)) = &out.learnt {
-            learn(w, tools);
+        if let Some((upstream, n)) = &out.learnt {
+            log(
+                LogLevel::Debug,
+                &format!("mcp-policy: learnt {n} tool definition(s) from {upstream}"),
+            );
         }
         if out.tools_changed {
             log(

@@ -808,6 +808,8 @@ impl Plugin {
             evaluate,
             filter_lists,
             learn: fwd.watch.take(),
+            definitions: self.needs.definition,
+            findings: self.needs.findings,
         }));
         if self.settings.hold_headers || is_stream {
             fwd.request_headers
