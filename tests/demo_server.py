@@ -210,7 +210,9 @@ def add_response_tools(mcp: MCPServer) -> None:
         """Change the weather tool's definition and announce the change."""
         mcp.remove_tool("weather")
         mcp.add_tool(weather, description=WEATHER_AFTER)
-        await ctx.session.send_tool_list_changed()
+        # Stateless 2026-07-28 requests have no channel for it: best effort.
+        with contextlib.suppress(Exception):
+            await ctx.session.send_tool_list_changed()
         return "weather changed"
 
     class Confirm(BaseModel):

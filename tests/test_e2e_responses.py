@@ -257,3 +257,118 @@ def test_a_compressed_response_fails_closed(demo_server: harness.DemoServer, env
     assert body["id"] == 41
     assert "Content-Encoding gzip" in body["error"]["message"]
     assert any(e["kind"] == "rejected" and e["direction"] == "response" for e in audits(envoy))
+
+
+# The built-in detectors: findings in the input, redaction, blocking.
+DETECT_POLICY = """package mcp
+import rego.v1
+
+default allow := true
+
+redact contains kind if {
+    input.mcp.direction == "server_to_client"
+    some kind in {"secret", "pii"}
+}
+
+deny contains sprintf("prompt injection in the result (%s)", [f.detector]) if {
+    input.mcp.direction == "server_to_client"
+    some f in input.mcp.findings
+    f.kind == "injection"
+}
+"""
+
+
+@pytest.mark.parametrize("era", ERAS)
+@pytest.mark.parametrize(
+    "demo_server", [server_mode(False), server_mode(True)], ids=["sse", "json"], indirect=True
+)
+def test_detectors_redact_secrets_and_block_injections(
+    demo_server: harness.DemoServer, envoy_factory: Any, era: str
+) -> None:
+    envoy = envoy_factory({"policy": {"modules": {"detect.rego": DETECT_POLICY}}})
+
+    async def scenario() -> None:
+        async with client(envoy.url, era) as c:
+            # Benign results: nothing found, nothing changed (false positives).
+            benign = {
+                ("echo", json.dumps({"text": "Meeting at 10:30 in room 4; agenda: budget, hiring (v2.1), 3 items"})): None,
+                ("add", json.dumps({"a": 40, "b": 2})): "42",
+                ("read_file", json.dumps({"path": "/srv/app/README.md"})): "(fake) contents of /srv/app/README.md",
+                ("get_record", json.dumps({"id": 7})): json.dumps({"id": 7, "value": "record 7"}),
+                ("query", json.dumps({"sql": "select id, name from users where id = 4"})): None,
+            }
+            for (tool, args), expected in benign.items():
+                got = text_of(await c.call_tool(tool, json.loads(args)))
+                if expected is not None:
+                    assert got == expected, (tool, got)
+                assert "REDACTED" not in got, (tool, got)
+            # Secrets and PII are replaced in the forwarded result.
+            leaked = text_of(await c.call_tool("leak_secret", {}))
+            assert "AKIA" not in leaked and "alice@example.com" not in leaked, leaked
+            assert "[REDACTED:aws_access_key]" in leaked and "[REDACTED:email]" in leaked, leaked
+            assert "region=eu-west-1" in leaked
+            structured = await c.call_tool("leak_structured", {})
+            assert structured.structured_content["token"] == "[REDACTED:github_token]"
+            assert structured.structured_content["repo"] == "demo/app"
+            assert "ghp_" not in text_of(structured)
+            read = await c.read_resource("demo://secret")
+            body = "".join(getattr(x, "text", "") for x in read.contents)
+            assert "BEGIN RSA PRIVATE KEY" not in body and "[REDACTED:private_key]" in body, body
+            # Injections block the result.
+            await denied(c.call_tool("fetch_page", {"url": "https://example.com"}), "prompt injection in the result")
+            await denied(c.get_prompt("summarize", {"topic": "q3"}), "prompt injection in the result")
+
+    anyio.run(scenario)
+    events = [e for e in audits(envoy) if e["direction"] == "response"]
+    redacted = [e for e in events if e.get("redacted")]
+    assert {e.get("tool") or e.get("resource") for e in redacted} == {"leak_secret", "leak_structured", "demo://secret"}
+    assert all(e["decision"] == "allow" for e in redacted)
+    assert any("secret/aws_access_key" in e.get("findings", []) for e in redacted)
+    # No event carries the secret itself.
+    assert "AKIAIOSFODNN7EXAMPLE" not in envoy.log_text()
+
+
+# Pins and poisoning on the request side, which also filters lists; the
+# policy does not rule on responses, so none is evaluated.
+PIN_POLICY = """package mcp
+import rego.v1
+
+default allow := true
+
+deny contains sprintf("tool %s changed since it was pinned", [input.mcp.tool.name]) if {
+    input.mcp.tool.definition.pin.status == "changed"
+}
+
+deny contains sprintf("tool %s has a poisoned definition", [input.mcp.tool.name]) if {
+    count(input.mcp.tool.definition.poisoning) > 0
+}
+"""
+
+
+@pytest.mark.parametrize("era", ERAS)
+@pytest.mark.parametrize(
+    "demo_server", [server_mode(False), server_mode(True)], ids=["sse", "json"], indirect=True
+)
+def test_rug_pull_and_poisoned_tools_are_hidden_and_refused(
+    demo_server: harness.DemoServer, envoy_factory: Any, era: str
+) -> None:
+    envoy = envoy_factory({"policy": {"modules": {"pins.rego": PIN_POLICY}}})
+
+    async def scenario() -> None:
+        async with client(envoy.url, era) as c:
+            tools = {t.name for t in (await c.list_tools()).tools}
+            assert "weather" in tools and "echo" in tools
+            assert "poisoned_add" not in tools
+            await denied(c.call_tool("poisoned_add", {"a": 1, "b": 2}), "has a poisoned definition")
+            assert text_of(await c.call_tool("weather", {"city": "Oslo"})) == "sunny in Oslo"
+            # The server changes the tool's definition (the rug pull).
+            assert text_of(await c.call_tool("rug_pull", {})) == "weather changed"
+            tools = {t.name for t in (await c.list_tools()).tools}
+            assert "weather" not in tools and "echo" in tools
+            await denied(c.call_tool("weather", {"city": "Oslo"}), "tool weather changed since it was pinned")
+
+    anyio.run(scenario)
+    # Only the lists were decided on the way back.
+    events = [e for e in audits(envoy) if e["direction"] == "response"]
+    assert {e["method"] for e in events} == {"tools/list"}
+    assert [e.get("hidden") for e in events] == [["poisoned_add"], ["poisoned_add", "weather"]]
