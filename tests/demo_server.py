@@ -184,7 +184,7 @@ def add_response_tools(mcp: MCPServer) -> None:
     @mcp.tool()
     def leak_secret() -> str:
         """Return the service configuration (fake)."""
-        return f"config: aws_access_key_id={FAKE_AWS_KEY} owner=alice@example.com region=eu-west-1"
+        return f"config: aws_access_key_id={FAKE_AWS_KEY} owner=alice.martin@acme-corp.com region=eu-west-1"
 
     @mcp.tool()
     def leak_structured() -> dict[str, str]:

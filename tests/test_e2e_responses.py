@@ -304,7 +304,7 @@ def test_detectors_redact_secrets_and_block_injections(
                 assert "REDACTED" not in got, (tool, got)
             # Secrets and PII are replaced in the forwarded result.
             leaked = text_of(await c.call_tool("leak_secret", {}))
-            assert "AKIA" not in leaked and "alice@example.com" not in leaked, leaked
+            assert "AKIA" not in leaked and "alice.martin@acme-corp.com" not in leaked, leaked
             assert "[REDACTED:aws_access_key]" in leaked and "[REDACTED:email]" in leaked, leaked
             assert "region=eu-west-1" in leaked
             structured = await c.call_tool("leak_structured", {})
