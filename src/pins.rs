@@ -362,6 +362,19 @@ mod tests {
             c[k] = v;
             assert_ne!(tool_hash(&a), tool_hash(&c), "{k}");
         }
+        // Numbers are hashed as written.
+        let one: serde_json::Value = serde_json::from_str(r#"{"inputSchema": {"default": 1}}"#).unwrap();
+        let one_f: serde_json::Value = serde_json::from_str(r#"{"inputSchema": {"default": 1.0}}"#).unwrap();
+        assert_ne!(tool_hash(&one), tool_hash(&one_f));
+        // The value the Python recipe in docs/detectors.md gives for this definition.
+        let doc: serde_json::Value = serde_json::from_str(
+            r#"{"name": "add", "description": "Adds – two numbers", "inputSchema": {"type": "object", "properties": {"b": {"type": "integer", "default": 1.0}, "a": {"type": "integer"}}}, "annotations": {"readOnlyHint": true}, "_meta": {"x": 1}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            tool_hash(&doc),
+            "c3913edc025e600209a330a03385bd8637d39e3cbbd4e0b47cbd13e84a9dbd70"
+        );
         // The known value of an empty definition: sha256("{}").
         assert_eq!(
             tool_hash(&json!({})),

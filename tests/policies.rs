@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// The library policies; each has `<name>.rego` and `<name>_test.rego`.
-const LIBRARY: [&str; 9] = [
+const LIBRARY: [&str; 12] = [
     "rbac",
     "tenant",
     "arguments",
@@ -22,6 +22,9 @@ const LIBRARY: [&str; 9] = [
     "flows",
     "timewindow",
     "stepup",
+    "pins",
+    "poisoning",
+    "results",
 ];
 
 fn policies_dir() -> PathBuf {
@@ -149,6 +152,9 @@ fn library_loads_with_the_default_policy_on_the_rvm() {
         "flows": {"labels": {"read_file": "sensitive_read"}},
         "timewindow": {"tools": {"deploy": {"from": "09:00", "to": "17:00"}}},
         "stepup": {"tools": ["delete_record"]},
+        "pins": {"require_pin": false},
+        "poisoning": {},
+        "results": {},
     }});
     let c = config(&mods, Some(&data));
     assert_eq!(c.policy.engine_kind(), EngineKind::Rvm);
