@@ -372,3 +372,53 @@ def test_rug_pull_and_poisoned_tools_are_hidden_and_refused(
     events = [e for e in audits(envoy) if e["direction"] == "response"]
     assert {e["method"] for e in events} == {"tools/list"}
     assert [e.get("hidden") for e in events] == [["poisoned_add"], ["poisoned_add", "weather"]]
+
+
+# The shipped library policies for the response side (policies/library/
+# pins.rego, poisoning.rego, results.rego) with their defaults, beside a
+# permissive main policy.
+LIBRARY = harness.REPO / "policies" / "library"
+
+
+def library_config() -> dict[str, Any]:
+    modules = {"main.rego": "package mcp\nimport rego.v1\ndefault allow := true\n"}
+    for name in ("pins", "poisoning", "results"):
+        modules[f"library/{name}.rego"] = (LIBRARY / f"{name}.rego").read_text()
+    return {
+        "policy": {
+            "modules": modules,
+            "data": {"library": {"pins": {}, "poisoning": {}, "results": {}}},
+        }
+    }
+
+
+@pytest.mark.parametrize(
+    ("demo_server", "era"),
+    [(server_mode(False), "legacy"), (server_mode(True), "2026-07-28")],
+    ids=["sse-legacy", "json-2026"],
+    indirect=["demo_server"],
+)
+def test_library_policies_on_the_response_side(
+    demo_server: harness.DemoServer, envoy_factory: Any, era: str
+) -> None:
+    envoy = envoy_factory(library_config())
+
+    async def scenario() -> None:
+        async with client(envoy.url, era) as c:
+            tools = {t.name for t in (await c.list_tools()).tools}
+            assert {"echo", "weather", "leak_secret"} <= tools
+            assert "poisoned_add" not in tools
+            assert text_of(await c.call_tool("echo", {"text": "plain words"})) == "plain words"
+            leaked = text_of(await c.call_tool("leak_secret", {}))
+            assert "[REDACTED:aws_access_key]" in leaked and "[REDACTED:email]" in leaked, leaked
+            with pytest.raises(MCPError) as info:
+                await c.call_tool("fetch_page", {"url": "https://example.com"})
+            assert "results: the result of tools/call" in info.value.message, info.value.message
+            assert text_of(await c.call_tool("weather", {"city": "Rome"})) == "sunny in Rome"
+            assert text_of(await c.call_tool("rug_pull", {})) == "weather changed"
+            assert "weather" not in {t.name for t in (await c.list_tools()).tools}
+            with pytest.raises(MCPError) as info:
+                await c.call_tool("weather", {"city": "Rome"})
+            assert 'pins: tool "weather" changed since it was pinned' in info.value.message, info.value.message
+
+    anyio.run(scenario)
