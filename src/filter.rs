@@ -828,11 +828,18 @@ impl HttpContext for Http {
                 .unwrap_or_default()
         };
         if let Some(rw) = self.response_watch.take() {
-            let max = self
+            let (max, audit) = self
                 .plugin
                 .as_ref()
-                .and_then(|p| p.try_borrow().ok().map(|p| p.settings.max_response_bytes))
-                .unwrap_or(crate::config::DEFAULT_MAX_RESPONSE_BYTES);
+                .and_then(|p| {
+                    p.try_borrow().ok().map(|p| {
+                        (
+                            p.settings.max_response_bytes,
+                            p.settings.mode == crate::config::Mode::Audit,
+                        )
+                    })
+                })
+                .unwrap_or((crate::config::DEFAULT_MAX_RESPONSE_BYTES, false));
             let status = header(":status").parse::<u32>().ok();
             let learn = rw.learn.clone();
             match crate::response::start(
@@ -841,6 +848,7 @@ impl HttpContext for Http {
                 &header("content-type"),
                 &header("content-encoding"),
                 max,
+                audit,
             ) {
                 crate::response::Start::Pass => self.watch = learn,
                 crate::response::Start::Inspect {

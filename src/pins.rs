@@ -363,8 +363,10 @@ mod tests {
             assert_ne!(tool_hash(&a), tool_hash(&c), "{k}");
         }
         // Numbers are hashed as written.
-        let one: serde_json::Value = serde_json::from_str(r#"{"inputSchema": {"default": 1}}"#).unwrap();
-        let one_f: serde_json::Value = serde_json::from_str(r#"{"inputSchema": {"default": 1.0}}"#).unwrap();
+        let one: serde_json::Value =
+            serde_json::from_str(r#"{"inputSchema": {"default": 1}}"#).unwrap();
+        let one_f: serde_json::Value =
+            serde_json::from_str(r#"{"inputSchema": {"default": 1.0}}"#).unwrap();
         assert_ne!(tool_hash(&one), tool_hash(&one_f));
         // The value the Python recipe in docs/detectors.md gives for this definition.
         let doc: serde_json::Value = serde_json::from_str(

@@ -383,6 +383,13 @@ impl Plugin {
                 BodyAction::Forward(Forward {
                     watch: f.watch,
                     bind_on_response: f.bind_on_response,
+                    // Inspected responses (recorded, not changed) are still
+                    // asked for uncompressed.
+                    request_headers: f
+                        .request_headers
+                        .into_iter()
+                        .filter(|(k, v)| k == "accept-encoding" && v == "identity")
+                        .collect(),
                     response: f.response,
                     ..Forward::default()
                 })
