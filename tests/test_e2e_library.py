@@ -7,9 +7,12 @@ denial is checked against what the server actually received.
 
 Two Envoys share one demo server:
 
-* ``main``: all nine library policies, each on its own tools (rbac,
-  tenant, arguments, schema, readonly's deny_destructive, ratelimit with
-  the main policy's one-line `kill`, flows, timewindow, stepup);
+* ``main``: all twelve library policies loaded, nine of them configured,
+  each on its own tools (rbac, tenant, arguments, schema, readonly's
+  deny_destructive, ratelimit with the main policy's one-line `kill`, flows,
+  timewindow, stepup); the response-side ones (pins, poisoning, results)
+  are loaded unconfigured, so they must stay inert (their own end-to-end
+  tests are in tests/test_e2e_responses.py);
 * ``scoped``: the cluster-scoped settings: the upstream cluster belongs to
   one tenant, and it is in read-only mode.
 """
@@ -91,7 +94,7 @@ SCOPED_DATA = {"library": {
 def plugin_config(data: dict[str, Any]) -> dict[str, Any]:
     modules = {f"library/{p.name}": p.read_text() for p in sorted(LIBRARY.glob("*.rego"))
                if not p.name.endswith("_test.rego")}
-    assert len(modules) == 9, sorted(modules)
+    assert len(modules) == 12, sorted(modules)
     modules["main.rego"] = MAIN
     return {"policy": {"modules": modules, "data": data}}
 
