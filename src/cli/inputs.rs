@@ -43,16 +43,7 @@ pub const INPUT: Node = Obj(&[
             ("direction", Leaf),
             ("listing", Leaf),
             ("list_method", Leaf),
-            (
-                "findings",
-                Each(&Obj(&[
-                    ("kind", Leaf),
-                    ("detector", Leaf),
-                    ("pointer", Leaf),
-                    ("start", Leaf),
-                    ("end", Leaf),
-                ])),
-            ),
+            ("findings", Open),
             ("method", Leaf),
             ("id", Leaf),
             ("params", Open),
