@@ -240,8 +240,18 @@ impl Plugin {
             {
                 HeadersAction::Forward(Forward::default())
             }
-            HeadersAction::Forward(_) if self.settings.mode == Mode::Audit => {
-                HeadersAction::Forward(Forward::default())
+            HeadersAction::Forward(f) if self.settings.mode == Mode::Audit => {
+                // The GET stream is still read (decisions recorded, nothing
+                // changed), uncompressed.
+                HeadersAction::Forward(Forward {
+                    request_headers: f
+                        .request_headers
+                        .into_iter()
+                        .filter(|(k, v)| k == "accept-encoding" && v == "identity")
+                        .collect(),
+                    response: f.response,
+                    ..Forward::default()
+                })
             }
             other => other,
         };
