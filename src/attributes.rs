@@ -43,6 +43,15 @@ pub struct Needs {
     /// The policy reads `input.mcp.tool.definition` (tool facts learnt from
     /// the upstream's tools/list answers, keyed by cluster).
     pub definition: bool,
+    /// The policy rules on what the server sends (responses, server
+    /// requests, notifications): it mentions `direction`,
+    /// `server_to_client`, `findings`, `redact`, `input.mcp.result` /
+    /// `error`, or a server-to-client method. Otherwise responses are not
+    /// evaluated (list filtering aside).
+    pub responses: bool,
+    /// The policy reads the detectors' findings in results
+    /// (`input.mcp.findings`) or redacts them: results are scanned.
+    pub findings: bool,
 }
 
 impl Needs {
@@ -54,6 +63,8 @@ impl Needs {
             xds: true,
             state: true,
             definition: true,
+            responses: true,
+            findings: true,
         }
     }
 
@@ -70,6 +81,20 @@ impl Needs {
             n.xds |= s.contains("xds");
             n.state |= s.contains("session") || s.contains("rate") || s.contains("kill");
             n.definition |= s.contains("definition");
+            n.responses |= [
+                "direction",
+                "server_to_client",
+                "findings",
+                "redact",
+                "mcp.result",
+                "mcp.error",
+                "sampling/createMessage",
+                "elicitation/create",
+                "roots/list",
+            ]
+            .iter()
+            .any(|w| s.contains(w));
+            n.findings |= s.contains("findings") || s.contains("redact");
         }
         // Definitions are kept per upstream cluster.
         if n.definition {

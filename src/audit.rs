@@ -42,6 +42,15 @@ pub struct Record {
     pub kill: Option<String>,
     /// The policy lifted a kill.
     pub clear_kill: bool,
+    /// A message the server sent (a response, a server request or a
+    /// notification on an SSE stream), not one the client sent.
+    pub server_to_client: bool,
+    /// Items of a list result not shown to this caller.
+    pub hidden: Vec<String>,
+    /// Findings of the detectors in a result: `kind/detector` names.
+    pub findings: Vec<String>,
+    /// Findings replaced in the forwarded result.
+    pub redacted: usize,
 }
 
 /// The digest of a value's canonical JSON (objects are key-sorted).
@@ -96,7 +105,15 @@ pub fn event(
     put("decision_id", r.decision_id.clone().into());
     put("time", rfc3339(time_ms).into());
     put("mode", mode.into());
-    put("direction", "request".into());
+    put(
+        "direction",
+        if r.server_to_client {
+            "response"
+        } else {
+            "request"
+        }
+        .into(),
+    );
     put("decision", if r.allowed { "allow" } else { "deny" }.into());
     put("reasons", r.reasons.clone().into());
     if !r.dry_run.is_empty() {
@@ -133,6 +150,15 @@ pub fn event(
     }
     if !id.is_empty() {
         put("identity", serde_json::Value::Object(id));
+    }
+    if !r.hidden.is_empty() {
+        put("hidden", r.hidden.clone().into());
+    }
+    if !r.findings.is_empty() {
+        put("findings", r.findings.clone().into());
+    }
+    if r.redacted > 0 {
+        put("redacted", r.redacted.into());
     }
     put("session_id", r.session_id.clone().into());
     put("protocol_version", r.protocol_version.clone().into());

@@ -24,6 +24,8 @@ pub const DEFAULT_MAX_EVAL_MS: u64 = 50;
 /// −32768…−32000 (and MCP −32020…−32099 within it), so the default sits just
 /// outside: −31403 ("forbidden").
 pub const DEFAULT_DENY_CODE: i64 = -31403;
+/// Default for `max_response_bytes`: 4 MiB.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
 
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
@@ -50,6 +52,10 @@ struct RawConfig {
     mode: Option<Mode>,
     #[serde(default)]
     audit: Option<AuditSettings>,
+    #[serde(default)]
+    max_response_bytes: Option<u64>,
+    #[serde(default)]
+    filter_lists: Option<bool>,
 }
 
 /// Where audit events go besides Envoy's filter state (always written).
@@ -298,6 +304,11 @@ pub struct Settings {
     pub audit: AuditSettings,
     /// A policy bundle source, polled by the filter.
     pub bundle: Option<BundleSettings>,
+    /// Largest response body (JSON) or single SSE event the filter reads
+    /// when it inspects responses; past it the response fails closed.
+    pub max_response_bytes: usize,
+    /// Filter tools/prompts/resources lists per caller by the policy.
+    pub filter_lists: bool,
 }
 
 impl Default for Settings {
@@ -313,6 +324,8 @@ impl Default for Settings {
             mode: Mode::Enforce,
             audit: AuditSettings::default(),
             bundle: None,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            filter_lists: true,
         }
     }
 }
@@ -397,6 +410,18 @@ impl Config {
                 });
             }
             settings.max_eval_ms = ms;
+        }
+        if let Some(n) = raw.max_response_bytes {
+            if n == 0 || n > (1 << 30) {
+                return Err(ConfigError::Setting {
+                    key: "max_response_bytes",
+                    message: format!("{n} is out of range (1 to 1073741824)"),
+                });
+            }
+            settings.max_response_bytes = n as usize;
+        }
+        if let Some(f) = raw.filter_lists {
+            settings.filter_lists = f;
         }
         if let Some(h) = raw.hold_headers {
             settings.hold_headers = h;

@@ -28,7 +28,7 @@ const ENTRY_MODULE_NAME: &str = "<mcp-policy entry>";
 
 /// The optional decision outputs a policy may define besides `allow` and
 /// `deny` (docs/decision.md). Only those a module mentions are evaluated.
-pub const OPTIONAL_OUTPUTS: [&str; 10] = [
+pub const OPTIONAL_OUTPUTS: [&str; 12] = [
     "denial",
     "rewrite",
     "request_headers",
@@ -39,6 +39,8 @@ pub const OPTIONAL_OUTPUTS: [&str; 10] = [
     "reveal",
     "dry_run",
     "rate_limit",
+    "visible",
+    "redact",
 ];
 
 /// The entry module: one rule gathering the whole decision.
@@ -173,6 +175,13 @@ pub struct PolicyResult {
     /// `rate_limit`: a rate-limit descriptor for Envoy's rate-limit filters
     /// (docs/decision.md#rate-limit-descriptors).
     pub rate_limit: Option<RateLimitOrder>,
+    /// `visible`: when deciding one item of a list (`input.mcp.listing`),
+    /// an explicit answer to "is this item listed" (else: listed when the
+    /// synthesized request is not denied).
+    pub visible: Option<bool>,
+    /// `redact`: which findings of a result to replace in the forwarded
+    /// result (server-to-client responses).
+    pub redact: Redact,
 }
 
 /// The `rate_limit` output: descriptor entries and a cost, handed to Envoy's
@@ -205,6 +214,33 @@ impl RateLimitOrder {
             self.cost.to_string(),
         ));
         h
+    }
+}
+
+/// The `redact` output.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Redact {
+    /// Nothing is redacted.
+    #[default]
+    None,
+    /// `redact := true`: every finding.
+    All,
+    /// A set of detector names and/or kinds.
+    Only(Vec<String>),
+}
+
+impl Redact {
+    /// Whether a finding of this kind from this detector is redacted.
+    pub fn selects(&self, kind: &str, detector: &str) -> bool {
+        match self {
+            Redact::None => false,
+            Redact::All => true,
+            Redact::Only(names) => names.iter().any(|n| n == kind || n == detector),
+        }
+    }
+
+    pub fn is_none(&self) -> bool {
+        *self == Redact::None
     }
 }
 
@@ -549,6 +585,34 @@ fn read_decision(out: &Value) -> Result<PolicyResult, String> {
     r.clear_kill = matches!(&out["clear_kill"], Value::Bool(true));
     r.reveal = string_set(&out["reveal"], "reveal")?;
     r.dry_run = string_set(&out["dry_run"], "dry_run")?;
+    r.visible = match &out["visible"] {
+        Value::Undefined | Value::Null => None,
+        Value::Bool(b) => Some(*b),
+        other => {
+            return Err(format!(
+                "`visible` must be a boolean, got {}",
+                type_name(other)
+            ))
+        }
+    };
+    r.redact = match &out["redact"] {
+        Value::Undefined | Value::Null | Value::Bool(false) => Redact::None,
+        Value::Bool(true) => Redact::All,
+        v @ (Value::Set(_) | Value::Array(_)) => {
+            let names = string_set(v, "redact")?;
+            if names.is_empty() {
+                Redact::None
+            } else {
+                Redact::Only(names)
+            }
+        }
+        other => {
+            return Err(format!(
+                "`redact` must be true or a set of detector names/kinds, got {}",
+                type_name(other)
+            ))
+        }
+    };
     r.labels = match &out["labels"] {
         Value::Undefined | Value::Null => Vec::new(),
         Value::Set(s) => s.iter().map(reason_text).collect(),

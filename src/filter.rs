@@ -161,6 +161,28 @@ fn record(
     decided: &[Decided],
     status: Option<u32>,
 ) {
+    record_events(plugin, stats, outbox, decided, status, false);
+}
+
+/// Record decisions on what the server sent: audit events and metrics
+/// only (the request's decision stays in filter state).
+fn record_response(
+    plugin: &Plugin,
+    stats: &RefCell<Stats>,
+    outbox: Option<&RefCell<Outbox>>,
+    decided: &[Decided],
+) {
+    record_events(plugin, stats, outbox, decided, None, true);
+}
+
+fn record_events(
+    plugin: &Plugin,
+    stats: &RefCell<Stats>,
+    outbox: Option<&RefCell<Outbox>>,
+    decided: &[Decided],
+    status: Option<u32>,
+    response: bool,
+) {
     if decided.is_empty() {
         return;
     }
@@ -193,6 +215,9 @@ fn record(
             s.add(crate::metrics::AUDIT_DROPPED, full);
         }
     }
+    if response {
+        return;
+    }
     let allowed = decided.iter().all(|d| d.allowed);
     let ids: Vec<&str> = decided
         .iter()
@@ -216,7 +241,7 @@ fn record(
 
 /// Remember the tool definitions of a watched tools/list answer.
 fn learn(w: &crate::pipeline::ToolsWatch, tools: &[serde_json::Value]) {
-    crate::tools::remember(&SharedData, &w.upstream, tools, w.replace);
+    crate::tools::remember_at(&SharedData, &w.upstream, tools, w.replace, now_ms());
     log(
         LogLevel::Debug,
         &format!(
@@ -727,6 +752,8 @@ impl RootContext for Root {
             watch: None,
             watcher: None,
             bind_on_response: None,
+            response_watch: None,
+            stream: None,
         }))
     }
 
@@ -761,6 +788,10 @@ struct Http {
     /// The principal of an `initialize`: the session id the server mints is
     /// bound to it.
     bind_on_response: Option<String>,
+    /// The response is to be inspected (decided, filtered).
+    response_watch: Option<Box<crate::response::ResponseWatch>>,
+    /// The response being inspected.
+    stream: Option<Box<crate::response::ResponseStream>>,
 }
 
 /// Read the request attributes the policy can use, following
@@ -874,6 +905,7 @@ impl Http {
         }
         self.response_headers = f.response_headers;
         self.watch = f.watch;
+        self.response_watch = f.response;
         self.bind_on_response = f.bind_on_response;
         self.state = State::Pass;
         Action::Continue
@@ -917,6 +949,55 @@ impl Http {
             BodyAction::Forward(f) => self.forward(f, request.header("content-length").is_some()),
             BodyAction::Reply(r) => self.reply(r),
         }
+    }
+}
+
+impl Http {
+    /// One chunk of an inspected response: decided messages go on at once,
+    /// an incomplete trailing SSE event (or a JSON body until its end) is
+    /// held back in the stream.
+    fn inspect_response(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        let (Some(stream), Some(plugin)) = (self.stream.as_mut(), self.plugin.clone()) else {
+            return Action::Continue;
+        };
+        let chunk = if body_size == 0 {
+            Vec::new()
+        } else {
+            match host::get_buffer(BufferType::HttpResponseBody, 0, body_size) {
+                Ok(Some(b)) => b,
+                _ => Vec::new(),
+            }
+        };
+        let Ok(mut p) = plugin.try_borrow_mut() else {
+            return Action::Continue;
+        };
+        let out = stream.feed(&mut p, &chunk, end_of_stream, Some((&SharedData, now_ms())));
+        if out.bytes != chunk
+            && host::set_buffer(BufferType::HttpResponseBody, 0, body_size, &out.bytes)
+                .is_err()
+        {
+            log(
+                LogLevel::Error,
+                "mcp-policy: could not replace a response chunk",
+            );
+        }
+        if let Some((upstream, n)) = &out.learnt {
+            log(
+                LogLevel::Debug,
+                &format!("mcp-policy: learnt {n} tool definition(s) from {upstream}"),
+            );
+        }
+        if out.tools_changed {
+            log(
+                LogLevel::Debug,
+                "mcp-policy: the server announced notifications/tools/list_changed",
+            );
+        }
+        record_response(&p, &self.stats, self.outbox.as_deref(), &out.decided);
+        if end_of_stream {
+            self.stream = None;
+        }
+        Action::Continue
     }
 }
 
@@ -1063,12 +1144,60 @@ impl HttpContext for Http {
                 }
             }
         }
-        if let Some(w) = self.watch.take() {
-            let ct = host::get_map_value_bytes(MapType::HttpResponseHeaders, "content-type")
+        let header = |name: &str| {
+            host::get_map_value_bytes(MapType::HttpResponseHeaders, name)
                 .ok()
                 .flatten()
                 .map(|b| String::from_utf8_lossy(&b).into_owned())
-                .unwrap_or_default();
+                .unwrap_or_default()
+        };
+        if let Some(rw) = self.response_watch.take() {
+            let (max, audit) = self
+                .plugin
+                .as_ref()
+                .and_then(|p| {
+                    p.try_borrow().ok().map(|p| {
+                        (
+                            p.settings.max_response_bytes,
+                            p.settings.mode == crate::config::Mode::Audit,
+                        )
+                    })
+                })
+                .unwrap_or((crate::config::DEFAULT_MAX_RESPONSE_BYTES, false));
+            let status = header(":status").parse::<u32>().ok();
+            let learn = rw.learn.clone();
+            match crate::response::start(
+                rw,
+                status,
+                &header("content-type"),
+                &header("content-encoding"),
+                max,
+                audit,
+            ) {
+                crate::response::Start::Pass => self.watch = learn,
+                crate::response::Start::Inspect {
+                    stream,
+                    strip_encoding,
+                } => {
+                    // The body may change length: it goes chunked.
+                    let _ = host::set_map_value(
+                        MapType::HttpResponseHeaders,
+                        "content-length",
+                        None,
+                    );
+                    if strip_encoding {
+                        let _ = host::set_map_value(
+                            MapType::HttpResponseHeaders,
+                            "content-encoding",
+                            None,
+                        );
+                    }
+                    self.stream = Some(stream);
+                }
+            }
+        }
+        if let Some(w) = self.watch.take() {
+            let ct = header("content-type");
             self.watcher = crate::tools::Watcher::new(&w.id_raw, &ct).map(|watcher| (watcher, w));
         }
         Action::Continue
@@ -1077,6 +1206,9 @@ impl HttpContext for Http {
     /// Responses pass through untouched; a tools/list answer is read as it
     /// goes by, to learn the tool definitions.
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if self.stream.is_some() {
+            return self.inspect_response(body_size, end_of_stream);
+        }
         if let Some((watcher, w)) = self.watcher.as_mut() {
             if body_size > 0 {
                 if let Ok(Some(chunk)) =

@@ -135,6 +135,113 @@ pub fn for_message_with(
     Value::from(m)
 }
 
+/// `input.mcp.direction` of what the client sends.
+pub const CLIENT_TO_SERVER: &str = "client_to_server";
+/// `input.mcp.direction` of what the server sends (responses, server
+/// requests and notifications on SSE streams).
+pub const SERVER_TO_CLIENT: &str = "server_to_client";
+
+/// The client request a server-to-client response answers, as the request
+/// side saw it.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    pub method: String,
+    /// The request's id, as written.
+    pub id_raw: String,
+    /// The request's `params` (`Undefined` when absent).
+    pub params: Value,
+    /// The request asked for the 2026-07-28 protocol (or later).
+    pub modern: bool,
+}
+
+/// `input` for a message the server sends to the client. A response to
+/// `origin` (same id) carries the origin's method and its subject
+/// (`tool`, `prompt`, `resource`…); `extra` fields are added to
+/// `input.mcp` (findings), and `definition` under `input.mcp.tool`.
+pub fn for_server_message(
+    shared: &[(&'static str, Value)],
+    routing: &Routing,
+    msg: &Message<'_>,
+    origin: Option<&Origin>,
+    definition: Option<Value>,
+    extra: Vec<(&'static str, Value)>,
+) -> Value {
+    let mut m: BTreeMap<Value, Value> = shared
+        .iter()
+        .map(|(k, v)| (Value::from(*k), v.clone()))
+        .collect();
+    let mut mcp = mcp_value(routing, msg, None);
+    if let Ok(o) = mcp.as_object_mut() {
+        o.insert(Value::from("direction"), Value::from(SERVER_TO_CLIENT));
+        if let (Kind::Response, Some(origin)) = (msg.kind, origin) {
+            o.insert(Value::from("method"), Value::from(origin.method.as_str()));
+            for (k, v) in named_fields(Some(&origin.method), &origin.params) {
+                o.insert(Value::from(k), v);
+            }
+        }
+        for (k, v) in extra {
+            if v != Value::Undefined {
+                o.insert(Value::from(k), v);
+            }
+        }
+        if let Some(def) = definition {
+            if let Some(Ok(tool)) = o.get_mut(&Value::from("tool")).map(Value::as_object_mut) {
+                tool.insert(Value::from("definition"), def);
+            }
+        }
+    }
+    m.insert(Value::from("mcp"), mcp);
+    Value::from(m)
+}
+
+/// `input` for deciding whether one item of a list result is shown to this
+/// caller: the request that would use it (`tools/call` with the tool's
+/// name and definition and no arguments, `prompts/get`, `resources/read`),
+/// with `input.mcp.listing: true`.
+pub fn for_listing(
+    shared: &[(&'static str, Value)],
+    routing: &Routing,
+    origin: &Origin,
+    method: &str,
+    subject: (&'static str, Value),
+) -> Value {
+    let mut m: BTreeMap<Value, Value> = shared
+        .iter()
+        .map(|(k, v)| (Value::from(*k), v.clone()))
+        .collect();
+    let mut o: BTreeMap<Value, Value> = BTreeMap::new();
+    let mut params: BTreeMap<Value, Value> = BTreeMap::new();
+    if let Value::Object(s) = &subject.1 {
+        for key in ["name", "uri"] {
+            if let Some(v) = s.get(&Value::from(key)) {
+                params.insert(Value::from(key), v.clone());
+            }
+        }
+    }
+    o.insert(Value::from("kind"), Value::from("request"));
+    o.insert(Value::from("direction"), Value::from(CLIENT_TO_SERVER));
+    o.insert(Value::from("listing"), Value::from(true));
+    o.insert(Value::from("method"), Value::from(method));
+    o.insert(
+        Value::from("list_method"),
+        Value::from(origin.method.as_str()),
+    );
+    o.insert(Value::from("params"), Value::from(params));
+    o.insert(Value::from(subject.0), subject.1);
+    let version = match origin.params["_meta"][mcp::META_PROTOCOL_VERSION].as_string() {
+        Ok(v) => Some(v.to_string()),
+        Err(_) => routing.protocol_version.clone(),
+    };
+    if let Some(v) = version {
+        o.insert(Value::from("protocol_version"), Value::from(v));
+    }
+    if let Some(s) = &routing.session_id {
+        o.insert(Value::from("session_id"), Value::from(s.as_str()));
+    }
+    m.insert(Value::from("mcp"), Value::from(o));
+    Value::from(m)
+}
+
 /// `input` for a request that carries no MCP message (a GET opening an SSE
 /// stream, a DELETE ending a session, a CORS preflight): `input.mcp` is
 /// absent.
@@ -155,6 +262,7 @@ fn mcp_value(routing: &Routing, m: &Message<'_>, batch: Option<BatchPosition>) -
     };
     let p = &m.params;
     put("kind", Value::from(m.kind.as_str()));
+    put("direction", Value::from(CLIENT_TO_SERVER));
     if let Some(method) = m.method() {
         put("method", Value::from(method));
     }
@@ -202,70 +310,8 @@ fn mcp_value(routing: &Routing, m: &Message<'_>, batch: Option<BatchPosition>) -
     }
 
     // Named fields, per method.
-    match m.method() {
-        Some("tools/call") => put(
-            "tool",
-            obj([
-                ("name", p["name"].clone()),
-                ("arguments", or_empty(&p["arguments"])),
-            ]),
-        ),
-        Some("prompts/get") => put(
-            "prompt",
-            obj([
-                ("name", p["name"].clone()),
-                ("arguments", or_empty(&p["arguments"])),
-            ]),
-        ),
-        Some("resources/read" | "resources/subscribe" | "resources/unsubscribe") => {
-            put("resource", obj([("uri", p["uri"].clone())]))
-        }
-        Some("completion/complete") => {
-            let r = &p["ref"];
-            // A completion on a prompt or resource template is about that
-            // prompt or resource: expose it where policies already look.
-            match r["type"].as_string().map(|s| s.as_ref()) {
-                Ok("ref/prompt") => put("prompt", obj([("name", r["name"].clone())])),
-                Ok("ref/resource") => put("resource", obj([("uri", r["uri"].clone())])),
-                _ => {}
-            }
-            put(
-                "completion",
-                obj([
-                    ("ref", r.clone()),
-                    ("argument", p["argument"].clone()),
-                    ("context", p["context"].clone()),
-                ]),
-            );
-        }
-        Some("logging/setLevel") => put("logging", obj([("level", p["level"].clone())])),
-        Some("tasks/get" | "tasks/cancel" | "tasks/result") => {
-            put("task", obj([("id", p["taskId"].clone())]))
-        }
-        Some("notifications/cancelled") => put(
-            "cancelled",
-            obj([
-                ("request_id", p["requestId"].clone()),
-                ("reason", p["reason"].clone()),
-            ]),
-        ),
-        Some("notifications/progress") => put(
-            "progress",
-            obj([
-                ("token", p["progressToken"].clone()),
-                ("progress", p["progress"].clone()),
-                ("total", p["total"].clone()),
-                ("message", p["message"].clone()),
-            ]),
-        ),
-        Some(
-            "tools/list"
-            | "prompts/list"
-            | "resources/list"
-            | "resources/templates/list"
-            | "tasks/list",
-        ) => put("cursor", p["cursor"].clone()),
-        _ => {}
+    for (k, v) in named_fields(m.method(), p) {
+        put(k, v);
     }
 
     // The routing headers as sent (decoded), for policies that want to see
@@ -295,6 +341,79 @@ fn mcp_value(routing: &Routing, m: &Message<'_>, batch: Option<BatchPosition>) -
         );
     }
     Value::from(o)
+}
+
+/// The fields `input.mcp` names a request's subject by (`tool`, `prompt`,
+/// `resource`, `completion`, …), per method.
+fn named_fields(method: Option<&str>, p: &Value) -> Vec<(&'static str, Value)> {
+    let mut out: Vec<(&'static str, Value)> = Vec::new();
+    match method {
+        Some("tools/call") => out.push((
+            "tool",
+            obj([
+                ("name", p["name"].clone()),
+                ("arguments", or_empty(&p["arguments"])),
+            ]),
+        )),
+        Some("prompts/get") => out.push((
+            "prompt",
+            obj([
+                ("name", p["name"].clone()),
+                ("arguments", or_empty(&p["arguments"])),
+            ]),
+        )),
+        Some("resources/read" | "resources/subscribe" | "resources/unsubscribe") => {
+            out.push(("resource", obj([("uri", p["uri"].clone())])))
+        }
+        Some("completion/complete") => {
+            let r = &p["ref"];
+            // A completion on a prompt or resource template is about that
+            // prompt or resource: expose it where policies already look.
+            match r["type"].as_string().map(|s| s.as_ref()) {
+                Ok("ref/prompt") => out.push(("prompt", obj([("name", r["name"].clone())]))),
+                Ok("ref/resource") => out.push(("resource", obj([("uri", r["uri"].clone())]))),
+                _ => {}
+            }
+            out.push((
+                "completion",
+                obj([
+                    ("ref", r.clone()),
+                    ("argument", p["argument"].clone()),
+                    ("context", p["context"].clone()),
+                ]),
+            ));
+        }
+        Some("logging/setLevel") => out.push(("logging", obj([("level", p["level"].clone())]))),
+        Some("tasks/get" | "tasks/cancel" | "tasks/result") => {
+            out.push(("task", obj([("id", p["taskId"].clone())])))
+        }
+        Some("notifications/cancelled") => out.push((
+            "cancelled",
+            obj([
+                ("request_id", p["requestId"].clone()),
+                ("reason", p["reason"].clone()),
+            ]),
+        )),
+        Some("notifications/progress") => out.push((
+            "progress",
+            obj([
+                ("token", p["progressToken"].clone()),
+                ("progress", p["progress"].clone()),
+                ("total", p["total"].clone()),
+                ("message", p["message"].clone()),
+            ]),
+        )),
+        Some(
+            "tools/list"
+            | "prompts/list"
+            | "resources/list"
+            | "resources/templates/list"
+            | "tasks/list",
+        ) => out.push(("cursor", p["cursor"].clone())),
+        _ => {}
+    }
+    out.retain(|(_, v)| *v != Value::Undefined);
+    out
 }
 
 fn opt(s: &Option<String>) -> Value {

@@ -35,6 +35,7 @@ pub mod pins;
 pub mod pipeline;
 pub mod poison;
 pub mod regotest;
+pub mod response;
 pub mod rewrite;
 pub mod routing;
 pub mod sse;

@@ -94,11 +94,17 @@ impl Cardinality {
             .or(r.resource.as_deref())
             .unwrap_or("");
         let tool = Self::cap(&mut self.tools, MAX_TOOLS, sanitize(name));
+        // What the server sent is counted apart: `response_<method>`.
+        let method = if r.server_to_client {
+            format!("response_{}", r.method)
+        } else {
+            r.method.clone()
+        };
         out.push(format!(
             "{DECISIONS}.method.{}.tool.{tool}.outcome.{outcome}",
-            sanitize(&r.method)
+            sanitize(&method)
         ));
-        if !r.allowed {
+        if !r.allowed && !r.server_to_client {
             let who = r
                 .subject
                 .as_deref()
@@ -134,6 +140,23 @@ fn rejection_kind(msg: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn server_to_client_decisions_are_counted_apart() {
+        let mut c = Cardinality::default();
+        let r = Record {
+            kind: "response".into(),
+            method: "tools/call".into(),
+            tool: Some("fetch".into()),
+            allowed: false,
+            server_to_client: true,
+            ..Record::default()
+        };
+        assert_eq!(
+            c.counters(&r),
+            ["mcp_policy_decisions.method.response_tools_call.tool.fetch.outcome.deny"]
+        );
+    }
 
     #[test]
     fn names_are_sanitised_and_capped() {

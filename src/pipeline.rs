@@ -30,6 +30,8 @@ use std::collections::BTreeMap;
 pub const PARSE_ERROR: i64 = -32700;
 /// JSON-RPC: not a valid request object.
 pub const INVALID_REQUEST: i64 = -32600;
+/// JSON-RPC: internal error (a server response the filter refuses).
+pub const INTERNAL_ERROR: i64 = -32603;
 
 /// A response the filter sends instead of forwarding the request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +68,8 @@ pub struct Forward {
     pub request_headers: Vec<(String, String)>,
     /// Headers to set on the response to the client.
     pub response_headers: Vec<(String, String)>,
+    /// Inspect the response (docs/decision.md "Responses").
+    pub response: Option<Box<crate::response::ResponseWatch>>,
 }
 
 /// What to do after the request headers.
@@ -123,14 +127,27 @@ impl Decided {
 }
 
 /// The policy's outcome for one message.
-struct Outcome {
-    allowed: bool,
-    reasons: Vec<String>,
-    result: PolicyResult,
-    eval_us: u64,
+pub(crate) struct Outcome {
+    pub(crate) allowed: bool,
+    pub(crate) reasons: Vec<String>,
+    pub(crate) result: PolicyResult,
+    pub(crate) eval_us: u64,
     /// A refusal of the filter itself (session binding), not the policy's.
-    core: bool,
+    pub(crate) core: bool,
 }
+
+impl Outcome {
+    /// The policy could not be evaluated (an error denies).
+    pub(crate) fn failed(&self) -> bool {
+        !self.allowed
+            && self
+                .reasons
+                .first()
+                .is_some_and(|r| r.starts_with(EVAL_FAILED))
+    }
+}
+
+const EVAL_FAILED: &str = "policy evaluation failed";
 
 /// A loaded configuration with its compiled policy: everything needed to
 /// decide requests.
@@ -223,8 +240,18 @@ impl Plugin {
             {
                 HeadersAction::Forward(Forward::default())
             }
-            HeadersAction::Forward(_) if self.settings.mode == Mode::Audit => {
-                HeadersAction::Forward(Forward::default())
+            HeadersAction::Forward(f) if self.settings.mode == Mode::Audit => {
+                // The GET stream is still read (decisions recorded, nothing
+                // changed), uncompressed.
+                HeadersAction::Forward(Forward {
+                    request_headers: f
+                        .request_headers
+                        .into_iter()
+                        .filter(|(k, v)| k == "accept-encoding" && v == "identity")
+                        .collect(),
+                    response: f.response,
+                    ..Forward::default()
+                })
             }
             other => other,
         };
@@ -271,7 +298,13 @@ impl Plugin {
             }
             let (result, d) = self.decide_transport(http);
             return match result {
-                Ok(fwd) => (HeadersAction::Forward(fwd), vec![d], false),
+                Ok(mut fwd) => {
+                    if http.method.eq_ignore_ascii_case("GET") {
+                        let routing = routing::read(&http.headers).unwrap_or_default();
+                        self.watch_response(http, &routing, &[], &mut fwd);
+                    }
+                    (HeadersAction::Forward(fwd), vec![d], false)
+                }
                 Err(reply) => (HeadersAction::Reply(reply), vec![d], true),
             };
         }
@@ -360,6 +393,14 @@ impl Plugin {
                 BodyAction::Forward(Forward {
                     watch: f.watch,
                     bind_on_response: f.bind_on_response,
+                    // Inspected responses (recorded, not changed) are still
+                    // asked for uncompressed.
+                    request_headers: f
+                        .request_headers
+                        .into_iter()
+                        .filter(|(k, v)| k == "accept-encoding" && v == "identity")
+                        .collect(),
+                    response: f.response,
                     ..Forward::default()
                 })
             }
@@ -453,6 +494,9 @@ impl Plugin {
                         });
                     }
                 }
+                if o.allowed {
+                    self.watch_response(http, &routing, &[m], &mut fwd);
+                }
                 let d = decided_for(m, &o);
                 let modern = m
                     .meta_protocol_version()
@@ -465,7 +509,7 @@ impl Plugin {
                 };
                 (action, vec![d])
             }
-            Body::Batch(items) => self.decide_batch(&shared, &routing, items, state, defs),
+            Body::Batch(items) => self.decide_batch(http, &shared, &routing, items, state, defs),
         }
     }
 
@@ -624,7 +668,7 @@ impl Plugin {
     }
 
     /// Evaluate; a policy error denies with the error as the reason.
-    fn evaluate(&mut self, input: Value) -> Outcome {
+    pub(crate) fn evaluate(&mut self, input: Value) -> Outcome {
         let start = (self.clock)();
         let result = self.policy.evaluate(input);
         let eval_us = (self.clock)().saturating_sub(start);
@@ -655,7 +699,7 @@ impl Plugin {
             },
             Err(e) => Outcome {
                 allowed: false,
-                reasons: vec![format!("policy evaluation failed: {e}")],
+                reasons: vec![format!("{EVAL_FAILED}: {e}")],
                 result: PolicyResult::default(),
                 eval_us: 0,
                 core: false,
@@ -741,6 +785,60 @@ impl Plugin {
         Some((reply, d))
     }
 
+    /// Whether (and how) the response to a forwarded request is inspected:
+    /// server-to-client messages are evaluated when the policy rules on
+    /// them ([`Needs::responses`]), list results filtered when
+    /// `filter_lists` is on. An inspected response must come uncompressed:
+    /// the request asks for `accept-encoding: identity`.
+    fn watch_response(
+        &self,
+        http: &HttpRequest,
+        routing: &routing::Routing,
+        msgs: &[&Message<'_>],
+        fwd: &mut Forward,
+    ) {
+        let origins: Vec<input::Origin> = msgs
+            .iter()
+            .filter(|m| m.kind == Kind::Request)
+            .filter_map(|m| {
+                Some(input::Origin {
+                    method: m.method()?.to_string(),
+                    id_raw: m.id_raw?.get().to_string(),
+                    params: m.params.clone(),
+                    modern: m
+                        .meta_protocol_version()
+                        .or(routing.protocol_version.as_deref())
+                        .is_some_and(routing::is_modern),
+                })
+            })
+            .collect();
+        let is_stream = msgs.is_empty();
+        if !is_stream && origins.is_empty() {
+            // Notifications and client responses: answered by 202 only.
+            return;
+        }
+        let evaluate = self.needs.responses;
+        let filter_lists = self.settings.filter_lists
+            && origins.iter().any(|o| crate::response::is_list(&o.method));
+        if !evaluate && !filter_lists {
+            return;
+        }
+        fwd.response = Some(Box::new(crate::response::ResponseWatch {
+            http: http.clone(),
+            origins,
+            upstream: upstream_of(http),
+            evaluate,
+            filter_lists,
+            learn: fwd.watch.take(),
+            definitions: self.needs.definition,
+            findings: self.needs.findings,
+        }));
+        if self.settings.hold_headers || is_stream {
+            fwd.request_headers
+                .push(("accept-encoding".into(), "identity".into()));
+        }
+    }
+
     /// Record and label a refusal the host adapter makes itself (a body
     /// that grew past the limit while streaming, an unreadable body, no
     /// configuration): the reply gets a decision id, the audit trail a
@@ -807,6 +905,7 @@ impl Plugin {
                 body: None,
                 request_headers: o.result.request_headers,
                 response_headers: o.result.response_headers,
+                response: None,
             });
         }
         let d = &o.result.denial;
@@ -878,8 +977,10 @@ impl Plugin {
     /// whole; otherwise nothing is forwarded and every request in it gets an
     /// error: the denied ones their reasons, the others a note that the batch
     /// was held back.
+    #[allow(clippy::too_many_arguments)]
     fn decide_batch(
         &mut self,
+        http_req: &HttpRequest,
         http: &[(&'static str, Value)],
         routing: &routing::Routing,
         items: &[Result<Message<'_>, mcp::Invalid>],
@@ -944,6 +1045,8 @@ impl Plugin {
             if !self.settings.hold_headers && !fwd.request_headers.is_empty() {
                 fwd.request_headers.clear();
             }
+            let msgs: Vec<&Message<'_>> = items.iter().filter_map(|i| i.as_ref().ok()).collect();
+            self.watch_response(http_req, routing, &msgs, &mut fwd);
             return (BodyAction::Forward(fwd), decided);
         }
         let denied: Vec<usize> = outcomes
@@ -1164,7 +1267,7 @@ fn transport_decided(
 }
 
 /// The fields every record of a request shares.
-fn fill_request_fields(r: &mut audit::Record, http: &HttpRequest) {
+pub(crate) fn fill_request_fields(r: &mut audit::Record, http: &HttpRequest) {
     let a = &http.attributes;
     r.subject = a
         .jwt_claims
@@ -1274,6 +1377,16 @@ fn json_headers() -> Vec<(String, String)> {
 /// `"resultType":"complete"` for protocol versions that require it
 /// (2026-07-28 on).
 pub fn tool_error_reply(status: u32, id_raw: &str, message: &str, modern: bool) -> LocalReply {
+    LocalReply {
+        status,
+        headers: json_headers(),
+        body: tool_error_body(id_raw, message, modern).into_bytes(),
+        log: message.to_string(),
+    }
+}
+
+/// The JSON-RPC response of [`tool_error_reply`].
+pub fn tool_error_body(id_raw: &str, message: &str, modern: bool) -> String {
     let mut result = serde_json::json!({
         "content": [{"type": "text", "text": message}],
         "isError": true,
@@ -1281,12 +1394,7 @@ pub fn tool_error_reply(status: u32, id_raw: &str, message: &str, modern: bool) 
     if let (true, Some(o)) = (modern, result.as_object_mut()) {
         o.insert("resultType".into(), serde_json::Value::from("complete"));
     }
-    LocalReply {
-        status,
-        headers: json_headers(),
-        body: format!(r#"{{"jsonrpc":"2.0","id":{id_raw},"result":{result}}}"#).into_bytes(),
-        log: message.to_string(),
-    }
+    format!(r#"{{"jsonrpc":"2.0","id":{id_raw},"result":{result}}}"#)
 }
 
 /// A local reply carrying one JSON-RPC error response.

@@ -16,8 +16,19 @@ pub struct Event {
     pub data: String,
 }
 
+/// A block of the stream up to and including the blank line that ends it,
+/// byte for byte as received, with the event it dispatches (`None` for a
+/// block without `data:` — comments such as keep-alives, a lone `retry:`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Block {
+    pub event: Option<Event>,
+    pub raw: Vec<u8>,
+}
+
 #[derive(Debug)]
 pub struct Parser {
+    /// The raw bytes of the block being read.
+    raw: Vec<u8>,
     line: Vec<u8>,
     /// The previous chunk ended with `\r`: a `\n` at the start of the next
     /// one belongs to the same line ending.
@@ -32,6 +43,7 @@ pub struct Parser {
 impl Parser {
     pub fn new(max_event_bytes: usize) -> Parser {
         Parser {
+            raw: Vec::new(),
             line: Vec::new(),
             after_cr: false,
             current: Event::default(),
@@ -44,14 +56,44 @@ impl Parser {
 
     /// Feed a chunk; returns the events it completed.
     pub fn feed(&mut self, chunk: &[u8]) -> Result<Vec<Event>, String> {
+        Ok(self
+            .feed_blocks(chunk)?
+            .into_iter()
+            .filter_map(|b| b.event)
+            .collect())
+    }
+
+    /// Feed a chunk; returns the blocks it completed, with their raw bytes
+    /// (an incomplete trailing block is kept until its end arrives).
+    pub fn feed_blocks(&mut self, chunk: &[u8]) -> Result<Vec<Block>, String> {
         if self.failed {
             return Err("event stream already failed".into());
         }
-        let mut out = Vec::new();
+        let mut out: Vec<Block> = Vec::new();
         for &b in chunk {
+            self.raw.push(b);
+            if self.raw.len() > self.max_event_bytes.saturating_add(64) {
+                self.failed = true;
+                return Err(format!(
+                    "an SSE event exceeds {} bytes",
+                    self.max_event_bytes
+                ));
+            }
             if self.after_cr {
                 self.after_cr = false;
                 if b == b'\n' {
+                    // The CRLF's LF: part of the line ending just handled
+                    // (and of the block it ended, if it ended one).
+                    if self.raw.len() == 1 {
+                        match out.last_mut() {
+                            Some(last) => last.raw.push(b),
+                            None => out.push(Block {
+                                event: None,
+                                raw: vec![b],
+                            }),
+                        }
+                        self.raw.clear();
+                    }
                     continue;
                 }
             }
@@ -77,13 +119,23 @@ impl Parser {
         Ok(out)
     }
 
-    fn end_line(&mut self, out: &mut Vec<Event>) -> Result<(), String> {
+    /// Bytes of an incomplete block held back.
+    pub fn pending(&self) -> usize {
+        self.raw.len()
+    }
+
+    fn end_line(&mut self, out: &mut Vec<Block>) -> Result<(), String> {
         let line = std::mem::take(&mut self.line);
         if line.is_empty() {
+            let raw = std::mem::take(&mut self.raw);
             if self.has_data {
-                out.push(std::mem::take(&mut self.current));
+                out.push(Block {
+                    event: Some(std::mem::take(&mut self.current)),
+                    raw,
+                });
             } else {
                 self.current = Event::default();
+                out.push(Block { event: None, raw });
             }
             self.has_data = false;
             self.event_bytes = 0;
@@ -154,6 +206,24 @@ mod tests {
             got.extend(p.feed(&[*b]).unwrap());
         }
         assert_eq!(got, whole);
+    }
+
+    #[test]
+    fn blocks_keep_every_byte_across_splits() {
+        let stream =
+            ": ping\r\n\r\nevent: message\r\nid: 9\r\ndata: {\"a\":\r\ndata: 1}\r\n\r\ndata: x\n\n";
+        let bytes = stream.as_bytes();
+        for split in 0..bytes.len() {
+            let mut p = Parser::new(1 << 20);
+            let mut got = p.feed_blocks(&bytes[..split]).unwrap();
+            got.extend(p.feed_blocks(&bytes[split..]).unwrap());
+            let raw: Vec<u8> = got.iter().flat_map(|b| b.raw.clone()).collect();
+            assert_eq!(raw, bytes, "split at {split}");
+            let events: Vec<_> = got.iter().filter_map(|b| b.event.clone()).collect();
+            assert_eq!(events.len(), 2, "split at {split}");
+            assert_eq!(events[0].id.as_deref(), Some("9"));
+            assert_eq!(p.pending(), 0);
+        }
     }
 
     #[test]

@@ -123,8 +123,77 @@ impl Watcher {
     }
 }
 
-/// Remember `tools` for `upstream`. `replace`: this is a complete first
-/// page (no cursor), so tools missing from it are forgotten.
+fn changed_key(upstream: &str) -> String {
+    format!("mcp-policy/tools-changed/{upstream}")
+}
+
+/// The facts the filter adds to a definition as the server listed it:
+/// `pin` (the tool's pin state: new, pinned, or changed since pinned —
+/// observing it pins a tool seen for the first time) and `poisoning` (the
+/// findings of the poisoning checks). A pin that cannot be kept fails
+/// closed: status `changed`.
+pub fn annotate(
+    store: &dyn Store,
+    upstream: &str,
+    def: &serde_json::Value,
+    now_ms: u64,
+) -> serde_json::Value {
+    let mut out = def.clone();
+    let name = def
+        .get("name")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or("");
+    let hash = crate::pins::tool_hash(def);
+    let pin = match crate::pins::Pins::new(store).observe(upstream, name, &hash, now_ms) {
+        Ok(view) => view.to_json(),
+        Err(e) => serde_json::json!({
+            "status": "changed",
+            "hash": hash,
+            "pinned_hash": null,
+            "pinned_at_ms": null,
+            "error": format!("{e:?}"),
+        }),
+    };
+    let poisoning: Vec<serde_json::Value> = crate::poison::scan_tool(def, &[])
+        .iter()
+        .map(crate::poison::PoisonFinding::to_json)
+        .collect();
+    if let Some(o) = out.as_object_mut() {
+        o.insert("pin".into(), pin);
+        o.insert("poisoning".into(), serde_json::Value::Array(poisoning));
+        o.insert("learnt_at_ms".into(), serde_json::Value::from(now_ms));
+    }
+    out
+}
+
+/// The server announced `notifications/tools/list_changed`: definitions
+/// learnt before now are stale until the next listing.
+pub fn note_list_changed(store: &dyn Store, upstream: &str, now_ms: u64) {
+    let _ = store.set(&changed_key(upstream), now_ms.to_string().as_bytes(), None);
+}
+
+/// Remember `tools` for `upstream`, each with its pin and poisoning facts
+/// ([`annotate`]); returns the annotated definitions. `replace`: this is a
+/// complete first page (no cursor), so tools missing from it are
+/// forgotten.
+pub fn remember_at(
+    store: &dyn Store,
+    upstream: &str,
+    tools: &[serde_json::Value],
+    replace: bool,
+    now_ms: u64,
+) -> Vec<serde_json::Value> {
+    let annotated: Vec<serde_json::Value> = tools
+        .iter()
+        .take(MAX_TOOLS)
+        .map(|t| annotate(store, upstream, t, now_ms))
+        .collect();
+    remember(store, upstream, &annotated, replace);
+    annotated
+}
+
+/// Remember `tools` (as given) for `upstream`. `replace`: this is a
+/// complete first page (no cursor), so tools missing from it are forgotten.
 pub fn remember(store: &dyn Store, upstream: &str, tools: &[serde_json::Value], replace: bool) {
     let mut names: Vec<String> = Vec::new();
     for t in tools.iter().take(MAX_TOOLS) {
@@ -164,14 +233,30 @@ pub fn remember(store: &dyn Store, upstream: &str, tools: &[serde_json::Value], 
     }
 }
 
-/// The remembered definition of `name` at `upstream`.
+/// The remembered definition of `name` at `upstream`. When the server has
+/// announced `notifications/tools/list_changed` since it was learnt,
+/// `pin.stale` is true (the definition may no longer be the server's).
 pub fn definition(store: &dyn Store, upstream: &str, name: &str) -> Option<Value> {
     let (bytes, _) = store.get(&tool_key(upstream, name))?;
     if bytes.is_empty() {
         return None;
     }
     let text = std::str::from_utf8(&bytes).ok()?;
-    Value::from_json_str(text).ok()
+    let mut v = Value::from_json_str(text).ok()?;
+    let changed_at = store
+        .get(&changed_key(upstream))
+        .and_then(|(b, _)| std::str::from_utf8(&b).ok()?.parse::<u64>().ok());
+    if let Some(at) = changed_at {
+        let learnt = v["learnt_at_ms"].as_u64().unwrap_or(0);
+        if learnt <= at {
+            if let Ok(o) = v.as_object_mut() {
+                if let Some(Ok(pin)) = o.get_mut(&Value::from("pin")).map(Value::as_object_mut) {
+                    pin.insert(Value::from("stale"), Value::from(true));
+                }
+            }
+        }
+    }
+    Some(v)
 }
 
 #[cfg(test)]

@@ -104,8 +104,11 @@ def test_one_event_per_message_through_an_sdk_session(demo_server: harness.DemoS
     anyio.run(scenario)
     received = demo_server.received()
     events = audits(envoy)
-    message_events = [e for e in events if e["kind"] != "transport"]
+    message_events = [e for e in events if e["kind"] != "transport" and e["direction"] == "request"]
     # Every message the server got was decided and recorded, plus the denial.
     assert len(message_events) == len(received) + 1
+    # The tools/list answer was filtered for this caller (and recorded).
+    responses = [e for e in events if e["direction"] == "response"]
+    assert [(e["method"], e.get("hidden")) for e in responses] == [("tools/list", ["delete_record"])]
     sessions = {e.get("session_id") for e in message_events if e.get("method") not in ("initialize",)}
     assert len(sessions) == 1 and None not in sessions

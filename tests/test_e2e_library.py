@@ -7,9 +7,12 @@ denial is checked against what the server actually received.
 
 Two Envoys share one demo server:
 
-* ``main``: all nine library policies, each on its own tools (rbac,
-  tenant, arguments, schema, readonly's deny_destructive, ratelimit with
-  the main policy's one-line `kill`, flows, timewindow, stepup);
+* ``main``: all twelve library policies loaded, nine of them configured,
+  each on its own tools (rbac, tenant, arguments, schema, readonly's
+  deny_destructive, ratelimit with the main policy's one-line `kill`, flows,
+  timewindow, stepup); the response-side ones (pins, poisoning, results)
+  are loaded unconfigured, so they must stay inert (their own end-to-end
+  tests are in tests/test_e2e_responses.py);
 * ``scoped``: the cluster-scoped settings: the upstream cluster belongs to
   one tenant, and it is in read-only mode.
 """

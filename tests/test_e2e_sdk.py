@@ -72,7 +72,10 @@ def test_allowed_calls_pass_and_denied_calls_never_reach_the_server(
                 assert c.protocol_version == "2026-07-28"
 
             tools = {t.name for t in (await c.list_tools()).tools}
-            assert {"echo", "delete_record", "read_file"} <= tools
+            assert {"echo", "read_file"} <= tools
+            # Lists are filtered per caller by the same policy: a tool the
+            # policy would refuse to call is not listed.
+            assert "delete_record" not in tools
 
             assert text_of(await c.call_tool("echo", {"text": "hello"})) == "hello"
 

@@ -40,6 +40,10 @@ pub const INPUT: Node = Obj(&[
         "mcp",
         Obj(&[
             ("kind", Leaf),
+            ("direction", Leaf),
+            ("listing", Leaf),
+            ("list_method", Leaf),
+            ("findings", Open),
             ("method", Leaf),
             ("id", Leaf),
             ("params", Open),
@@ -58,8 +62,14 @@ pub const INPUT: Node = Obj(&[
                 "tool",
                 Obj(&[("name", Leaf), ("arguments", Open), ("definition", Open)]),
             ),
-            ("prompt", Obj(&[("name", Leaf), ("arguments", Open)])),
-            ("resource", Obj(&[("uri", Leaf)])),
+            (
+                "prompt",
+                Obj(&[("name", Leaf), ("arguments", Open), ("definition", Open)]),
+            ),
+            (
+                "resource",
+                Obj(&[("uri", Leaf), ("template", Leaf), ("definition", Open)]),
+            ),
             (
                 "completion",
                 Obj(&[("ref", Open), ("argument", Open), ("context", Open)]),
