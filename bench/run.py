@@ -37,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -505,6 +506,23 @@ def h2load(url: str, body: Path, headers: list[str], extra: list[str], work: Pat
     return res
 
 
+def probe(url: str) -> dict:
+    """One tools/call of a tool the default policy blocks: shows whether the
+    scenario's filter is in the path (the module, RBAC and ext_authz deny it)."""
+    body = json.dumps({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+                       "params": {"name": "delete_record", "arguments": {"id": 1}}}).encode()
+    headers = dict(h.split(": ", 1) for h in COMMON_HEADERS)
+    headers.update({"mcp-method": "tools/call", "mcp-name": "delete_record"})
+    req = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            status, text = r.status, r.read().decode(errors="replace")
+    except urllib.error.HTTPError as e:
+        status, text = e.code, e.read().decode(errors="replace")
+    denied = status >= 400 or '"error"' in text
+    return {"status": status, "denied": denied, "body": text[:200]}
+
+
 def dur(seconds: float) -> str:
     return f"{int(seconds * 1000)}ms"
 
@@ -649,6 +667,11 @@ def e2e(envoy: str, work: Path) -> dict:
             try:
                 url = f"http://127.0.0.1:{port}/mcp"
                 res = {"title": SCENARIO_TITLES[name], "loadavg_before": loadavg()}
+                res["blocked_tool_probe"] = probe(url)
+                expect = name in ("b", "b-nolog", "c", "d")
+                if res["blocked_tool_probe"]["denied"] != expect:
+                    say(f"  WARNING: a blocked tool was {'denied' if not expect else 'allowed'} "
+                        f"in {name}: {res['blocked_tool_probe']}")
                 for wl in WORKLOADS:
                     res[wl] = phases(url, files, work, name, wl, bodies[wl])
                     say(f"  {wl}: single p50 {res[wl]['single']['p50_us']} µs, fixed p50/p99/p99.9 "
@@ -850,6 +873,9 @@ def markdown(rep: dict) -> str:
                     f"{fmt(w['fixed']['p99_us'])} | {fmt(w['fixed']['p999_us'])} | {w['max']['rps']:.0f} | "
                     f"{fmt(ra.get('throughput_ratio'), 3)} | {fmt(ra.get('single_p50_us_added'))} | {fmt(ra.get('fixed_p50_us_added'))} | "
                     f"{fmt(ra.get('fixed_p99_us_added'))} | {fmt(ra.get('fixed_p999_us_added'))} | {non2xx} |")
+        L += ["", "Filter in the path: a tools/call of `delete_record` (blocked by the default policy) got "
+              + "; ".join(f"{n}: HTTP {r['blocked_tool_probe']['status']}, {'denied' if r['blocked_tool_probe']['denied'] else 'allowed'}"
+                          for n, r in e["scenarios"].items()) + "."]
         if e.get("body_scaling"):
             L += ["", "### Body size (tools/call, one connection, p50 µs)", ""]
             names = list(e["body_scaling"])

@@ -16,9 +16,9 @@ allow if {
 
 allowed_methods := {"initialize", "notifications/initialized", "ping", "tools/list", "prompts/list", "resources/list"}
 
-role := r if {
-	r := input.http.headers["x-role"]
-} else := "developer"
+default role := "developer"
+
+role := input.http.headers["x-role"]
 
 tools_for_role := {
 	"developer": {"read_file", "list_dir", "search", "run_tests", "fetch_url", "query_db"},
@@ -49,7 +49,7 @@ deny contains "path traversal" if {
 
 deny contains "secret file" if {
 	path := object.get(args, "path", "")
-	regex.match(`(?i)(\.env|id_rsa|\.pem|credentials)$`, path)
+	regex.match(`[.](env|pem|key)$|id_rsa|credentials`, lower(path))
 }
 
 deny contains "url host not allowed" if {
