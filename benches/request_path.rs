@@ -18,6 +18,7 @@
 //!     cargo bench --bench request_path [-- FILTER]
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use mcp_policy::audit;
 use mcp_policy::config::Config;
 use mcp_policy::input::{self, HttpRequest};
 use mcp_policy::mcp::{self, Body};
@@ -44,7 +45,10 @@ fn plugin_from(modules: serde_json::Value, extra: serde_json::Value) -> Plugin {
 
 fn file_plugin(path: &str) -> Plugin {
     let source = std::fs::read_to_string(repo().join(path)).expect("policy file");
-    plugin_from(serde_json::json!({ "policy.rego": source }), serde_json::json!({}))
+    plugin_from(
+        serde_json::json!({ "policy.rego": source }),
+        serde_json::json!({}),
+    )
 }
 
 /// A generated policy of `n` rules: per-tool argument rules of the shapes
@@ -157,6 +161,10 @@ fn stages(c: &mut Criterion) {
         })
     });
 
+    // `input.http` alone (every header): part of input_build, and work a
+    // policy that never reads `input.http` would not need.
+    g.bench_function("http_value", |b| b.iter(|| black_box(http.to_value())));
+
     g.bench_function("input_build", |b| {
         let parsed = mcp::parse(&body).expect("parses");
         let Body::Single(m) = &parsed else {
@@ -234,6 +242,19 @@ fn body_size(c: &mut Criterion) {
         });
         g.bench_with_input(BenchmarkId::new("parse", size), &size, |b, _| {
             b.iter(|| black_box(mcp::parse(black_box(&body)).is_ok()))
+        });
+        let parsed = mcp::parse(&body).expect("parses");
+        let Body::Single(m) = &parsed else {
+            unreachable!()
+        };
+        let routing = routing::read(&http.headers).expect("headers");
+        let value = input::for_message(&input::request_values(&http), &routing, m, None);
+        g.bench_with_input(BenchmarkId::new("evaluate", size), &size, |b, _| {
+            b.iter(|| black_box(plugin.policy.evaluate(value.clone()).is_ok()))
+        });
+        let args = &m.params["arguments"];
+        g.bench_with_input(BenchmarkId::new("audit_digest", size), &size, |b, _| {
+            b.iter(|| black_box(audit::digest(black_box(args))))
         });
     }
     g.finish();

@@ -77,7 +77,11 @@ fn serve(plugin: &mut Plugin, mut req: tiny_http::Request) {
     ];
     for h in req.headers() {
         let name = h.field.as_str().as_str().to_ascii_lowercase();
-        let name = if name == "host" { ":authority".to_string() } else { name };
+        let name = if name == "host" {
+            ":authority".to_string()
+        } else {
+            name
+        };
         headers.push((name, h.value.as_str().as_bytes().to_vec()));
     }
     let http = HttpRequest::from_headers(headers);
@@ -104,7 +108,11 @@ fn serve(plugin: &mut Plugin, mut req: tiny_http::Request) {
 fn denial(r: LocalReply) -> tiny_http::Response<std::io::Cursor<Vec<u8>>> {
     // ext_authz takes any 200 as "allowed": a denial the module answers with
     // HTTP 200 (a JSON-RPC error) goes back as 403 with the same body.
-    let status = if r.status == 200 { 403 } else { r.status as u16 };
+    let status = if r.status == 200 {
+        403
+    } else {
+        r.status as u16
+    };
     let mut resp = tiny_http::Response::from_data(r.body).with_status_code(status);
     for (k, v) in r.headers {
         if let Ok(h) = tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()) {
