@@ -178,6 +178,9 @@ fn stages(c: &mut Criterion) {
     g.finish();
 }
 
+/// Builds a fresh plugin (one per engine compared).
+type MakePlugin = Box<dyn Fn() -> Plugin>;
+
 fn decision(c: &mut Criterion) {
     let http = request();
     let body = body();
@@ -187,7 +190,7 @@ fn decision(c: &mut Criterion) {
     };
     let routing = routing::read(&http.headers).expect("headers");
     let value = input::for_message(&input::request_values(&http), &routing, m, None);
-    let policies: Vec<(&str, Box<dyn Fn() -> Plugin>)> = vec![
+    let policies: Vec<(&str, MakePlugin)> = vec![
         ("default", Box::new(|| file_plugin("policies/default.rego"))),
         (
             "realistic20",
