@@ -827,8 +827,13 @@ def targets(report: dict) -> list[dict]:
     if "b" in r and "d" in r:
         vb, vd = r["b"][wl].get("fixed_p99_us_added"), r["d"][wl].get("fixed_p99_us_added")
         if vb is not None and vd is not None:
-            ok = vb <= 0 or (vd / max(vb, 1e-9)) >= 10
-            t.append({"target": "added p99 ≥ 10× smaller than (d)", "value": f"{vb:.0f} µs vs {vd:.0f} µs", "met": ok})
+            if vd <= 0:
+                # (d) measured no slower than (a): noise dominates (a busy machine).
+                t.append({"target": "added p99 ≥ 10× smaller than (d)",
+                          "value": f"not measurable: {vb:.0f} µs vs {vd:.0f} µs", "met": False})
+            else:
+                ok = vb <= 0 or (vd / max(vb, 1e-9)) >= 10
+                t.append({"target": "added p99 ≥ 10× smaller than (d)", "value": f"{vb:.0f} µs vs {vd:.0f} µs", "met": ok})
     m = report.get("module", {})
     if m:
         t.append({"target": "module ≤ 2 MiB", "value": f"{m['module_bytes'] / 1048576:.2f} MiB",
