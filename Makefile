@@ -5,6 +5,7 @@
 #   make run     Envoy on 127.0.0.1:10000 with the module, the default policy and a demo MCP server
 #   make fuzz    every cargo-fuzz target for FUZZ_SECONDS each (nightly; see docs/hardening.md)
 #   make soak    SOAK_SECONDS of steady MCP traffic through Envoy; writes bench/soak.md
+#   make bench   benchmarks: bench/report.md and bench/report.json (bench/README.md)
 
 SHELL       := /bin/bash
 PYTHON      ?= python3
@@ -20,7 +21,8 @@ PQ_CLIENT_MANIFEST := tools/pq-client/Cargo.toml
 VERSION     := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 
 .PHONY: all setup build test unit lint e2e run envoy-config check-envoy-config clean cli wasm-test \
-	pq-client mesh-config check-mesh-config mesh-certs oci fuzz fuzz-build fuzz-corpus soak
+	pq-client mesh-config check-mesh-config mesh-certs oci fuzz fuzz-build fuzz-corpus soak \
+	bench bench-tools bench-build build-opt
 
 all: build
 
@@ -153,6 +155,32 @@ mesh-certs: setup
 # The module as an OCI image in the layout Istio's WasmPlugin pulls (oci://).
 oci: setup build
 	$(PY) tools/build_oci.py --wasm $(WASM) --out build/oci/mcp-policy --tag $(VERSION) --archive build/oci/mcp-policy.tar
+
+# --- benchmarks (issue 8; bench/README.md) -----------------------------------
+
+# The load generator (h2load, Debian's nghttp2-client) and wasm-opt (binaryen).
+bench-tools:
+	@command -v h2load >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nghttp2-client; }
+	@command -v wasm-opt >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq binaryen; } || true
+
+# The other parties of the comparison: the no-op proxy-wasm filter (scenario
+# e) and the ext_authz Rego service (scenario d), each its own crate.
+bench-build: .wasm-target build
+	cargo build --release --target $(WASM_TARGET) --manifest-path bench/noop-filter/Cargo.toml --target-dir target/bench
+	cargo build --release --manifest-path bench/authz-service/Cargo.toml --target-dir target/bench
+
+# One run, one report: micro-benchmarks, end to end through Envoy, scaling,
+# memory. Parameters: BENCH_* environment variables (bench/README.md).
+bench: setup bench-tools bench-build
+	$(PY) bench/run.py
+
+# The module passed through wasm-opt -Oz (binaryen), when wasm-opt is
+# installed: target/wasm32-wasip1/release/mcp_policy.opt.wasm.
+build-opt: build
+	@if command -v wasm-opt >/dev/null; then \
+		wasm-opt -Oz --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int --enable-mutable-globals \
+			$(WASM) -o $(WASM:.wasm=.opt.wasm) && ls -l $(WASM:.wasm=.opt.wasm) | awk '{print "built " $$9 " (" $$5 " bytes)"}'; \
+	else echo "wasm-opt not installed (apt-get install binaryen): nothing to do"; fi
 
 clean:
 	cargo clean

@@ -416,6 +416,13 @@ impl Policy {
         }
     }
 
+    /// Evaluate on the tree-walking interpreter even though the RVM took
+    /// the policy (benchmarks compare the two; the filter never calls it).
+    #[doc(hidden)]
+    pub fn use_interpreter(&mut self) {
+        self.vm = None;
+    }
+
     /// Which evaluator this policy runs on.
     pub fn engine_kind(&self) -> EngineKind {
         if self.vm.is_some() {

@@ -61,7 +61,12 @@ impl HttpRequest {
             if k.starts_with(':') {
                 continue;
             }
-            let key = Value::from(k.to_ascii_lowercase());
+            // Envoy hands names over in lower case: no copy then.
+            let key = if k.bytes().any(|b| b.is_ascii_uppercase()) {
+                Value::from(k.to_ascii_lowercase())
+            } else {
+                Value::from(k.as_str())
+            };
             let val = String::from_utf8_lossy(v);
             // Repeated headers are joined as HTTP allows (RFC 9110 §5.3).
             let joined = match headers.get(&key) {
@@ -71,11 +76,11 @@ impl HttpRequest {
                     } else {
                         ", "
                     };
-                    format!("{prev}{sep}{val}")
+                    Value::from(format!("{prev}{sep}{val}"))
                 }
-                _ => val.into_owned(),
+                _ => Value::from(val.as_ref()),
             };
-            headers.insert(key, Value::from(joined));
+            headers.insert(key, joined);
         }
         obj([
             ("method", Value::from(self.method.as_str())),
