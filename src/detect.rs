@@ -435,6 +435,11 @@ pub fn scan_text(text: &str) -> Vec<Finding> {
     scan_bounded(text, MAX_SCAN_BYTES)
 }
 
+/// [`scan_text`] without the size bound (the caller bounds the text).
+pub(crate) fn scan_text_unbounded(text: &str) -> Vec<Finding> {
+    scan_bounded(text, usize::MAX)
+}
+
 fn scan_bounded(text: &str, limit: usize) -> Vec<Finding> {
     let compiled = match COMPILED.as_ref() {
         Ok(c) => c,
