@@ -44,6 +44,13 @@ fn detectors(c: &mut Criterion) {
     g.bench_function("scan_result_4k", |b| {
         b.iter(|| black_box(detect::scan_result(black_box(&result))).len())
     });
+    let rows: Vec<serde_json::Value> = (0..100)
+        .map(|i| serde_json::json!({"id": i, "name": format!("Widget {i}"), "sku": format!("W-{i:05}"), "status": "in stock", "updated": "2024-03-01T12:00:00Z"}))
+        .collect();
+    let structured = serde_json::json!({"content": [], "structuredContent": {"rows": rows}});
+    g.bench_function("scan_result_400_short_strings", |b| {
+        b.iter(|| black_box(detect::scan_result(black_box(&structured))).len())
+    });
     let findings = detect::scan_result(&result);
     g.bench_function("redact_result_4k", |b| {
         b.iter(|| {

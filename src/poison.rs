@@ -62,15 +62,23 @@ struct Patterns {
     other_tools: Regex,
 }
 
+/// Patterns run on the lower-cased text (same offsets), so they are
+/// lower-cased too and need no `(?i)`: the regex keeps its literal
+/// prefilters. `[^\n]` also stops at the NUL between strings.
 fn re(p: &str) -> Result<Regex, String> {
-    Regex::new(&p.replace("%s", r"[ \t\r\n]+").replace("%b", r"(?-u:\b)"))
-        .map_err(|e| e.to_string())
+    let p = p
+        .replace("%s", r"[ \t\r\n]+")
+        .replace("%b", r"(?-u:\b)")
+        .replace("(?i-u:", "(?:")
+        .replace(r"[^\n]", r"[^\n\x00]")
+        .to_ascii_lowercase();
+    Regex::new(&p).map_err(|e| e.to_string())
 }
 
 static PATTERNS: LazyLock<Result<Patterns, String>> = LazyLock::new(|| {
     Ok(Patterns {
         sensitive_file: re(
-            r#"(?i-u:\.ssh(?:/|%b)|%bid_(?:rsa|dsa|ecdsa|ed25519)%b|\.aws/(?:credentials|config)|(?:^|[ \t\r\n/"'`(])\.env(?:\.[a-z]+)?%b|/etc/(?:passwd|shadow|sudoers)|\.netrc|\.npmrc|\.pypirc|\.git-credentials|\.docker/config\.json|\.kube/config|%bmcp\.json|claude_desktop_config\.json|\.cursor/|%bcredentials\.json|\.pgpass|%bwallet\.dat|\.bash_history|\.zsh_history|\.gnupg|keychain)"#,
+            r#"(?i-u:\.ssh(?:/|%b)|%bid_(?:rsa|dsa|ecdsa|ed25519)%b|\.aws/(?:credentials|config)|(?:^|[ \t\r\n\x00/"'`(])\.env(?:\.[a-z]+)?%b|/etc/(?:passwd|shadow|sudoers)|\.netrc|\.npmrc|\.pypirc|\.git-credentials|\.docker/config\.json|\.kube/config|%bmcp\.json|claude_desktop_config\.json|\.cursor/|%bcredentials\.json|\.pgpass|%bwallet\.dat|\.bash_history|\.zsh_history|\.gnupg|keychain)"#,
         )?,
         use_verb: re(
             r"(?i-u:%b(?:read|cat|open|load|include|attach|pass|send|upload|copy|contents?|print|output|fetch|get)%b)",
@@ -142,6 +150,10 @@ struct Scan<'a> {
     own: &'a str,
     others: Vec<&'a str>,
     out: Vec<PoisonFinding>,
+    /// The strings scanned, each followed by a NUL.
+    joined: String,
+    /// (pointer, offset in `joined`, length).
+    pieces: Vec<(String, usize, usize)>,
 }
 
 impl Scan<'_> {
@@ -171,67 +183,115 @@ impl Scan<'_> {
         }
     }
 
+    /// Record one string; [`Scan::finish`] scans them all as one text.
     fn text(&mut self, pointer: &str, text: &str) {
         self.chars(pointer, text);
         let text = text
             .get(..floor_boundary(text, detect::MAX_SCAN_BYTES))
             .unwrap_or("");
-        for f in detect::scan_text(text) {
+        if text.is_empty() {
+            return;
+        }
+        let base = self.joined.len();
+        self.joined.push_str(text);
+        self.joined.push('\0');
+        self.pieces.push((pointer.to_string(), base, text.len()));
+    }
+
+    /// The piece holding byte `at` of the joined text: (pointer, its text,
+    /// `at` within it).
+    fn locate(&self, at: usize) -> Option<(String, &str, usize)> {
+        let i = self.pieces.partition_point(|p| p.1 <= at).checked_sub(1)?;
+        let (pointer, base, len) = self.pieces.get(i)?;
+        let text = self.joined.get(*base..base + len)?;
+        (at < base + len).then(|| (pointer.clone(), text, at - base))
+    }
+
+    fn hit(&mut self, kind: &'static str, at: usize) {
+        if let Some((pointer, text, local)) = self.locate(at) {
+            let text = text.to_string();
+            self.push(kind, &pointer, &text, local);
+        }
+    }
+
+    /// Scan every recorded string: one pass per pattern over all of them
+    /// (joined by NUL, which no pattern crosses).
+    fn finish(mut self) -> Vec<PoisonFinding> {
+        for f in detect::scan_text_unbounded(&self.joined) {
             match (f.kind, f.detector) {
                 ("injection", "exfiltration" | "markdown_image_exfil") => {
-                    self.push("exfiltration", pointer, text, f.start)
+                    self.hit("exfiltration", f.start)
                 }
                 ("injection", "unicode_tags") => {}
-                ("injection", _) => self.push("hidden_directive", pointer, text, f.start),
+                ("injection", _) => self.hit("hidden_directive", f.start),
                 _ => {}
             }
         }
         let Ok(p) = PATTERNS.as_ref() else {
             // Cannot check: say so rather than pass the definition as clean.
-            self.push("hidden_directive", pointer, "(detector error)", 0);
-            return;
+            self.push("hidden_directive", "", "(detector error)", 0);
+            return self.out;
         };
-        if let Some(m) = p.do_not_mention.find(text) {
-            self.push("hidden_directive", pointer, text, m.start());
+        let lowered = self.joined.to_ascii_lowercase();
+        let piece_of = |s: &Self, at: usize| s.locate(at).map(|(_, t, _)| t.to_string());
+        let starts = |re: &Regex| {
+            re.find_iter(&lowered)
+                .map(|m| m.start())
+                .collect::<Vec<_>>()
+        };
+        for at in starts(&p.do_not_mention) {
+            self.hit("hidden_directive", at);
         }
-        if let Some(m) = p.sensitive_file.find(text) {
-            if p.use_verb.is_match(text) {
-                self.push("exfiltration", pointer, text, m.start());
+        for at in starts(&p.sensitive_file) {
+            if piece_of(&self, at).is_some_and(|t| p.use_verb.is_match(&t.to_ascii_lowercase())) {
+                self.hit("exfiltration", at);
             }
         }
-        if let Some(m) = p.pass_as_param.find(text) {
-            if p.pass_context.is_match(text) {
-                self.push("exfiltration", pointer, text, m.start());
+        for at in starts(&p.pass_as_param) {
+            if piece_of(&self, at).is_some_and(|t| p.pass_context.is_match(&t.to_ascii_lowercase()))
+            {
+                self.hit("exfiltration", at);
             }
         }
-        if let Some(m) = p.also_send.find(text) {
-            self.push("exfiltration", pointer, text, m.start());
+        for at in starts(&p.also_send) {
+            self.hit("exfiltration", at);
         }
-        for caps in p.when_tool.captures_iter(text) {
-            let (Some(all), Some(name)) = (caps.get(0), caps.get(1)) else {
-                continue;
-            };
-            let n = name.as_str().to_ascii_lowercase();
+        let when: Vec<(usize, String)> = p
+            .when_tool
+            .captures_iter(&lowered)
+            .filter_map(|c| {
+                let (all, name) = (c.get(0)?, c.get(1)?);
+                let original = self.joined.get(name.start()..name.end())?;
+                Some((all.start(), original.to_string()))
+            })
+            .collect();
+        for (at, name) in when {
+            let n = name.to_ascii_lowercase();
             if !matches!(
                 n.as_str(),
                 "this" | "that" | "the" | "a" | "an" | "any" | "our" | "my"
-            ) && name.as_str() != self.own
+            ) && name != self.own
             {
-                self.push("shadowing", pointer, text, all.start());
-                break;
+                self.hit("shadowing", at);
             }
         }
-        if let Some(m) = p.other_tools.find(text) {
-            self.push("shadowing", pointer, text, m.start());
+        for at in starts(&p.other_tools) {
+            self.hit("shadowing", at);
         }
         let others = std::mem::take(&mut self.others);
-        for name in &others {
-            if let Some(at) = mentions(text, name) {
-                self.push("shadowing", pointer, text, at);
-                break;
+        let pieces = self.pieces.clone();
+        for (pointer, base, len) in &pieces {
+            let Some(text) = self.joined.get(*base..base + len).map(str::to_string) else {
+                continue;
+            };
+            for name in &others {
+                if let Some(at) = mentions(&text, name) {
+                    self.push("shadowing", pointer, &text, at);
+                    break;
+                }
             }
         }
-        self.others = others;
+        self.out
     }
 
     /// Every string (and key) under `v`.
@@ -308,6 +368,8 @@ pub fn scan_tool(def: &serde_json::Value, other_tools: &[&str]) -> Vec<PoisonFin
             .filter(|n| *n != own && !n.is_empty() && n.len() <= 128)
             .collect(),
         out: Vec::new(),
+        joined: String::new(),
+        pieces: Vec::new(),
     };
     s.chars("/name", own);
     for key in ["title", "description"] {
@@ -320,7 +382,7 @@ pub fn scan_tool(def: &serde_json::Value, other_tools: &[&str]) -> Vec<PoisonFin
             s.walk(&format!("/{key}"), v, 0);
         }
     }
-    s.out
+    s.finish()
 }
 
 #[cfg(test)]
