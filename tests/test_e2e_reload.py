@@ -124,7 +124,7 @@ def test_tool_pins_survive_a_reload_and_an_approval_lifts_them(
                               wasm_path=str(wasm_path), plugin_config=plugin({}), access_log_json=True)
     boot["static_resources"]["listeners"] = []
     lds = tmp_path / "lds.json"
-    write_lds(lds, listener(plugin({})))
+    harness.write_lds(lds, listener(plugin({})))
     boot["dynamic_resources"] = {"lds_config": {"path_config_source": {"path": str(lds)},
                                                 "resource_api_version": "V3"}}
     boot["node"] = {"id": "mcp-policy-pins-test", "cluster": "mcp-policy"}
@@ -155,7 +155,7 @@ def test_tool_pins_survive_a_reload_and_an_approval_lifts_them(
 
         def reload(cfg_: dict[str, Any]) -> None:
             before = proc.stderr_text().count("mcp-policy: configured")
-            write_lds(lds, listener(cfg_))
+            harness.write_lds(lds, listener(cfg_))
             assert harness.wait_until(
                 lambda: proc.stderr_text().count("mcp-policy: configured") > before, timeout=30
             ), proc.log_tail()
