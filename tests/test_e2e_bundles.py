@@ -418,3 +418,51 @@ def test_a_configuration_reload_keeps_serving_the_bundle(
     bad = [r for r in results if r not in expected]
     assert not bad, bad[:5]
     assert len(results) >= 200
+
+
+@pytest.mark.parametrize(
+    "demo_server", [{"json_response": True, "stateless": True, "extra_args": ["--response-tools"]}], indirect=True
+)
+def test_a_pin_approval_published_in_a_bundle_reaches_two_envoys(
+    demo_server: harness.DemoServer, envoy_factory: Any, server: BundleServer
+) -> None:
+    """Rug pull across replicas (docs/replicas.md): both Envoys pin `weather`,
+    the server changes it, both refuse and unlist it; the operator approves
+    the new definition once, in the bundle's policy data, and both accept it
+    within a poll."""
+    pins = (REPO / "policies" / "library" / "pins.rego").read_text()
+    main = "package mcp\n\nimport rego.v1\n\ndefault allow := true\n"
+
+    def pin_bundle(rev: str, approved: dict[str, str]) -> bytes:
+        data = {"library": {"pins": {}}, "mcp": {"approved_tools": approved}}
+        return targz({"main.rego": main, "library/pins.rego": pins, "data.json": json.dumps(data)}, revision=rev)
+
+    def rpc(e: harness.EnvoyHandle, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        body = {"jsonrpc": "2.0", "id": 7, "method": method, "params": params}
+        return httpx.post(e.url, content=json.dumps(body), headers=HEADERS, timeout=10).json()
+
+    def names(e: harness.EnvoyHandle) -> set[str]:
+        return {t["name"] for t in rpc(e, "tools/list", {})["result"]["tools"]}
+
+    def weather(e: harness.EnvoyHandle) -> dict[str, Any]:
+        return rpc(e, "tools/call", {"name": "weather", "arguments": {"city": "Oslo"}})
+
+    server.set_bundle(pin_bundle("p0", {}))
+    envoys = [start(envoy_factory, server) for _ in range(2)]
+    assert harness.wait_until(lambda: all("revision p0 (" in e.log_text() for e in envoys))
+    for e in envoys:
+        assert harness.wait_until(lambda: "weather" in names(e))  # listed: pinned here
+        assert "result" in weather(e)
+
+    assert "result" in rpc(envoys[0], "tools/call", {"name": "rug_pull", "arguments": {}})
+    hashes = set()
+    for e in envoys:
+        assert "weather" not in names(e)  # the changed definition is seen, and hidden
+        denied = weather(e)["error"]["message"]
+        assert 'pins: tool "weather" changed since it was pinned' in denied, denied
+        hashes.add(denied.split('approved_tools["weather"] = "')[1].split('"')[0])
+    assert len(hashes) == 1  # both replicas hashed the same new definition
+    server.set_bundle(pin_bundle("p1", {"weather": hashes.pop()}))
+    assert harness.wait_until(lambda: all("result" in weather(e) for e in envoys for _ in range(4)), timeout=15)
+    for e in envoys:
+        assert "weather" in names(e)
