@@ -15,6 +15,11 @@
 //   --nocapture`), and prints libtest-style lines and a summary; the output
 //   of a failing test (its panic message) is shown after the list. This is
 //   libtest's own strategy for panic=abort targets, done from outside.
+// - Each test runs in its own Node process (this script again, with
+//   MCP_WASI_ONE_TEST=1): instantiating the 80 MB debug module 150 times in
+//   one process made Node itself crash now and then (SIGSEGV, at a different
+//   test each time). A test that crashes its process is reported as failed,
+//   with the signal.
 // - The package directory (CARGO_MANIFEST_DIR, else the current directory)
 //   is visible to the tests under its own absolute path, so
 //   env!("CARGO_MANIFEST_DIR") paths work; nothing else of the file system
@@ -28,6 +33,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import process from 'node:process';
 import { WASI } from 'node:wasi';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const scriptPath = fileURLToPath(import.meta.url);
 
 const [wasmPath, ...args] = process.argv.slice(2);
 if (!wasmPath) {
@@ -90,7 +99,7 @@ function finish(code) {
 }
 
 const passThrough = ['--list', '--help', '-h', '--bench', '--format', '-Z'];
-if (args.some((a) => passThrough.includes(a) || a.startsWith('--format='))) {
+if (process.env.MCP_WASI_ONE_TEST === '1' || args.some((a) => passThrough.includes(a) || a.startsWith('--format='))) {
   const r = await runOnce(args);
   if (r.trap) console.error(r.trap);
   finish(r.code);
@@ -116,8 +125,20 @@ const started = Date.now();
 let passed = 0;
 let ignored = 0;
 const failures = [];
+// One test in a child process; returns { code, stdout, stderr, trap }.
+function runChild(argv) {
+  const child = spawnSync(process.execPath, ['--no-warnings', scriptPath, wasmPath, ...argv], {
+    env: { ...process.env, MCP_WASI_ONE_TEST: '1' },
+    encoding: 'utf8',
+    maxBuffer: 64 * 1024 * 1024,
+    timeout: 300_000,
+  });
+  const trap = child.signal ? `the test's Node process was killed by ${child.signal}` : child.error ? String(child.error) : undefined;
+  return { code: child.status ?? 134, stdout: child.stdout ?? '', stderr: child.stderr ?? '', trap };
+}
+
 for (const name of tests) {
-  const r = await capture([name, '--exact', '--nocapture', '--test-threads=1', ...perTest]);
+  const r = runChild([name, '--exact', '--nocapture', '--test-threads=1', ...perTest]);
   if (r.code === 0 && /\b1 ignored\b/.test(r.stdout)) {
     ignored++;
     console.log(`test ${name} ... ignored`);
