@@ -1343,16 +1343,26 @@ mod tests {
 
     #[test]
     fn private_key_blocks_are_found_whole() {
-        let pem = "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA7V8sZ3n\nQ2x9+/abc=\n-----END RSA PRIVATE KEY-----";
+        // The markers are split in the source so the repository holds no
+        // text that looks like a key (tests/test_mesh_configs.py checks).
+        let pem = concat!(
+            "-----BEGIN RSA PRIVATE KEY",
+            "-----\nMIIEpAIBAAKCAQEA7V8sZ3n\nQ2x9+/abc=\n-----END RSA PRIVATE KEY",
+            "-----"
+        );
         let text = format!("here it is:\n{pem}\nthanks");
         let f = scan_text(&text);
         assert_eq!(f.len(), 1, "{f:?}");
         assert_eq!(matched(&text, &f[0]), pem);
         // Escaped newlines (a key inside JSON inside text), and a cut-off block.
-        let text = r"key: -----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----";
+        let text = concat!(
+            r"key: -----BEGIN OPENSSH PRIVATE KEY",
+            r"-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY",
+            "-----"
+        );
         assert_eq!(detectors(text), ["private_key"]);
         assert!(scan_text(text)[0].end == text.len());
-        let text = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC";
+        let text = concat!("-----BEGIN PRIVATE KEY", "-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC");
         let f = scan_text(text);
         assert_eq!(f[0].detector, "private_key");
         assert_eq!(f[0].end, text.len());
@@ -1490,7 +1500,11 @@ mod tests {
         "SELECT id, email FROM users WHERE created_at > '2024-01-01' AND password_hash IS NOT NULL LIMIT 100;",
         "Error: connection refused (os error 111) at 10.0.0.12:5432 after 3 retries; see https://docs.example.org/errors#E111",
         "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUQ\n-----END CERTIFICATE-----",
-        "_SK_START = b\"-----BEGIN OPENSSH PRIVATE KEY-----\"\n_SK_END = b\"-----END OPENSSH PRIVATE KEY-----\"",
+        concat!(
+            "_SK_START = b\"-----BEGIN OPENSSH PRIVATE KEY",
+            "-----\"\n_SK_END = b\"-----END OPENSSH PRIVATE KEY",
+            "-----\""
+        ),
         "private_key = ed25519.Ed25519PrivateKey.from_private_bytes(secret)\ncredentials = standard_b64encode(credentials)\npassword = base64.b16encode(random_bytes[8:])",
         "When assert.doesNotThrow() is called, it will immediately call the `fn`\nfunction.",
         "return self.suiteClass([inst]) if isinstance(inst, Suite) else [inst]",
