@@ -1362,7 +1362,10 @@ mod tests {
         );
         assert_eq!(detectors(text), ["private_key"]);
         assert!(scan_text(text)[0].end == text.len());
-        let text = concat!("-----BEGIN PRIVATE KEY", "-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC");
+        let text = concat!(
+            "-----BEGIN PRIVATE KEY",
+            "-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC"
+        );
         let f = scan_text(text);
         assert_eq!(f[0].detector, "private_key");
         assert_eq!(f[0].end, text.len());

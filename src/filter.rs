@@ -973,8 +973,7 @@ impl Http {
         };
         let out = stream.feed(&mut p, &chunk, end_of_stream, Some((&SharedData, now_ms())));
         if out.bytes != chunk
-            && host::set_buffer(BufferType::HttpResponseBody, 0, body_size, &out.bytes)
-                .is_err()
+            && host::set_buffer(BufferType::HttpResponseBody, 0, body_size, &out.bytes).is_err()
         {
             log(
                 LogLevel::Error,
@@ -1180,11 +1179,8 @@ impl HttpContext for Http {
                     strip_encoding,
                 } => {
                     // The body may change length: it goes chunked.
-                    let _ = host::set_map_value(
-                        MapType::HttpResponseHeaders,
-                        "content-length",
-                        None,
-                    );
+                    let _ =
+                        host::set_map_value(MapType::HttpResponseHeaders, "content-length", None);
                     if strip_encoding {
                         let _ = host::set_map_value(
                             MapType::HttpResponseHeaders,

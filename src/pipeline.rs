@@ -72,6 +72,26 @@ pub struct Forward {
     pub response: Option<Box<crate::response::ResponseWatch>>,
 }
 
+impl Forward {
+    /// What audit mode forwards of an allowed request: nothing changed,
+    /// except that inspected responses (recorded, not changed) are still
+    /// asked for uncompressed; the tools/list watch, the session binding and
+    /// the response inspection are kept.
+    fn audited(self) -> Forward {
+        Forward {
+            watch: self.watch,
+            bind_on_response: self.bind_on_response,
+            request_headers: self
+                .request_headers
+                .into_iter()
+                .filter(|(k, v)| k == "accept-encoding" && v == "identity")
+                .collect(),
+            response: self.response,
+            ..Forward::default()
+        }
+    }
+}
+
 /// What to do after the request headers.
 #[derive(Debug, PartialEq, Eq)]
 pub enum HeadersAction {
@@ -243,15 +263,7 @@ impl Plugin {
             HeadersAction::Forward(f) if self.settings.mode == Mode::Audit => {
                 // The GET stream is still read (decisions recorded, nothing
                 // changed), uncompressed.
-                HeadersAction::Forward(Forward {
-                    request_headers: f
-                        .request_headers
-                        .into_iter()
-                        .filter(|(k, v)| k == "accept-encoding" && v == "identity")
-                        .collect(),
-                    response: f.response,
-                    ..Forward::default()
-                })
+                HeadersAction::Forward(f.audited())
             }
             other => other,
         };
@@ -390,19 +402,7 @@ impl Plugin {
                 BodyAction::Forward(Forward::default())
             }
             BodyAction::Forward(f) if self.settings.mode == Mode::Audit => {
-                BodyAction::Forward(Forward {
-                    watch: f.watch,
-                    bind_on_response: f.bind_on_response,
-                    // Inspected responses (recorded, not changed) are still
-                    // asked for uncompressed.
-                    request_headers: f
-                        .request_headers
-                        .into_iter()
-                        .filter(|(k, v)| k == "accept-encoding" && v == "identity")
-                        .collect(),
-                    response: f.response,
-                    ..Forward::default()
-                })
+                BodyAction::Forward(f.audited())
             }
             other => other,
         };
