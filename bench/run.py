@@ -300,7 +300,18 @@ def upstream_config(listen: int, admin: int, files: dict[str, Path]) -> dict:
         "response_headers_to_add": [{"header": {"key": "content-type", "value": "application/json"}}],
         "virtual_hosts": [{"name": "all", "domains": ["*"], "routes": routes}],
     }
-    return bootstrap(listen, admin, [], route_config, [])
+    # The buffer filter reads the whole request before the direct response:
+    # answering at the headers, with the body still in flight, makes the
+    # proxy under test close the upstream connection after every request
+    # (one TCP connection per request in every scenario).
+    buffer = {
+        "name": "envoy.filters.http.buffer",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer",
+            "max_request_bytes": 16 * 1024 * 1024,
+        },
+    }
+    return bootstrap(listen, admin, [buffer], route_config, [])
 
 
 def proxy_route() -> dict:

@@ -149,6 +149,26 @@ fn benches(c: &mut Criterion) {
             )
         })
     });
+    // The shipped default policy (no response rules, no definitions read):
+    // the list is filtered per caller only, 100 tools, the 2026-07-28 wire
+    // form (what `make bench` sends through Envoy).
+    let default_policy =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/default.rego"))
+            .expect("default policy");
+    let mut shipped = plugin(serde_json::json!({"default.rego": default_policy}), serde_json::json!({}), serde_json::json!({}));
+    let listed100 = tools(100).to_string();
+    g.throughput(Throughput::Elements(100));
+    g.bench_function("tools_list_100_default_policy", |b| {
+        b.iter(|| {
+            run(
+                &mut shipped,
+                &store,
+                list,
+                "application/json",
+                &[black_box(listed100.as_bytes())],
+            )
+        })
+    });
     let mut quiet = plugin(
         serde_json::json!({"main.rego": "package mcp\nimport rego.v1\ndefault allow := true\ndeny contains \"no\" if input.mcp.tool.name == \"rm\"\n"}),
         serde_json::json!({}),

@@ -52,6 +52,8 @@ pub struct Needs {
     /// The policy reads the detectors' findings in results
     /// (`input.mcp.findings`) or redacts them: results are scanned.
     pub findings: bool,
+    /// The policy reads `input.http` (built from every request header).
+    pub http: bool,
 }
 
 impl Needs {
@@ -65,22 +67,31 @@ impl Needs {
             definition: true,
             responses: true,
             findings: true,
+            http: true,
         }
     }
 
     /// Conservative: an attribute is needed when any module mentions its
-    /// name at all (`input.identity`, `input["identity"]`, a string that
-    /// builds the path…). A policy that never names `identity` cannot read
-    /// it, short of assembling the word from pieces.
+    /// name as a word (`input.identity`, `input[&crate::input::key("identity")]`, a string that
+    /// builds the path…), comments included. A policy that never names
+    /// `identity` cannot read it, short of assembling the word from pieces.
+    /// A module that uses `input` other than through a path or a literal
+    /// key (`walk(input, …)`, `input[k]`, `json.marshal(input)`) gets
+    /// everything.
     pub fn from_sources<'a>(sources: impl IntoIterator<Item = &'a str>) -> Needs {
         let mut n = Needs::default();
         for s in sources {
-            n.identity |= s.contains("identity");
-            n.source |= s.contains("source");
-            n.connection |= s.contains("connection");
-            n.xds |= s.contains("xds");
-            n.state |= s.contains("session") || s.contains("rate") || s.contains("kill");
-            n.definition |= s.contains("definition");
+            if uses_input_whole(s) {
+                return Needs::all();
+            }
+            let word = |w: &str| mentions_word(s, w);
+            n.identity |= word("identity");
+            n.source |= word("source");
+            n.connection |= word("connection");
+            n.xds |= word("xds");
+            n.state |= word("session") || word("rate") || word("kill") || word("clear_kill");
+            n.definition |= word("definition");
+            n.http |= word("http");
             n.responses |= [
                 "direction",
                 "server_to_client",
@@ -94,7 +105,7 @@ impl Needs {
             ]
             .iter()
             .any(|w| s.contains(w));
-            n.findings |= s.contains("findings") || s.contains("redact");
+            n.findings |= word("findings") || word("redact");
         }
         // Definitions are kept per upstream cluster.
         if n.definition {
@@ -102,6 +113,57 @@ impl Needs {
         }
         n
     }
+}
+
+fn is_ident(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+/// `word` occurs in `s` with no identifier character on either side.
+fn mentions_word(s: &str, word: &str) -> bool {
+    let b = s.as_bytes();
+    s.match_indices(word).any(|(i, _)| {
+        let before = i.checked_sub(1).and_then(|j| b.get(j)).copied();
+        let after = b.get(i + word.len()).copied();
+        !before.is_some_and(is_ident) && !after.is_some_and(is_ident)
+    })
+}
+
+/// `input` used other than as `input.path` or `input[&crate::input::key("literal")]`.
+fn uses_input_whole(s: &str) -> bool {
+    let b = s.as_bytes();
+    s.match_indices("input").any(|(i, _)| {
+        let before = i.checked_sub(1).and_then(|j| b.get(j)).copied();
+        if before.is_some_and(|c| is_ident(c) || c == b'.') {
+            return false;
+        }
+        let rest = s.get(i + 5..).unwrap_or("").trim_start_matches([' ', '\t']);
+        match rest.as_bytes().first() {
+            Some(c) if is_ident(*c) && !rest.starts_with("as ") => false,
+            Some(b'.') => false,
+            Some(b'[') => !rest[1..].trim_start().starts_with('"'),
+            // End of text, or a comment's prose: conservative.
+            _ => !in_comment(s, i),
+        }
+    })
+}
+
+/// Whether byte `i` of `s` sits in a `#` comment (a `#` earlier on its
+/// line, outside a string).
+fn in_comment(s: &str, i: usize) -> bool {
+    let start = s[..i].rfind('\n').map_or(0, |j| j + 1);
+    let mut in_string = false;
+    let mut escaped = false;
+    for c in s[start..i].bytes() {
+        match c {
+            _ if escaped => escaped = false,
+            b'\\' if in_string => escaped = true,
+            b'"' => in_string = !in_string,
+            b'#' if !in_string => return true,
+            _ => {}
+        }
+    }
+    false
 }
 
 impl Attributes {
@@ -129,7 +191,7 @@ impl Attributes {
         if let Some(claims) = &self.jwt_claims {
             let mut o = BTreeMap::new();
             o.insert(Value::from("claims"), claims.clone());
-            if let Ok(sub) = claims["sub"].as_string() {
+            if let Ok(sub) = claims[&crate::input::key("sub")].as_string() {
                 o.insert(Value::from("subject"), Value::from(sub.as_ref()));
             }
             out.push(("identity", Value::from(o)));
@@ -164,7 +226,7 @@ impl Attributes {
     /// peer principal.
     pub fn principal(&self) -> Option<String> {
         if let Some(c) = &self.jwt_claims {
-            if let Ok(sub) = c["sub"].as_string() {
+            if let Ok(sub) = c[&crate::input::key("sub")].as_string() {
                 return Some(format!("sub:{sub}"));
             }
         }
@@ -191,7 +253,7 @@ pub fn jwt_payload(namespace: &Value) -> Option<Value> {
     let Value::Object(members) = namespace else {
         return None;
     };
-    if let v @ Value::Object(_) = &namespace["jwt_payload"] {
+    if let v @ Value::Object(_) = &namespace[&crate::input::key("jwt_payload")] {
         return Some(v.clone());
     }
     let mut objects = members
@@ -583,5 +645,39 @@ mod tests {
         let n =
             Needs::from_sources(["deny if input.mcp.tool.definition.annotations.destructiveHint"]);
         assert!(n.definition && n.xds);
+        assert!(!n.http && !n.state);
+        // Words, not parts of words: `resources/read` is not `source`,
+        // `generate` and `rate_limit` are not `rate`, `session_id` is an
+        // `input.mcp` field, not session state.
+        let n = Needs::from_sources([
+            "deny if input.mcp.method == \"resources/read\"\nrate_limit := {\"entries\": [input.mcp.session_id]}\n# generate\n",
+        ]);
+        assert_eq!(n, Needs::default());
+        for (text, check) in [
+            ("deny if input.rate.session.count > 5", (|n: Needs| n.state) as fn(Needs) -> bool),
+            ("deny if input[\"session\"].calls", |n| n.state),
+            ("clear_kill if input.mcp.tool.name == \"unlock\"", |n| n.state),
+            ("deny if input.http.headers[\"x\"]", |n| n.http),
+            ("deny if input.source.address", |n| n.source),
+        ] {
+            assert!(check(Needs::from_sources([text])), "{text}");
+        }
+        // `input` as a whole: everything.
+        for text in [
+            "deny if walk(input, [p, v])",
+            "deny if input[k] == 1",
+            "x := json.marshal(input)",
+            "deny if count(input) > 3",
+        ] {
+            assert_eq!(Needs::from_sources([text]), Needs::all(), "{text}");
+        }
+        // Prose in comments and paths are not.
+        for text in [
+            "# the input is checked\ndeny if input.mcp.method == \"x\"",
+            "import input.mcp.tool as t\ndeny if t.name == \"x\"",
+            "deny if input . mcp.method == \"x\"",
+        ] {
+            assert_ne!(Needs::from_sources([text]), Needs::all(), "{text}");
+        }
     }
 }

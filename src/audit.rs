@@ -56,8 +56,11 @@ pub struct Record {
 /// The digest of a value's canonical JSON (objects are key-sorted). The JSON
 /// is streamed into the hash, never held as a string.
 pub fn digest(v: &Value) -> Option<String> {
-    let mut h = HashWriter(Sha256::new());
+    // The serializer writes token by token; a buffer in front of the hash
+    // turns those many small updates into a few large ones.
+    let mut h = std::io::BufWriter::with_capacity(4096, HashWriter(Sha256::new()));
     serde_json::to_writer(&mut h, v).ok()?;
+    let h = h.into_inner().ok()?;
     let d = h.0.finalize();
     let mut s = String::with_capacity(7 + 64);
     s.push_str("sha256:");
@@ -86,10 +89,11 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 fn push_hex(s: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    s.reserve(bytes.len() * 2);
     for b in bytes {
-        for nibble in [b >> 4, b & 0x0f] {
-            s.extend(char::from_digit(u32::from(nibble), 16));
-        }
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 0x0f)]));
     }
 }
 

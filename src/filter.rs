@@ -52,6 +52,74 @@ proxy_wasm::main! {{
     }) });
 }}
 
+
+/// Stage timing for profiling the request path (feature `stage-timing`,
+/// never in a shipped build): wall time per stage accumulated per VM and
+/// logged every 2,000 requests. `make profile` builds it.
+#[cfg(feature = "stage-timing")]
+mod prof {
+    use std::cell::RefCell;
+    pub const NAMES: [&str; N] = [
+        "req_headers_total", "get_headers", "read_attributes", "on_request_headers", "record_headers",
+        "req_body_total", "get_body", "on_request_body", "log_allowed", "record_body",
+        "forward", "resp_headers_total", "resp_body_total", "response_feed", "record_response", "set_buffer",
+        "rec_metrics", "rec_event", "rec_log", "rec_properties", "attr_metadata", "attr_peer", "", "",
+    ];
+    const N: usize = 24;
+    thread_local! {
+        static ACC: RefCell<([u64; N], [u64; N], u64)> = const { RefCell::new(([0; N], [0; N], 0)) };
+    }
+    pub fn now() -> u64 {
+        let mut t = 0u64;
+        // SAFETY: the WASI clock call writes one u64 to the pointer given.
+        unsafe { let _ = wasi_clock(1, 1, &mut t); }
+        t
+    }
+    #[link(wasm_import_module = "wasi_snapshot_preview1")]
+    extern "C" {
+        #[link_name = "clock_time_get"]
+        fn wasi_clock(id: u32, precision: u64, out: *mut u64) -> u16;
+    }
+    pub fn add(i: usize, ns: u64) {
+        ACC.with(|a| {
+            let mut a = a.borrow_mut();
+            a.0[i] += ns;
+            a.1[i] += 1;
+        });
+    }
+    pub fn request_done() {
+        let line = ACC.with(|a| {
+            let mut a = a.borrow_mut();
+            a.2 += 1;
+            if a.2 % 2000 != 0 {
+                return None;
+            }
+            let mut s = String::from("mcp-policy stage-timing (mean us over calls):");
+            for i in 0..N {
+                if a.1[i] > 0 {
+                    s.push_str(&format!(" {}={:.1}/{}", NAMES[i], a.0[i] as f64 / a.1[i] as f64 / 1000.0, a.1[i]));
+                }
+            }
+            *a = ([0; N], [0; N], 0);
+            Some(s)
+        });
+        if let Some(l) = line {
+            super::log(proxy_wasm::types::LogLevel::Warn, &l);
+        }
+    }
+}
+
+macro_rules! stage {
+    ($i:expr, $e:expr) => {{
+        #[cfg(feature = "stage-timing")]
+        let t0 = prof::now();
+        let r = $e;
+        #[cfg(feature = "stage-timing")]
+        prof::add($i, prof::now() - t0);
+        r
+    }};
+}
+
 /// The dynamic-metadata namespace of Envoy's JWT filter.
 const JWT_AUTHN: &str = "envoy.filters.http.jwt_authn";
 
@@ -187,7 +255,7 @@ fn record_events(
         return;
     }
     if let Ok(mut s) = stats.try_borrow_mut() {
-        s.decisions(decided);
+        stage!(16, s.decisions(decided));
     }
     let now = now_ms();
     let mode = plugin.settings.mode.as_str();
@@ -195,9 +263,9 @@ fn record_events(
     let mut events = Vec::with_capacity(decided.len());
     let mut full = 0u64;
     for d in decided {
-        let e = crate::audit::event(&d.record, now, mode, revision, status);
+        let e = stage!(17, crate::audit::event(&d.record, now, mode, revision, status));
         if plugin.settings.audit.log {
-            log(LogLevel::Info, &format!("mcp-policy audit {e}"));
+            stage!(18, log(LogLevel::Info, &format!("mcp-policy audit {e}")));
         }
         if let Some(Ok(mut o)) = outbox.map(RefCell::try_borrow_mut) {
             if !o.push(e.clone()) {
@@ -230,13 +298,15 @@ fn record_events(
     let set = |key: &str, value: &str| {
         let _ = host::set_property(vec![key], Some(value.as_bytes()));
     };
-    set(
-        "mcp_policy.decision",
-        if allowed { "allow" } else { "deny" },
-    );
-    set("mcp_policy.decision_id", &ids.join(","));
-    set("mcp_policy.reasons", &reasons.join("; "));
-    set("mcp_policy.audit", &events.join("\n"));
+    stage!(19, {
+        set(
+            "mcp_policy.decision",
+            if allowed { "allow" } else { "deny" },
+        );
+        set("mcp_policy.decision_id", &ids.join(","));
+        set("mcp_policy.reasons", &reasons.join("; "));
+        set("mcp_policy.audit", &events.join("\n"));
+    });
 }
 
 /// Remember the tool definitions of a watched tools/list answer.
@@ -805,7 +875,7 @@ fn read_attributes(needs: Needs) -> Attributes {
         // metadata under its `payload_in_metadata` name. Envoy hands the
         // whole `metadata` over as a serialized protobuf (deeper paths come
         // in an untyped encoding), so it is read whole and decoded here.
-        if let Some(bytes) = property(vec!["metadata"]) {
+        if let Some(bytes) = stage!(20, property(vec!["metadata"])) {
             match attributes::decode_metadata_namespace(&bytes, JWT_AUTHN) {
                 Ok(Some(ns)) => a.jwt_claims = attributes::jwt_payload(&ns),
                 Ok(None) => {}
@@ -817,7 +887,7 @@ fn read_attributes(needs: Needs) -> Attributes {
         }
     }
     {
-        a.peer_principal = property(vec!["connection", "uri_san_peer_certificate"])
+        a.peer_principal = stage!(21, property(vec!["connection", "uri_san_peer_certificate"]))
             .and_then(|b| attributes::decode_string(&b));
     }
     if needs.source {
@@ -919,7 +989,7 @@ impl Http {
         let body = if body_size == 0 {
             Vec::new()
         } else {
-            match host::get_buffer(BufferType::HttpRequestBody, 0, body_size) {
+            match stage!(6, host::get_buffer(BufferType::HttpRequestBody, 0, body_size)) {
                 Ok(Some(b)) => b,
                 _ => {
                     self.request = Some(request);
@@ -934,19 +1004,25 @@ impl Http {
             }
         };
         let (action, decided) = match plugin.try_borrow_mut() {
-            Ok(mut p) => p.on_request_body_with(&request, &body, Some((&SharedData, now_ms()))),
+            Ok(mut p) => stage!(
+                7,
+                p.on_request_body_with(&request, &body, Some((&SharedData, now_ms())))
+            ),
             Err(_) => return self.reply(unconfigured()),
         };
-        log_allowed(&decided);
+        stage!(8, log_allowed(&decided));
         if let Ok(p) = plugin.try_borrow() {
             let status = match &action {
                 BodyAction::Reply(r) => Some(r.status),
                 BodyAction::Forward(_) => None,
             };
-            record(&p, &self.stats, self.outbox.as_deref(), &decided, status);
+            stage!(9, record(&p, &self.stats, self.outbox.as_deref(), &decided, status));
         }
         match action {
-            BodyAction::Forward(f) => self.forward(f, request.header("content-length").is_some()),
+            BodyAction::Forward(f) => stage!(
+                10,
+                self.forward(f, request.header("content-length").is_some())
+            ),
             BodyAction::Reply(r) => self.reply(r),
         }
     }
@@ -971,9 +1047,12 @@ impl Http {
         let Ok(mut p) = plugin.try_borrow_mut() else {
             return Action::Continue;
         };
-        let out = stream.feed(&mut p, &chunk, end_of_stream, Some((&SharedData, now_ms())));
+        let out = stage!(
+            13,
+            stream.feed(&mut p, &chunk, end_of_stream, Some((&SharedData, now_ms())))
+        );
         if out.bytes != chunk
-            && host::set_buffer(BufferType::HttpResponseBody, 0, body_size, &out.bytes).is_err()
+            && stage!(15, host::set_buffer(BufferType::HttpResponseBody, 0, body_size, &out.bytes)).is_err()
         {
             log(
                 LogLevel::Error,
@@ -992,7 +1071,7 @@ impl Http {
                 "mcp-policy: the server announced notifications/tools/list_changed",
             );
         }
-        record_response(&p, &self.stats, self.outbox.as_deref(), &out.decided);
+        stage!(14, record_response(&p, &self.stats, self.outbox.as_deref(), &out.decided));
         if end_of_stream {
             self.stream = None;
         }
@@ -1031,11 +1110,43 @@ fn unconfigured() -> LocalReply {
 impl Context for Http {}
 
 impl HttpContext for Http {
-    fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+    fn on_http_request_headers(&mut self, num_headers: usize, end_of_stream: bool) -> Action {
+        stage!(0, self.request_headers(num_headers, end_of_stream))
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        stage!(5, self.request_body(body_size, end_of_stream))
+    }
+
+    fn on_http_response_headers(&mut self, num_headers: usize, end_of_stream: bool) -> Action {
+        stage!(11, self.response_headers(num_headers, end_of_stream))
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        stage!(12, self.response_body(body_size, end_of_stream))
+    }
+
+    fn on_log(&mut self) {
+        #[cfg(feature = "stage-timing")]
+        prof::request_done();
+    }
+
+    fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        match self.state {
+            State::Pass => Action::Continue,
+            State::Replied => Action::Pause,
+            // Trailers end the body (HTTP/2, chunked): it is complete now.
+            State::Buffering => self.decide(self.body_size),
+        }
+    }
+}
+
+impl Http {
+    fn request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         let Some(plugin) = self.plugin.clone() else {
             return self.reply(unconfigured());
         };
-        let Ok(headers) = host::get_map_bytes(MapType::HttpRequestHeaders) else {
+        let Ok(headers) = stage!(1, host::get_map_bytes(MapType::HttpRequestHeaders)) else {
             return self.reply(unconfigured());
         };
         let mut request = HttpRequest::from_headers(headers);
@@ -1065,11 +1176,12 @@ impl HttpContext for Http {
                 core::arch::wasm32::unreachable();
             }
         }
-        request.attributes = read_attributes(needs);
+        request.attributes = stage!(2, read_attributes(needs));
         let (action, decided) = match plugin.try_borrow_mut() {
-            Ok(mut p) => {
+            Ok(mut p) => stage!(
+                3,
                 p.on_request_headers_with(&request, end_of_stream, Some((&SharedData, now_ms())))
-            }
+            ),
             Err(_) => return self.reply(unconfigured()),
         };
         if let Ok(p) = plugin.try_borrow() {
@@ -1077,7 +1189,7 @@ impl HttpContext for Http {
                 HeadersAction::Reply(r) => Some(r.status),
                 _ => None,
             };
-            record(&p, &self.stats, self.outbox.as_deref(), &decided, status);
+            stage!(4, record(&p, &self.stats, self.outbox.as_deref(), &decided, status));
         }
         match action {
             HeadersAction::Forward(f) => self.forward(f, false),
@@ -1101,7 +1213,7 @@ impl HttpContext for Http {
         }
     }
 
-    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+    fn request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         match self.state {
             State::Pass => return Action::Continue,
             State::Replied => return Action::Pause,
@@ -1123,7 +1235,7 @@ impl HttpContext for Http {
         self.decide(body_size)
     }
 
-    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+    fn response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         for (k, v) in std::mem::take(&mut self.response_headers) {
             let _ = host::set_map_value(MapType::HttpResponseHeaders, &k, Some(&v));
         }
@@ -1201,7 +1313,7 @@ impl HttpContext for Http {
 
     /// Responses pass through untouched; a tools/list answer is read as it
     /// goes by, to learn the tool definitions.
-    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+    fn response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         if self.stream.is_some() {
             return self.inspect_response(body_size, end_of_stream);
         }
@@ -1224,14 +1336,5 @@ impl HttpContext for Http {
             }
         }
         Action::Continue
-    }
-
-    fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
-        match self.state {
-            State::Pass => Action::Continue,
-            State::Replied => Action::Pause,
-            // Trailers end the body (HTTP/2, chunked): it is complete now.
-            State::Buffering => self.decide(self.body_size),
-        }
     }
 }

@@ -92,6 +92,41 @@ impl HttpRequest {
     }
 }
 
+/// An object key as a policy value, made once per thread: building
+/// `input` and reading the message use the same few dozen names for every
+/// request, and a fresh string for each would be an allocation (and a free)
+/// every time. Keyed by the address of the `'static` text.
+pub fn key(name: &'static str) -> Value {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    use std::hash::{BuildHasherDefault, Hasher};
+    #[derive(Default)]
+    struct Address(u64);
+    impl Hasher for Address {
+        fn finish(&self) -> u64 {
+            self.0
+        }
+        fn write(&mut self, bytes: &[u8]) {
+            for b in bytes {
+                self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
+            }
+        }
+        fn write_usize(&mut self, n: usize) {
+            self.0 = (n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+    type Keys = HashMap<(usize, usize), Value, BuildHasherDefault<Address>>;
+    thread_local! {
+        static KEYS: RefCell<Keys> = RefCell::new(Keys::default());
+    }
+    KEYS.with(|k| {
+        k.borrow_mut()
+            .entry((name.as_ptr() as usize, name.len()))
+            .or_insert_with(|| Value::from(name))
+            .clone()
+    })
+}
+
 /// Where a message sits in a batch.
 #[derive(Debug, Clone, Copy)]
 pub struct BatchPosition {
@@ -100,9 +135,13 @@ pub struct BatchPosition {
 }
 
 /// The parts of `input` shared by every message of one HTTP request:
-/// `http`, and `identity` / `source` / `connection` / `xds` when known.
-pub fn request_values(req: &HttpRequest) -> Vec<(&'static str, Value)> {
-    let mut v = vec![("http", req.to_value())];
+/// `http` (when the policy reads it: `with_http`), and `identity` /
+/// `source` / `connection` / `xds` when known.
+pub fn request_values(req: &HttpRequest, with_http: bool) -> Vec<(&'static str, Value)> {
+    let mut v = Vec::with_capacity(2);
+    if with_http {
+        v.push(("http", req.to_value()));
+    }
     v.extend(req.attributes.to_values());
     v
 }
@@ -128,15 +167,15 @@ pub fn for_message_with(
 ) -> Value {
     let mut m: BTreeMap<Value, Value> = shared
         .iter()
-        .map(|(k, v)| (Value::from(*k), v.clone()))
+        .map(|(k, v)| (key(k), v.clone()))
         .collect();
     let mut mcp = mcp_value(routing, msg, batch);
     if let (Some(def), Ok(o)) = (definition, mcp.as_object_mut()) {
-        if let Some(Ok(tool)) = o.get_mut(&Value::from("tool")).map(Value::as_object_mut) {
-            tool.insert(Value::from("definition"), def);
+        if let Some(Ok(tool)) = o.get_mut(&key("tool")).map(Value::as_object_mut) {
+            tool.insert(key("definition"), def);
         }
     }
-    m.insert(Value::from("mcp"), mcp);
+    m.insert(key("mcp"), mcp);
     Value::from(m)
 }
 
@@ -173,13 +212,13 @@ pub fn for_server_message(
 ) -> Value {
     let mut m: BTreeMap<Value, Value> = shared
         .iter()
-        .map(|(k, v)| (Value::from(*k), v.clone()))
+        .map(|(k, v)| (key(k), v.clone()))
         .collect();
     let mut mcp = mcp_value(routing, msg, None);
     if let Ok(o) = mcp.as_object_mut() {
-        o.insert(Value::from("direction"), Value::from(SERVER_TO_CLIENT));
+        o.insert(key("direction"), Value::from(SERVER_TO_CLIENT));
         if let (Kind::Response, Some(origin)) = (msg.kind, origin) {
-            o.insert(Value::from("method"), Value::from(origin.method.as_str()));
+            o.insert(key("method"), Value::from(origin.method.as_str()));
             for (k, v) in named_fields(Some(&origin.method), &origin.params) {
                 o.insert(Value::from(k), v);
             }
@@ -190,12 +229,12 @@ pub fn for_server_message(
             }
         }
         if let Some(def) = definition {
-            if let Some(Ok(tool)) = o.get_mut(&Value::from("tool")).map(Value::as_object_mut) {
-                tool.insert(Value::from("definition"), def);
+            if let Some(Ok(tool)) = o.get_mut(&key("tool")).map(Value::as_object_mut) {
+                tool.insert(key("definition"), def);
             }
         }
     }
-    m.insert(Value::from("mcp"), mcp);
+    m.insert(key("mcp"), mcp);
     Value::from(m)
 }
 
@@ -212,38 +251,39 @@ pub fn for_listing(
 ) -> Value {
     let mut m: BTreeMap<Value, Value> = shared
         .iter()
-        .map(|(k, v)| (Value::from(*k), v.clone()))
+        .map(|(k, v)| (key(k), v.clone()))
         .collect();
     let mut o: BTreeMap<Value, Value> = BTreeMap::new();
     let mut params: BTreeMap<Value, Value> = BTreeMap::new();
     if let Value::Object(s) = &subject.1 {
-        for key in ["name", "uri"] {
-            if let Some(v) = s.get(&Value::from(key)) {
-                params.insert(Value::from(key), v.clone());
+        for name in ["name", "uri"] {
+            let k = key(name);
+            if let Some(v) = s.get(&k) {
+                params.insert(k, v.clone());
             }
         }
     }
-    o.insert(Value::from("kind"), Value::from("request"));
-    o.insert(Value::from("direction"), Value::from(CLIENT_TO_SERVER));
-    o.insert(Value::from("listing"), Value::from(true));
-    o.insert(Value::from("method"), Value::from(method));
+    o.insert(key("kind"), key("request"));
+    o.insert(key("direction"), key(CLIENT_TO_SERVER));
+    o.insert(key("listing"), Value::from(true));
+    o.insert(key("method"), Value::from(method));
     o.insert(
-        Value::from("list_method"),
+        key("list_method"),
         Value::from(origin.method.as_str()),
     );
-    o.insert(Value::from("params"), Value::from(params));
-    o.insert(Value::from(subject.0), subject.1);
-    let version = match origin.params["_meta"][mcp::META_PROTOCOL_VERSION].as_string() {
+    o.insert(key("params"), Value::from(params));
+    o.insert(key(subject.0), subject.1);
+    let version = match origin.params[&key("_meta")][&key(mcp::META_PROTOCOL_VERSION)].as_string() {
         Ok(v) => Some(v.to_string()),
         Err(_) => routing.protocol_version.clone(),
     };
     if let Some(v) = version {
-        o.insert(Value::from("protocol_version"), Value::from(v));
+        o.insert(key("protocol_version"), Value::from(v));
     }
     if let Some(s) = &routing.session_id {
-        o.insert(Value::from("session_id"), Value::from(s.as_str()));
+        o.insert(key("session_id"), Value::from(s.as_str()));
     }
-    m.insert(Value::from("mcp"), Value::from(o));
+    m.insert(key("mcp"), Value::from(o));
     Value::from(m)
 }
 
@@ -253,21 +293,21 @@ pub fn for_listing(
 pub fn for_transport(shared: &[(&'static str, Value)]) -> Value {
     let m: BTreeMap<Value, Value> = shared
         .iter()
-        .map(|(k, v)| (Value::from(*k), v.clone()))
+        .map(|(k, v)| (key(k), v.clone()))
         .collect();
     Value::from(m)
 }
 
 fn mcp_value(routing: &Routing, m: &Message<'_>, batch: Option<BatchPosition>) -> Value {
     let mut o: BTreeMap<Value, Value> = BTreeMap::new();
-    let mut put = |k: &str, v: Value| {
+    let mut put = |k: &'static str, v: Value| {
         if v != Value::Undefined {
-            o.insert(Value::from(k), v);
+            o.insert(key(k), v);
         }
     };
     let p = &m.params;
-    put("kind", Value::from(m.kind.as_str()));
-    put("direction", Value::from(CLIENT_TO_SERVER));
+    put("kind", key(m.kind.as_str()));
+    put("direction", key(CLIENT_TO_SERVER));
     if let Some(method) = m.method() {
         put("method", Value::from(method));
     }
@@ -289,7 +329,7 @@ fn mcp_value(routing: &Routing, m: &Message<'_>, batch: Option<BatchPosition>) -
     // version an initialize request asks for), else the header's.
     let version = match m.meta_protocol_version() {
         Some(v) => Some(v.to_string()),
-        None => match (m.method(), p["protocolVersion"].as_string()) {
+        None => match (m.method(), p[&key("protocolVersion")].as_string()) {
             (Some("initialize"), Ok(v)) => Some(v.to_string()),
             _ => routing.protocol_version.clone(),
         },
@@ -302,15 +342,15 @@ fn mcp_value(routing: &Routing, m: &Message<'_>, batch: Option<BatchPosition>) -
     }
 
     // Who the client says it is.
-    let meta = &p["_meta"];
+    let meta = &p[&key("_meta")];
     match m.method() {
         Some("initialize") => {
-            put("client", p["clientInfo"].clone());
-            put("capabilities", p["capabilities"].clone());
+            put("client", p[&key("clientInfo")].clone());
+            put("capabilities", p[&key("capabilities")].clone());
         }
         _ => {
-            put("client", meta[mcp::META_CLIENT_INFO].clone());
-            put("capabilities", meta[mcp::META_CLIENT_CAPABILITIES].clone());
+            put("client", meta[&key(mcp::META_CLIENT_INFO)].clone());
+            put("capabilities", meta[&key(mcp::META_CLIENT_CAPABILITIES)].clone());
         }
     }
 
@@ -356,56 +396,56 @@ fn named_fields(method: Option<&str>, p: &Value) -> Vec<(&'static str, Value)> {
         Some("tools/call") => out.push((
             "tool",
             obj([
-                ("name", p["name"].clone()),
-                ("arguments", or_empty(&p["arguments"])),
+                ("name", p[&key("name")].clone()),
+                ("arguments", or_empty(&p[&key("arguments")])),
             ]),
         )),
         Some("prompts/get") => out.push((
             "prompt",
             obj([
-                ("name", p["name"].clone()),
-                ("arguments", or_empty(&p["arguments"])),
+                ("name", p[&key("name")].clone()),
+                ("arguments", or_empty(&p[&key("arguments")])),
             ]),
         )),
         Some("resources/read" | "resources/subscribe" | "resources/unsubscribe") => {
-            out.push(("resource", obj([("uri", p["uri"].clone())])))
+            out.push(("resource", obj([("uri", p[&key("uri")].clone())])))
         }
         Some("completion/complete") => {
-            let r = &p["ref"];
+            let r = &p[&key("ref")];
             // A completion on a prompt or resource template is about that
             // prompt or resource: expose it where policies already look.
-            match r["type"].as_string().map(|s| s.as_ref()) {
-                Ok("ref/prompt") => out.push(("prompt", obj([("name", r["name"].clone())]))),
-                Ok("ref/resource") => out.push(("resource", obj([("uri", r["uri"].clone())]))),
+            match r[&key("type")].as_string().map(|s| s.as_ref()) {
+                Ok("ref/prompt") => out.push(("prompt", obj([("name", r[&key("name")].clone())]))),
+                Ok("ref/resource") => out.push(("resource", obj([("uri", r[&key("uri")].clone())]))),
                 _ => {}
             }
             out.push((
                 "completion",
                 obj([
                     ("ref", r.clone()),
-                    ("argument", p["argument"].clone()),
-                    ("context", p["context"].clone()),
+                    ("argument", p[&key("argument")].clone()),
+                    ("context", p[&key("context")].clone()),
                 ]),
             ));
         }
-        Some("logging/setLevel") => out.push(("logging", obj([("level", p["level"].clone())]))),
+        Some("logging/setLevel") => out.push(("logging", obj([("level", p[&key("level")].clone())]))),
         Some("tasks/get" | "tasks/cancel" | "tasks/result") => {
-            out.push(("task", obj([("id", p["taskId"].clone())])))
+            out.push(("task", obj([("id", p[&key("taskId")].clone())])))
         }
         Some("notifications/cancelled") => out.push((
             "cancelled",
             obj([
-                ("request_id", p["requestId"].clone()),
-                ("reason", p["reason"].clone()),
+                ("request_id", p[&key("requestId")].clone()),
+                ("reason", p[&key("reason")].clone()),
             ]),
         )),
         Some("notifications/progress") => out.push((
             "progress",
             obj([
-                ("token", p["progressToken"].clone()),
-                ("progress", p["progress"].clone()),
-                ("total", p["total"].clone()),
-                ("message", p["message"].clone()),
+                ("token", p[&key("progressToken")].clone()),
+                ("progress", p[&key("progress")].clone()),
+                ("total", p[&key("total")].clone()),
+                ("message", p[&key("message")].clone()),
             ]),
         )),
         Some(
@@ -414,7 +454,7 @@ fn named_fields(method: Option<&str>, p: &Value) -> Vec<(&'static str, Value)> {
             | "resources/list"
             | "resources/templates/list"
             | "tasks/list",
-        ) => out.push(("cursor", p["cursor"].clone())),
+        ) => out.push(("cursor", p[&key("cursor")].clone())),
         _ => {}
     }
     out.retain(|(_, v)| *v != Value::Undefined);
@@ -436,11 +476,11 @@ fn or_empty(v: &Value) -> Value {
 }
 
 /// An object from pairs; `Undefined` values are left out.
-fn obj<const N: usize>(pairs: [(&str, Value); N]) -> Value {
+fn obj<const N: usize>(pairs: [(&'static str, Value); N]) -> Value {
     let mut m = BTreeMap::new();
     for (k, v) in pairs {
         if v != Value::Undefined {
-            m.insert(Value::from(k), v);
+            m.insert(key(k), v);
         }
     }
     Value::from(m)
@@ -470,7 +510,7 @@ mod tests {
         let Body::Single(m) = parse(body.as_bytes()).unwrap() else {
             panic!()
         };
-        for_message(&request_values(&h), &routing, &m, None)
+        for_message(&request_values(&h, true), &routing, &m, None)
     }
 
     #[test]

@@ -90,10 +90,10 @@ impl Message<'_> {
     pub fn routing_name(&self) -> Option<&str> {
         match self.method()? {
             "tools/call" | "prompts/get" => {
-                self.params["name"].as_string().ok().map(|s| s.as_ref())
+                self.params[&crate::input::key("name")].as_string().ok().map(|s| s.as_ref())
             }
             "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
-                self.params["uri"].as_string().ok().map(|s| s.as_ref())
+                self.params[&crate::input::key("uri")].as_string().ok().map(|s| s.as_ref())
             }
             _ => None,
         }
@@ -108,10 +108,10 @@ impl Message<'_> {
         )
     }
 
-    /// `params._meta["io.modelcontextprotocol/protocolVersion"]`
+    /// `params._meta[&crate::input::key("io.modelcontextprotocol/protocolVersion")]`
     /// (2026-07-28 requests carry their version in every message).
     pub fn meta_protocol_version(&self) -> Option<&str> {
-        self.params["_meta"][META_PROTOCOL_VERSION]
+        self.params[&crate::input::key("_meta")][&crate::input::key(META_PROTOCOL_VERSION)]
             .as_string()
             .ok()
             .map(|s| s.as_ref())
@@ -159,6 +159,19 @@ impl fmt::Display for ParseError {
 
 /// Parse a request body.
 pub fn parse(body: &[u8]) -> Result<Body<'_>, ParseError> {
+    parse_with(body, true)
+}
+
+/// Parse a message without turning a response's `result` into a policy
+/// value: the message is checked exactly as [`parse`] checks it, and
+/// `result`, when present, is `null`. For responses nothing evaluates
+/// (list filtering reads the result as JSON), where building the value
+/// would cost more than the rest of the parse.
+pub fn parse_shallow(body: &[u8]) -> Result<Body<'_>, ParseError> {
+    parse_with(body, false)
+}
+
+fn parse_with(body: &[u8], results: bool) -> Result<Body<'_>, ParseError> {
     // Invalid UTF-8 anywhere, also in members the parser skips (serde
     // skips unknown members without validating them): the SDK servers
     // decode the whole body first and refuse it.
@@ -174,10 +187,10 @@ pub fn parse(body: &[u8]) -> Result<Body<'_>, ParseError> {
         .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
         .copied();
     match first {
-        Some(b'[') => parse_batch(body),
+        Some(b'[') => parse_batch(body, results),
         Some(b'{') => {
             let env: Envelope = serde_json::from_slice(body).map_err(classify_error)?;
-            env.into_message()
+            env.into_message(results)
                 .map(Body::Single)
                 .map_err(ParseError::Invalid)
         }
@@ -262,7 +275,7 @@ fn shorten(text: &str) -> String {
     format!("{head}...")
 }
 
-fn parse_batch(body: &[u8]) -> Result<Body<'_>, ParseError> {
+fn parse_batch(body: &[u8], results: bool) -> Result<Body<'_>, ParseError> {
     let elements: Vec<&RawValue> = serde_json::from_slice(body).map_err(classify_error)?;
     if elements.is_empty() {
         return Err(ParseError::EmptyBatch);
@@ -272,7 +285,7 @@ fn parse_batch(body: &[u8]) -> Result<Body<'_>, ParseError> {
         let text = raw.get();
         let parsed = if text.starts_with('{') {
             match serde_json::from_str::<Envelope>(text) {
-                Ok(env) => env.into_message(),
+                Ok(env) => env.into_message(results),
                 Err(e) => Err(Invalid {
                     id_raw: None,
                     reason: e.to_string(),
@@ -313,8 +326,10 @@ struct Envelope<'a> {
     method: Option<&'a RawValue>,
     #[serde(default, deserialize_with = "present_value")]
     params: Option<Value>,
-    #[serde(default, deserialize_with = "present_value")]
-    result: Option<Value>,
+    /// Kept as text until [`Envelope::into_message`] decides whether the
+    /// policy gets it as a value.
+    #[serde(default, borrow, deserialize_with = "present")]
+    result: Option<&'a RawValue>,
     #[serde(default, deserialize_with = "present_value")]
     error: Option<Value>,
 }
@@ -329,7 +344,7 @@ fn present_value<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Er
 }
 
 impl<'a> Envelope<'a> {
-    fn into_message(self) -> Result<Message<'a>, Invalid> {
+    fn into_message(self, results: bool) -> Result<Message<'a>, Invalid> {
         let id_raw_text = self.id.map(|r| r.get().to_string());
         let fail = |reason: &str| Invalid {
             id_raw: id_raw_text.clone(),
@@ -413,7 +428,14 @@ impl<'a> Envelope<'a> {
             id,
             method,
             params,
-            result: self.result.unwrap_or(Value::Undefined),
+            result: match self.result {
+                None => Value::Undefined,
+                Some(_) if !results => Value::Null,
+                Some(raw) => serde_json::from_str::<Value>(raw.get()).map_err(|e| Invalid {
+                    id_raw: id_raw_text.clone(),
+                    reason: format!("unreadable `result`: {e}"),
+                })?,
+            },
             error: self.error.unwrap_or(Value::Undefined),
         })
     }

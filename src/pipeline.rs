@@ -452,7 +452,7 @@ impl Plugin {
                 return (BodyAction::Reply(reply), Vec::new());
             }
         };
-        let shared = input::request_values(http);
+        let shared = input::request_values(http, self.needs.http);
         let settings = self.settings.sessions.clone();
         let keys = StateKeys::new(http, &routing);
         let state = store
@@ -490,7 +490,7 @@ impl Plugin {
                         fwd.watch = Some(ToolsWatch {
                             id_raw: id.get().to_string(),
                             upstream: upstream.to_string(),
-                            replace: m.params["cursor"] == Value::Undefined,
+                            replace: m.params[&crate::input::key("cursor")] == Value::Undefined,
                         });
                     }
                 }
@@ -832,6 +832,7 @@ impl Plugin {
             learn: fwd.watch.take(),
             definitions: self.needs.definition,
             findings: self.needs.findings,
+            http_input: self.needs.http,
         }));
         if self.settings.hold_headers || is_stream {
             fwd.request_headers
@@ -883,7 +884,7 @@ impl Plugin {
     }
 
     fn decide_transport(&mut self, http: &HttpRequest) -> (Result<Forward, LocalReply>, Decided) {
-        let o = self.evaluate(input::for_transport(&input::request_values(http)));
+        let o = self.evaluate(input::for_transport(&input::request_values(http, self.needs.http)));
         let d = transport_decided(
             http,
             o.allowed,
@@ -1203,7 +1204,7 @@ fn decided_for(m: &Message<'_>, o: &Outcome) -> Decided {
         }
         _ => (None, None, None),
     };
-    let args = &p["arguments"];
+    let args = &p[&crate::input::key("arguments")];
     let (arguments_digest, arguments_revealed) = match (m.method(), args) {
         (Some("tools/call" | "prompts/get"), a) => {
             let empty = Value::new_object();
@@ -1272,7 +1273,7 @@ pub(crate) fn fill_request_fields(r: &mut audit::Record, http: &HttpRequest) {
     r.subject = a
         .jwt_claims
         .as_ref()
-        .and_then(|c| c["sub"].as_string().ok().map(|s| s.to_string()));
+        .and_then(|c| c[&crate::input::key("sub")].as_string().ok().map(|s| s.to_string()));
     r.principal = a.peer_principal.clone();
     r.session_id = http
         .header("mcp-session-id")

@@ -70,6 +70,8 @@ pub struct ResponseWatch {
     pub definitions: bool,
     /// Scan results with the detectors (`input.mcp.findings`, `redact`).
     pub findings: bool,
+    /// The policy reads `input.http`.
+    pub http_input: bool,
 }
 
 impl PartialEq for ResponseWatch {
@@ -412,7 +414,7 @@ impl ResponseStream {
 
     fn shared(&mut self) -> Vec<(&'static str, Value)> {
         if self.shared.is_none() {
-            self.shared = Some(input::request_values(&self.watch.http));
+            self.shared = Some(input::request_values(&self.watch.http, self.watch.http_input));
         }
         self.shared.clone().unwrap_or_default()
     }
@@ -425,7 +427,14 @@ impl ResponseStream {
         store: Option<(&dyn Store, u64)>,
         out: &mut Output,
     ) -> Verdict {
-        let parsed = match mcp::parse(text) {
+        // A response is read as a policy value only when the policy rules on
+        // responses; list filtering reads the result as JSON.
+        let parse = if self.watch.evaluate {
+            mcp::parse
+        } else {
+            mcp::parse_shallow
+        };
+        let parsed = match parse(text) {
             Ok(p) => p,
             Err(e) => {
                 let reason = format!("the server sent an unreadable message: {e}");
@@ -449,7 +458,7 @@ impl ResponseStream {
                 let mut kept: Vec<String> = Vec::with_capacity(elements.len());
                 for raw in elements {
                     let bytes = raw.get().as_bytes();
-                    let v = match mcp::parse(bytes) {
+                    let v = match parse(bytes) {
                         Ok(Body::Single(m)) => self.decide_message(plugin, &m, bytes, store, out),
                         _ => {
                             let reason = "the server sent an unreadable batch element".to_string();
@@ -665,21 +674,19 @@ impl ResponseStream {
                 if message.is_none() {
                     message = serde_json::from_slice::<serde_json::Value>(raw).ok();
                 }
-                if let Some(v) = message.as_mut() {
-                    let mut filtered = v.clone();
-                    let hidden =
-                        self.filter_list(plugin, orig, &mut filtered, annotated.as_deref());
+                if let Some(filtered) = message.as_mut() {
+                    let hidden = self.filter_list(plugin, orig, filtered, annotated.as_deref());
                     // A list that may differ per caller must not be cached
                     // across callers (2026-07-28 `cacheScope`).
                     let cacheable = orig.modern
                         || filtered.get("result").is_some_and(|r| {
                             r.get("cacheScope").is_some() || r.get("ttlMs").is_some()
                         });
-                    let private = cacheable && set_private(&mut filtered);
+                    let private = cacheable && set_private(filtered);
                     let d = self.list_decided(plugin, orig, &hidden);
                     out.decided.push(d);
                     if (!hidden.is_empty() || private) && !audit_mode {
-                        if let Ok(s) = serde_json::to_string(&filtered) {
+                        if let Ok(s) = serde_json::to_string(filtered) {
                             verdict = Verdict::Replace(s);
                         }
                     }
@@ -712,31 +719,47 @@ impl ResponseStream {
         };
         let mut hidden = Vec::new();
         let mut kept = Vec::with_capacity(items.len());
+        // Definitions are built as policy values only for a policy that
+        // reads them (`Needs::definition`): the conversion costs more than
+        // the evaluation.
+        let definitions = self.watch.definitions;
+        let definition = |item: &serde_json::Value| {
+            if definitions {
+                crate::engine::json_to_value(item).unwrap_or(Value::Undefined)
+            } else {
+                Value::Undefined
+            }
+        };
+        let learnt: std::collections::HashMap<&str, &serde_json::Value> = annotated
+            .filter(|_| definitions)
+            .map(|defs| {
+                defs.iter()
+                    .filter_map(|d| Some((d.get("name")?.as_str()?, d)))
+                    .collect()
+            })
+            .unwrap_or_default();
         for item in items {
             let (method, subject, name) = match origin.method.as_str() {
                 "tools/list" => {
                     let name = item.get("name").and_then(|n| n.as_str()).unwrap_or("");
                     // The definition with its pin and poisoning facts when
                     // learnt, else as listed.
-                    let learnt = annotated.and_then(|defs| {
-                        defs.iter()
-                            .find(|d| d.get("name").and_then(|n| n.as_str()) == Some(name))
-                    });
-                    let def = crate::engine::json_to_value(learnt.unwrap_or(&item))
-                        .unwrap_or(Value::Undefined);
+                    let def = definition(learnt.get(name).copied().unwrap_or(&item));
                     let mut tool = std::collections::BTreeMap::new();
                     tool.insert(Value::from("name"), Value::from(name));
-                    tool.insert(Value::from("definition"), def);
+                    if def != Value::Undefined {
+                        tool.insert(Value::from("definition"), def);
+                    }
                     ("tools/call", ("tool", Value::from(tool)), name.to_string())
                 }
                 "prompts/list" => {
                     let name = item.get("name").and_then(|n| n.as_str()).unwrap_or("");
                     let mut p = std::collections::BTreeMap::new();
                     p.insert(Value::from("name"), Value::from(name));
-                    p.insert(
-                        Value::from("definition"),
-                        crate::engine::json_to_value(&item).unwrap_or(Value::Undefined),
-                    );
+                    let def = definition(&item);
+                    if def != Value::Undefined {
+                        p.insert(Value::from("definition"), def);
+                    }
                     ("prompts/get", ("prompt", Value::from(p)), name.to_string())
                 }
                 _ => {
@@ -751,10 +774,10 @@ impl ResponseStream {
                     if let Some(t) = template {
                         r.insert(Value::from("template"), Value::from(t));
                     }
-                    r.insert(
-                        Value::from("definition"),
-                        crate::engine::json_to_value(&item).unwrap_or(Value::Undefined),
-                    );
+                    let def = definition(&item);
+                    if def != Value::Undefined {
+                        r.insert(Value::from("definition"), def);
+                    }
                     (
                         "resources/read",
                         ("resource", Value::from(r)),
@@ -1054,6 +1077,20 @@ deny contains "no sampling" if input.mcp.method == "sampling/createMessage"
     }
 
     #[test]
+    fn listed_definitions_reach_a_policy_that_reads_them() {
+        let policy = "package mcp\ndefault allow := true\ndeny contains \"destructive\" if input.mcp.tool.definition.annotations.destructiveHint == true\n";
+        let mut p = plugin_with(policy, serde_json::json!({}));
+        let list = r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#;
+        let f = forwarded(&mut p, &post(&[]), list);
+        let mut s = open(f, "application/json", "");
+        let body = r#"{"jsonrpc":"2.0","id":2,"result":{"tools":[{"name":"echo","inputSchema":{"type":"object"}},{"name":"rm","inputSchema":{"type":"object"},"annotations":{"destructiveHint":true}}]}}"#;
+        let out = s.feed(&mut p, body.as_bytes(), true, None);
+        let v: serde_json::Value = serde_json::from_slice(&out.bytes).unwrap();
+        assert_eq!(v["result"]["tools"].as_array().map(Vec::len), Some(1));
+        assert_eq!(v["result"]["tools"][0]["name"], "echo");
+    }
+
+    #[test]
     fn lists_are_filtered_per_caller() {
         let mut p = plugin_with(POLICY, serde_json::json!({}));
         p.policy.set_recording(true);
@@ -1093,9 +1130,11 @@ deny contains "no sampling" if input.mcp.method == "sampling/createMessage"
             .collect();
         assert_eq!(listing.len(), 2);
         assert_eq!(listing[0].input["mcp"]["method"], Value::from("tools/call"));
+        assert_eq!(listing[0].input["mcp"]["tool"]["name"], Value::from("echo"));
+        // This policy never mentions `definition`: none is built.
         assert_eq!(
-            listing[0].input["mcp"]["tool"]["definition"]["name"],
-            Value::from("echo")
+            listing[0].input["mcp"]["tool"]["definition"],
+            Value::Undefined
         );
         assert_eq!(
             listing[0].input["mcp"]["direction"],
