@@ -171,7 +171,7 @@ fn stages(c: &mut Criterion) {
             unreachable!()
         };
         b.iter(|| {
-            let shared = input::request_values(&http);
+            let shared = input::request_values(&http, true);
             black_box(input::for_message(&shared, &routing, m, None))
         })
     });
@@ -189,7 +189,7 @@ fn decision(c: &mut Criterion) {
         unreachable!()
     };
     let routing = routing::read(&http.headers).expect("headers");
-    let value = input::for_message(&input::request_values(&http), &routing, m, None);
+    let value = input::for_message(&input::request_values(&http, true), &routing, m, None);
     let policies: Vec<(&str, MakePlugin)> = vec![
         ("default", Box::new(|| file_plugin("policies/default.rego"))),
         (
@@ -251,7 +251,7 @@ fn body_size(c: &mut Criterion) {
             unreachable!()
         };
         let routing = routing::read(&http.headers).expect("headers");
-        let value = input::for_message(&input::request_values(&http), &routing, m, None);
+        let value = input::for_message(&input::request_values(&http, true), &routing, m, None);
         g.bench_with_input(BenchmarkId::new("evaluate", size), &size, |b, _| {
             b.iter(|| black_box(plugin.policy.evaluate(value.clone()).is_ok()))
         });

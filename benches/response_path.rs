@@ -152,14 +152,33 @@ fn benches(c: &mut Criterion) {
     // The shipped default policy (no response rules, no definitions read):
     // the list is filtered per caller only, 100 tools, the 2026-07-28 wire
     // form (what `make bench` sends through Envoy).
-    let default_policy =
-        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/default.rego"))
-            .expect("default policy");
-    let mut shipped = plugin(serde_json::json!({"default.rego": default_policy}), serde_json::json!({}), serde_json::json!({}));
+    let default_policy = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/default.rego"),
+    )
+    .expect("default policy");
+    let mut shipped = plugin(
+        serde_json::json!({"default.rego": default_policy}),
+        serde_json::json!({}),
+        serde_json::json!({}),
+    );
     let listed100 = tools(100).to_string();
     g.throughput(Throughput::Elements(100));
+    // Warm: the same caller lists again, verdicts come from the memo.
     g.bench_function("tools_list_100_default_policy", |b| {
         b.iter(|| {
+            run(
+                &mut shipped,
+                &store,
+                list,
+                "application/json",
+                &[black_box(listed100.as_bytes())],
+            )
+        })
+    });
+    // Cold: every item evaluated (a caller the memo has not seen).
+    g.bench_function("tools_list_100_default_policy_cold", |b| {
+        b.iter(|| {
+            shipped.listing = Default::default();
             run(
                 &mut shipped,
                 &store,

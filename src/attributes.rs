@@ -54,6 +54,11 @@ pub struct Needs {
     pub findings: bool,
     /// The policy reads `input.http` (built from every request header).
     pub http: bool,
+    /// The policy's answer can change with no change of its input or data:
+    /// it reads the clock or randomness (`time.now_ns`, `rand.intn`,
+    /// `uuid.rfc4122`), or session state. Listing verdicts are then never
+    /// reused.
+    pub volatile: bool,
 }
 
 impl Needs {
@@ -68,6 +73,7 @@ impl Needs {
             responses: true,
             findings: true,
             http: true,
+            volatile: true,
         }
     }
 
@@ -106,7 +112,11 @@ impl Needs {
             .iter()
             .any(|w| s.contains(w));
             n.findings |= word("findings") || word("redact");
+            n.volatile |= ["time.now_ns", "rand.", "uuid.", "http.send", "opa.runtime"]
+                .iter()
+                .any(|w| s.contains(w));
         }
+        n.volatile |= n.state;
         // Definitions are kept per upstream cluster.
         if n.definition {
             n.xds = true;
@@ -654,9 +664,14 @@ mod tests {
         ]);
         assert_eq!(n, Needs::default());
         for (text, check) in [
-            ("deny if input.rate.session.count > 5", (|n: Needs| n.state) as fn(Needs) -> bool),
+            (
+                "deny if input.rate.session.count > 5",
+                (|n: Needs| n.state) as fn(Needs) -> bool,
+            ),
             ("deny if input[\"session\"].calls", |n| n.state),
-            ("clear_kill if input.mcp.tool.name == \"unlock\"", |n| n.state),
+            ("clear_kill if input.mcp.tool.name == \"unlock\"", |n| {
+                n.state
+            }),
             ("deny if input.http.headers[\"x\"]", |n| n.http),
             ("deny if input.source.address", |n| n.source),
         ] {

@@ -92,8 +92,9 @@ fn push_hex(s: &mut String, bytes: &[u8]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     s.reserve(bytes.len() * 2);
     for b in bytes {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+        for nibble in [b >> 4, b & 0x0f] {
+            s.extend(DIGITS.get(usize::from(nibble)).map(|&d| char::from(d)));
+        }
     }
 }
 
@@ -125,77 +126,121 @@ pub fn event(
     revision: &str,
     http_status: Option<u32>,
 ) -> String {
-    let mut o = serde_json::Map::new();
-    let mut put = |k: &str, v: serde_json::Value| {
-        if !v.is_null() {
-            o.insert(k.to_string(), v);
-        }
-    };
-    put("decision_id", r.decision_id.clone().into());
-    put("time", rfc3339(time_ms).into());
-    put("mode", mode.into());
-    put(
-        "direction",
-        if r.server_to_client {
+    // Borrowed fields, serialized in one pass, members in alphabetical order
+    // (as a JSON object with sorted keys); absent members are left out.
+    #[derive(serde::Serialize)]
+    struct Arguments<'a> {
+        digest: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        revealed: Option<&'a serde_json::value::RawValue>,
+    }
+    #[derive(serde::Serialize)]
+    struct Identity<'a> {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        principal: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        subject: Option<&'a str>,
+    }
+    fn empty<T>(v: &[T]) -> bool {
+        v.is_empty()
+    }
+    fn not(b: &bool) -> bool {
+        !*b
+    }
+    fn zero(n: &usize) -> bool {
+        *n == 0
+    }
+    #[derive(serde::Serialize)]
+    struct Event<'a> {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        arguments: Option<Arguments<'a>>,
+        #[serde(skip_serializing_if = "not")]
+        clear_kill: bool,
+        decision: &'a str,
+        decision_id: &'a str,
+        direction: &'a str,
+        #[serde(skip_serializing_if = "empty")]
+        dry_run: &'a [String],
+        eval_us: u64,
+        #[serde(skip_serializing_if = "empty")]
+        findings: &'a [String],
+        #[serde(skip_serializing_if = "empty")]
+        hidden: &'a [String],
+        #[serde(skip_serializing_if = "Option::is_none")]
+        http_status: Option<u32>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        identity: Option<Identity<'a>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        kill: Option<&'a str>,
+        kind: &'a str,
+        labels: &'a [String],
+        #[serde(skip_serializing_if = "Option::is_none")]
+        method: Option<&'a str>,
+        mode: &'a str,
+        policy_revision: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        prompt: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        protocol_version: Option<&'a str>,
+        reasons: &'a [String],
+        #[serde(skip_serializing_if = "zero")]
+        redacted: usize,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        resource: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        session_id: Option<&'a str>,
+        time: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        tool: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        upstream: Option<&'a str>,
+    }
+    let time = rfc3339(time_ms);
+    // The revealed fields are JSON made by `revealed`; anything else is
+    // left out rather than written unchecked.
+    let revealed = r
+        .arguments_revealed
+        .as_deref()
+        .and_then(|t| serde_json::from_str::<&serde_json::value::RawValue>(t).ok());
+    let e = Event {
+        arguments: r
+            .arguments_digest
+            .as_deref()
+            .map(|digest| Arguments { digest, revealed }),
+        clear_kill: r.clear_kill,
+        decision: if r.allowed { "allow" } else { "deny" },
+        decision_id: &r.decision_id,
+        direction: if r.server_to_client {
             "response"
         } else {
             "request"
-        }
-        .into(),
-    );
-    put("decision", if r.allowed { "allow" } else { "deny" }.into());
-    put("reasons", r.reasons.clone().into());
-    if !r.dry_run.is_empty() {
-        put("dry_run", r.dry_run.clone().into());
-    }
-    put("labels", r.labels.clone().into());
-    put("kill", r.kill.clone().into());
-    if r.clear_kill {
-        put("clear_kill", true.into());
-    }
-    put("kind", r.kind.clone().into());
-    if !r.method.is_empty() {
-        put("method", r.method.clone().into());
-    }
-    put("tool", r.tool.clone().into());
-    put("prompt", r.prompt.clone().into());
-    put("resource", r.resource.clone().into());
-    if r.arguments_digest.is_some() {
-        let mut a = serde_json::Map::new();
-        a.insert("digest".into(), r.arguments_digest.clone().into());
-        if let Some(rev) = &r.arguments_revealed {
-            if let Ok(v) = serde_json::from_str::<serde_json::Value>(rev) {
-                a.insert("revealed".into(), v);
-            }
-        }
-        put("arguments", serde_json::Value::Object(a));
-    }
-    let mut id = serde_json::Map::new();
-    if let Some(s) = &r.subject {
-        id.insert("subject".into(), s.clone().into());
-    }
-    if let Some(p) = &r.principal {
-        id.insert("principal".into(), p.clone().into());
-    }
-    if !id.is_empty() {
-        put("identity", serde_json::Value::Object(id));
-    }
-    if !r.hidden.is_empty() {
-        put("hidden", r.hidden.clone().into());
-    }
-    if !r.findings.is_empty() {
-        put("findings", r.findings.clone().into());
-    }
-    if r.redacted > 0 {
-        put("redacted", r.redacted.into());
-    }
-    put("session_id", r.session_id.clone().into());
-    put("protocol_version", r.protocol_version.clone().into());
-    put("upstream", r.upstream.clone().into());
-    put("policy_revision", revision.into());
-    put("eval_us", r.eval_us.into());
-    put("http_status", http_status.into());
-    serde_json::Value::Object(o).to_string()
+        },
+        dry_run: &r.dry_run,
+        eval_us: r.eval_us,
+        findings: &r.findings,
+        hidden: &r.hidden,
+        http_status,
+        identity: (r.subject.is_some() || r.principal.is_some()).then_some(Identity {
+            principal: r.principal.as_deref(),
+            subject: r.subject.as_deref(),
+        }),
+        kill: r.kill.as_deref(),
+        kind: &r.kind,
+        labels: &r.labels,
+        method: Some(r.method.as_str()).filter(|m| !m.is_empty()),
+        mode,
+        policy_revision: revision,
+        prompt: r.prompt.as_deref(),
+        protocol_version: r.protocol_version.as_deref(),
+        reasons: &r.reasons,
+        redacted: r.redacted,
+        resource: r.resource.as_deref(),
+        session_id: r.session_id.as_deref(),
+        time: &time,
+        tool: r.tool.as_deref(),
+        upstream: r.upstream.as_deref(),
+    };
+    serde_json::to_string(&e).unwrap_or_default()
 }
 
 /// `2026-11-22T05:08:23.123Z` from milliseconds since the epoch.

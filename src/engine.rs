@@ -394,6 +394,11 @@ impl Policy {
         self.recorded = on.then(Vec::new);
     }
 
+    /// Whether evaluations are being recorded (every one must then run).
+    pub fn recording(&self) -> bool {
+        self.recorded.is_some()
+    }
+
     /// The evaluations kept since recording was turned on or last taken.
     pub fn take_recorded(&mut self) -> Vec<Evaluation> {
         match &mut self.recorded {

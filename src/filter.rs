@@ -52,7 +52,6 @@ proxy_wasm::main! {{
     }) });
 }}
 
-
 /// Stage timing for profiling the request path (feature `stage-timing`,
 /// never in a shipped build): wall time per stage accumulated per VM and
 /// logged every 2,000 requests. `make profile` builds it.
@@ -60,10 +59,30 @@ proxy_wasm::main! {{
 mod prof {
     use std::cell::RefCell;
     pub const NAMES: [&str; N] = [
-        "req_headers_total", "get_headers", "read_attributes", "on_request_headers", "record_headers",
-        "req_body_total", "get_body", "on_request_body", "log_allowed", "record_body",
-        "forward", "resp_headers_total", "resp_body_total", "response_feed", "record_response", "set_buffer",
-        "rec_metrics", "rec_event", "rec_log", "rec_properties", "attr_metadata", "attr_peer", "", "",
+        "req_headers_total",
+        "get_headers",
+        "read_attributes",
+        "on_request_headers",
+        "record_headers",
+        "req_body_total",
+        "get_body",
+        "on_request_body",
+        "log_allowed",
+        "record_body",
+        "forward",
+        "resp_headers_total",
+        "resp_body_total",
+        "response_feed",
+        "record_response",
+        "set_buffer",
+        "rec_metrics",
+        "rec_event",
+        "rec_log",
+        "rec_properties",
+        "attr_metadata",
+        "attr_peer",
+        "",
+        "",
     ];
     const N: usize = 24;
     thread_local! {
@@ -72,7 +91,9 @@ mod prof {
     pub fn now() -> u64 {
         let mut t = 0u64;
         // SAFETY: the WASI clock call writes one u64 to the pointer given.
-        unsafe { let _ = wasi_clock(1, 1, &mut t); }
+        unsafe {
+            let _ = wasi_clock(1, 1, &mut t);
+        }
         t
     }
     #[link(wasm_import_module = "wasi_snapshot_preview1")]
@@ -83,8 +104,12 @@ mod prof {
     pub fn add(i: usize, ns: u64) {
         ACC.with(|a| {
             let mut a = a.borrow_mut();
-            a.0[i] += ns;
-            a.1[i] += 1;
+            if let Some(t) = a.0.get_mut(i) {
+                *t += ns;
+            }
+            if let Some(c) = a.1.get_mut(i) {
+                *c += 1;
+            }
         });
     }
     pub fn request_done() {
@@ -95,9 +120,12 @@ mod prof {
                 return None;
             }
             let mut s = String::from("mcp-policy stage-timing (mean us over calls):");
-            for i in 0..N {
-                if a.1[i] > 0 {
-                    s.push_str(&format!(" {}={:.1}/{}", NAMES[i], a.0[i] as f64 / a.1[i] as f64 / 1000.0, a.1[i]));
+            for ((name, total), count) in NAMES.iter().zip(a.0.iter()).zip(a.1.iter()) {
+                if *count > 0 {
+                    s.push_str(&format!(
+                        " {name}={:.1}/{count}",
+                        *total as f64 / *count as f64 / 1000.0
+                    ));
                 }
             }
             *a = ([0; N], [0; N], 0);
@@ -263,7 +291,10 @@ fn record_events(
     let mut events = Vec::with_capacity(decided.len());
     let mut full = 0u64;
     for d in decided {
-        let e = stage!(17, crate::audit::event(&d.record, now, mode, revision, status));
+        let e = stage!(
+            17,
+            crate::audit::event(&d.record, now, mode, revision, status)
+        );
         if plugin.settings.audit.log {
             stage!(18, log(LogLevel::Info, &format!("mcp-policy audit {e}")));
         }
@@ -989,7 +1020,10 @@ impl Http {
         let body = if body_size == 0 {
             Vec::new()
         } else {
-            match stage!(6, host::get_buffer(BufferType::HttpRequestBody, 0, body_size)) {
+            match stage!(
+                6,
+                host::get_buffer(BufferType::HttpRequestBody, 0, body_size)
+            ) {
                 Ok(Some(b)) => b,
                 _ => {
                     self.request = Some(request);
@@ -1016,7 +1050,10 @@ impl Http {
                 BodyAction::Reply(r) => Some(r.status),
                 BodyAction::Forward(_) => None,
             };
-            stage!(9, record(&p, &self.stats, self.outbox.as_deref(), &decided, status));
+            stage!(
+                9,
+                record(&p, &self.stats, self.outbox.as_deref(), &decided, status)
+            );
         }
         match action {
             BodyAction::Forward(f) => stage!(
@@ -1052,7 +1089,11 @@ impl Http {
             stream.feed(&mut p, &chunk, end_of_stream, Some((&SharedData, now_ms())))
         );
         if out.bytes != chunk
-            && stage!(15, host::set_buffer(BufferType::HttpResponseBody, 0, body_size, &out.bytes)).is_err()
+            && stage!(
+                15,
+                host::set_buffer(BufferType::HttpResponseBody, 0, body_size, &out.bytes)
+            )
+            .is_err()
         {
             log(
                 LogLevel::Error,
@@ -1071,7 +1112,10 @@ impl Http {
                 "mcp-policy: the server announced notifications/tools/list_changed",
             );
         }
-        stage!(14, record_response(&p, &self.stats, self.outbox.as_deref(), &out.decided));
+        stage!(
+            14,
+            record_response(&p, &self.stats, self.outbox.as_deref(), &out.decided)
+        );
         if end_of_stream {
             self.stream = None;
         }
@@ -1189,7 +1233,10 @@ impl Http {
                 HeadersAction::Reply(r) => Some(r.status),
                 _ => None,
             };
-            stage!(4, record(&p, &self.stats, self.outbox.as_deref(), &decided, status));
+            stage!(
+                4,
+                record(&p, &self.stats, self.outbox.as_deref(), &decided, status)
+            );
         }
         match action {
             HeadersAction::Forward(f) => self.forward(f, false),

@@ -165,10 +165,7 @@ pub fn for_message_with(
     batch: Option<BatchPosition>,
     definition: Option<Value>,
 ) -> Value {
-    let mut m: BTreeMap<Value, Value> = shared
-        .iter()
-        .map(|(k, v)| (key(k), v.clone()))
-        .collect();
+    let mut m: BTreeMap<Value, Value> = shared.iter().map(|(k, v)| (key(k), v.clone())).collect();
     let mut mcp = mcp_value(routing, msg, batch);
     if let (Some(def), Ok(o)) = (definition, mcp.as_object_mut()) {
         if let Some(Ok(tool)) = o.get_mut(&key("tool")).map(Value::as_object_mut) {
@@ -210,10 +207,7 @@ pub fn for_server_message(
     definition: Option<Value>,
     extra: Vec<(&'static str, Value)>,
 ) -> Value {
-    let mut m: BTreeMap<Value, Value> = shared
-        .iter()
-        .map(|(k, v)| (key(k), v.clone()))
-        .collect();
+    let mut m: BTreeMap<Value, Value> = shared.iter().map(|(k, v)| (key(k), v.clone())).collect();
     let mut mcp = mcp_value(routing, msg, None);
     if let Ok(o) = mcp.as_object_mut() {
         o.insert(key("direction"), Value::from(SERVER_TO_CLIENT));
@@ -249,10 +243,7 @@ pub fn for_listing(
     method: &str,
     subject: (&'static str, Value),
 ) -> Value {
-    let mut m: BTreeMap<Value, Value> = shared
-        .iter()
-        .map(|(k, v)| (key(k), v.clone()))
-        .collect();
+    let mut m: BTreeMap<Value, Value> = shared.iter().map(|(k, v)| (key(k), v.clone())).collect();
     let mut o: BTreeMap<Value, Value> = BTreeMap::new();
     let mut params: BTreeMap<Value, Value> = BTreeMap::new();
     if let Value::Object(s) = &subject.1 {
@@ -267,10 +258,7 @@ pub fn for_listing(
     o.insert(key("direction"), key(CLIENT_TO_SERVER));
     o.insert(key("listing"), Value::from(true));
     o.insert(key("method"), Value::from(method));
-    o.insert(
-        key("list_method"),
-        Value::from(origin.method.as_str()),
-    );
+    o.insert(key("list_method"), Value::from(origin.method.as_str()));
     o.insert(key("params"), Value::from(params));
     o.insert(key(subject.0), subject.1);
     let version = match origin.params[&key("_meta")][&key(mcp::META_PROTOCOL_VERSION)].as_string() {
@@ -291,10 +279,7 @@ pub fn for_listing(
 /// stream, a DELETE ending a session, a CORS preflight): `input.mcp` is
 /// absent.
 pub fn for_transport(shared: &[(&'static str, Value)]) -> Value {
-    let m: BTreeMap<Value, Value> = shared
-        .iter()
-        .map(|(k, v)| (key(k), v.clone()))
-        .collect();
+    let m: BTreeMap<Value, Value> = shared.iter().map(|(k, v)| (key(k), v.clone())).collect();
     Value::from(m)
 }
 
@@ -350,7 +335,10 @@ fn mcp_value(routing: &Routing, m: &Message<'_>, batch: Option<BatchPosition>) -
         }
         _ => {
             put("client", meta[&key(mcp::META_CLIENT_INFO)].clone());
-            put("capabilities", meta[&key(mcp::META_CLIENT_CAPABILITIES)].clone());
+            put(
+                "capabilities",
+                meta[&key(mcp::META_CLIENT_CAPABILITIES)].clone(),
+            );
         }
     }
 
@@ -416,7 +404,9 @@ fn named_fields(method: Option<&str>, p: &Value) -> Vec<(&'static str, Value)> {
             // prompt or resource: expose it where policies already look.
             match r[&key("type")].as_string().map(|s| s.as_ref()) {
                 Ok("ref/prompt") => out.push(("prompt", obj([("name", r[&key("name")].clone())]))),
-                Ok("ref/resource") => out.push(("resource", obj([("uri", r[&key("uri")].clone())]))),
+                Ok("ref/resource") => {
+                    out.push(("resource", obj([("uri", r[&key("uri")].clone())])))
+                }
                 _ => {}
             }
             out.push((
@@ -428,7 +418,9 @@ fn named_fields(method: Option<&str>, p: &Value) -> Vec<(&'static str, Value)> {
                 ]),
             ));
         }
-        Some("logging/setLevel") => out.push(("logging", obj([("level", p[&key("level")].clone())]))),
+        Some("logging/setLevel") => {
+            out.push(("logging", obj([("level", p[&key("level")].clone())])))
+        }
         Some("tasks/get" | "tasks/cancel" | "tasks/result") => {
             out.push(("task", obj([("id", p[&key("taskId")].clone())])))
         }

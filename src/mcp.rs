@@ -89,12 +89,15 @@ impl Message<'_> {
     /// method names one.
     pub fn routing_name(&self) -> Option<&str> {
         match self.method()? {
-            "tools/call" | "prompts/get" => {
-                self.params[&crate::input::key("name")].as_string().ok().map(|s| s.as_ref())
-            }
-            "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
-                self.params[&crate::input::key("uri")].as_string().ok().map(|s| s.as_ref())
-            }
+            "tools/call" | "prompts/get" => self.params[&crate::input::key("name")]
+                .as_string()
+                .ok()
+                .map(|s| s.as_ref()),
+            "resources/read" | "resources/subscribe" | "resources/unsubscribe" => self.params
+                [&crate::input::key("uri")]
+                .as_string()
+                .ok()
+                .map(|s| s.as_ref()),
             _ => None,
         }
     }

@@ -180,6 +180,8 @@ pub struct Plugin {
     pub ids: audit::Ids,
     /// A microsecond clock for evaluation times (the host replaces it).
     pub clock: fn() -> u64,
+    /// Listing verdicts already made by this configuration.
+    pub listing: crate::response::ListingMemo,
 }
 
 /// The native clock: microseconds since the epoch. (In wasm the host
@@ -213,6 +215,7 @@ impl From<Config> for Plugin {
             needs: c.needs,
             ids: audit::Ids::new(seed),
             clock: default_clock,
+            listing: crate::response::ListingMemo::default(),
         }
     }
 }
@@ -884,7 +887,10 @@ impl Plugin {
     }
 
     fn decide_transport(&mut self, http: &HttpRequest) -> (Result<Forward, LocalReply>, Decided) {
-        let o = self.evaluate(input::for_transport(&input::request_values(http, self.needs.http)));
+        let o = self.evaluate(input::for_transport(&input::request_values(
+            http,
+            self.needs.http,
+        )));
         let d = transport_decided(
             http,
             o.allowed,
@@ -1270,10 +1276,12 @@ fn transport_decided(
 /// The fields every record of a request shares.
 pub(crate) fn fill_request_fields(r: &mut audit::Record, http: &HttpRequest) {
     let a = &http.attributes;
-    r.subject = a
-        .jwt_claims
-        .as_ref()
-        .and_then(|c| c[&crate::input::key("sub")].as_string().ok().map(|s| s.to_string()));
+    r.subject = a.jwt_claims.as_ref().and_then(|c| {
+        c[&crate::input::key("sub")]
+            .as_string()
+            .ok()
+            .map(|s| s.to_string())
+    });
     r.principal = a.peer_principal.clone();
     r.session_id = http
         .header("mcp-session-id")

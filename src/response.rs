@@ -98,6 +98,108 @@ pub enum Framing {
     Sse,
 }
 
+/// Listing verdicts already made, per configuration: whether an item of a
+/// list result is shown is a function of the item's listing input when the
+/// policy is deterministic ([`Needs::volatile`](crate::attributes::Needs)
+/// false), and callers list the same tools again and again. Keyed by a
+/// 128-bit keyed hash (SipHash, two random keys per VM) of the whole input;
+/// at most [`ListingMemo::CAPACITY`] entries, then it starts over. A new
+/// configuration or bundle starts with an empty memo.
+#[derive(Debug, Default)]
+pub struct ListingMemo {
+    keys: Option<(std::hash::RandomState, std::hash::RandomState)>,
+    verdicts: std::collections::HashMap<u128, bool>,
+    /// Lookups answered from the memo (for tests and benchmarks).
+    pub hits: u64,
+}
+
+impl ListingMemo {
+    pub const CAPACITY: usize = 8192;
+
+    fn hashers(&mut self) -> (std::hash::DefaultHasher, std::hash::DefaultHasher) {
+        use std::hash::BuildHasher;
+        let (a, b) = self
+            .keys
+            .get_or_insert_with(|| (std::hash::RandomState::new(), std::hash::RandomState::new()));
+        (a.build_hasher(), b.build_hasher())
+    }
+
+    /// The key of the input made of `shared` (hashed once per list) and
+    /// one item's `input.mcp`.
+    fn key(shared: &(std::hash::DefaultHasher, std::hash::DefaultHasher), mcp: &Value) -> u128 {
+        use std::hash::Hasher;
+        let (mut a, mut b) = shared.clone();
+        hash_value(mcp, &mut a);
+        hash_value(mcp, &mut b);
+        (u128::from(a.finish()) << 64) | u128::from(b.finish())
+    }
+
+    fn get(&mut self, key: u128) -> Option<bool> {
+        let v = self.verdicts.get(&key).copied();
+        if v.is_some() {
+            self.hits += 1;
+        }
+        v
+    }
+
+    fn put(&mut self, key: u128, listed: bool) {
+        if self.verdicts.len() >= Self::CAPACITY {
+            self.verdicts.clear();
+        }
+        self.verdicts.insert(key, listed);
+    }
+}
+
+/// Feed a policy value to a hasher: the variant, lengths and contents, in
+/// the value's own (sorted) order.
+fn hash_value(v: &Value, h: &mut impl std::hash::Hasher) {
+    use std::fmt::Write as _;
+    struct W<'a, H>(&'a mut H);
+    impl<H: std::hash::Hasher> std::fmt::Write for W<'_, H> {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            self.0.write(s.as_bytes());
+            Ok(())
+        }
+    }
+    match v {
+        Value::Null => h.write_u8(0),
+        Value::Bool(b) => h.write_u8(if *b { 2 } else { 1 }),
+        Value::Number(n) => {
+            h.write_u8(3);
+            let _ = write!(W(h), "{n:?}");
+            h.write_u8(0xff);
+        }
+        Value::String(s) => {
+            h.write_u8(4);
+            h.write_usize(s.len());
+            h.write(s.as_bytes());
+        }
+        Value::Array(a) => {
+            h.write_u8(5);
+            h.write_usize(a.len());
+            for x in a.iter() {
+                hash_value(x, h);
+            }
+        }
+        Value::Set(s) => {
+            h.write_u8(6);
+            h.write_usize(s.len());
+            for x in s.iter() {
+                hash_value(x, h);
+            }
+        }
+        Value::Object(o) => {
+            h.write_u8(7);
+            h.write_usize(o.len());
+            for (k, x) in o.iter() {
+                hash_value(k, h);
+                hash_value(x, h);
+            }
+        }
+        Value::Undefined => h.write_u8(8),
+    }
+}
+
 /// What the adapter does with the response headers.
 #[derive(Debug)]
 pub enum Start {
@@ -414,7 +516,10 @@ impl ResponseStream {
 
     fn shared(&mut self) -> Vec<(&'static str, Value)> {
         if self.shared.is_none() {
-            self.shared = Some(input::request_values(&self.watch.http, self.watch.http_input));
+            self.shared = Some(input::request_values(
+                &self.watch.http,
+                self.watch.http_input,
+            ));
         }
         self.shared.clone().unwrap_or_default()
     }
@@ -738,6 +843,19 @@ impl ResponseStream {
                     .collect()
             })
             .unwrap_or_default();
+        // A deterministic policy's verdict on an item is reused: the part of
+        // the input shared by every item is hashed once here.
+        let memo = (!plugin.needs.volatile && !plugin.policy.recording()).then(|| {
+            use std::hash::Hasher;
+            let (mut a, mut b) = plugin.listing.hashers();
+            for (k, v) in &shared {
+                for h in [&mut a, &mut b] {
+                    h.write(k.as_bytes());
+                    hash_value(v, h);
+                }
+            }
+            (a, b)
+        });
         for item in items {
             let (method, subject, name) = match origin.method.as_str() {
                 "tools/list" => {
@@ -786,10 +904,22 @@ impl ResponseStream {
                 }
             };
             let input = input::for_listing(&shared, &self.routing, origin, method, subject);
-            let o = plugin.evaluate(input);
-            let listed = match o.result.visible {
-                Some(v) if !o.failed() => v,
-                _ => o.allowed,
+            let key = memo
+                .as_ref()
+                .map(|s| ListingMemo::key(s, &input[&input::key("mcp")]));
+            let listed = match key.and_then(|k| plugin.listing.get(k)) {
+                Some(listed) => listed,
+                None => {
+                    let o = plugin.evaluate(input);
+                    let listed = match o.result.visible {
+                        Some(v) if !o.failed() => v,
+                        _ => o.allowed,
+                    };
+                    if let (Some(k), false) = (key, o.failed()) {
+                        plugin.listing.put(k, listed);
+                    }
+                    listed
+                }
             };
             if listed {
                 kept.push(item);
@@ -1088,6 +1218,47 @@ deny contains "no sampling" if input.mcp.method == "sampling/createMessage"
         let v: serde_json::Value = serde_json::from_slice(&out.bytes).unwrap();
         assert_eq!(v["result"]["tools"].as_array().map(Vec::len), Some(1));
         assert_eq!(v["result"]["tools"][0]["name"], "echo");
+    }
+
+    #[test]
+    fn listing_verdicts_are_reused_only_for_the_same_input() {
+        let run = |p: &mut Plugin, headers: &[(&str, &str)]| {
+            let list = r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#;
+            let f = forwarded(p, &post(headers), list);
+            let mut s = open(f, "application/json", "");
+            let body = r#"{"jsonrpc":"2.0","id":2,"result":{"tools":[{"name":"echo","inputSchema":{"type":"object"}},{"name":"rm","inputSchema":{"type":"object"}}]}}"#;
+            let out = s.feed(p, body.as_bytes(), true, None);
+            let v: serde_json::Value = serde_json::from_slice(&out.bytes).unwrap();
+            v["result"]["tools"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["name"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        };
+        // Who may see `rm` depends on a header the policy reads.
+        let policy = "package mcp\ndefault allow := true\ndeny contains \"no\" if {\n input.mcp.tool.name == \"rm\"\n input.http.headers[\"x-role\"] != \"admin\"\n}\n";
+        let mut p = plugin_with(policy, serde_json::json!({}));
+        assert!(!p.needs.volatile);
+        assert_eq!(run(&mut p, &[("x-role", "user")]), ["echo"]);
+        assert_eq!(p.listing.hits, 0);
+        assert_eq!(run(&mut p, &[("x-role", "user")]), ["echo"]);
+        assert_eq!(
+            p.listing.hits, 2,
+            "the same caller's list is answered from the memo"
+        );
+        // Another caller: another input, decided afresh.
+        assert_eq!(run(&mut p, &[("x-role", "admin")]), ["echo", "rm"]);
+        assert_eq!(p.listing.hits, 2);
+        assert_eq!(run(&mut p, &[("x-role", "user")]), ["echo"]);
+        assert_eq!(p.listing.hits, 4);
+        // A policy that reads the clock is never answered from the memo.
+        let clock = "package mcp\ndefault allow := true\ndeny contains \"late\" if {\n input.mcp.tool.name == \"rm\"\n time.now_ns() > 0\n}\n";
+        let mut p = plugin_with(clock, serde_json::json!({}));
+        assert!(p.needs.volatile);
+        assert_eq!(run(&mut p, &[]), ["echo"]);
+        assert_eq!(run(&mut p, &[]), ["echo"]);
+        assert_eq!(p.listing.hits, 0);
     }
 
     #[test]
