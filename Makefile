@@ -22,7 +22,7 @@ VERSION     := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 
 .PHONY: all setup build test unit lint e2e run envoy-config check-envoy-config clean cli wasm-test \
 	pq-client mesh-config check-mesh-config mesh-certs oci fuzz fuzz-build fuzz-corpus soak \
-	bench bench-tools bench-build build-opt
+	bench bench-tools bench-build build-opt build-small profile-wasm profile-build
 
 all: build
 
@@ -181,6 +181,33 @@ build-opt: build
 		wasm-opt -Oz --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int --enable-mutable-globals \
 			$(WASM) -o $(WASM:.wasm=.opt.wasm) && ls -l $(WASM:.wasm=.opt.wasm) | awk '{print "built " $$9 " (" $$5 " bytes)"}'; \
 	else echo "wasm-opt not installed (apt-get install binaryen): nothing to do"; fi
+
+# A smaller module (docs/performance.md): opt-level z, time zones limited to
+# UTC (time builtins given another IANA zone fail), wasm-opt -Oz when
+# installed: target/small/mcp_policy.small.wasm.
+SMALL_DIR := target/small
+build-small: .wasm-target
+	CHRONO_TZ_TIMEZONE_FILTER='^(UTC|Etc/UTC)$$' CARGO_PROFILE_RELEASE_OPT_LEVEL=z \
+		cargo build --release --target $(WASM_TARGET) --lib --target-dir $(SMALL_DIR)
+	@if command -v wasm-opt >/dev/null; then \
+		wasm-opt -Oz --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int --enable-mutable-globals \
+			$(SMALL_DIR)/$(WASM_TARGET)/release/mcp_policy.wasm -o $(SMALL_DIR)/mcp_policy.small.wasm; \
+	else cp $(SMALL_DIR)/$(WASM_TARGET)/release/mcp_policy.wasm $(SMALL_DIR)/mcp_policy.small.wasm; fi
+	@ls -l $(SMALL_DIR)/mcp_policy.small.wasm | awk '{print "built " $$9 " (" $$5 " bytes)"}'
+
+# Profiling aids (bench/README.md, "Profiling"): the core's request and list
+# paths in a loop under Node's V8 with TurboFan only, as Envoy runs the
+# module, with a CPU profile (bench/wasm-loop/); and the module with wall
+# time per stage logged every 2,000 requests (feature stage-timing).
+profile-wasm: .wasm-target
+	cargo build --release --target $(WASM_TARGET) --manifest-path bench/wasm-loop/Cargo.toml --target-dir target/bench
+	cd target/bench && node --no-liftoff --cpu-prof --cpu-prof-dir=profile \
+		../../bench/wasm-loop/run.mjs $(WASM_TARGET)/release/wasm-loop.wasm both 20000
+	@echo "CPU profile in target/bench/profile/ (open in Chrome DevTools, or: python3 bench/cpuprofile.py FILE)"
+
+profile-build: .wasm-target
+	cargo build --release --target $(WASM_TARGET) --lib --features stage-timing --target-dir target/profile
+	@echo "built target/profile/$(WASM_TARGET)/release/mcp_policy.wasm (logs stage timings at warning level)"
 
 clean:
 	cargo clean
