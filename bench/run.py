@@ -66,7 +66,7 @@ P = {
     "single_seconds": env_float("BENCH_SINGLE_SECONDS", 5),
     "max_seconds": env_float("BENCH_MAX_SECONDS", 10),
     "max_connections": env_int("BENCH_MAX_CONNECTIONS", 16),
-    "rate_clients": env_int("BENCH_RATE_CLIENTS", 10),
+    "rate_clients": env_int("BENCH_RATE_CLIENTS", 1),
     "warmup_requests": env_int("BENCH_WARMUP_REQUESTS", 3000),
     "concurrency": env_int("BENCH_CONCURRENCY", 1),
     "authz_threads": env_int("BENCH_AUTHZ_THREADS", 2),
