@@ -124,16 +124,6 @@ impl ListingMemo {
         (a.build_hasher(), b.build_hasher())
     }
 
-    /// The key of the input made of `shared` (hashed once per list) and
-    /// one item's `input.mcp`.
-    fn key(shared: &(std::hash::DefaultHasher, std::hash::DefaultHasher), mcp: &Value) -> u128 {
-        use std::hash::Hasher;
-        let (mut a, mut b) = shared.clone();
-        hash_value(mcp, &mut a);
-        hash_value(mcp, &mut b);
-        (u128::from(a.finish()) << 64) | u128::from(b.finish())
-    }
-
     fn get(&mut self, key: u128) -> Option<bool> {
         let v = self.verdicts.get(&key).copied();
         if v.is_some() {
@@ -147,6 +137,66 @@ impl ListingMemo {
             self.verdicts.clear();
         }
         self.verdicts.insert(key, listed);
+    }
+}
+
+/// The request an item of a list result is decided as, and the subject
+/// member of its `input.mcp` (`tool`, `prompt`, `resource`).
+fn listing_subject(
+    list_method: &str,
+    item: &serde_json::Value,
+    definition: Value,
+) -> (&'static str, (&'static str, Value)) {
+    let text = |k: &str| item.get(k).and_then(|n| n.as_str());
+    let mut o = std::collections::BTreeMap::new();
+    let (method, member) = match list_method {
+        "tools/list" | "prompts/list" => {
+            o.insert(input::key("name"), Value::from(text("name").unwrap_or("")));
+            if list_method == "tools/list" {
+                ("tools/call", "tool")
+            } else {
+                ("prompts/get", "prompt")
+            }
+        }
+        _ => {
+            let template = text("uriTemplate");
+            let uri = text("uri").or(template).unwrap_or("");
+            o.insert(input::key("uri"), Value::from(uri));
+            if let Some(t) = template {
+                o.insert(input::key("template"), Value::from(t));
+            }
+            ("resources/read", "resource")
+        }
+    };
+    if definition != Value::Undefined {
+        o.insert(input::key("definition"), definition);
+    }
+    (method, (member, Value::from(o)))
+}
+
+/// An optional string into a hasher, absent and empty kept apart.
+fn hash_str(h: &mut impl std::hash::Hasher, s: Option<&str>) {
+    match s {
+        Some(s) => {
+            h.write_u8(1);
+            h.write_usize(s.len());
+            h.write(s.as_bytes());
+        }
+        None => h.write_u8(0),
+    }
+}
+
+/// JSON written straight into a hasher.
+struct HashWrite<'a, H>(&'a mut H);
+
+impl<H: std::hash::Hasher> std::io::Write for HashWrite<'_, H> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -828,13 +878,6 @@ impl ResponseStream {
         // reads them (`Needs::definition`): the conversion costs more than
         // the evaluation.
         let definitions = self.watch.definitions;
-        let definition = |item: &serde_json::Value| {
-            if definitions {
-                crate::engine::json_to_value(item).unwrap_or(Value::Undefined)
-            } else {
-                Value::Undefined
-            }
-        };
         let learnt: std::collections::HashMap<&str, &serde_json::Value> = annotated
             .filter(|_| definitions)
             .map(|defs| {
@@ -843,73 +886,71 @@ impl ResponseStream {
                     .collect()
             })
             .unwrap_or_default();
-        // A deterministic policy's verdict on an item is reused: the part of
-        // the input shared by every item is hashed once here.
+        // A deterministic policy's verdict on an item is reused. The key is
+        // a hash of everything the item's listing input is made from (see
+        // `input::for_listing`): the parts shared by every item, hashed
+        // once here, then each item's own. On a hit the input is not built.
         let memo = (!plugin.needs.volatile && !plugin.policy.recording()).then(|| {
             use std::hash::Hasher;
             let (mut a, mut b) = plugin.listing.hashers();
-            for (k, v) in &shared {
-                for h in [&mut a, &mut b] {
+            let version = origin.params[&input::key("_meta")]
+                [&input::key(mcp::META_PROTOCOL_VERSION)]
+                .as_string()
+                .ok()
+                .map(|v| v.to_string());
+            for h in [&mut a, &mut b] {
+                for (k, v) in &shared {
                     h.write(k.as_bytes());
                     hash_value(v, h);
                 }
+                hash_str(h, Some(&origin.method));
+                hash_str(h, version.as_deref());
+                hash_str(h, self.routing.protocol_version.as_deref());
+                hash_str(h, self.routing.session_id.as_deref());
             }
             (a, b)
         });
         for item in items {
-            let (method, subject, name) = match origin.method.as_str() {
-                "tools/list" => {
-                    let name = item.get("name").and_then(|n| n.as_str()).unwrap_or("");
-                    // The definition with its pin and poisoning facts when
-                    // learnt, else as listed.
-                    let def = definition(learnt.get(name).copied().unwrap_or(&item));
-                    let mut tool = std::collections::BTreeMap::new();
-                    tool.insert(Value::from("name"), Value::from(name));
-                    if def != Value::Undefined {
-                        tool.insert(Value::from("definition"), def);
+            let text = |k: &str| item.get(k).and_then(|n| n.as_str());
+            let name = text("name").unwrap_or("");
+            // The definition as the policy gets it: with its pin and
+            // poisoning facts when learnt, else as listed.
+            let def_json = definitions.then(|| match origin.method.as_str() {
+                "tools/list" => learnt.get(name).copied().unwrap_or(&item),
+                _ => &item,
+            });
+            let key = memo.as_ref().map(|list| {
+                use std::hash::Hasher;
+                let (mut a, mut b) = list.clone();
+                for h in [&mut a, &mut b] {
+                    hash_str(h, text("name"));
+                    hash_str(h, text("uri"));
+                    hash_str(h, text("uriTemplate"));
+                    match def_json {
+                        Some(d) => {
+                            h.write_u8(1);
+                            let _ = serde_json::to_writer(HashWrite(h), d);
+                        }
+                        None => h.write_u8(0),
                     }
-                    ("tools/call", ("tool", Value::from(tool)), name.to_string())
                 }
-                "prompts/list" => {
-                    let name = item.get("name").and_then(|n| n.as_str()).unwrap_or("");
-                    let mut p = std::collections::BTreeMap::new();
-                    p.insert(Value::from("name"), Value::from(name));
-                    let def = definition(&item);
-                    if def != Value::Undefined {
-                        p.insert(Value::from("definition"), def);
-                    }
-                    ("prompts/get", ("prompt", Value::from(p)), name.to_string())
-                }
-                _ => {
-                    let template = item.get("uriTemplate").and_then(|n| n.as_str());
-                    let uri = item
-                        .get("uri")
-                        .and_then(|n| n.as_str())
-                        .or(template)
-                        .unwrap_or("");
-                    let mut r = std::collections::BTreeMap::new();
-                    r.insert(Value::from("uri"), Value::from(uri));
-                    if let Some(t) = template {
-                        r.insert(Value::from("template"), Value::from(t));
-                    }
-                    let def = definition(&item);
-                    if def != Value::Undefined {
-                        r.insert(Value::from("definition"), def);
-                    }
-                    (
-                        "resources/read",
-                        ("resource", Value::from(r)),
-                        uri.to_string(),
-                    )
-                }
+                (u128::from(a.finish()) << 64) | u128::from(b.finish())
+            });
+            let shown = match origin.method.as_str() {
+                "tools/list" | "prompts/list" => name.to_string(),
+                _ => text("uri")
+                    .or(text("uriTemplate"))
+                    .unwrap_or("")
+                    .to_string(),
             };
-            let input = input::for_listing(&shared, &self.routing, origin, method, subject);
-            let key = memo
-                .as_ref()
-                .map(|s| ListingMemo::key(s, &input[&input::key("mcp")]));
             let listed = match key.and_then(|k| plugin.listing.get(k)) {
                 Some(listed) => listed,
                 None => {
+                    let def = def_json
+                        .map(|d| crate::engine::json_to_value(d).unwrap_or(Value::Undefined))
+                        .unwrap_or(Value::Undefined);
+                    let (method, subject) = listing_subject(origin.method.as_str(), &item, def);
+                    let input = input::for_listing(&shared, &self.routing, origin, method, subject);
                     let o = plugin.evaluate(input);
                     let listed = match o.result.visible {
                         Some(v) if !o.failed() => v,
@@ -924,7 +965,7 @@ impl ResponseStream {
             if listed {
                 kept.push(item);
             } else {
-                hidden.push(name);
+                hidden.push(shown);
             }
         }
         if let Some(r) = message.get_mut("result").and_then(|r| r.as_object_mut()) {
@@ -1256,6 +1297,25 @@ deny contains "no sampling" if input.mcp.method == "sampling/createMessage"
         assert_eq!(p.listing.hits, 2);
         assert_eq!(run(&mut p, &[("x-role", "user")]), ["echo"]);
         assert_eq!(p.listing.hits, 4);
+        // A policy reading definitions: the same name with another
+        // definition is another input.
+        let policy = "package mcp\ndefault allow := true\ndeny contains \"destructive\" if input.mcp.tool.definition.annotations.destructiveHint == true\n";
+        let mut p = plugin_with(policy, serde_json::json!({}));
+        let listed = |p: &mut Plugin, hint: bool| {
+            let list = r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#;
+            let f = forwarded(p, &post(&[]), list);
+            let mut s = open(f, "application/json", "");
+            let body = serde_json::json!({"jsonrpc": "2.0", "id": 2, "result": {"tools": [
+                {"name": "x", "inputSchema": {"type": "object"}, "annotations": {"destructiveHint": hint}}
+            ]}})
+            .to_string();
+            listed_names(&s.feed(p, body.as_bytes(), true, None))
+        };
+        assert_eq!(listed(&mut p, false), ["x"]);
+        assert_eq!(listed(&mut p, false), ["x"]);
+        assert_eq!(p.listing.hits, 1);
+        assert!(listed(&mut p, true).is_empty(), "a changed definition is decided afresh");
+        assert_eq!(p.listing.hits, 1);
         // A policy that reads the clock is never answered from the memo.
         let clock = "package mcp\ndefault allow := true\ndeny contains \"late\" if {\n input.mcp.tool.name == \"rm\"\n time.now_ns() > 0\n}\n";
         let mut p = plugin_with(clock, serde_json::json!({}));
