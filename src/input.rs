@@ -112,7 +112,8 @@ pub fn key(name: &'static str) -> Value {
             }
         }
         fn write_usize(&mut self, n: usize) {
-            self.0 = (n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            // Address and length both count: each write is mixed in.
+            self.0 = (self.0.rotate_left(29) ^ n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         }
     }
     type Keys = HashMap<(usize, usize), Value, BuildHasherDefault<Address>>;

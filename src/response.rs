@@ -102,8 +102,8 @@ pub enum Framing {
 /// list result is shown is a function of the item's listing input when the
 /// policy is deterministic ([`Needs::volatile`](crate::attributes::Needs)
 /// false), and callers list the same tools again and again. Keyed by a
-/// 128-bit keyed hash (SipHash, two random keys per VM) of the whole input;
-/// at most [`ListingMemo::CAPACITY`] entries, then it starts over. A new
+/// 128-bit keyed hash (SipHash, two random keys per VM) of everything the
+/// item's listing input is made from; at most [`ListingMemo::CAPACITY`] entries, then it starts over. A new
 /// configuration or bundle starts with an empty memo.
 #[derive(Debug, Default)]
 pub struct ListingMemo {
@@ -147,11 +147,11 @@ fn listing_subject(
     item: &serde_json::Value,
     definition: Value,
 ) -> (&'static str, (&'static str, Value)) {
-    let text = |k: &str| item.get(k).and_then(|n| n.as_str());
     let mut o = std::collections::BTreeMap::new();
+    let named = Value::from(listed_name(list_method, item));
     let (method, member) = match list_method {
         "tools/list" | "prompts/list" => {
-            o.insert(input::key("name"), Value::from(text("name").unwrap_or("")));
+            o.insert(input::key("name"), named);
             if list_method == "tools/list" {
                 ("tools/call", "tool")
             } else {
@@ -159,10 +159,8 @@ fn listing_subject(
             }
         }
         _ => {
-            let template = text("uriTemplate");
-            let uri = text("uri").or(template).unwrap_or("");
-            o.insert(input::key("uri"), Value::from(uri));
-            if let Some(t) = template {
+            o.insert(input::key("uri"), named);
+            if let Some(t) = item.get("uriTemplate").and_then(|n| n.as_str()) {
                 o.insert(input::key("template"), Value::from(t));
             }
             ("resources/read", "resource")
@@ -172,6 +170,17 @@ fn listing_subject(
         o.insert(input::key("definition"), definition);
     }
     (method, (member, Value::from(o)))
+}
+
+/// What an item of a list result is named by: a tool's or prompt's `name`,
+/// a resource's `uri` (a template's `uriTemplate`).
+fn listed_name<'a>(list_method: &str, item: &'a serde_json::Value) -> &'a str {
+    let text = |k: &str| item.get(k).and_then(|n| n.as_str());
+    match list_method {
+        "tools/list" | "prompts/list" => text("name"),
+        _ => text("uri").or(text("uriTemplate")),
+    }
+    .unwrap_or("")
 }
 
 /// An optional string into a hasher, absent and empty kept apart.
@@ -186,8 +195,15 @@ fn hash_str(h: &mut impl std::hash::Hasher, s: Option<&str>) {
     }
 }
 
-/// JSON written straight into a hasher.
+/// JSON, or formatted text, written straight into a hasher.
 struct HashWrite<'a, H>(&'a mut H);
+
+impl<H: std::hash::Hasher> std::fmt::Write for HashWrite<'_, H> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.write(s.as_bytes());
+        Ok(())
+    }
+}
 
 impl<H: std::hash::Hasher> std::io::Write for HashWrite<'_, H> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -204,19 +220,12 @@ impl<H: std::hash::Hasher> std::io::Write for HashWrite<'_, H> {
 /// the value's own (sorted) order.
 fn hash_value(v: &Value, h: &mut impl std::hash::Hasher) {
     use std::fmt::Write as _;
-    struct W<'a, H>(&'a mut H);
-    impl<H: std::hash::Hasher> std::fmt::Write for W<'_, H> {
-        fn write_str(&mut self, s: &str) -> std::fmt::Result {
-            self.0.write(s.as_bytes());
-            Ok(())
-        }
-    }
     match v {
         Value::Null => h.write_u8(0),
         Value::Bool(b) => h.write_u8(if *b { 2 } else { 1 }),
         Value::Number(n) => {
             h.write_u8(3);
-            let _ = write!(W(h), "{n:?}");
+            let _ = write!(HashWrite(h), "{n:?}");
             h.write_u8(0xff);
         }
         Value::String(s) => {
@@ -509,7 +518,7 @@ impl ResponseStream {
     }
 
     fn rejected(&mut self, plugin: &mut Plugin, reason: &str) -> Decided {
-        let mut d = Decided {
+        let d = Decided {
             method: "rejected".into(),
             allowed: false,
             reasons: vec![reason.to_string()],
@@ -522,6 +531,12 @@ impl ResponseStream {
                 ..audit::Record::default()
             },
         };
+        self.stamp(plugin, d)
+    }
+
+    /// A decision on what the server sent gets its id and the request's
+    /// fields (caller, session, upstream).
+    fn stamp(&self, plugin: &mut Plugin, mut d: Decided) -> Decided {
         d.record.decision_id = plugin.ids.next_id();
         fill_request_fields(&mut d.record, &self.watch.http);
         d
@@ -936,13 +951,6 @@ impl ResponseStream {
                 }
                 (u128::from(a.finish()) << 64) | u128::from(b.finish())
             });
-            let shown = match origin.method.as_str() {
-                "tools/list" | "prompts/list" => name.to_string(),
-                _ => text("uri")
-                    .or(text("uriTemplate"))
-                    .unwrap_or("")
-                    .to_string(),
-            };
             let listed = match key.and_then(|k| plugin.listing.get(k)) {
                 Some(listed) => listed,
                 None => {
@@ -965,7 +973,7 @@ impl ResponseStream {
             if listed {
                 kept.push(item);
             } else {
-                hidden.push(shown);
+                hidden.push(listed_name(&origin.method, &item).to_string());
             }
         }
         if let Some(r) = message.get_mut("result").and_then(|r| r.as_object_mut()) {
@@ -975,7 +983,7 @@ impl ResponseStream {
     }
 
     fn list_decided(&mut self, plugin: &mut Plugin, origin: &Origin, hidden: &[String]) -> Decided {
-        let mut d = Decided {
+        let d = Decided {
             method: origin.method.clone(),
             allowed: true,
             reasons: Vec::new(),
@@ -990,9 +998,7 @@ impl ResponseStream {
                 ..audit::Record::default()
             },
         };
-        d.record.decision_id = plugin.ids.next_id();
-        fill_request_fields(&mut d.record, &self.watch.http);
-        d
+        self.stamp(plugin, d)
     }
 
     fn decided(
@@ -1020,7 +1026,7 @@ impl ResponseStream {
             "resources/read" => (None, None, uri),
             _ => (None, None, None),
         };
-        let mut d = Decided {
+        let d = Decided {
             method: method.clone(),
             allowed,
             reasons: reasons.to_vec(),
@@ -1041,9 +1047,7 @@ impl ResponseStream {
                 ..audit::Record::default()
             },
         };
-        d.record.decision_id = plugin.ids.next_id();
-        fill_request_fields(&mut d.record, &self.watch.http);
-        d
+        self.stamp(plugin, d)
     }
 
     /// The answer that replaces a blocked response: a JSON-RPC error with
@@ -1314,7 +1318,10 @@ deny contains "no sampling" if input.mcp.method == "sampling/createMessage"
         assert_eq!(listed(&mut p, false), ["x"]);
         assert_eq!(listed(&mut p, false), ["x"]);
         assert_eq!(p.listing.hits, 1);
-        assert!(listed(&mut p, true).is_empty(), "a changed definition is decided afresh");
+        assert!(
+            listed(&mut p, true).is_empty(),
+            "a changed definition is decided afresh"
+        );
         assert_eq!(p.listing.hits, 1);
         // A policy that reads the clock is never answered from the memo.
         let clock = "package mcp\ndefault allow := true\ndeny contains \"late\" if {\n input.mcp.tool.name == \"rm\"\n time.now_ns() > 0\n}\n";
