@@ -147,20 +147,25 @@ fn uses_input_whole(s: &str) -> bool {
         if before.is_some_and(|c| is_ident(c) || c == b'.') {
             return false;
         }
-        let rest = s.get(i + 5..).unwrap_or("").trim_start_matches([' ', '\t']);
+        let after = s.get(i + 5..).unwrap_or("");
+        if after.as_bytes().first().copied().is_some_and(is_ident) {
+            // A longer word (`inputs`, `input_schema`).
+            return false;
+        }
+        let rest = after.trim_start_matches([' ', '\t']);
         match rest.as_bytes().first() {
-            Some(c) if is_ident(*c) && !rest.starts_with("as ") => false,
             Some(b'.') => false,
             Some(b'[') => !rest[1..].trim_start().starts_with('"'),
-            // End of text, or a comment's prose: conservative.
-            _ => !in_comment(s, i),
+            // Anything else uses `input` whole, unless it is prose in a
+            // comment or a string ("its input schema").
+            _ => !in_prose(s, i),
         }
     })
 }
 
 /// Whether byte `i` of `s` sits in a `#` comment (a `#` earlier on its
-/// line, outside a string).
-fn in_comment(s: &str, i: usize) -> bool {
+/// line, outside a string) or in a string on its line.
+fn in_prose(s: &str, i: usize) -> bool {
     let start = s[..i].rfind('\n').map_or(0, |j| j + 1);
     let mut in_string = false;
     let mut escaped = false;
@@ -173,7 +178,7 @@ fn in_comment(s: &str, i: usize) -> bool {
             _ => {}
         }
     }
-    false
+    in_string
 }
 
 impl Attributes {
@@ -649,6 +654,24 @@ mod tests {
     }
 
     #[test]
+    fn shipped_policies_do_not_use_input_whole() {
+        // Using `input` whole makes the filter fetch and build everything;
+        // the shipped policies name what they read.
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+        for dir in [root.clone(), root.join("library")] {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                let name = path.to_string_lossy().to_string();
+                if !name.ends_with(".rego") || name.ends_with("_test.rego") {
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path).unwrap();
+                assert!(!uses_input_whole(&text), "{name}");
+            }
+        }
+    }
+
+    #[test]
     fn needs_follow_the_policy_text() {
         let n = Needs::from_sources(["allow if input.identity.claims.role == \"x\""]);
         assert!(n.identity && !n.source && !n.connection && !n.xds && !n.state && !n.definition);
@@ -683,14 +706,18 @@ mod tests {
             "deny if input[k] == 1",
             "x := json.marshal(input)",
             "deny if count(input) > 3",
+            "deny if input in data.known",
+            "x := input with input as {}",
         ] {
             assert_eq!(Needs::from_sources([text]), Needs::all(), "{text}");
         }
-        // Prose in comments and paths are not.
+        // Prose in comments or strings, and paths, are not.
         for text in [
             "# the input is checked\ndeny if input.mcp.method == \"x\"",
             "import input.mcp.tool as t\ndeny if t.name == \"x\"",
             "deny if input . mcp.method == \"x\"",
+            "deny if input.mcp.tool.definition.inputSchema.type == \"object\"",
+            "msg := sprintf(\"%q does not match its input schema\", [input.mcp.tool.name])",
         ] {
             assert_ne!(Needs::from_sources([text]), Needs::all(), "{text}");
         }
