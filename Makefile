@@ -18,6 +18,7 @@ WASM_TARGET := wasm32-wasip1
 PYTEST_ARGS ?= -q
 
 PQ_CLIENT_MANIFEST := tools/pq-client/Cargo.toml
+TS_SDK      := tests/ts/node_modules/.installed
 VERSION     := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 
 .PHONY: all setup build test unit lint e2e run envoy-config check-envoy-config clean cli wasm-test \
@@ -79,8 +80,14 @@ check-envoy-config: setup
 	$(PY) tools/envoy_config.py --policy-dir policies --wasm $(WASM) \
 		--listen-port 10000 --upstream-port 8000 --admin-port 9901 --check envoy/envoy.yaml
 
-e2e: setup build pq-client
+e2e: setup build pq-client $(TS_SDK)
 	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+# The official TypeScript MCP SDK (npm, versions pinned by tests/ts/
+# package-lock.json) for the server and client of tests/test_e2e_ts_sdk.py.
+$(TS_SDK): tests/ts/package.json tests/ts/package-lock.json
+	npm ci --prefix tests/ts --no-audit --no-fund
+	touch $@
 
 # A small rustls client that offers X25519MLKEM768 (post-quantum hybrid key
 # exchange) for the TLS tests; a separate crate, not part of the module.

@@ -24,10 +24,12 @@ pytest shows under "Captured stdout teardown".
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -128,3 +130,49 @@ def envoy_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ca
             if failed:
                 print(handle.proc.log_tail())
             handle.stop()
+
+
+# --- the TypeScript SDK server (tests/ts/, test_e2e_ts_sdk.py) ---------------
+
+TS_DIR = Path(__file__).resolve().parent / "ts"
+
+
+def ts_node() -> str:
+    """Node.js, once `make e2e` has installed tests/ts/node_modules (npm ci)."""
+    path = shutil.which("node")
+    if path is None or not (TS_DIR / "node_modules" / "@modelcontextprotocol" / "sdk").is_dir():
+        pytest.fail("Node.js and tests/ts/node_modules are needed: run `make e2e` (it runs npm ci in tests/ts)")
+    return path
+
+
+class TsServer(NamedTuple):
+    proc: harness.Process
+    port: int
+    log_file: Path
+
+    def received(self) -> list[dict[str, Any]]:
+        """The JSON-RPC messages the server received (method, id, name or uri), one per line of its log."""
+        if not self.log_file.exists():
+            return []
+        return [json.loads(line) for line in self.log_file.read_text(encoding="utf-8").splitlines() if line]
+
+
+@pytest.fixture
+def ts_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TsServer]:
+    """tests/ts/server.mjs on 127.0.0.1; param: sse | json | sse-stateless | json-stateless."""
+    mode = getattr(request, "param", "sse")
+    log_dir = tmp_path / "ts-server"
+    log_dir.mkdir()
+    log_file = log_dir / "received.jsonl"
+    proc = harness.Process(
+        [ts_node(), str(TS_DIR / "server.mjs"), "--port", "0", "--mode", mode, "--log-file", str(log_file),
+         "--lifetime", "300"],
+        name="ts_server", log_dir=log_dir, cwd=TS_DIR,
+    ).start()
+    try:
+        match = proc.wait_for_line(r"^READY (\d+)\s*$", timeout=30)
+        yield TsServer(proc, int(match.group(1)), log_file)
+    finally:
+        if _test_failed(request):
+            print(proc.log_tail())
+        proc.stop()
