@@ -1221,6 +1221,11 @@ allow if {
     count({1, 2} | {3}) == 3
     net.cidr_contains("10.0.0.0/8", "10.1.2.3")
     base64.decode("eA==") == "x"
+    urlquery.encode("a b&c") == "a+b%26c"
+    urlquery.decode("caf%C3%A9+x") == "café x"
+    urlquery.encode_object({"q": "ü/ß"}) == "q=%C3%BC%2F%C3%9F"
+    urlquery.decode_object("a=1&a=2&b=%E2%9C%93") == {"a": ["1", "2"], "b": ["✓"]}
+    time.clock([0, "UTC"]) == [0, 0, 0]
 }
 "#,
         );
