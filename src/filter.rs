@@ -56,7 +56,7 @@ proxy_wasm::main! {{
 /// never in a shipped build): wall time per stage accumulated per VM and
 /// logged every 2,000 requests. `make profile` builds it.
 #[cfg(feature = "stage-timing")]
-mod prof {
+pub(crate) mod prof {
     use std::cell::RefCell;
     pub const NAMES: [&str; N] = [
         "req_headers_total",
@@ -87,6 +87,11 @@ mod prof {
     const N: usize = 24;
     thread_local! {
         static ACC: RefCell<([u64; N], [u64; N], u64)> = const { RefCell::new(([0; N], [0; N], 0)) };
+        static HOST_CALLS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    }
+    /// Every proxy-wasm host call (src/host.rs), reported per request.
+    pub fn host_call() {
+        HOST_CALLS.with(|c| c.set(c.get() + 1));
     }
     pub fn now() -> u64 {
         let mut t = 0u64;
@@ -119,7 +124,11 @@ mod prof {
             if a.2 % 2000 != 0 {
                 return None;
             }
-            let mut s = String::from("mcp-policy stage-timing (mean us over calls):");
+            let calls = HOST_CALLS.with(|c| c.replace(0));
+            let mut s = format!(
+                "mcp-policy stage-timing: host_calls_per_request={:.1}; mean us over calls:",
+                calls as f64 / a.2 as f64
+            );
             for ((name, total), count) in NAMES.iter().zip(a.0.iter()).zip(a.1.iter()) {
                 if *count > 0 {
                     s.push_str(&format!(

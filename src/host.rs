@@ -205,6 +205,13 @@ mod abi {
         fn proxy_record_metric(metric_id: u32, value: u64) -> u32;
     }
 
+    /// One host call made (counted in profiling builds, feature stage-timing).
+    #[inline(always)]
+    fn counted() {
+        #[cfg(feature = "stage-timing")]
+        crate::filter::prof::host_call();
+    }
+
     fn ok(status: u32) -> Result<(), HostError> {
         if status == OK {
             Ok(())
@@ -228,16 +235,19 @@ mod abi {
     }
 
     pub fn log(level: LogLevel, message: &str) -> Result<(), HostError> {
+        counted();
         ok(unsafe { proxy_log(level as u32, message.as_ptr(), message.len()) })
     }
 
     pub fn get_current_time() -> Result<SystemTime, HostError> {
+        counted();
         let mut nanos: u64 = 0;
         ok(unsafe { proxy_get_current_time_nanoseconds(&mut nanos) })?;
         Ok(UNIX_EPOCH + Duration::from_nanos(nanos))
     }
 
     pub fn set_tick_period(period: Duration) -> Result<(), HostError> {
+        counted();
         let ms = u32::try_from(period.as_millis()).unwrap_or(u32::MAX);
         ok(unsafe { proxy_set_tick_period_milliseconds(ms) })
     }
@@ -247,6 +257,7 @@ mod abi {
         start: usize,
         max_size: usize,
     ) -> Result<Option<Vec<u8>>, HostError> {
+        counted();
         let mut data: *mut u8 = null_mut();
         let mut size: usize = 0;
         match unsafe {
@@ -264,12 +275,14 @@ mod abi {
         size: usize,
         value: &[u8],
     ) -> Result<(), HostError> {
+        counted();
         ok(unsafe {
             proxy_set_buffer_bytes(buffer_type as u32, start, size, value.as_ptr(), value.len())
         })
     }
 
     pub fn get_map_bytes(map_type: MapType) -> Result<Vec<(String, Vec<u8>)>, HostError> {
+        counted();
         let mut data: *mut u8 = null_mut();
         let mut size: usize = 0;
         ok(unsafe { proxy_get_header_map_pairs(map_type as u32, &mut data, &mut size) })?;
@@ -290,6 +303,7 @@ mod abi {
     }
 
     pub fn get_map_value_bytes(map_type: MapType, key: &str) -> Result<Option<Vec<u8>>, HostError> {
+        counted();
         let mut data: *mut u8 = null_mut();
         let mut size: usize = 0;
         match unsafe {
@@ -318,6 +332,7 @@ mod abi {
         key: &str,
         value: Option<&str>,
     ) -> Result<(), HostError> {
+        counted();
         ok(unsafe {
             match value {
                 Some(v) => proxy_replace_header_map_value(
@@ -333,6 +348,7 @@ mod abi {
     }
 
     pub fn get_property(path: Vec<&str>) -> Result<Option<Vec<u8>>, HostError> {
+        counted();
         let path = serialize_path(&path);
         let mut data: *mut u8 = null_mut();
         let mut size: usize = 0;
@@ -344,6 +360,7 @@ mod abi {
     }
 
     pub fn set_property(path: Vec<&str>, value: Option<&[u8]>) -> Result<(), HostError> {
+        counted();
         let path = serialize_path(&path);
         let (ptr, len) = value.map_or((null(), 0), |v| (v.as_ptr(), v.len()));
         ok(unsafe { proxy_set_property(path.as_ptr(), path.len(), ptr, len) })
@@ -351,6 +368,7 @@ mod abi {
 
     /// A shared-data value and its CAS token; `(None, None)` when absent.
     pub fn get_shared_data(key: &str) -> Result<(Option<Vec<u8>>, Option<u32>), HostError> {
+        counted();
         let mut data: *mut u8 = null_mut();
         let mut size: usize = 0;
         let mut cas: u32 = 0;
@@ -370,6 +388,7 @@ mod abi {
         value: Option<&[u8]>,
         cas: Option<u32>,
     ) -> Result<(), HostError> {
+        counted();
         let (ptr, len) = value.map_or((null(), 0), |v| (v.as_ptr(), v.len()));
         ok(unsafe { proxy_set_shared_data(key.as_ptr(), key.len(), ptr, len, cas.unwrap_or(0)) })
     }
@@ -384,6 +403,7 @@ mod abi {
         headers: Vec<(&str, &str)>,
         body: Option<&[u8]>,
     ) -> Result<(), HostError> {
+        counted();
         let pairs: Vec<(&str, &[u8])> = headers.iter().map(|(k, v)| (*k, v.as_bytes())).collect();
         let headers = serialize_map(&pairs);
         let (bptr, blen) = body.map_or((null(), 0), |b| (b.as_ptr(), b.len()));
@@ -404,26 +424,31 @@ mod abi {
     /// Let a paused request continue (stream type 0: the request).
     #[allow(dead_code)] // for adapter paths that pause and resume
     pub fn resume_http_request() -> Result<(), HostError> {
+        counted();
         ok(unsafe { proxy_continue_stream(0) })
     }
 
     /// Let a paused response continue (stream type 1: the response).
     #[allow(dead_code)] // for adapter paths that pause and resume
     pub fn resume_http_response() -> Result<(), HostError> {
+        counted();
         ok(unsafe { proxy_continue_stream(1) })
     }
 
     pub fn define_metric(metric_type: MetricType, name: &str) -> Result<u32, HostError> {
+        counted();
         let mut id: u32 = 0;
         ok(unsafe { proxy_define_metric(metric_type as u32, name.as_ptr(), name.len(), &mut id) })?;
         Ok(id)
     }
 
     pub fn increment_metric(metric_id: u32, offset: i64) -> Result<(), HostError> {
+        counted();
         ok(unsafe { proxy_increment_metric(metric_id, offset) })
     }
 
     pub fn record_metric(metric_id: u32, value: u64) -> Result<(), HostError> {
+        counted();
         ok(unsafe { proxy_record_metric(metric_id, value) })
     }
 }
