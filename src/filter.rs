@@ -1126,9 +1126,24 @@ impl Http {
             record_response(&p, &self.stats, self.outbox.as_deref(), &out.decided)
         );
         if end_of_stream {
-            self.stream = None;
+            self.close_stream();
         }
         Action::Continue
+    }
+
+    /// The inspected answer is over: requests it left unanswered are kept
+    /// for a GET that resumes it (core: `ResponseStream::close`).
+    fn close_stream(&mut self) {
+        if let Some(stream) = self.stream.take() {
+            if let Err(e) = stream.close(Some((&SharedData, now_ms()))) {
+                log(
+                    LogLevel::Warn,
+                    &format!(
+                        "mcp-policy: could not keep unanswered requests for a resumed stream: {e}"
+                    ),
+                );
+            }
+        }
     }
 }
 
@@ -1180,6 +1195,8 @@ impl HttpContext for Http {
     }
 
     fn on_log(&mut self) {
+        // An answer stream cut short (the client went away, a reset).
+        self.close_stream();
         #[cfg(feature = "stage-timing")]
         prof::request_done();
     }

@@ -36,6 +36,7 @@ pub mod pipeline;
 pub mod poison;
 pub mod regotest;
 pub mod response;
+pub mod resume;
 pub mod rewrite;
 pub mod routing;
 pub mod sse;

@@ -316,7 +316,8 @@ impl Plugin {
                 Ok(mut fwd) => {
                     if http.method.eq_ignore_ascii_case("GET") {
                         let routing = routing::read(&http.headers).unwrap_or_default();
-                        self.watch_response(http, &routing, &[], &mut fwd);
+                        let resumed = resumed_origins(http, store);
+                        self.watch_response(http, &routing, &[], resumed, &mut fwd);
                     }
                     (HeadersAction::Forward(fwd), vec![d], false)
                 }
@@ -498,7 +499,7 @@ impl Plugin {
                     }
                 }
                 if o.allowed {
-                    self.watch_response(http, &routing, &[m], &mut fwd);
+                    self.watch_response(http, &routing, &[m], Vec::new(), &mut fwd);
                 }
                 let d = decided_for(m, &o);
                 let modern = m
@@ -798,9 +799,11 @@ impl Plugin {
         http: &HttpRequest,
         routing: &routing::Routing,
         msgs: &[&Message<'_>],
+        resumed: Vec<input::Origin>,
         fwd: &mut Forward,
     ) {
-        let origins: Vec<input::Origin> = msgs
+        let from_store = !resumed.is_empty();
+        let mut origins: Vec<input::Origin> = msgs
             .iter()
             .filter(|m| m.kind == Kind::Request)
             .filter_map(|m| {
@@ -815,6 +818,7 @@ impl Plugin {
                 })
             })
             .collect();
+        origins.extend(resumed);
         let is_stream = msgs.is_empty();
         if !is_stream && origins.is_empty() {
             // Notifications and client responses: answered by 202 only.
@@ -836,6 +840,7 @@ impl Plugin {
             definitions: self.needs.definition,
             findings: self.needs.findings,
             http_input: self.needs.http,
+            resumed: from_store,
         }));
         if self.settings.hold_headers || is_stream {
             fwd.request_headers
@@ -1053,7 +1058,7 @@ impl Plugin {
                 fwd.request_headers.clear();
             }
             let msgs: Vec<&Message<'_>> = items.iter().filter_map(|i| i.as_ref().ok()).collect();
-            self.watch_response(http_req, routing, &msgs, &mut fwd);
+            self.watch_response(http_req, routing, &msgs, Vec::new(), &mut fwd);
             return (BodyAction::Forward(fwd), decided);
         }
         let denied: Vec<usize> = outcomes
@@ -1192,6 +1197,20 @@ pub fn reserved_headers(http: &HttpRequest) -> Vec<String> {
 }
 
 /// The upstream a request goes to: its cluster, else its authority.
+/// A GET that resumes an interrupted stream of a session (`Last-Event-ID`):
+/// the requests that stream left unanswered ([`crate::resume`]).
+fn resumed_origins(http: &HttpRequest, store: Option<(&dyn Store, u64)>) -> Vec<input::Origin> {
+    let (Some((store, now)), Some(_), Some(session)) = (
+        store,
+        http.header("last-event-id"),
+        http.header("mcp-session-id")
+            .and_then(|v| std::str::from_utf8(v).ok()),
+    ) else {
+        return Vec::new();
+    };
+    crate::resume::recall(store, now, &upstream_of(http), session)
+}
+
 pub fn upstream_of(http: &HttpRequest) -> String {
     http.attributes
         .cluster_name

@@ -72,6 +72,9 @@ pub struct ResponseWatch {
     pub findings: bool,
     /// The policy reads `input.http`.
     pub http_input: bool,
+    /// The origins were recalled from the shared store: this is a GET
+    /// resuming an interrupted stream ([`crate::resume`]).
+    pub resumed: bool,
 }
 
 impl PartialEq for ResponseWatch {
@@ -302,6 +305,8 @@ pub struct ResponseStream {
     failure_sent: bool,
     /// Requests the filter has answered itself (with an error).
     answered: Vec<String>,
+    /// Requests the server has answered on this stream.
+    seen: Vec<String>,
     /// Audit mode after a failure: the rest passes as received.
     passthrough: bool,
     /// `input.http` and the other request parts, built once.
@@ -364,6 +369,7 @@ pub fn start(
             failed,
             failure_sent: false,
             answered: Vec::new(),
+            seen: Vec::new(),
             passthrough: false,
             shared: None,
             routing,
@@ -381,6 +387,47 @@ enum Verdict {
 impl ResponseStream {
     pub fn framing(&self) -> Framing {
         self.framing
+    }
+
+    /// The stream is over (it ended, or the request did): an SSE stream of
+    /// a session keeps the requests it left unanswered for a GET that
+    /// resumes it, and a resumed stream forgets those it delivered
+    /// ([`crate::resume`]).
+    pub fn close(&self, store: Option<(&dyn Store, u64)>) -> Result<(), String> {
+        let (Some((store, now)), Framing::Sse) = (store, self.framing) else {
+            return Ok(());
+        };
+        let Some(session) = self
+            .watch
+            .http
+            .header("mcp-session-id")
+            .and_then(|v| std::str::from_utf8(v).ok())
+        else {
+            return Ok(());
+        };
+        let done = |o: &&Origin| {
+            self.failure_sent || self.seen.contains(&o.id_raw) || self.answered.contains(&o.id_raw)
+        };
+        let upstream = &self.watch.upstream;
+        if self.watch.resumed {
+            let ids: Vec<String> = self
+                .watch
+                .origins
+                .iter()
+                .filter(done)
+                .map(|o| o.id_raw.clone())
+                .collect();
+            crate::resume::forget(store, now, upstream, session, &ids)
+        } else {
+            let open: Vec<Origin> = self
+                .watch
+                .origins
+                .iter()
+                .filter(|o| !done(o))
+                .cloned()
+                .collect();
+            crate::resume::remember(store, now, upstream, session, &open)
+        }
     }
 
     /// Feed a chunk of the body (`end`: the last one). `store`: the shared
@@ -695,6 +742,11 @@ impl ResponseStream {
         out: &mut Output,
     ) -> Verdict {
         let origin = self.origin_of(m);
+        if let Some(o) = &origin {
+            if !self.seen.contains(&o.id_raw) {
+                self.seen.push(o.id_raw.clone());
+            }
+        }
         if origin
             .as_ref()
             .is_some_and(|o| self.answered.contains(&o.id_raw))
@@ -1260,6 +1312,75 @@ deny contains "no sampling" if input.mcp.method == "sampling/createMessage"
             .iter()
             .map(|t| t["name"].as_str().unwrap().to_string())
             .collect()
+    }
+
+    #[test]
+    fn an_answer_on_a_resumed_stream_is_decided_as_on_its_own() {
+        use crate::pipeline::HeadersAction;
+        let mut p = plugin_with(POLICY, serde_json::json!({}));
+        let store = crate::state::MemoryStore::default();
+        let list = r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#;
+        let f = forwarded(&mut p, &post(&[("mcp-session-id", "S1")]), list);
+        let mut s = open(f, "text/event-stream", "");
+        // The server ends the POST's stream before answering: a priming
+        // event only (2025-11-25 SSE polling).
+        s.feed(&mut p, b"id: e1\ndata: \n\n", true, None);
+        s.close(Some((&store, 10))).unwrap();
+        assert_eq!(
+            crate::resume::recall(&store, 11, "127.0.0.1", "S1").len(),
+            1,
+            "the unanswered tools/list is kept for the session"
+        );
+        // The client resumes with GET + Last-Event-ID: the answer comes there.
+        let get = |extra: &[(&str, &str)]| {
+            let mut h: Vec<(String, Vec<u8>)> = vec![
+                (":method".into(), b"GET".to_vec()),
+                (":path".into(), b"/mcp".to_vec()),
+                (":authority".into(), b"127.0.0.1".to_vec()),
+                ("accept".into(), b"text/event-stream".to_vec()),
+                ("mcp-session-id".into(), b"S1".to_vec()),
+            ];
+            h.extend(
+                extra
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec())),
+            );
+            HttpRequest::from_headers(h)
+        };
+        let HeadersAction::Forward(f) = p
+            .on_request_headers_with(&get(&[("last-event-id", "e1")]), true, Some((&store, 20)))
+            .0
+        else {
+            panic!("the GET is forwarded")
+        };
+        let mut s = open(f, "text/event-stream", "");
+        let answer = r#"{"jsonrpc":"2.0","id":2,"result":{"tools":[{"name":"echo","inputSchema":{"type":"object"}},{"name":"rm","inputSchema":{"type":"object"}}]}}"#;
+        let out = s.feed(
+            &mut p,
+            format!("id: e2\ndata: {answer}\n\n").as_bytes(),
+            true,
+            None,
+        );
+        let text = String::from_utf8(out.bytes).unwrap();
+        assert!(
+            text.contains("\"echo\"") && !text.contains("\"rm\""),
+            "{text}"
+        );
+        s.close(Some((&store, 30))).unwrap();
+        assert!(
+            crate::resume::recall(&store, 31, "127.0.0.1", "S1").is_empty(),
+            "a delivered answer is forgotten"
+        );
+        // A GET without Last-Event-ID is the standalone stream: nothing is
+        // recalled for it.
+        crate::resume::remember(&store, 40, "127.0.0.1", "S1", &s.watch.origins).unwrap();
+        let HeadersAction::Forward(f) = p
+            .on_request_headers_with(&get(&[]), true, Some((&store, 41)))
+            .0
+        else {
+            panic!("the GET is forwarded")
+        };
+        assert!(f.response.is_none_or(|w| w.origins.is_empty()));
     }
 
     #[test]

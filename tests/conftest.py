@@ -159,14 +159,16 @@ class TsServer(NamedTuple):
 
 @pytest.fixture
 def ts_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TsServer]:
-    """tests/ts/server.mjs on 127.0.0.1; param: sse | json | sse-stateless | json-stateless."""
-    mode = getattr(request, "param", "sse")
+    """tests/ts/server.mjs on 127.0.0.1; param: sse | json | sse-stateless | json-stateless,
+    or {"mode": …, "extra": [more server.mjs flags]}."""
+    param = getattr(request, "param", "sse")
+    mode, extra = (param, []) if isinstance(param, str) else (param["mode"], list(param.get("extra", [])))
     log_dir = tmp_path / "ts-server"
     log_dir.mkdir()
     log_file = log_dir / "received.jsonl"
     proc = harness.Process(
         [ts_node(), str(TS_DIR / "server.mjs"), "--port", "0", "--mode", mode, "--log-file", str(log_file),
-         "--lifetime", "300"],
+         "--lifetime", "300", *extra],
         name="ts_server", log_dir=log_dir, cwd=TS_DIR,
     ).start()
     try:

@@ -132,3 +132,46 @@ def test_python_client_against_typescript_server(ts_server: TsServer, envoy_fact
     anyio.run(scenario)
     calls = [(m["method"], m.get("name")) for m in ts_server.received()]
     assert ("tools/call", "echo") in calls and ("tools/call", "delete_record") not in calls, calls
+
+
+# Results of `add` are withheld from everyone: a rule on what the server sends.
+WITHHOLD_ADD = """package mcp
+import rego.v1
+deny contains "results of add are withheld" if {
+    input.mcp.direction == "server_to_client"
+    input.mcp.method == "tools/call"
+    input.mcp.tool.name == "add"
+}
+"""
+
+
+@pytest.mark.parametrize("ts_server", [{"mode": "sse", "extra": ["--resumable", "--close-streams"]}], indirect=True)
+def test_answers_on_a_resumed_stream_are_decided_as_on_their_own(
+    ts_server: TsServer, envoy_factory: Any
+) -> None:
+    """2025-11-25 SSE polling: the server ends the POST's stream before it
+    answers; the client resumes with GET + Last-Event-ID and the answer comes
+    there. The filter must still know what it answers: the tools/list is
+    filtered for this caller, a tools/call result is decided as that tool's."""
+    config = envoy_config.plugin_config_from_dir(REPO / "policies")
+    config["policy"]["modules"]["withhold.rego"] = WITHHOLD_ADD
+    envoy = envoy_factory(config, upstream_port=ts_server.port)
+    out = run_ts_client(envoy.url)
+
+    ok(out, "connect")
+    tools = {t["name"] for t in ok(out, "listTools")["tools"]}
+    assert {"echo", "add", "count", "read_file"} <= tools, tools
+    assert "delete_record" not in tools, tools
+    assert texts(ok(out, "echo")) == "hello"
+    denied(out, "add", "results of add are withheld")
+    denied(out, "deleteDenied", 'tool "delete_record" is blocked by policy')
+    ok(out, "terminate")
+
+    # The server did answer add (its result was withheld on the way back),
+    # on a GET that resumed the POST's stream.
+    assert ("tools/call", "add") in [(m["method"], m.get("name")) for m in ts_server.received()]
+    events = envoy.audit_events()
+    gets = [e for e in events if e.get("kind") == "transport" and e.get("method") == "GET"]
+    assert len(gets) >= 2, [e.get("method") for e in events]
+    withheld = [e for e in events if e.get("direction") == "response" and e.get("decision") == "deny"]
+    assert [e.get("tool") for e in withheld] == ["add"], withheld

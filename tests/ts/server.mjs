@@ -1,7 +1,7 @@
 // An MCP server built with the official TypeScript SDK, for the end-to-end
 // tests (tests/test_e2e_ts_sdk.py). Listens on 127.0.0.1 only.
 //
-//   node server.mjs --port 0 --mode sse|json|sse-stateless|json-stateless --log-file F
+//   node server.mjs --port 0 --mode sse|json|sse-stateless|json-stateless [--resumable] --log-file F
 //
 // Prints "READY <port>" once listening. Every JSON-RPC message it receives is
 // appended to the log file as one JSON line (method, id, and the tool name or
@@ -13,6 +13,7 @@ import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { McpServer, ResourceTemplate } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { InMemoryEventStore } from '@modelcontextprotocol/sdk/examples/shared/inMemoryEventStore.js';
 import { z } from 'zod';
 
 const { values: opts } = parseArgs({
@@ -21,6 +22,11 @@ const { values: opts } = parseArgs({
     mode: { type: 'string', default: 'sse' },
     'log-file': { type: 'string' },
     lifetime: { type: 'string', default: '300' },
+    resumable: { type: 'boolean', default: false },
+    // With --resumable: close the SSE stream of every tools/list and
+    // tools/call before answering, so the answer reaches the client on the
+    // GET stream it resumes with Last-Event-ID (2025-11-25 SSE polling).
+    'close-streams': { type: 'boolean', default: false },
   },
 });
 const MODES = ['sse', 'json', 'sse-stateless', 'json-stateless'];
@@ -75,6 +81,16 @@ function build() {
     async (uri, { id }) => ({ contents: [{ uri: uri.href, text: `item ${id}` }] }));
   server.registerPrompt('greet', { description: 'Greet someone', argsSchema: { name: z.string() } },
     ({ name }) => ({ messages: [{ role: 'user', content: { type: 'text', text: `Hello ${name}` } }] }));
+  if (opts['close-streams']) {
+    for (const method of ['tools/list', 'tools/call']) {
+      const handler = server.server._requestHandlers.get(method);
+      server.server._requestHandlers.set(method, async (request, extra) => {
+        extra.closeSSEStream?.();
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        return handler(request, extra);
+      });
+    }
+  }
   return server;
 }
 
@@ -114,6 +130,9 @@ async function handle(req, res) {
     transport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
       enableJsonResponse,
+      // Resumable streams: every SSE event gets an id, and each stream
+      // opens with a priming event (an id and empty data, 2025-11-25).
+      ...(opts.resumable ? { eventStore: new InMemoryEventStore(), retryInterval: 1000 } : {}),
       onsessioninitialized: (id) => sessions.set(id, transport),
     });
     transport.onclose = () => { if (transport.sessionId) sessions.delete(transport.sessionId); };
