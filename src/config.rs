@@ -56,6 +56,8 @@ struct RawConfig {
     max_response_bytes: Option<u64>,
     #[serde(default)]
     filter_lists: Option<bool>,
+    #[serde(default)]
+    passthrough_paths: Option<Vec<String>>,
 }
 
 /// Where audit events go besides Envoy's filter state (always written).
@@ -309,6 +311,10 @@ pub struct Settings {
     pub max_response_bytes: usize,
     /// Filter tools/prompts/resources lists per caller by the policy.
     pub filter_lists: bool,
+    /// Request paths (exact, query aside) that are not MCP endpoints: such
+    /// requests pass through undecided (e.g. an authorization server's
+    /// `/token` on the same host).
+    pub passthrough_paths: Vec<String>,
 }
 
 impl Default for Settings {
@@ -326,9 +332,13 @@ impl Default for Settings {
             bundle: None,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             filter_lists: true,
+            passthrough_paths: Vec::new(),
         }
     }
 }
+
+/// Most entries in `passthrough_paths`.
+pub const MAX_PASSTHROUGH_PATHS: usize = 64;
 
 /// A configuration problem, said in one line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -422,6 +432,26 @@ impl Config {
         }
         if let Some(f) = raw.filter_lists {
             settings.filter_lists = f;
+        }
+        if let Some(paths) = raw.passthrough_paths {
+            let bad = |message: String| ConfigError::Setting {
+                key: "passthrough_paths",
+                message,
+            };
+            if paths.len() > MAX_PASSTHROUGH_PATHS {
+                return Err(bad(format!(
+                    "{} paths is more than the {MAX_PASSTHROUGH_PATHS} allowed",
+                    paths.len()
+                )));
+            }
+            for p in &paths {
+                if !p.starts_with('/') || p.len() > 1024 || p.contains(['?', '#']) {
+                    return Err(bad(format!(
+                        "{p:?} must be a path starting with / (at most 1024 bytes, no query or fragment)"
+                    )));
+                }
+            }
+            settings.passthrough_paths = paths;
         }
         if let Some(h) = raw.hold_headers {
             settings.hold_headers = h;

@@ -291,6 +291,13 @@ impl Plugin {
         end_of_stream: bool,
         store: Option<(&dyn Store, u64)>,
     ) -> (HeadersAction, Vec<Decided>, bool) {
+        if self.passes_through(http) {
+            return (
+                HeadersAction::Forward(Forward::default()),
+                Vec::new(),
+                false,
+            );
+        }
         if let Some(reply) = check_encoding(http) {
             return (HeadersAction::Reply(reply), Vec::new(), false);
         }
@@ -337,6 +344,17 @@ impl Plugin {
             }
         }
         (HeadersAction::Inspect, Vec::new(), false)
+    }
+
+    /// A request to a path configured as not an MCP endpoint
+    /// (`passthrough_paths`): exact match on the path without its query,
+    /// so any other spelling of it is decided as usual.
+    pub fn passes_through(&self, http: &HttpRequest) -> bool {
+        if self.settings.passthrough_paths.is_empty() {
+            return false;
+        }
+        let path = http.path.split('?').next().unwrap_or_default();
+        self.settings.passthrough_paths.iter().any(|p| p == path)
     }
 
     /// Called as the body grows (`size`: bytes buffered so far). A body
@@ -1494,6 +1512,52 @@ deny contains "no pings" if input.mcp.method == "ping"
 
     fn post() -> HttpRequest {
         req("POST", &[("content-type", "application/json")])
+    }
+
+    #[test]
+    fn passthrough_paths_are_exact_and_everything_else_is_decided() {
+        let cfg = serde_json::json!({"policy": {"modules": {"p.rego": POLICY}},
+            "passthrough_paths": ["/token", "/register"]});
+        let mut p = Plugin::from(Config::from_json(cfg.to_string().as_bytes()).unwrap());
+        let at = |path: &str| {
+            HttpRequest::from_headers(vec![
+                (":method".into(), b"POST".to_vec()),
+                (":path".into(), path.as_bytes().to_vec()),
+                (":authority".into(), b"127.0.0.1".to_vec()),
+                (
+                    "content-type".into(),
+                    b"application/x-www-form-urlencoded".to_vec(),
+                ),
+            ])
+        };
+        for path in ["/token", "/token?x=1", "/register"] {
+            let (action, decided) = p.on_request_headers_with(&at(path), false, None);
+            assert!(
+                matches!(action, HeadersAction::Forward(ref f) if f.response.is_none()),
+                "{path}: {action:?}"
+            );
+            assert!(decided.is_empty(), "{path}: not decided, not recorded");
+        }
+        // Any other spelling, and the MCP endpoint, are decided as usual.
+        for path in ["/token/", "/TOKEN", "//token", "/tok%65n", "/mcp"] {
+            let (action, _) = p.on_request_headers_with(&at(path), false, None);
+            assert!(
+                matches!(action, HeadersAction::Reply(ref r) if r.status == 415),
+                "{path}: {action:?}"
+            );
+        }
+        for bad in [
+            serde_json::json!(["token"]),
+            serde_json::json!(["/t?x"]),
+            serde_json::json!("/token"),
+        ] {
+            let cfg = serde_json::json!({"policy": {"modules": {"p.rego": POLICY}},
+                "passthrough_paths": bad});
+            assert!(
+                Config::from_json(cfg.to_string().as_bytes()).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     fn body_json(r: &LocalReply) -> serde_json::Value {

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import subprocess
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -175,3 +177,44 @@ def test_answers_on_a_resumed_stream_are_decided_as_on_their_own(
     assert len(gets) >= 2, [e.get("method") for e in events]
     withheld = [e for e in events if e.get("direction") == "response" and e.get("decision") == "deny"]
     assert [e.get("tool") for e in withheld] == ["add"], withheld
+
+
+def http_post(url: str, body: bytes, content_type: str) -> tuple[int, dict[str, Any]]:
+    req = urllib.request.Request(url, data=body, method="POST", headers={"content-type": content_type})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+@pytest.mark.parametrize("ts_server", ["sse"], indirect=True)
+def test_passthrough_paths_let_a_same_host_authorization_server_work(
+    ts_server: TsServer, envoy_factory: Any
+) -> None:
+    """An MCP server that hosts its own OAuth endpoints: with
+    `passthrough_paths` their form and JSON POSTs reach it undecided, exact
+    paths only, while /mcp is still decided."""
+    form = b"grant_type=authorization_code&code=abc"
+    plain = envoy_factory(envoy_config.plugin_config_from_dir(REPO / "policies"), upstream_port=ts_server.port)
+    status, body = http_post(plain.base_url + "/token", form, "application/x-www-form-urlencoded")
+    assert status == 415, (status, body)
+
+    config = envoy_config.plugin_config_from_dir(REPO / "policies")
+    config["passthrough_paths"] = ["/token", "/register"]
+    envoy = envoy_factory(config, upstream_port=ts_server.port)
+    status, body = http_post(envoy.base_url + "/token", form, "application/x-www-form-urlencoded")
+    assert (status, body.get("served"), body.get("body")) == (200, "not-mcp", form.decode()), body
+    status, body = http_post(envoy.base_url + "/register", b'{"client_name":"c","redirect_uris":["http://127.0.0.1/cb"]}',
+                             "application/json")
+    assert (status, body.get("served")) == (200, "not-mcp"), body
+    # Another spelling is decided (and refused as not JSON-RPC).
+    status, body = http_post(envoy.base_url + "/token/", form, "application/x-www-form-urlencoded")
+    assert status == 415, (status, body)
+    # The audit trail has that refusal and nothing about the two requests
+    # before it (events are logged in order); /mcp is decided.
+    assert harness.wait_until(lambda: len(envoy.audit_events()) >= 1, timeout=10)
+    assert [e["kind"] for e in envoy.audit_events()] == ["rejected"], envoy.audit_events()
+    out = run_ts_client(envoy.url)
+    denied(out, "deleteDenied", 'tool "delete_record" is blocked by policy')
+    assert "delete_record" not in {t["name"] for t in ok(out, "listTools")["tools"]}

@@ -100,6 +100,13 @@ async function handle(req, res) {
   const chunks = [];
   for await (const c of req) chunks.push(c);
   const raw = Buffer.concat(chunks).toString('utf8');
+  if (new URL(req.url, 'http://127.0.0.1').pathname !== '/mcp') {
+    // Anything but /mcp stands for an authorization server on the same
+    // host (/token, /register …): it echoes what it got.
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ served: 'not-mcp', method: req.method, path: req.url, body: raw }));
+    return;
+  }
   let body;
   if (raw) {
     try {
