@@ -89,6 +89,13 @@ def test_typescript_client_and_server_through_the_filter(
     assert "/workspace/notes.txt" in texts(ok(out, "readAllowed"))
     denied(out, "readDenied", "may only read under /workspace/")
     denied(out, "deleteDenied", 'tool "delete_record" is blocked by policy')
+    # The server's own requests during a call (elicitation, sampling) reach
+    # the client — on the call's SSE stream, or on the GET stream when the
+    # server answers in JSON — and the client's answers (POSTed responses)
+    # reach the server. (A stateless server has no session to send them on.)
+    if not mode.endswith("stateless"):
+        assert texts(ok(out, "confirm")) == 'accept:{"ok":true}'
+        assert texts(ok(out, "summarize")) == "model said: short"
 
     ok(out, "setLevel")
     assert [r["uri"] for r in ok(out, "listResources")["resources"]] == ["file:///workspace/README.md"]

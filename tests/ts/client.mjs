@@ -10,13 +10,25 @@
 // only when the output cannot be produced.
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { LoggingMessageNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
+import {
+  CreateMessageRequestSchema,
+  ElicitRequestSchema,
+  LoggingMessageNotificationSchema,
+} from '@modelcontextprotocol/sdk/types.js';
 
 const url = new URL(process.argv[2]);
-const client = new Client({ name: 'mcp-policy-ts-e2e', version: '1' });
+const client = new Client(
+  { name: 'mcp-policy-ts-e2e', version: '1' },
+  { capabilities: { elicitation: {}, sampling: {} } },
+);
 const transport = new StreamableHTTPClientTransport(url);
 const out = { steps: {}, logs: [], progress: [] };
 client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => { out.logs.push(n.params.data); });
+// The server's requests during a tool call: answered on the spot.
+client.setRequestHandler(ElicitRequestSchema, async () => ({ action: 'accept', content: { ok: true } }));
+client.setRequestHandler(CreateMessageRequestSchema, async () => ({
+  role: 'assistant', model: 'test-model', content: { type: 'text', text: 'short' },
+}));
 const options = { timeout: 15000 };
 
 async function step(name, fn) {
@@ -40,6 +52,8 @@ await step('count', () => client.callTool({ name: 'count', arguments: { n: 3 } }
 await step('readAllowed', () => client.callTool({ name: 'read_file', arguments: { path: '/workspace/notes.txt' } }, undefined, options));
 await step('readDenied', () => client.callTool({ name: 'read_file', arguments: { path: '/etc/passwd' } }, undefined, options));
 await step('deleteDenied', () => client.callTool({ name: 'delete_record', arguments: { id: 7 } }, undefined, options));
+await step('confirm', () => client.callTool({ name: 'confirm', arguments: { question: 'Proceed?' } }, undefined, options));
+await step('summarize', () => client.callTool({ name: 'summarize', arguments: { text: 'a long text' } }, undefined, options));
 await step('setLevel', () => client.setLoggingLevel('debug', options));
 await step('listResources', () => client.listResources(undefined, options));
 await step('listTemplates', () => client.listResourceTemplates(undefined, options));

@@ -75,6 +75,26 @@ function build() {
     async ({ path }) => text(`contents of ${path}`));
   server.registerTool('delete_record', { description: 'Delete a record', inputSchema: { id: z.number() } },
     async ({ id }) => text(`deleted ${id}`));
+  server.registerTool('confirm', {
+    description: 'Ask the user to confirm (elicitation), then say what they answered',
+    inputSchema: { question: z.string() },
+  }, async ({ question }) => {
+    const r = await server.server.elicitInput({
+      message: question,
+      requestedSchema: { type: 'object', properties: { ok: { type: 'boolean' } }, required: ['ok'] },
+    });
+    return text(`${r.action}:${JSON.stringify(r.content ?? null)}`);
+  });
+  server.registerTool('summarize', {
+    description: 'Ask the client\'s model (sampling) and return its answer',
+    inputSchema: { text: z.string() },
+  }, async ({ text: t }) => {
+    const r = await server.server.createMessage({
+      messages: [{ role: 'user', content: { type: 'text', text: `Summarize: ${t}` } }],
+      maxTokens: 50,
+    });
+    return text(`model said: ${r.content.type === 'text' ? r.content.text : '?'}`);
+  });
   server.registerResource('readme', 'file:///workspace/README.md', { mimeType: 'text/markdown' },
     async (uri) => ({ contents: [{ uri: uri.href, text: '# workspace' }] }));
   server.registerResource('item', new ResourceTemplate('items://{id}', { list: undefined }), {},
