@@ -52,8 +52,11 @@ await step('count', () => client.callTool({ name: 'count', arguments: { n: 3 } }
 await step('readAllowed', () => client.callTool({ name: 'read_file', arguments: { path: '/workspace/notes.txt' } }, undefined, options));
 await step('readDenied', () => client.callTool({ name: 'read_file', arguments: { path: '/etc/passwd' } }, undefined, options));
 await step('deleteDenied', () => client.callTool({ name: 'delete_record', arguments: { id: 7 } }, undefined, options));
-await step('confirm', () => client.callTool({ name: 'confirm', arguments: { question: 'Proceed?' } }, undefined, options));
-await step('summarize', () => client.callTool({ name: 'summarize', arguments: { text: 'a long text' } }, undefined, options));
+if (out.session) {
+  // Server requests need a session (a stateless server cannot send them).
+  await step('confirm', () => client.callTool({ name: 'confirm', arguments: { question: 'Proceed?' } }, undefined, options));
+  await step('summarize', () => client.callTool({ name: 'summarize', arguments: { text: 'a long text' } }, undefined, options));
+}
 await step('setLevel', () => client.setLoggingLevel('debug', options));
 await step('listResources', () => client.listResources(undefined, options));
 await step('listTemplates', () => client.listResourceTemplates(undefined, options));
