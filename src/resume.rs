@@ -46,14 +46,12 @@ fn owner(upstream: &str, session: &str) -> String {
     format!("{upstream}\n{session}")
 }
 
-/// FNV-1a, so every worker agrees on the key.
+/// The store key of an owner's requests.
 fn slot(owner: &str) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in owner.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    format!("mcp-policy/resume/{}", h % u64::from(SLOTS))
+    format!(
+        "mcp-policy/resume/{}",
+        crate::state::fnv1a(owner) % u64::from(SLOTS)
+    )
 }
 
 fn load(store: &dyn Store, key: &str) -> (Vec<Entry>, Option<u32>) {
@@ -170,26 +168,7 @@ pub fn forget(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::cell::RefCell;
-    use std::collections::HashMap;
-
-    #[derive(Default)]
-    struct Mem(RefCell<HashMap<String, (Vec<u8>, u32)>>);
-
-    impl Store for Mem {
-        fn get(&self, key: &str) -> Option<(Vec<u8>, u32)> {
-            self.0.borrow().get(key).cloned()
-        }
-        fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), StoreError> {
-            let mut m = self.0.borrow_mut();
-            let current = m.get(key).map(|(_, c)| *c);
-            if cas.is_some() && cas != current {
-                return Err(StoreError::CasMismatch);
-            }
-            m.insert(key.to_string(), (value.to_vec(), current.unwrap_or(0) + 1));
-            Ok(())
-        }
-    }
+    use crate::state::MemoryStore as Mem;
 
     fn origin(method: &str, id: &str) -> Origin {
         Origin {

@@ -317,14 +317,20 @@ pub fn kill_value(k: &Kill) -> Value {
     Value::from(o)
 }
 
-/// The slot of a key: FNV-1a, so every worker (and every build) agrees.
-fn slot_key(key: &str, slots: u32) -> String {
+/// FNV-1a: a hash every worker (and every build) agrees on, for choosing
+/// a key in the shared store.
+pub(crate) fn fnv1a(key: &str) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in key.bytes() {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
-    format!("mcp-policy/state/{}", h % u64::from(slots))
+    h
+}
+
+/// The slot of a key.
+fn slot_key(key: &str, slots: u32) -> String {
+    format!("mcp-policy/state/{}", fnv1a(key) % u64::from(slots))
 }
 
 /// Reading and updating records in the store.
