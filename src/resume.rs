@@ -14,7 +14,9 @@
 //! the same session reads them back and its stream is decided as the original
 //! would have been. Answers delivered there are forgotten when that stream
 //! ends. The store is bounded: [`SLOTS`] keys, at most [`PER_SLOT`] requests
-//! each (oldest out first), and entries older than [`TTL_MS`] are dropped.
+//! and [`MAX_SLOT_BYTES`] each (oldest out first), `params` above
+//! [`MAX_PARAMS_BYTES`] cut to the request's `name` and `uri`, and entries
+//! older than [`TTL_MS`] are dropped.
 
 use crate::input::Origin;
 use crate::state::{Store, StoreError};
@@ -27,6 +29,13 @@ pub const SLOTS: u32 = 1024;
 pub const PER_SLOT: usize = 32;
 /// How long an unanswered request is kept.
 pub const TTL_MS: u64 = 10 * 60 * 1000;
+/// Bytes a key's requests may take: the oldest go first.
+pub const MAX_SLOT_BYTES: usize = 32 * 1024;
+/// Larger `params` are kept as their `name` and `uri` only (the answer is
+/// then decided without the request's arguments).
+pub const MAX_PARAMS_BYTES: usize = 4 * 1024;
+/// Longer upstream or session ids are not kept at all.
+const MAX_OWNER_BYTES: usize = 512;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 struct Entry {
@@ -44,6 +53,32 @@ struct Entry {
 
 fn owner(upstream: &str, session: &str) -> String {
     format!("{upstream}\n{session}")
+}
+
+impl Entry {
+    fn size(&self) -> usize {
+        64 + self.k.len() + self.m.len() + self.id.len() + self.p.as_ref().map_or(0, String::len)
+    }
+}
+
+/// `params` as kept: whole when small, else only what names the subject.
+fn kept_params(params: &Value) -> Option<String> {
+    let whole = match params {
+        Value::Undefined => return None,
+        v => serde_json::to_string(v).ok()?,
+    };
+    if whole.len() <= MAX_PARAMS_BYTES {
+        return Some(whole);
+    }
+    let mut subject = serde_json::Map::new();
+    for key in ["name", "uri"] {
+        if let Ok(v) = params[key].as_string() {
+            if v.len() <= MAX_PARAMS_BYTES / 2 {
+                subject.insert(key.into(), serde_json::Value::String(v.to_string()));
+            }
+        }
+    }
+    serde_json::to_string(&subject).ok()
 }
 
 /// The store key of an owner's requests.
@@ -83,6 +118,10 @@ fn update(
             let extra = entries.len() - PER_SLOT;
             entries.drain(..extra);
         }
+        while entries.iter().map(Entry::size).sum::<usize>() > MAX_SLOT_BYTES && !entries.is_empty()
+        {
+            entries.remove(0);
+        }
         if entries == before {
             return Ok(());
         }
@@ -104,20 +143,17 @@ pub fn remember(
     session: &str,
     origins: &[Origin],
 ) -> Result<(), String> {
-    if origins.is_empty() {
+    let k = owner(upstream, session);
+    if origins.is_empty() || k.len() > MAX_OWNER_BYTES {
         return Ok(());
     }
-    let k = owner(upstream, session);
     let new: Vec<Entry> = origins
         .iter()
         .map(|o| Entry {
             k: k.clone(),
             m: o.method.clone(),
             id: o.id_raw.clone(),
-            p: match &o.params {
-                Value::Undefined => None,
-                v => serde_json::to_string(v).ok(),
-            },
+            p: kept_params(&o.params),
             modern: o.modern,
             at: now,
         })
@@ -235,6 +271,36 @@ mod tests {
         let back = recall(&s, 100, "up", "s");
         assert_eq!(back.len(), PER_SLOT);
         assert_eq!(back[0].id_raw, "5");
+    }
+
+    #[test]
+    fn large_requests_keep_their_subject_and_a_slot_its_byte_bound() {
+        let s = Mem::default();
+        let big = "x".repeat(MAX_PARAMS_BYTES);
+        let mut o = origin("tools/call", "1");
+        o.params = Value::from_json_str(&format!(
+            r#"{{"name":"echo","arguments":{{"text":"{big}"}}}}"#
+        ))
+        .unwrap();
+        remember(&s, 0, "up", "s", &[o]).unwrap();
+        let back = recall(&s, 1, "up", "s");
+        assert_eq!(
+            back[0].params,
+            Value::from_json_str(r#"{"name":"echo"}"#).unwrap()
+        );
+        // Many requests of near the largest kept size: the slot stays bounded.
+        let near = "y".repeat(MAX_PARAMS_BYTES - 100);
+        for i in 0..20 {
+            let mut o = origin("tools/call", &i.to_string());
+            o.params = Value::from_json_str(&format!(r#"{{"name":"echo","a":"{near}"}}"#)).unwrap();
+            remember(&s, 2, "up", "s", &[o]).unwrap();
+        }
+        let (bytes, _) = s.get(&slot(&owner("up", "s"))).unwrap();
+        assert!(bytes.len() <= MAX_SLOT_BYTES, "{}", bytes.len());
+        assert_eq!(recall(&s, 3, "up", "s").last().unwrap().id_raw, "19");
+        // An absurd session id is not kept.
+        remember(&s, 4, "up", &"z".repeat(1000), &[origin("tools/list", "1")]).unwrap();
+        assert!(recall(&s, 5, "up", &"z".repeat(1000)).is_empty());
     }
 
     #[test]
