@@ -848,13 +848,28 @@ impl Plugin {
         if !evaluate && !filter_lists {
             return;
         }
+        // A tools/list answer on a resumed stream teaches definitions as it
+        // would have on its own stream.
+        let learn = fwd.watch.take().or_else(|| {
+            if !(from_store && self.needs.definition) {
+                return None;
+            }
+            origins
+                .iter()
+                .find(|o| o.method == "tools/list")
+                .map(|o| ToolsWatch {
+                    id_raw: o.id_raw.clone(),
+                    upstream: upstream_of(http),
+                    replace: o.params[&crate::input::key("cursor")] == Value::Undefined,
+                })
+        });
         fwd.response = Some(Box::new(crate::response::ResponseWatch {
             http: http.clone(),
             origins,
             upstream: upstream_of(http),
             evaluate,
             filter_lists,
-            learn: fwd.watch.take(),
+            learn,
             definitions: self.needs.definition,
             findings: self.needs.findings,
             http_input: self.needs.http,

@@ -1384,6 +1384,57 @@ deny contains "no sampling" if input.mcp.method == "sampling/createMessage"
     }
 
     #[test]
+    fn a_list_on_a_resumed_stream_teaches_definitions() {
+        use crate::pipeline::HeadersAction;
+        let policy = "package mcp\ndefault allow := true\ndeny contains \"destructive\" if input.mcp.tool.definition.annotations.destructiveHint == true\n";
+        let mut p = plugin_with(policy, serde_json::json!({}));
+        let store = crate::state::MemoryStore::default();
+        let list = r#"{"jsonrpc":"2.0","id":3,"method":"tools/list"}"#;
+        let f = match p
+            .on_request_body_with(
+                &post(&[("mcp-session-id", "S2")]),
+                list.as_bytes(),
+                Some((&store, 1)),
+            )
+            .0
+        {
+            crate::pipeline::BodyAction::Forward(f) => f,
+            crate::pipeline::BodyAction::Reply(r) => panic!("{:?}", r.log),
+        };
+        let mut s = open(f, "text/event-stream", "");
+        s.feed(&mut p, b"id: e1\ndata: \n\n", true, Some((&store, 2)));
+        s.close(Some((&store, 3))).unwrap();
+        let get = HttpRequest::from_headers(vec![
+            (":method".into(), b"GET".to_vec()),
+            (":path".into(), b"/mcp".to_vec()),
+            (":authority".into(), b"127.0.0.1".to_vec()),
+            ("mcp-session-id".into(), b"S2".to_vec()),
+            ("last-event-id".into(), b"e1".to_vec()),
+        ]);
+        let HeadersAction::Forward(f) = p.on_request_headers_with(&get, true, Some((&store, 4))).0
+        else {
+            panic!("the GET is forwarded")
+        };
+        let mut s = open(f, "text/event-stream", "");
+        let answer = r#"{"jsonrpc":"2.0","id":3,"result":{"tools":[{"name":"echo","inputSchema":{"type":"object"}},{"name":"rm","inputSchema":{"type":"object"},"annotations":{"destructiveHint":true}}]}}"#;
+        let out = s.feed(
+            &mut p,
+            format!("id: e2\ndata: {answer}\n\n").as_bytes(),
+            true,
+            Some((&store, 5)),
+        );
+        let text = String::from_utf8(out.bytes).unwrap();
+        assert!(
+            text.contains("\"echo\"") && !text.contains("\"rm\""),
+            "{text}"
+        );
+        assert!(
+            crate::tools::definition(&store, "127.0.0.1", "rm").is_some(),
+            "the resumed list was learnt"
+        );
+    }
+
+    #[test]
     fn listed_definitions_reach_a_policy_that_reads_them() {
         let policy = "package mcp\ndefault allow := true\ndeny contains \"destructive\" if input.mcp.tool.definition.annotations.destructiveHint == true\n";
         let mut p = plugin_with(policy, serde_json::json!({}));
