@@ -163,29 +163,24 @@ fn benches(c: &mut Criterion) {
     );
     let listed100 = tools(100).to_string();
     g.throughput(Throughput::Elements(100));
+    let list100 = |p: &mut Plugin| {
+        run(
+            p,
+            &store,
+            list,
+            "application/json",
+            &[black_box(listed100.as_bytes())],
+        )
+    };
     // Warm: the same caller lists again, verdicts come from the memo.
     g.bench_function("tools_list_100_default_policy", |b| {
-        b.iter(|| {
-            run(
-                &mut shipped,
-                &store,
-                list,
-                "application/json",
-                &[black_box(listed100.as_bytes())],
-            )
-        })
+        b.iter(|| list100(&mut shipped))
     });
     // Cold: every item evaluated (a caller the memo has not seen).
     g.bench_function("tools_list_100_default_policy_cold", |b| {
         b.iter(|| {
             shipped.listing = Default::default();
-            run(
-                &mut shipped,
-                &store,
-                list,
-                "application/json",
-                &[black_box(listed100.as_bytes())],
-            )
+            list100(&mut shipped)
         })
     });
     let mut quiet = plugin(

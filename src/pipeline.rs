@@ -323,7 +323,7 @@ impl Plugin {
                 Ok(mut fwd) => {
                     if http.method.eq_ignore_ascii_case("GET") {
                         let routing = routing::read(&http.headers).unwrap_or_default();
-                        let resumed = resumed_origins(http, store);
+                        let resumed = resumed_origins(http, &routing, store);
                         self.watch_response(http, &routing, &[], resumed, &mut fwd);
                     }
                     (HeadersAction::Forward(fwd), vec![d], false)
@@ -1232,12 +1232,15 @@ pub fn reserved_headers(http: &HttpRequest) -> Vec<String> {
 /// The upstream a request goes to: its cluster, else its authority.
 /// A GET that resumes an interrupted stream of a session (`Last-Event-ID`):
 /// the requests that stream left unanswered ([`crate::resume`]).
-fn resumed_origins(http: &HttpRequest, store: Option<(&dyn Store, u64)>) -> Vec<input::Origin> {
+fn resumed_origins(
+    http: &HttpRequest,
+    routing: &routing::Routing,
+    store: Option<(&dyn Store, u64)>,
+) -> Vec<input::Origin> {
     let (Some((store, now)), Some(_), Some(session)) = (
         store,
         http.header("last-event-id"),
-        http.header("mcp-session-id")
-            .and_then(|v| std::str::from_utf8(v).ok()),
+        routing.session_id.as_deref(),
     ) else {
         return Vec::new();
     };

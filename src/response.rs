@@ -397,12 +397,7 @@ impl ResponseStream {
         let (Some((store, now)), Framing::Sse) = (store, self.framing) else {
             return Ok(());
         };
-        let Some(session) = self
-            .watch
-            .http
-            .header("mcp-session-id")
-            .and_then(|v| std::str::from_utf8(v).ok())
-        else {
+        let Some(session) = self.routing.session_id.as_deref() else {
             return Ok(());
         };
         let done = |o: &&Origin| {

@@ -56,6 +56,10 @@ fn owner(upstream: &str, session: &str) -> String {
 }
 
 impl Entry {
+    fn live(&self, now: u64) -> bool {
+        now.saturating_sub(self.at) < TTL_MS
+    }
+
     fn size(&self) -> usize {
         64 + self.k.len() + self.m.len() + self.id.len() + self.p.as_ref().map_or(0, String::len)
     }
@@ -112,7 +116,7 @@ fn update(
     for _ in 0..16 {
         let (mut entries, cas) = load(store, &key);
         let before = entries.clone();
-        entries.retain(|e| now.saturating_sub(e.at) < TTL_MS);
+        entries.retain(|e| e.live(now));
         change(&mut entries);
         if entries.len() > PER_SLOT {
             let extra = entries.len() - PER_SLOT;
@@ -171,7 +175,7 @@ pub fn recall(store: &dyn Store, now: u64, upstream: &str, session: &str) -> Vec
     let (entries, _) = load(store, &slot(&k));
     entries
         .into_iter()
-        .filter(|e| e.k == k && now.saturating_sub(e.at) < TTL_MS)
+        .filter(|e| e.k == k && e.live(now))
         .map(|e| Origin {
             method: e.m,
             id_raw: e.id,
