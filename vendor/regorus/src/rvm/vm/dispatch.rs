@@ -203,14 +203,8 @@ impl RegoVM {
                     return Ok(InstructionOutcome::Continue);
                 }
 
-                if self.strict_builtin_errors && mem::discriminant(a) != mem::discriminant(b) {
-                    return Err(VmError::ArithmeticError {
-                        message: alloc::format!(
-                            "#undefined: cannot compare values of different types (left={a:?}, right={b:?})"
-                        ),
-                        pc: self.pc,
-                    });
-                }
+                // mcp-policy patch (PATCHES.md): values of different types
+                // compare by type order, as in OPA and the interpreter.
 
                 self.set_register(dest, Value::Bool(a < b))?;
                 Ok(InstructionOutcome::Continue)
@@ -224,14 +218,8 @@ impl RegoVM {
                     return Ok(InstructionOutcome::Continue);
                 }
 
-                if self.strict_builtin_errors && mem::discriminant(a) != mem::discriminant(b) {
-                    return Err(VmError::ArithmeticError {
-                        message: alloc::format!(
-                            "#undefined: cannot compare values of different types (left={a:?}, right={b:?})"
-                        ),
-                        pc: self.pc,
-                    });
-                }
+                // mcp-policy patch (PATCHES.md): values of different types
+                // compare by type order, as in OPA and the interpreter.
 
                 self.set_register(dest, Value::Bool(a <= b))?;
                 Ok(InstructionOutcome::Continue)
@@ -245,14 +233,8 @@ impl RegoVM {
                     return Ok(InstructionOutcome::Continue);
                 }
 
-                if self.strict_builtin_errors && mem::discriminant(a) != mem::discriminant(b) {
-                    return Err(VmError::ArithmeticError {
-                        message: alloc::format!(
-                            "#undefined: cannot compare values of different types (left={a:?}, right={b:?})"
-                        ),
-                        pc: self.pc,
-                    });
-                }
+                // mcp-policy patch (PATCHES.md): values of different types
+                // compare by type order, as in OPA and the interpreter.
 
                 self.set_register(dest, Value::Bool(a > b))?;
                 Ok(InstructionOutcome::Continue)
@@ -266,14 +248,8 @@ impl RegoVM {
                     return Ok(InstructionOutcome::Continue);
                 }
 
-                if self.strict_builtin_errors && mem::discriminant(a) != mem::discriminant(b) {
-                    return Err(VmError::ArithmeticError {
-                        message: alloc::format!(
-                            "#undefined: cannot compare values of different types (left={a:?}, right={b:?})"
-                        ),
-                        pc: self.pc,
-                    });
-                }
+                // mcp-policy patch (PATCHES.md): values of different types
+                // compare by type order, as in OPA and the interpreter.
 
                 self.set_register(dest, Value::Bool(a >= b))?;
                 Ok(InstructionOutcome::Continue)

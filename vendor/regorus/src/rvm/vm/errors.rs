@@ -315,6 +315,20 @@ pub enum VmError {
 
     #[error("Internal VM error: {message} (pc={pc})")]
     Internal { message: String, pc: usize },
+
+    // mcp-policy patch (PATCHES.md): a builtin that failed, with the
+    // instruction that called it, so the caller can name the source line.
+    #[error("{name}: {message} (pc={pc})")]
+    BuiltinFailed {
+        name: String,
+        message: String,
+        pc: usize,
+    },
+
+    // mcp-policy patch (PATCHES.md): a complete rule or function produced
+    // two different values (OPA: eval_conflict_error).
+    #[error("{message} (pc={pc})")]
+    RuleConflict { message: String, pc: usize },
 }
 
 impl From<anyhow::Error> for VmError {

@@ -135,7 +135,22 @@ impl RegoVM {
             Err(err) => {
                 self.dummy_exprs = dummy_exprs;
                 self.cached_builtin_args = args;
-                return Err(err.into());
+                // mcp-policy patch (PATCHES.md): keep the builtin's name and
+                // the calling instruction (limit errors keep their kind).
+                if err.downcast_ref::<crate::LimitError>().is_some() {
+                    return Err(err.into());
+                }
+                let name = self
+                    .program
+                    .builtin_info_table
+                    .get(usize::from(params.builtin_index))
+                    .map(|b| b.name.clone())
+                    .unwrap_or_default();
+                return Err(VmError::BuiltinFailed {
+                    name,
+                    message: alloc::format!("{err}"),
+                    pc: self.pc,
+                });
             }
         };
 

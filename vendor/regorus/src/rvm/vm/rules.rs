@@ -28,7 +28,29 @@ impl RegoVM {
                 | VmError::RegexSizeLimitExceeded { .. }
                 | VmError::InstructionLimitExceeded { .. }
                 | VmError::NumericOverflow { .. }
+                // mcp-policy patch (PATCHES.md): conflicts are errors in OPA
+                // whatever the builtin-error mode.
+                | VmError::RuleConflict { .. }
         )
+    }
+
+    /// mcp-policy patch (PATCHES.md): an error of the policy itself (a
+    /// builtin or an operator failing on its operands). With strict builtin
+    /// errors it ends the evaluation, as OPA's strict-builtin-errors does,
+    /// instead of making the enclosing rule body fail.
+    const fn is_policy_error(&self, err: &VmError) -> bool {
+        self.strict_builtin_errors
+            && matches!(
+                err,
+                VmError::BuiltinFailed { .. }
+                    | VmError::ArithmeticError { .. }
+                    | VmError::InvalidAddition { .. }
+                    | VmError::InvalidSubtraction { .. }
+                    | VmError::InvalidMultiplication { .. }
+                    | VmError::InvalidDivision { .. }
+                    | VmError::InvalidModulo { .. }
+                    | VmError::ModuloOnFloat { .. }
+            )
     }
 
     /// Restore VM state that was swapped out for rule execution.
@@ -111,7 +133,7 @@ impl RegoVM {
                 {
                     match self.jump_to(destructuring_entry_point) {
                         Ok(_result) => {}
-                        Err(e) if Self::is_fatal_vm_error(&e) => {
+                        Err(e) if Self::is_fatal_vm_error(&e) || self.is_policy_error(&e) => {
                             self.restore_rule_state(
                                 &mut previous_loop_stack,
                                 &mut previous_comprehension_stack,
@@ -167,7 +189,7 @@ impl RegoVM {
                             break;
                         }
                     }
-                    Err(e) if Self::is_fatal_vm_error(&e) => {
+                    Err(e) if Self::is_fatal_vm_error(&e) || self.is_policy_error(&e) => {
                         self.restore_rule_state(
                             &mut previous_loop_stack,
                             &mut previous_comprehension_stack,
@@ -181,6 +203,26 @@ impl RegoVM {
             if rule_failed_due_to_inconsistency {
                 break;
             }
+        }
+
+        if rule_failed_due_to_inconsistency {
+            // mcp-policy patch (PATCHES.md): OPA's eval_conflict_error.
+            self.restore_rule_state(&mut previous_loop_stack, &mut previous_comprehension_stack);
+            let message = if is_function_call {
+                alloc::format!(
+                    "{}: functions must not produce multiple outputs for same inputs",
+                    rule_info.name
+                )
+            } else {
+                alloc::format!(
+                    "{}: complete rules must not produce multiple outputs",
+                    rule_info.name
+                )
+            };
+            return Err(VmError::RuleConflict {
+                message,
+                pc: self.pc,
+            });
         }
 
         let final_result = if rule_failed_due_to_inconsistency {
