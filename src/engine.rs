@@ -84,13 +84,61 @@ impl EngineKind {
     }
 }
 
-/// A problem found while compiling modules and data.
+/// What kind of problem a [`PolicyError`] is. Evaluation errors are
+/// counted by kind (`mcp_policy_errors.kind.<kind>`, docs/metrics.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The policy does not compile or load (configure time).
+    Compile,
+    /// A builtin or an operator failed on its operands (`to_number("abc")`,
+    /// `1 / 0`, `"a" + 1`, a regular expression that does not compile…).
+    Builtin,
+    /// A complete rule or function produced two different values.
+    Conflict,
+    /// The instruction budget or the time budget ran out.
+    Limit,
+    /// A decision rule has a value of the wrong shape (`deny` not a set of
+    /// strings, a malformed `denial`…).
+    Output,
+    /// Anything else the engine reported.
+    Engine,
+}
+
+impl ErrorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Compile => "compile",
+            ErrorKind::Builtin => "builtin",
+            ErrorKind::Conflict => "conflict",
+            ErrorKind::Limit => "limit",
+            ErrorKind::Output => "output",
+            ErrorKind::Engine => "engine",
+        }
+    }
+}
+
+/// How a builtin that fails at run time is read (configuration key
+/// `policy_errors`, docs/configuration.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BuiltinErrors {
+    /// The evaluation stops with an error, and the message is denied (OPA's
+    /// `strict-builtin-errors`). The default: a policy error never lets a
+    /// message through.
+    #[default]
+    Deny,
+    /// The failing expression is undefined, as OPA reads it by default.
+    /// Conflicts and budgets still deny.
+    Undefined,
+}
+
+/// A problem found while compiling modules and data, or while evaluating.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PolicyError {
     /// `module:line:column` of the problem, when it is in a module.
     pub location: Option<String>,
     /// One line saying what is wrong.
     pub message: String,
+    pub kind: ErrorKind,
 }
 
 impl PolicyError {
@@ -98,7 +146,13 @@ impl PolicyError {
         PolicyError {
             location: None,
             message: message.into(),
+            kind: ErrorKind::Compile,
         }
+    }
+
+    fn with_kind(mut self, kind: ErrorKind) -> Self {
+        self.kind = kind;
+        self
     }
 
     /// From a regorus error, whose text looks like `--> file:line:col`,
@@ -128,6 +182,7 @@ impl PolicyError {
         PolicyError {
             location: location.or_else(|| module.map(str::to_string)),
             message,
+            kind: ErrorKind::Compile,
         }
     }
 }
@@ -472,17 +527,97 @@ impl Policy {
             Some(vm) => {
                 vm.set_input(input);
                 vm.execute_entry_point_by_name(ENTRY_POINT)
-                    .map_err(|e| PolicyError::from_regorus(&e, None))?
+                    .map_err(|e| vm_error(vm, &e))?
             }
             None => {
                 self.engine.set_input(input);
                 self.engine
                     .eval_rule(ENTRY_POINT.to_string())
-                    .map_err(|e| PolicyError::from_regorus(&e, None))?
+                    .map_err(|e| interpreter_error(&e))?
             }
         };
-        read_decision(&out).map_err(PolicyError::new)
+        read_decision(&out).map_err(|e| PolicyError::new(e).with_kind(ErrorKind::Output))
     }
+
+    /// How builtin errors are read: [`BuiltinErrors::Deny`] unless set.
+    pub fn set_builtin_errors(&mut self, mode: BuiltinErrors) {
+        let strict = mode == BuiltinErrors::Deny;
+        if let Some(vm) = &mut self.vm {
+            vm.set_strict_builtin_errors(strict);
+        }
+        self.engine.set_strict_builtin_errors(strict);
+    }
+}
+
+/// An RVM error as a policy error: its kind, and the module, line and
+/// column of the instruction that raised it (the program keeps a span per
+/// instruction).
+fn vm_error(vm: &RegoVM, e: &regorus::rvm::vm::VmError) -> PolicyError {
+    use regorus::rvm::vm::VmError as E;
+    let kind = match e {
+        E::BuiltinFailed { .. }
+        | E::ArithmeticError { .. }
+        | E::InvalidAddition { .. }
+        | E::InvalidSubtraction { .. }
+        | E::InvalidMultiplication { .. }
+        | E::InvalidDivision { .. }
+        | E::InvalidModulo { .. }
+        | E::ModuloOnFloat { .. }
+        | E::NumericOverflow { .. }
+        | E::RegexSizeLimitExceeded { .. } => ErrorKind::Builtin,
+        E::RuleConflict { .. } => ErrorKind::Conflict,
+        E::InstructionLimitExceeded { .. }
+        | E::TimeLimitExceeded { .. }
+        | E::MemoryLimitExceeded { .. }
+        | E::MemoryBudgetExceeded { .. } => ErrorKind::Limit,
+        _ => ErrorKind::Engine,
+    };
+    let text = e.to_string();
+    // Every VmError ends with `(pc=N)`, the instruction that raised it.
+    let pc = text
+        .rsplit_once("pc=")
+        .and_then(|(_, rest)| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse::<usize>().ok());
+    let program = vm.get_program();
+    let location = pc
+        .filter(|&pc| pc != 0)
+        .and_then(|pc| program.get_instruction_span(pc))
+        .and_then(|span| {
+            let file = program.sources.get(span.source_index)?;
+            (file.name != ENTRY_MODULE_NAME)
+                .then(|| format!("{}:{}:{}", file.name, span.line, span.column))
+        });
+    // The text without the pc, and without the builtin's own placeholder
+    // position (`<builtin>:1:1`).
+    let mut message = match text.rsplit_once(" (pc=") {
+        Some((m, _)) => m.to_string(),
+        None => text.clone(),
+    };
+    if let E::BuiltinFailed { name, message: m, .. } = e {
+        let inner = PolicyError::from_regorus(&m.as_str(), None).message;
+        message = format!("{name}: {inner}");
+    }
+    PolicyError {
+        location,
+        message,
+        kind,
+    }
+}
+
+/// An interpreter error as a policy error (its text carries the location).
+fn interpreter_error(e: &dyn fmt::Display) -> PolicyError {
+    let mut p = PolicyError::from_regorus(e, None);
+    let m = p.message.as_str();
+    p.kind = if m.contains("conflict") || m.contains("multiple outputs") {
+        ErrorKind::Conflict
+    } else if m.contains("time limit") || m.contains("limit exceeded") || m.contains("exceeded") {
+        ErrorKind::Limit
+    } else if p.location.is_some() {
+        ErrorKind::Builtin
+    } else {
+        ErrorKind::Engine
+    };
+    p
 }
 
 fn new_vm(
@@ -497,6 +632,7 @@ fn new_vm(
             .map_err(|e| PolicyError::new(format!("data: {e}")))?;
     }
     vm.set_max_instructions(max_instructions);
+    vm.set_strict_builtin_errors(true);
     Ok(vm)
 }
 

@@ -5,7 +5,7 @@ use crate::rvm::instructions::{GuardMode, Instruction, LiteralOrRegister};
 use crate::rvm::program::Program;
 use crate::value::Value;
 use alloc::vec::Vec;
-use core::mem;
+// mcp-policy patch (PATCHES.md): `core::mem` no longer used here.
 
 use super::errors::{Result, VmError};
 use super::execution_model::{ExecutionMode, SuspendReason};

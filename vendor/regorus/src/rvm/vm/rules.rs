@@ -186,6 +186,17 @@ impl RegoVM {
                             RuleType::PartialSet | RuleType::PartialObject
                         ) || next_is_else
                         {
+                            // mcp-policy patch (PATCHES.md): a body that
+                            // produced no value (it failed on an undefined
+                            // assignment or an empty loop without raising)
+                            // did not succeed: take the `else`, as OPA does.
+                            if next_is_else
+                                && (matches!(rule_info.rule_type, RuleType::Complete)
+                                    || is_function_call)
+                                && self.get_register(result_reg)? == &Value::Undefined
+                            {
+                                continue;
+                            }
                             break;
                         }
                     }

@@ -168,11 +168,39 @@ impl<'a> Compiler<'a> {
 
         self.program.rule_infos = rule_infos_map.into_values().collect();
 
-        for module in self.policy.get_modules().iter() {
-            let source = &module.package.refr.span().source;
-            let source_path = source.get_path().to_string();
-            let source_content = source.get_contents().to_string();
-            self.program.add_source(source_path, source_content);
+        // mcp-policy patch (PATCHES.md): the source table in the order the
+        // instruction spans index it (first use), not module order, so a
+        // span names the right module. Modules no span uses follow.
+        let mut by_index: Vec<(usize, String)> = self
+            .source_to_index
+            .iter()
+            .map(|(path, index)| (*index, path.clone()))
+            .collect();
+        by_index.sort();
+        let modules: Vec<(String, String)> = self
+            .policy
+            .get_modules()
+            .iter()
+            .map(|module| {
+                let source = &module.package.refr.span().source;
+                (
+                    source.get_path().to_string(),
+                    source.get_contents().to_string(),
+                )
+            })
+            .collect();
+        for (_, path) in &by_index {
+            let content = modules
+                .iter()
+                .find(|(p, _)| p == path)
+                .map(|(_, c)| c.clone())
+                .unwrap_or_default();
+            self.program.add_source(path.clone(), content);
+        }
+        for (path, content) in modules {
+            if !self.source_to_index.contains_key(&path) {
+                self.program.add_source(path, content);
+            }
         }
 
         self.program.instruction_spans = self.spans.into_iter().map(Some).collect();
