@@ -399,6 +399,7 @@ impl Bundle {
             Policy::compile(&self.modules, Some(&self.data), settings.max_instructions)
                 .map_err(|e: PolicyError| BundleError::Compile(e.to_string()))?;
         policy.set_interpreter_time_limit(std::time::Duration::from_millis(settings.max_eval_ms));
+        policy.set_builtin_errors(settings.policy_errors);
         if let Some(r) = &self.revision {
             policy.set_revision(r.clone());
         }

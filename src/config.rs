@@ -43,6 +43,8 @@ struct RawConfig {
     #[serde(default)]
     max_eval_ms: Option<u64>,
     #[serde(default)]
+    policy_errors: Option<crate::engine::BuiltinErrors>,
+    #[serde(default)]
     hold_headers: Option<bool>,
     #[serde(default)]
     sessions: Option<SessionSettings>,
@@ -290,6 +292,9 @@ pub struct Settings {
     pub max_instructions: usize,
     /// Wall-clock budget per evaluation on the interpreter (milliseconds).
     pub max_eval_ms: u64,
+    /// How a builtin that fails at run time is read: `deny` (default) or
+    /// `undefined` (OPA's non-strict default).
+    pub policy_errors: crate::engine::BuiltinErrors,
     /// Hold the request headers until the body is decided (needs Envoy's
     /// `allow_on_headers_stop_iteration: true`). When false, the headers go
     /// upstream at once and only the body is held: a denied message still
@@ -324,6 +329,7 @@ impl Default for Settings {
             deny_code: DEFAULT_DENY_CODE,
             max_instructions: DEFAULT_MAX_INSTRUCTIONS,
             max_eval_ms: DEFAULT_MAX_EVAL_MS,
+            policy_errors: crate::engine::BuiltinErrors::Deny,
             hold_headers: true,
             sessions: SessionSettings::default(),
             debug: DebugSettings::default(),
@@ -420,6 +426,9 @@ impl Config {
                 });
             }
             settings.max_eval_ms = ms;
+        }
+        if let Some(mode) = raw.policy_errors {
+            settings.policy_errors = mode;
         }
         if let Some(n) = raw.max_response_bytes {
             if n == 0 || n > (1 << 30) {
@@ -541,6 +550,7 @@ impl Config {
         let mut policy = Policy::compile(&modules, data.as_ref(), settings.max_instructions)
             .map_err(ConfigError::Policy)?;
         policy.set_interpreter_time_limit(std::time::Duration::from_millis(settings.max_eval_ms));
+        policy.set_builtin_errors(settings.policy_errors);
         if bundle_pending {
             policy.set_revision(BUNDLE_PENDING_REVISION.into());
         }

@@ -119,7 +119,8 @@ impl ErrorKind {
 
 /// How a builtin that fails at run time is read (configuration key
 /// `policy_errors`, docs/configuration.md).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum BuiltinErrors {
     /// The evaluation stops with an error, and the message is denied (OPA's
     /// `strict-builtin-errors`). The default: a policy error never lets a
@@ -188,12 +189,37 @@ impl PolicyError {
 }
 
 impl fmt::Display for PolicyError {
+    /// Configure-time problems read `file:line:col: message`; evaluation
+    /// errors say their kind first (`builtin error at a.rego:4:12: to_number:
+    /// could not parse string as number`), which the metrics read back.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.location {
-            Some(l) => write!(f, "{l}: {}", self.message),
-            None => write!(f, "{}", self.message),
+        match (self.kind, &self.location) {
+            (ErrorKind::Compile, Some(l)) => write!(f, "{l}: {}", self.message),
+            (ErrorKind::Compile, None) => write!(f, "{}", self.message),
+            (k, Some(l)) => write!(f, "{} error at {l}: {}", k.as_str(), self.message),
+            (k, None) => write!(f, "{} error: {}", k.as_str(), self.message),
         }
     }
+}
+
+/// The kind of a `policy evaluation failed: …` reason (see
+/// [`PolicyError`]'s `Display`), for the `mcp_policy_errors` counter.
+pub fn error_kind_of_reason(reason: &str) -> Option<&'static str> {
+    let rest = reason.strip_prefix("policy evaluation failed: ")?;
+    [
+        ErrorKind::Builtin,
+        ErrorKind::Conflict,
+        ErrorKind::Limit,
+        ErrorKind::Output,
+        ErrorKind::Engine,
+    ]
+    .into_iter()
+    .map(ErrorKind::as_str)
+    .find(|k| {
+        rest.strip_prefix(k)
+            .is_some_and(|r| r.starts_with(" error"))
+    })
+    .or(Some("engine"))
 }
 
 impl std::error::Error for PolicyError {}
@@ -593,7 +619,10 @@ fn vm_error(vm: &RegoVM, e: &regorus::rvm::vm::VmError) -> PolicyError {
         Some((m, _)) => m.to_string(),
         None => text.clone(),
     };
-    if let E::BuiltinFailed { name, message: m, .. } = e {
+    if let E::BuiltinFailed {
+        name, message: m, ..
+    } = e
+    {
         let inner = PolicyError::from_regorus(&m.as_str(), None).message;
         message = format!("{name}: {inner}");
     }
@@ -1425,5 +1454,121 @@ allow if {
             "[".repeat(40)
         );
         assert!(compile(quoted).is_ok());
+    }
+
+    fn decide(src: &str, json: &str) -> Result<PolicyResult, PolicyError> {
+        let full = format!("package mcp\n\nimport rego.v1\n\ndefault allow := true\n\n{src}\n");
+        let mut p = compile(&full);
+        p.evaluate(input(json))
+    }
+
+    #[test]
+    fn policy_errors_inside_deny_rules_deny_with_kind_and_line() {
+        let args = r#"{"mcp": {"tool": {"name": "t", "arguments": {"limit": "abc"}}}}"#;
+        let e = decide(
+            "deny contains \"too many\" if to_number(input.mcp.tool.arguments.limit) > 5",
+            args,
+        )
+        .expect_err("a failing builtin in a deny rule denies");
+        assert_eq!(e.kind, ErrorKind::Builtin);
+        assert!(
+            e.location
+                .as_deref()
+                .is_some_and(|l| l.starts_with("p.rego:7:")),
+            "{e:?}"
+        );
+        assert!(
+            e.to_string().starts_with("builtin error at p.rego:7:"),
+            "{e}"
+        );
+        assert!(e.message.contains("to_number"), "{e}");
+        // Under `not`, in `every` and in comprehensions too.
+        for src in [
+            "deny contains \"x\" if not to_number(input.mcp.tool.arguments.limit)",
+            "deny contains \"x\" if every y in [1] { to_number(input.mcp.tool.arguments.limit) > y }",
+            "deny contains \"x\" if count([1 | to_number(input.mcp.tool.arguments.limit)]) == 0",
+            "deny contains \"x\" if input.mcp.tool.arguments.limit + 1 > 0",
+        ] {
+            let e = decide(src, args).expect_err(src);
+            assert_eq!(e.kind, ErrorKind::Builtin, "{src}: {e}");
+        }
+        // A comparison across types is not an error (OPA orders by type).
+        let r = decide(
+            "deny contains \"big\" if input.mcp.tool.arguments.limit > 5",
+            args,
+        )
+        .unwrap();
+        assert_eq!(r.deny, vec!["big".to_string()]);
+    }
+
+    #[test]
+    fn conflicting_values_are_errors() {
+        let e = decide(
+            "x := 1 if true\nx := 2 if true\ndeny contains \"one\" if x == 1",
+            "{}",
+        )
+        .expect_err("conflict");
+        assert_eq!(e.kind, ErrorKind::Conflict);
+        assert!(
+            e.to_string().starts_with("conflict error at p.rego:"),
+            "{e}"
+        );
+        let e = decide(
+            "f(a) := 1 if a\nf(a) := 2 if a\ndeny contains \"one\" if f(true) == 1",
+            "{}",
+        )
+        .expect_err("function conflict");
+        assert_eq!(e.kind, ErrorKind::Conflict);
+        // The same value twice is no conflict.
+        assert!(decide(
+            "x := 1 if true\nx := 1 if true\ndeny contains \"one\" if x == 1",
+            "{}"
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn else_follows_a_body_without_a_value() {
+        let r = decide(
+            "r := x if { x := input.nope } else := \"fallback\"\ndeny contains r if true",
+            "{}",
+        )
+        .unwrap();
+        assert_eq!(r.deny, vec!["fallback".to_string()]);
+        let r = decide(
+            "r := x if { some x in input.empty } else := \"none\"\ndeny contains r if true",
+            r#"{"empty": []}"#,
+        )
+        .unwrap();
+        assert_eq!(r.deny, vec!["none".to_string()]);
+    }
+
+    #[test]
+    fn builtin_errors_can_be_read_as_undefined() {
+        let src = "package mcp\n\nimport rego.v1\n\ndefault allow := true\n\n\
+                   deny contains \"x\" if to_number(input.v) > 5\n";
+        for interpreter in [false, true] {
+            let mut p = compile(src);
+            if interpreter {
+                p.use_interpreter();
+            }
+            assert!(p.evaluate(input(r#"{"v": "abc"}"#)).is_err());
+            p.set_builtin_errors(BuiltinErrors::Undefined);
+            let r = p.evaluate(input(r#"{"v": "abc"}"#)).unwrap();
+            assert!(r.permits(), "interpreter={interpreter}");
+        }
+    }
+
+    #[test]
+    fn error_kinds_are_read_back_from_reasons() {
+        assert_eq!(
+            error_kind_of_reason("policy evaluation failed: builtin error at a.rego:1:2: x"),
+            Some("builtin")
+        );
+        assert_eq!(
+            error_kind_of_reason("policy evaluation failed: limit error: Execution stopped"),
+            Some("limit")
+        );
+        assert_eq!(error_kind_of_reason("tool is blocked"), None);
     }
 }

@@ -307,6 +307,20 @@ fn record_events(
         if plugin.settings.audit.log {
             stage!(18, log(LogLevel::Info, &format!("mcp-policy audit {e}")));
         }
+        if let Some(reason) = d
+            .record
+            .reasons
+            .iter()
+            .find(|r| crate::engine::error_kind_of_reason(r).is_some())
+        {
+            log(
+                LogLevel::Warn,
+                &format!(
+                    "mcp-policy: decision {} denied by a policy error ({} {}): {reason}",
+                    d.record.decision_id, d.record.method, mode
+                ),
+            );
+        }
         if let Some(Ok(mut o)) = outbox.map(RefCell::try_borrow_mut) {
             if !o.push(e.clone()) {
                 full += 1;

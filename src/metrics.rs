@@ -13,6 +13,9 @@ pub const DECISIONS: &str = "mcp_policy_decisions";
 pub const DENIALS: &str = "mcp_policy_denials";
 /// Protocol rejections: `mcp_policy_rejections.reason.<r>`.
 pub const REJECTIONS: &str = "mcp_policy_rejections";
+/// Policy evaluation errors (each denied the message, or would have in
+/// audit mode): `mcp_policy_errors.kind.<builtin|conflict|limit|output|engine>`.
+pub const ERRORS: &str = "mcp_policy_errors";
 /// Policy evaluation time, microseconds (histogram).
 pub const EVAL_US: &str = "mcp_policy_eval_us";
 /// Configuration loads and refusals.
@@ -104,6 +107,13 @@ impl Cardinality {
             "{DECISIONS}.method.{}.tool.{tool}.outcome.{outcome}",
             sanitize(&method)
         ));
+        if let Some(kind) = r
+            .reasons
+            .iter()
+            .find_map(|x| crate::engine::error_kind_of_reason(x))
+        {
+            out.push(format!("{ERRORS}.kind.{kind}"));
+        }
         if !r.allowed && !r.server_to_client {
             let who = r
                 .subject

@@ -888,9 +888,10 @@ fn session_history_comes_from_earlier_messages() {
 }
 
 /// A `deny` whose reason fails to format (regorus' `%q` takes only
-/// strings): on the RVM the rule silently does not fire. The output says so.
+/// strings): the error denies the message, naming the rule's line (it used
+/// to make the rule silently not fire on the RVM).
 #[test]
-fn a_rule_the_rvm_silently_skips_is_flagged() {
+fn a_failing_deny_rule_denies_with_its_line() {
     let d = dir(
         "eval-swallowed",
         &[
@@ -902,36 +903,19 @@ fn a_rule_the_rvm_silently_skips_is_flagged() {
         ],
     );
     let r = run(&["eval", s(&d.join("p.rego")), s(&d.join("m.json"))]);
-    assert_eq!(r.code, 0, "the RVM lets it through: {}", r.stdout);
+    assert_ne!(r.code, 0, "denied: {}", r.stdout);
     assert!(
         r.stdout
-            .contains("warning:  the interpreter fails on this input where the RVM did not"),
+            .contains("policy evaluation failed: builtin error at p.rego:4:"),
         "{}",
         r.stdout
     );
-    let j = run(&[
-        "eval",
-        "--format",
-        "json",
-        s(&d.join("p.rego")),
-        s(&d.join("m.json")),
-    ])
-    .json();
-    assert!(
-        j["messages"][0]["explanation_error"]
-            .as_str()
-            .unwrap()
-            .contains("%q"),
-        "{j}"
-    );
 }
 
-/// Known divergence (docs/policy.md, "Differences from OPA"): conflicting
-/// values of a complete rule are an error in OPA and on the interpreter, but
-/// leave the rule undefined on the RVM. tests/test_opa_parity.py checks the
-/// OPA side.
+/// Conflicting values of a complete rule are an error, as in OPA and on
+/// the interpreter (the RVM used to leave the rule undefined).
 #[test]
-fn known_divergence_conflicting_values_are_undefined_on_the_rvm() {
+fn conflicting_values_are_an_error_on_the_rvm() {
     let d = dir(
         "eval-conflict",
         &[
@@ -952,17 +936,10 @@ fn known_divergence_conflicting_values_are_undefined_on_the_rvm() {
     ])
     .json();
     assert_eq!(j["policy"]["engine"], "rvm");
-    assert_eq!(
-        j["messages"][0]["result"]["deny"],
-        serde_json::json!(["no level"])
-    );
-    assert!(
-        j["messages"][0]["explanation_error"]
-            .as_str()
-            .unwrap()
-            .contains("rule conflicts"),
-        "{j}"
-    );
+    let error = j["messages"][0]["result"]["error"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(error.starts_with("conflict error at p.rego:"), "{j}");
 }
 
 #[test]

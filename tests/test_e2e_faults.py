@@ -1,9 +1,11 @@
 """Policy faults through a real Envoy: a policy that fails at run time is a
 denial with the error as the reason, never an allowed call; every decision
 has its audit event (`mcp-policy audit` log line, matched by decision id);
-nothing denied reaches the upstream. The engine's known gap (a failing
-builtin or a rule conflict inside a `deny` rule is undefined on the RVM, so
-that rule does not fire) is pinned by an expected failure; docs/hardening.md.
+nothing denied reaches the upstream. A failing builtin or a rule conflict
+inside a `deny` rule denies (it used to make the rule silently not fire on
+the RVM), names the module and line, is counted in
+`mcp_policy_errors.kind.<kind>` and logged as a warning with the decision id;
+`"policy_errors": "undefined"` chooses OPA's non-strict reading instead.
 """
 
 from __future__ import annotations
@@ -105,7 +107,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, wasm_path: Path) -> Iterator
     ("tool", "reason"),
     [
         ("budget", "policy evaluation failed: "),
-        ("builtin_in_allow", "no policy rule allows this message"),
+        ("builtin_in_allow", "policy evaluation failed: builtin error at faults.rego:10:"),
         ("bad_output", "policy evaluation failed: "),
     ],
 )
@@ -128,9 +130,56 @@ def test_runtime_errors_deny_with_a_reason_and_an_audit_event(stack: Stack, tool
     assert stack.audit(ok.headers["x-mcp-decision-id"])["decision"] == "allow"
 
 
-@pytest.mark.xfail(strict=True, reason="known gap: the RVM makes builtin errors and rule conflicts undefined "
-                                       "(docs/hardening.md)")
-@pytest.mark.parametrize("tool", ["builtin_in_deny", "conflict"])
-def test_errors_inside_deny_rules_deny(stack: Stack, tool: str) -> None:
-    r = stack.call(tool, 9100 + len(tool))
-    assert "error" in r.json(), r.json()
+@pytest.mark.parametrize(
+    ("tool", "reason", "kind"),
+    [
+        ("builtin_in_deny", "policy evaluation failed: builtin error at faults.rego:20:", "builtin"),
+        ("conflict", "policy evaluation failed: conflict error at faults.rego:", "conflict"),
+    ],
+)
+def test_errors_inside_deny_rules_deny(stack: Stack, tool: str, reason: str, kind: str) -> None:
+    counter = f"wasmcustom.mcp_policy_errors.kind.{kind}"
+    before = stack.envoy.stat(counter)
+    ident = 9100 + len(tool)
+    r = stack.call(tool, ident)
+    error = r.json()["error"]
+    assert error["message"].startswith("Denied by policy: " + reason), error
+    assert ident not in stack.received_ids()
+    decision_id = r.headers["x-mcp-decision-id"]
+    event = stack.audit(decision_id)
+    assert event["decision"] == "deny" and event["reasons"][0].startswith(reason), event
+    assert harness.poll(lambda: stack.envoy.stat(counter), lambda n: n > before, timeout=10) > before
+    warning = harness.poll(
+        lambda: [ln for ln in stack.envoy.log_text().splitlines()
+                 if "denied by a policy error" in ln and decision_id in ln],
+        lambda lines: bool(lines), timeout=10)
+    assert warning and "[warning]" in warning[0], warning
+
+
+def test_policy_errors_undefined_reads_builtin_errors_as_opa_does(
+        tmp_path: Path, wasm_path: Path) -> None:
+    """The documented opt-out: a failing builtin is undefined, so the `deny`
+    rule does not fire and the call is allowed; a conflict still denies."""
+    server = harness.start_demo_server(tmp_path, json_response=True, stateless=True)
+    try:
+        envoy = harness.start_envoy(
+            tmp_path,
+            plugin_config={"policy": {"modules": {"faults.rego": POLICY}}, "max_instructions": 20000,
+                           "policy_errors": "undefined"},
+            upstream_port=server.port,
+            wasm_path=wasm_path,
+        )
+        try:
+            s = Stack(server, envoy)
+            ok = s.call("builtin_in_deny", 9301)
+            assert "result" in ok.json(), ok.json()
+            assert 9301 in s.received_ids()
+            denied = s.call("conflict", 9302)
+            assert denied.json()["error"]["message"].startswith(
+                "Denied by policy: policy evaluation failed: conflict error at faults.rego:"), denied.json()
+            assert 9302 not in s.received_ids()
+            s.http.close()
+        finally:
+            envoy.stop()
+    finally:
+        server.proc.stop()

@@ -230,6 +230,7 @@ MCP_STATS_TAGS: list[dict[str, str]] = [
      "regex": r"^wasmcustom\.mcp_policy_decisions\.method\.[^.]+\.tool\.[^.]+(\.outcome\.([^.]+))$"},
     {"tag_name": "mcp_principal", "regex": r"^wasmcustom\.mcp_policy_denials(\.principal\.([^.]+))$"},
     {"tag_name": "mcp_reason", "regex": r"^wasmcustom\.mcp_policy_rejections(\.reason\.([^.]+))$"},
+    {"tag_name": "mcp_error_kind", "regex": r"^wasmcustom\.mcp_policy_errors(\.kind\.([^.]+))$"},
     {"tag_name": "mcp_revision", "regex": r"^wasmcustom\.mcp_policy_bundle_active(\.revision\.([^.]+))$"},
 ]
 
