@@ -224,12 +224,11 @@ deny contains "no level" if not level
 """
 
 
-def test_known_divergence_conflicting_complete_rule(cli, tmp_path):
+def test_conflicting_complete_rule_is_an_error_everywhere(cli, tmp_path):
     """Two definitions of a complete rule with different values.
 
-    OPA raises eval_conflict_error (the filter would deny: evaluation error).
-    regorus' interpreter raises too. regorus' RVM raises nothing: the rule is
-    undefined, so here `not level` holds.
+    OPA raises eval_conflict_error; so do regorus' interpreter and, with the
+    project's patch (vendor/regorus/PATCHES.md), the RVM: the filter denies.
     """
     (tmp_path / "p").mkdir()
     (tmp_path / "p" / "p.rego").write_text(CONFLICT_POLICY)
@@ -246,7 +245,5 @@ def test_known_divergence_conflicting_complete_rule(cli, tmp_path):
     _, report = run_cli(cli, "eval", "--format", "json", str(tmp_path / "p"), "--input", str(tmp_path / "in.json"))
     m = report["messages"][0]
     assert report["policy"]["engine"] == "rvm"
-    # RVM: no error; the conflicting rule is undefined.
-    assert m["result"] == {"allow": True, "deny": ["no level"], "labels": []}, m
-    # Interpreter (used for the explanation): an error, as in OPA.
-    assert "rule conflicts" in m.get("explanation_error", ""), m
+    # RVM: an error, as in OPA (it was undefined before the patch).
+    assert m["result"]["error"].startswith("conflict error at p.rego:"), m
