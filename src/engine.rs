@@ -450,6 +450,11 @@ impl Policy {
                 }
             };
 
+        // The interpreter counts evaluation steps against the same budget
+        // as the RVM's instructions: bounded by work done, whatever the
+        // clock says (max_eval_ms bounds its wall time as well).
+        engine.set_work_budget(Some(max_instructions as u64));
+
         let revision = revision_of(modules, data);
         Ok(Policy {
             engine,
@@ -1345,13 +1350,45 @@ labels contains "sensitive_read"
     #[cfg(not(target_arch = "wasm32"))]
     #[test]
     fn the_interpreter_is_bounded_by_time() {
-        let mut p = compile(
-            "package mcp\nallow if { x with input as {\"a\": 1} }\nx if count([y | some y in numbers.range(1, 2000000); y % 7 == 0]) > 0\n",
-        );
+        let mut p = Policy::compile(
+            &[("p.rego".into(), RUNAWAY_ON_THE_INTERPRETER.into())],
+            None,
+            u32::MAX as usize,
+        )
+        .expect("compiles");
         assert_eq!(p.engine_kind(), EngineKind::Interpreter);
         p.set_interpreter_time_limit(std::time::Duration::from_millis(20));
         let err = p.evaluate(input("{}")).unwrap_err();
         assert!(err.to_string().to_lowercase().contains("time"), "{err}");
+        assert_eq!(err.kind, ErrorKind::Limit);
+    }
+
+    const RUNAWAY_ON_THE_INTERPRETER: &str = "package mcp\nallow if { x with input as {\"a\": 1} }\nx if count([y | some y in numbers.range(1, 2000000); y % 7 == 0]) > 0\n";
+
+    #[test]
+    fn the_interpreter_is_bounded_by_work_done() {
+        let mut p = Policy::compile(
+            &[("p.rego".into(), RUNAWAY_ON_THE_INTERPRETER.into())],
+            None,
+            10_000,
+        )
+        .expect("compiles");
+        assert_eq!(p.engine_kind(), EngineKind::Interpreter);
+        // No time limit at all: the step budget alone stops it.
+        let err = p.evaluate(input("{}")).unwrap_err();
+        assert!(err.to_string().contains("work budget of 10000"), "{err}");
+        assert_eq!(err.kind, ErrorKind::Limit);
+        // A small policy fits in the same budget.
+        let mut ok = Policy::compile(
+            &[(
+                "p.rego".into(),
+                "package mcp\nallow if x with input as {\"a\": 1}\nx if input.a == 1\n".into(),
+            )],
+            None,
+            10_000,
+        )
+        .expect("compiles");
+        assert!(ok.evaluate(input("{}")).unwrap().allow);
     }
 
     #[test]

@@ -375,6 +375,12 @@ impl Engine {
     ///
     /// engine.set_execution_timer_config(config);
     /// ```
+    /// mcp-policy patch (PATCHES.md): bound each evaluation by a number of
+    /// interpreter steps (`None`: unbounded).
+    pub fn set_work_budget(&mut self, budget: Option<u64>) {
+        self.interpreter.set_work_budget(budget);
+    }
+
     pub fn set_execution_timer_config(&mut self, config: ExecutionTimerConfig) {
         self.execution_timer_config = Some(config);
         self.interpreter.set_execution_timer_config(Some(config));

@@ -123,6 +123,10 @@ pub struct Interpreter {
     builtins_cache: BTreeMap<(&'static str, Vec<Value>), Value>,
     no_rules_lookup: bool,
     execution_timer: ExecutionTimer,
+    // mcp-policy patch (PATCHES.md): a budget of evaluation steps, so the
+    // interpreter is bounded by work done and not only by wall time.
+    work_budget: Option<u64>,
+    work_done: u64,
 }
 
 impl Default for Interpreter {
@@ -172,6 +176,8 @@ impl Clone for Interpreter {
             module: None,
             no_rules_lookup: false,
             execution_timer: ExecutionTimer::new(self.execution_timer.config()),
+            work_budget: self.work_budget,
+            work_done: 0,
         }
     }
 }
@@ -254,6 +260,8 @@ impl Interpreter {
             gather_prints: false,
             prints: Vec::default(),
             execution_timer: ExecutionTimer::new(None),
+            work_budget: None,
+            work_done: 0,
         }
     }
 
@@ -299,10 +307,13 @@ impl Interpreter {
                 .clone()
                 .unwrap_or_else(Value::new_object),
             execution_timer: ExecutionTimer::new(None),
+            work_budget: None,
+            work_done: 0,
         }
     }
 
     fn reset_execution_timer_state(&mut self) {
+        self.work_done = 0;
         self.execution_timer.reset();
         if self.execution_timer.limit().is_none() {
             return;
@@ -313,6 +324,12 @@ impl Interpreter {
     }
 
     fn execution_timer_tick(&mut self, work_units: u32) -> Result<()> {
+        if let Some(budget) = self.work_budget {
+            self.work_done = self.work_done.saturating_add(u64::from(work_units));
+            if self.work_done > budget {
+                bail!("Execution stopped: exceeded the work budget of {budget} evaluation steps");
+            }
+        }
         if !self.execution_timer.accumulate(work_units) {
             return Ok(());
         }
@@ -400,6 +417,12 @@ impl Interpreter {
 
     pub fn set_strict_builtin_errors(&mut self, b: bool) {
         self.compiled_policy_mut().strict_builtin_errors = b;
+    }
+
+    /// mcp-policy patch (PATCHES.md): at most `budget` evaluation steps per
+    /// evaluation (`None`: unbounded).
+    pub fn set_work_budget(&mut self, budget: Option<u64>) {
+        self.work_budget = budget;
     }
 
     pub fn set_execution_timer_config(&mut self, config: Option<ExecutionTimerConfig>) {
