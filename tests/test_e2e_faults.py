@@ -25,7 +25,7 @@ import rego.v1
 
 default allow := false
 
-allow if input.mcp.tool.name in {"echo", "budget", "builtin_in_deny", "conflict", "bad_output"}
+allow if input.mcp.tool.name in {"echo", "budget", "builtin_in_deny", "conflict", "bad_output", "else_gap"}
 
 allow if {
     input.mcp.tool.name == "builtin_in_allow"
@@ -48,6 +48,14 @@ deny contains "tier b" if tier == "b"
 deny contains "tier a" if tier == "a"
 
 request_headers := {"bad header name": "v"} if input.mcp.tool.name == "bad_output"
+
+# An else after a body that ends on an undefined assignment: OPA takes the
+# else (regorus 0.14.1's RVM skipped it, so this rule did not fire).
+label := x if { x := input.mcp.tool.arguments.label } else := "unlabelled"
+deny contains sprintf("needs a label (%v)", [label]) if {
+    input.mcp.tool.name == "else_gap"
+    label == "unlabelled"
+}
 """
 
 HEADERS = {"content-type": "application/json", "accept": "application/json, text/event-stream",
@@ -154,6 +162,12 @@ def test_errors_inside_deny_rules_deny(stack: Stack, tool: str, reason: str, kin
                  if "denied by a policy error" in ln and decision_id in ln],
         lambda lines: bool(lines), timeout=10)
     assert warning and "[warning]" in warning[0], warning
+
+
+def test_else_after_a_body_without_a_value_is_taken(stack: Stack) -> None:
+    r = stack.call("else_gap", 9201)
+    assert r.json()["error"]["message"] == "Denied by policy: needs a label (unlabelled)", r.json()
+    assert 9201 not in stack.received_ids()
 
 
 def test_policy_errors_undefined_reads_builtin_errors_as_opa_does(
