@@ -80,14 +80,12 @@ const MAX_NESTING: usize = crate::engine::MAX_BRACKET_NESTING;
 pub fn lint(modules: &[(String, String)]) -> Vec<Finding> {
     let mut engine = regorus::Engine::new();
     engine.set_rego_v0(false);
-    let mut order: Vec<String> = Vec::new();
     for (name, source) in modules {
         if nesting(source) > MAX_NESTING {
             continue;
         }
-        if engine.add_policy(name.clone(), source.clone()).is_ok() {
-            order.push(name.clone());
-        }
+        // A module that does not parse is reported by the compiler.
+        let _ = engine.add_policy(name.clone(), source.clone());
     }
     lint_parsed(engine.get_modules())
 }
@@ -696,7 +694,7 @@ impl Cx<'_> {
             // An unknown type is reported only for what the client controls
             // (`input…`, or a local taken from it); a function's parameters
             // and rules are trusted.
-            if ty == Ty::Unknown && !types.from_input(arg) {
+            if ty == Ty::Unknown && !types.client_controlled(arg) {
                 continue;
             }
             let problem = match verb {
@@ -816,7 +814,7 @@ impl Types {
                         let ty = t.of(rhs);
                         if ty != Ty::Unknown {
                             t.vars.insert(x.to_string(), ty);
-                        } else if t.from_input(rhs) {
+                        } else if t.client_controlled(rhs) {
                             t.input_vars.insert(x.to_string());
                         }
                     }
@@ -871,7 +869,7 @@ impl Types {
         t
     }
 
-    fn from_input(&self, e: &Expr) -> bool {
+    fn client_controlled(&self, e: &Expr) -> bool {
         let t = text(e);
         t.starts_with("input.") || t.starts_with("input[") || self.input_vars.contains(&t)
     }
@@ -997,9 +995,9 @@ fn conflicts(modules: &[Ref<Module>], out: &mut Vec<Finding>) {
                     first_sp.line,
                     if first.value == d.value { "a value that may differ".to_string() } else { format!("another value ({})", first.value) },
                 ),
-                suggestion: Some(format!(
-                    "make the conditions exclusive (`x == \"a\"` / `x == \"b\"`, `c` / `not c`), or write one definition with `else`"
-                )),
+                suggestion: Some(
+                    "make the conditions exclusive (`x == \"a\"` / `x == \"b\"`, `c` / `not c`), or write one definition with `else`".into(),
+                ),
             });
         }
     }
