@@ -145,8 +145,11 @@ run: setup build
 
 # Regenerate envoy/envoy.yaml from policies/ (the file is checked in so it can
 # be used as is; `make test` fails if it is stale).
-envoy-config: setup
+# `mcp-policy check` runs on the policy first: a policy with errors (or
+# references to undocumented input paths) is not written into the config.
+envoy-config: setup cli
 	$(PY) tools/envoy_config.py --policy-dir policies --wasm $(WASM) \
+		--mcp-policy target/release/mcp-policy \
 		--listen-port 10000 --upstream-port 8000 --admin-port 9901 -o envoy/envoy.yaml
 
 # Mesh configurations (envoy/*.yaml besides envoy.yaml) and their inputs.

@@ -39,6 +39,7 @@ import json
 import math
 import os
 import re
+import subprocess
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -547,6 +548,22 @@ def dump_yaml(value: Mapping[str, Any]) -> str:
 # --------------------------------------------------------------------------- #
 
 
+def check_policy(cli: str, policy_dir: str, data_file: str | None) -> int:
+    """Run ``cli check`` on what the configuration embeds: the ``*.rego``
+    files directly in ``policy_dir`` (its ``*_test.rego`` tests too) and the
+    data document. Its report goes to standard error; returns its exit
+    status (docs/cli.md: 1 on errors and on undocumented input paths)."""
+    root = Path(policy_dir)
+    paths = [str(p) for p in sorted(root.glob("*.rego")) if p.is_file()]
+    data = Path(data_file) if data_file else root / "data.json"
+    if data.is_file():
+        paths.append(str(data))
+    result = subprocess.run([cli, "check", *paths], capture_output=True, text=True, timeout=120)
+    sys.stderr.write(result.stdout)
+    sys.stderr.write(result.stderr)
+    return result.returncode
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Render the Envoy bootstrap config for the mcp-policy filter.")
     parser.add_argument("--policy-dir", help="directory of *.rego modules (+ optional data.json)")
@@ -578,6 +595,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--format", choices=("yaml", "json"), help="output format (default: from -o suffix, else yaml)")
     parser.add_argument("-o", "--output", help="output file (default: stdout)")
+    parser.add_argument("--mcp-policy", metavar="CLI",
+                        help="run `CLI check` on the policy directory's modules (and its tests and data) first, "
+                             "and write nothing when it fails (make envoy-config passes target/release/mcp-policy)")
     parser.add_argument("--check", metavar="FILE",
                         help="do not write: exit 1 if FILE differs from what would be rendered (stale config)")
     args = parser.parse_args(argv)
@@ -598,6 +618,9 @@ def main(argv: list[str] | None = None) -> int:
         plugin_config = plugin_config_from_dir(
             args.policy_dir, max_body_bytes=args.max_body_bytes, data_file=args.data_file, **extra
         )
+        if args.mcp_policy and check_policy(args.mcp_policy, args.policy_dir, args.data_file) != 0:
+            sys.stderr.write("mcp-policy check failed: nothing written\n")
+            return 1
 
     fmt = args.format
     target = args.check or args.output

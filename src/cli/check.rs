@@ -1,26 +1,41 @@
 //! `mcp-policy check PATH...`
 
 use super::{
-    config_json, emit, emit_json, inputs, load, split_location, CheckArgs, Failure, Format,
-    EXIT_FAIL, EXIT_OK,
+    config_json, emit, emit_json, load, split_location, CheckArgs, Failure, Format, EXIT_FAIL,
+    EXIT_OK,
 };
 use crate::config::{Config, ConfigError};
 use std::io::Write;
 
 /// A located problem.
+#[derive(Default)]
 struct Problem {
     /// `file:line:col`, or a file, or nothing.
     location: Option<String>,
     message: String,
+    /// The lint finding's code (`input-path`…), for findings of [`crate::lint`].
+    code: Option<&'static str>,
+    /// Its suggested rewrite.
+    suggestion: Option<String>,
 }
 
 impl Problem {
     fn text(&self, kind: &str) -> String {
+        // Lint errors say so: `file:line:col: error: message; suggestion`.
+        let kind = if kind.is_empty() && self.code.is_some() {
+            "error"
+        } else {
+            kind
+        };
+        let message = match &self.suggestion {
+            Some(s) => format!("{}; {s}", self.message),
+            None => self.message.clone(),
+        };
         match (&self.location, kind) {
-            (Some(l), "") => format!("{l}: {}", self.message),
-            (Some(l), k) => format!("{l}: {k}: {}", self.message),
-            (None, "") => format!("error: {}", self.message),
-            (None, k) => format!("{k}: {}", self.message),
+            (Some(l), "") => format!("{l}: {message}"),
+            (Some(l), k) => format!("{l}: {k}: {message}"),
+            (None, "") => format!("error: {message}"),
+            (None, k) => format!("{k}: {message}"),
         }
     }
 
@@ -32,7 +47,16 @@ impl Problem {
             }
             None => (None, None, None),
         };
-        serde_json::json!({"file": file, "line": line, "column": column, "message": self.message})
+        let mut v = serde_json::json!({"file": file, "line": line, "column": column, "message": self.message});
+        if let Some(obj) = v.as_object_mut() {
+            if let Some(code) = self.code {
+                obj.insert("code".into(), code.into());
+            }
+            if let Some(s) = &self.suggestion {
+                obj.insert("suggestion".into(), s.clone().into());
+            }
+        }
+        v
     }
 }
 
@@ -41,10 +65,10 @@ pub(super) fn run(args: &CheckArgs, out: &mut dyn Write) -> Result<u8, Failure> 
         Ok(l) => l,
         Err(e) if !e.usage => {
             let p = Problem {
-                location: None,
                 message: e.message,
+                ..Problem::default()
             };
-            report(args, out, &load::Loaded::default(), None, &[p], &[]);
+            report(args, out, &load::Loaded::default(), None, &[p], &[], true);
             return Ok(EXIT_FAIL);
         }
         Err(e) => return Err(e.into()),
@@ -58,22 +82,26 @@ pub(super) fn run(args: &CheckArgs, out: &mut dyn Write) -> Result<u8, Failure> 
         errors.push(Problem {
             location: None,
             message: "no policy modules (every .rego file given is a *_test.rego test)".into(),
+            ..Problem::default()
         });
     } else {
         match config_json(&loaded, &[]) {
             Err(f) => errors.push(Problem {
                 location: None,
                 message: f.message,
+                ..Problem::default()
             }),
             Ok(json) => match Config::from_json(&json) {
                 Ok(c) => config = Some(c),
                 Err(ConfigError::Policy(e)) => errors.push(Problem {
                     location: e.location.as_deref().map(|l| loaded.display_location(l)),
                     message: e.message,
+                    ..Problem::default()
                 }),
                 Err(e) => errors.push(Problem {
                     location: None,
                     message: e.to_string(),
+                    ..Problem::default()
                 }),
             },
         }
@@ -89,21 +117,36 @@ pub(super) fn run(args: &CheckArgs, out: &mut dyn Write) -> Result<u8, Failure> 
                 errors.push(Problem {
                     location: e.location.as_deref().map(|l| loaded.display_location(l)),
                     message: e.message,
+                    ..Problem::default()
                 });
             }
         }
     }
 
-    // 3. Input paths the documented input does not have.
-    for f in inputs::check_modules(parsed.get_modules()) {
+    // 3. Static analyses (src/lint): input paths the documented input does
+    //    not have, sprintf calls that cannot format, constructs regorus
+    //    decides differently from OPA.
+    let mut failing_warnings = 0usize;
+    for f in crate::lint::lint_parsed(parsed.get_modules()) {
         let file = loaded
             .display_of(&f.module)
             .unwrap_or(&f.module)
             .to_string();
-        warnings.push(Problem {
-            location: Some(format!("{file}:{}:{}", f.line, f.col)),
+        let p = Problem {
+            location: Some(format!("{file}:{}:{}", f.line, f.column)),
             message: f.message,
-        });
+            code: Some(f.code),
+            suggestion: f.suggestion,
+        };
+        match f.severity {
+            crate::lint::Severity::Error => errors.push(p),
+            crate::lint::Severity::Warning => {
+                if f.code == "input-path" && !args.allow_unknown_input {
+                    failing_warnings += 1;
+                }
+                warnings.push(p);
+            }
+        }
     }
     if let Some(c) = &config {
         if let Some(reason) = c.policy.rvm_fallback_reason() {
@@ -113,12 +156,22 @@ pub(super) fn run(args: &CheckArgs, out: &mut dyn Write) -> Result<u8, Failure> 
                     "the policy runs on the interpreter, without an instruction budget, because the RVM compiler refused it: {}",
                     loaded.display_location(reason)
                 ),
+                ..Problem::default()
             });
         }
     }
 
-    report(args, out, &loaded, config.as_ref(), &errors, &warnings);
-    let failed = !errors.is_empty() || (args.strict && !warnings.is_empty());
+    let failed =
+        !errors.is_empty() || failing_warnings > 0 || (args.strict && !warnings.is_empty());
+    report(
+        args,
+        out,
+        &loaded,
+        config.as_ref(),
+        &errors,
+        &warnings,
+        failed,
+    );
     Ok(if failed { EXIT_FAIL } else { EXIT_OK })
 }
 
@@ -129,6 +182,7 @@ fn report(
     config: Option<&Config>,
     errors: &[Problem],
     warnings: &[Problem],
+    failed: bool,
 ) {
     let policy_files: Vec<&str> = loaded
         .modules
@@ -168,7 +222,7 @@ fn report(
         emit_json(
             out,
             &serde_json::json!({
-                "ok": errors.is_empty() && (warnings.is_empty() || !args.strict),
+                "ok": !failed,
                 "engine": config.map(|c| c.policy.engine_kind().as_str()),
                 "rvm_fallback_reason": config.and_then(|c| c.policy.rvm_fallback_reason()).map(|r| loaded.display_location(r)),
                 "revision": config.map(|c| c.policy.revision()),
@@ -196,7 +250,7 @@ fn report(
         count(data_files.len(), "data file")
     );
     match config {
-        Some(c) if errors.is_empty() => {
+        Some(c) if !failed => {
             let attrs = if reads.is_empty() {
                 String::new()
             } else {
@@ -216,9 +270,19 @@ fn report(
                 ),
             );
         }
-        _ => emit(
-            out,
-            &format!("failed: {files}; {}\n", count(errors.len(), "error")),
-        ),
+        _ => {
+            let warned = if warnings.is_empty() {
+                String::new()
+            } else {
+                format!(", {}", count(warnings.len(), "warning"))
+            };
+            emit(
+                out,
+                &format!(
+                    "failed: {files}; {}{warned}\n",
+                    count(errors.len(), "error")
+                ),
+            )
+        }
     }
 }

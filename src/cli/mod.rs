@@ -14,7 +14,7 @@
 //! cannot be read).
 
 pub mod explain;
-pub mod inputs;
+
 pub mod load;
 pub mod message;
 
@@ -48,17 +48,20 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Compile policies and data as the filter does; report errors, the engine and unknown input paths.
+    /// Compile policies and data as the filter does; report errors, the engine, unknown input paths and constructs that fail at run time.
     #[command(after_help = "\
 Compiles the policy modules (every .rego except *_test.rego) and data exactly as the filter's
-configuration would, then the test modules. Errors are printed as `file:line:column: message`.
-Warnings name references to input paths that docs/input.md does not document.
+configuration would, then the test modules, then analyses them statically (docs/cli.md):
+input paths docs/input.md does not document, sprintf calls that cannot format, constructs
+regorus decides differently from OPA. Findings are printed as
+`file:line:column: severity: message; suggestion`.
 
 Folders are walked recursively: *.rego files are modules, files named data.json are data
 mounted at their folder's path. Explicit .json files are data at the root. A .tar.gz or
 .tgz file is a policy bundle (OPA's layout, docs/bundles.md), read as the filter reads it.
 
-Exit codes: 0 compiles (warnings allowed unless --strict), 1 does not compile, 2 usage error.")]
+Exit codes: 0 ok (warnings allowed, except undocumented input paths unless
+--allow-unknown-input; none with --strict), 1 errors, 2 usage error.")]
     Check(CheckArgs),
     /// Decide a recorded MCP message (JSON-RPC body or captured HTTP request) as the filter would.
     #[command(after_help = "\
@@ -102,9 +105,12 @@ pub struct CheckArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
-    /// Treat warnings as errors (exit 1).
+    /// Treat every warning as an error (exit 1).
     #[arg(long)]
     pub strict: bool,
+    /// Report references to undocumented input paths as warnings without failing (exit 0).
+    #[arg(long)]
+    pub allow_unknown_input: bool,
 }
 
 #[derive(Args, Debug)]

@@ -43,6 +43,18 @@ impl<'a> Compiler<'a> {
                 rhs_expr, lhs_plan, ..
             } => {
                 let rhs_reg = self.compile_rego_expr_with_span(rhs_expr, rhs_expr.span(), false)?;
+                // mcp-policy patch (PATCHES.md): `x := e` with `e` undefined
+                // fails the body, as in OPA (0.14.1 left `x` undefined and
+                // the body held when `x` was not used afterwards).
+                if !self.soft_assert_mode {
+                    self.emit_instruction(
+                        Instruction::Guard {
+                            register: rhs_reg,
+                            mode: GuardMode::NotUndefined,
+                        },
+                        span,
+                    );
+                }
                 let _ = self.apply_destructuring_plan(
                     lhs_plan,
                     rhs_reg,

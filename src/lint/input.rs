@@ -1,5 +1,5 @@
-//! `mcp-policy check`: references to `input` paths that the filter never
-//! provides.
+//! References to `input` paths that the filter never provides (lint code
+//! `input-path`).
 //!
 //! [`INPUT`] is the documented input (docs/input.md) as a tree. A test keeps
 //! the two in step. The policy's syntax tree is walked for every reference
@@ -141,6 +141,8 @@ pub struct Finding {
     pub line: u32,
     pub col: u32,
     pub message: String,
+    /// `did you mean …?`, when a documented name is close.
+    pub suggestion: Option<String>,
 }
 
 /// One segment of a reference: a constant key, or a run-time index.
@@ -316,7 +318,46 @@ impl Walker<'_> {
                 self.expr(value);
                 self.query(query);
             }
-            Expr::Call { params, .. } => {
+            Expr::Call { fcn, params, .. } => {
+                // `object.get(input.mcp.tool, "nmae", d)`: the path the
+                // constant key leads to.
+                if crate::lint::call_name(fcn).as_deref() == Some("object.get") {
+                    if let (Some(obj), Some(key)) = (params.first(), params.get(1)) {
+                        if let Some((root, mut segs)) = chain(obj) {
+                            let sp = key.span();
+                            let at = (sp.line, sp.col);
+                            let keys: Option<Vec<String>> = match key.as_ref() {
+                                Expr::String {
+                                    value: Value::String(s),
+                                    ..
+                                }
+                                | Expr::RawString {
+                                    value: Value::String(s),
+                                    ..
+                                } => Some(vec![s.to_string()]),
+                                Expr::Array { items, .. } => items
+                                    .iter()
+                                    .map(|i| match i.as_ref() {
+                                        Expr::String {
+                                            value: Value::String(s),
+                                            ..
+                                        }
+                                        | Expr::RawString {
+                                            value: Value::String(s),
+                                            ..
+                                        } => Some(s.to_string()),
+                                        _ => None,
+                                    })
+                                    .collect(),
+                                _ => None,
+                            };
+                            if let Some(keys) = keys {
+                                segs.extend(keys.into_iter().map(|k| (Seg::Key(k), at)));
+                                self.reference(&root, &segs);
+                            }
+                        }
+                    }
+                }
                 for p in params {
                     self.expr(p);
                 }
@@ -389,34 +430,42 @@ impl Walker<'_> {
                     );
                     return;
                 }
-                Obj(members) => {
-                    match members.iter().find(|(k, _)| k == key) {
-                        Some((_, n)) => {
-                            node = *n;
-                            path.push(key);
-                        }
-                        None => {
-                            let hint = suggestion(key, members.iter().map(|(k, _)| *k))
-                                .map(|s| format!("; did you mean {here}.{s}?"))
-                                .unwrap_or_default();
-                            self.report(
-                            *at,
-                            format!("{here}.{key} is not in the documented input (docs/input.md){hint}"),
-                        );
-                            return;
-                        }
+                Obj(members) => match members.iter().find(|(k, _)| k == key) {
+                    Some((_, n)) => {
+                        node = *n;
+                        path.push(key);
                     }
-                }
+                    None => {
+                        let hint = suggestion(key, members.iter().map(|(k, _)| *k))
+                            .map(|s| format!("did you mean {here}.{s}?"));
+                        self.report_with(
+                            *at,
+                            format!("{here}.{key} is not in the documented input (docs/input.md)"),
+                            hint,
+                        );
+                        return;
+                    }
+                },
             }
         }
     }
 
-    fn report(&mut self, (line, col): (u32, u32), message: String) {
+    fn report(&mut self, at: (u32, u32), message: String) {
+        self.report_with(at, message, None);
+    }
+
+    fn report_with(
+        &mut self,
+        (line, col): (u32, u32),
+        message: String,
+        suggestion: Option<String>,
+    ) {
         self.out.push(Finding {
             module: self.module.clone(),
             line,
             col,
             message,
+            suggestion,
         });
     }
 }
@@ -562,7 +611,10 @@ mod tests {
         e.add_policy("p.rego".into(), src.into()).unwrap();
         check_modules(e.get_modules())
             .into_iter()
-            .map(|f| format!("{}:{}: {}", f.line, f.col, f.message))
+            .map(|f| match f.suggestion {
+                Some(s) => format!("{}:{}: {}; {s}", f.line, f.col, f.message),
+                None => format!("{}:{}: {}", f.line, f.col, f.message),
+            })
             .collect()
     }
 
@@ -708,7 +760,7 @@ allow if input.session.calls[_].tol == "x"
         for p in &listed {
             assert!(
                 known.contains(p),
-                "docs/input.md lists {p}, which the CLI does not know (src/cli/inputs.rs INPUT)"
+                "docs/input.md lists {p}, which the CLI does not know (src/lint/input.rs INPUT)"
             );
         }
         let sections: Vec<&str> = doc
@@ -724,7 +776,7 @@ allow if input.session.calls[_].tol == "x"
             if sections.contains(&top) && !nested_in_listed && p.matches('.').count() >= 2 {
                 assert!(
                     listed.contains(p),
-                    "{p} is in src/cli/inputs.rs but not in docs/input.md"
+                    "{p} is in src/lint/input.rs but not in docs/input.md"
                 );
             }
         }
