@@ -209,10 +209,7 @@ fn check_the_shipped_policies() {
     let j = run(&["check", "--format", "json", "policies"]).json();
     assert_eq!(j["ok"], true);
     for w in j["warnings"].as_array().unwrap() {
-        assert!(
-            w["code"] == "sprintf-verb",
-            "{w}"
-        );
+        assert!(w["code"] == "sprintf-verb", "{w}");
         assert!(w["file"].as_str().unwrap().contains("library/"), "{w}");
     }
     assert_eq!(j["engine"], "rvm");
@@ -407,12 +404,7 @@ fn check_reports_sprintf_and_engine_differences() {
         "p.rego:9:28: warning: `blocked` is used above its definition",
         "define `blocked` above its first use",
     );
-    assert!(
-        r.stdout
-            .contains("; 4 warnings"),
-        "{}",
-        r.stdout
-    );
+    assert!(r.stdout.contains("; 4 warnings"), "{}", r.stdout);
 }
 
 #[test]

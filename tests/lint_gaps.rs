@@ -187,3 +187,21 @@ fn interpreter_misses_a_rule_defined_below_in_a_later_module() {
         "{f:?}"
     );
 }
+
+/// An assignment inside a comprehension: an undefined value drops the
+/// element, whether or not the variable is used.
+#[test]
+fn an_undefined_assignment_in_a_comprehension_drops_the_element() {
+    assert_eq!(
+        both(
+            "r := [k | some k in [\"a\", \"b\"]; x := input.obj[k]]",
+            r#"{"obj": {"a": 1}}"#
+        ),
+        pair("[\"a\"]", "[\"a\"]")
+    );
+    // A comprehension assigned in a body is never undefined.
+    assert_eq!(
+        both("r := count(s) if { s := {x | some x in input.none} }", "{}"),
+        pair("0", "0")
+    );
+}

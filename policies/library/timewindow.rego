@@ -144,8 +144,10 @@ timewindow_entries contains [name, windows] if {
 	windows := timewindow_list(given)
 }
 
-# A time zone the engine knows. (A builtin that fails makes the rule that
-# calls it fail, so the zone is tried on its own first.)
+# A time zone the engine knows. A zone it does not know makes time.clock
+# fail: with the filter's default `policy_errors: "deny"` that is a policy
+# error, and the call is denied with it (fail closed); with "undefined" the
+# rule does not hold and the reason below says the zone is not known.
 timewindow_known_tz(tz) if time.clock([0, tz])
 
 timewindow_now_text(w) := sprintf("it is now %s (%v)", [time.format([timewindow_now, tz, "Mon 15:04"]), tz]) if {

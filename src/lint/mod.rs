@@ -478,7 +478,6 @@ impl Cx<'_> {
                 let t = Types::of_query(query);
                 self.query(query, &t);
             }
-
         }
     }
 
@@ -744,7 +743,6 @@ impl Types {
         }
     }
 }
-
 
 /// `rule-conflict`: complete rules defined more than once with values that
 /// differ, whose bodies are not visibly exclusive.

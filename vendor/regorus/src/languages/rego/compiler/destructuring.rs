@@ -44,9 +44,17 @@ impl<'a> Compiler<'a> {
             } => {
                 let rhs_reg = self.compile_rego_expr_with_span(rhs_expr, rhs_expr.span(), false)?;
                 // mcp-policy patch (PATCHES.md): `x := e` with `e` undefined
-                // fails the body, as in OPA (0.14.1 left `x` undefined and
-                // the body held when `x` was not used afterwards).
-                if !self.soft_assert_mode {
+                // fails the body, as in OPA (0.14.1 left `x` undefined, and
+                // a body that did not use `x` afterwards held).
+                // A comprehension is never undefined (and its register is
+                // only filled as it runs), so it needs no guard.
+                let comprehension = matches!(
+                    rhs_expr.as_ref(),
+                    crate::ast::Expr::ArrayCompr { .. }
+                        | crate::ast::Expr::SetCompr { .. }
+                        | crate::ast::Expr::ObjectCompr { .. }
+                );
+                if !comprehension && !self.soft_assert_mode {
                     self.emit_instruction(
                         Instruction::Guard {
                             register: rhs_reg,
