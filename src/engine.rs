@@ -421,6 +421,19 @@ impl Policy {
         }
     }
 
+    /// Whether a builtin that fails at run time (`to_number("abc")`, a
+    /// regular expression that does not compile…) is an evaluation error
+    /// (`true`, as with OPA's strict builtin errors) or leaves the
+    /// expression undefined (`false`, OPA's default). regorus' RVM defaults
+    /// to `false`, its interpreter to `true`; this sets both.
+    #[doc(hidden)]
+    pub fn set_strict_builtin_errors(&mut self, strict: bool) {
+        if let Some(vm) = self.vm.as_mut() {
+            vm.set_strict_builtin_errors(strict);
+        }
+        self.engine.set_strict_builtin_errors(strict);
+    }
+
     /// Evaluate on the tree-walking interpreter even though the RVM took
     /// the policy (benchmarks compare the two; the filter never calls it).
     #[doc(hidden)]
@@ -1187,6 +1200,23 @@ labels contains "sensitive_read"
         p.set_interpreter_time_limit(std::time::Duration::from_millis(20));
         let err = p.evaluate(input("{}")).unwrap_err();
         assert!(err.to_string().to_lowercase().contains("time"), "{err}");
+    }
+
+    #[test]
+    fn strict_builtin_errors_can_be_chosen_for_both_engines() {
+        let src = "package mcp\ndefault allow := false\nallow if to_number(input.n) > 0\n";
+        for strict in [false, true] {
+            let mut p = compile(src);
+            p.set_strict_builtin_errors(strict);
+            assert_eq!(
+                p.vm.as_ref().map(|vm| vm.strict_builtin_errors()),
+                Some(strict)
+            );
+            p.use_interpreter();
+            let r = p.evaluate(input(r#"{"n":"abc"}"#));
+            assert_eq!(r.is_err(), strict, "strict {strict}: {r:?}");
+            assert!(p.evaluate(input(r#"{"n":"2"}"#)).unwrap().permits());
+        }
     }
 
     #[test]
