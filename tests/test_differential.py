@@ -106,6 +106,8 @@ PINS = {
     "not-undefined-operand": (one("default allow := false", 'allow if not "admin" in input.roles'), {}),
     "interpreter-iterates-scalar": (one("allow if { some x in input.n; x == 1 }"), {"n": 5}),
     "regex-syntax": (one('allow if regex.match("\\\\d+", input.s)'), {"s": "12"}),
+    "rvm-strict-cross-type-compare": (one('allow if input.a <= "x"'), {"a": 1.5}),
+    "opa-builtin-undefined-on-type": (one('allow if glob.match("/w/*", ["/"], input.p)'), {"p": {}}),
     "rvm-else-skipped": (
         {"a.rego": [dt.Rule('risk := "high"', ["some x in input.t", "x == 1"], [('"low"', [])]), dt.Rule('allow if risk == "low"')]},
         {"t": []},

@@ -601,6 +601,8 @@ def compare(case: Case, opa: dict, ours: dict) -> list[Divergence]:
     for i, (o, r) in enumerate(zip(opa["results"], ours["results"])):
         aspects = []
         for eng in ("rvm", "interpreter"):
+            if eng == "rvm" and ours.get("engine") != "rvm":
+                continue  # the filter runs this policy on the interpreter: same as below
             mine = r[eng]
             if decision_key(mine["decision"]) != decision_key(o["decision"]):
                 aspects.append(f"{eng}.decision")
@@ -655,7 +657,29 @@ def body_sizes(case: Case) -> list[int]:
     return [len(r.body or []) + sum(lit.count("\n\t") for lit in (r.body or [])) for m in case.modules for r in m.rules]
 
 
+def repeated_heads(case: Case) -> bool:
+    heads = [r.head for m in case.modules for r in m.rules if r.body is not None]
+    return len(heads) != len(set(heads))
+
+
 KNOWN: list[KnownClass] = [
+    KnownClass(
+        "rvm-strict-cross-type-compare", DOC,
+        "`<`, `<=`, `>`, `>=` between values of different types (1.5 <= \"a\", [] > 1): OPA and the interpreter "
+        "order the types, the RVM with strict builtin errors fails the comparison",
+        lambda d: only(d, "rvm") and not is_err(d.opa["decision"])
+        and bool(re.search(r" (<|<=|>|>=) ", d.case.text())),
+        needs_shrunk=True,
+    ),
+    KnownClass(
+        "opa-builtin-undefined-on-type", DOC,
+        "a builtin given an operand of the wrong type that OPA answers with undefined even with strict builtin "
+        "errors (glob.match on an object); regorus' interpreter errs",
+        lambda d: only(d, "interpreter") and "expects" in err_text(d.ours["interpreter"]["decision"])
+        and "some .. in collection" not in err_text(d.ours["interpreter"]["decision"])
+        and not is_err(d.opa["decision"]) and max(body_sizes(d.case), default=0) <= 1 and not repeated_heads(d.case),
+        needs_shrunk=True,
+    ),
     KnownClass(
         "rvm-conflict-undefined", DOC,
         "a complete rule (or function) with two values: OPA errs (eval_conflict_error), the RVM reads undefined",
@@ -680,10 +704,12 @@ KNOWN: list[KnownClass] = [
     ),
     KnownClass(
         "opa-undefined-before-error", DOC,
-        "a body (or rule head) that both errs and reads something undefined: OPA reads undefined first "
-        "(no error), regorus' interpreter errs; after shrinking the body still needs another literal",
+        "a body (or rule head) that both errs and reads something undefined, or a rule whose other body "
+        "succeeds: OPA never evaluates the failing expression (no error), regorus' interpreter errs; after "
+        "shrinking the body still needs another literal, or the rule another body",
         lambda d: is_err(d.ours["interpreter"]["decision"]) and not is_err(d.opa["decision"])
-        and "interpreter.decision" in d.aspects and max(body_sizes(d.case), default=0) >= 2,
+        and "interpreter.decision" in d.aspects
+        and (max(body_sizes(d.case), default=0) >= 2 or repeated_heads(d.case)),
         needs_shrunk=True,
     ),
     KnownClass(
