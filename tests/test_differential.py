@@ -108,6 +108,7 @@ PINS = {
     "regex-syntax": (one('allow if regex.match("\\\\d+", input.s)'), {"s": "12"}),
     "rvm-strict-cross-type-compare": (one('allow if input.a <= "x"'), {"a": 1.5}),
     "opa-builtin-undefined-on-type": (one('allow if glob.match("/w/*", ["/"], input.p)'), {"p": {}}),
+    "regorus-stops-at-first-success": (one('deny contains "r" if { some v in input.a; count(v) > 2 }'), {"a": ["abcd", 1]}),
     "rvm-else-skipped": (
         {"a.rego": [dt.Rule('risk := "high"', ["some x in input.t", "x == 1"], [('"low"', [])]), dt.Rule('allow if risk == "low"')]},
         {"t": []},

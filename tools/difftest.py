@@ -672,6 +672,14 @@ KNOWN: list[KnownClass] = [
         needs_shrunk=True,
     ),
     KnownClass(
+        "regorus-stops-at-first-success", DOC,
+        "a rule with a constant value (`deny contains \"r\" if { some v in xs; … }`): regorus stops at the "
+        "first iteration that succeeds, OPA evaluates the others too and errs on one of them",
+        lambda d: is_err(d.opa["decision"]) and "some " in d.case.text()
+        and not any(is_err(d.ours[e]["decision"]) for e in ("rvm", "interpreter")),
+        needs_shrunk=True,
+    ),
+    KnownClass(
         "opa-builtin-undefined-on-type", DOC,
         "a builtin given an operand of the wrong type that OPA answers with undefined even with strict builtin "
         "errors (glob.match on an object); regorus' interpreter errs",
@@ -707,8 +715,8 @@ KNOWN: list[KnownClass] = [
         "a body (or rule head) that both errs and reads something undefined, or a rule whose other body "
         "succeeds: OPA never evaluates the failing expression (no error), regorus' interpreter errs; after "
         "shrinking the body still needs another literal, or the rule another body",
-        lambda d: is_err(d.ours["interpreter"]["decision"]) and not is_err(d.opa["decision"])
-        and "interpreter.decision" in d.aspects
+        lambda d: any(is_err(d.ours["interpreter"][r]) and not is_err(d.opa[r]) and f"interpreter.{r}" in d.aspects
+                      for r in ("allow", "deny"))
         and (max(body_sizes(d.case), default=0) >= 2 or repeated_heads(d.case)),
         needs_shrunk=True,
     ),
