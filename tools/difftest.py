@@ -658,7 +658,7 @@ def body_sizes(case: Case) -> list[int]:
 
 
 def repeated_heads(case: Case) -> bool:
-    heads = [r.head for m in case.modules for r in m.rules if r.body is not None]
+    heads = [re.split(r"[ :\[(]", r.head, maxsplit=1)[0] for m in case.modules for r in m.rules if r.body is not None]
     return len(heads) != len(set(heads))
 
 
