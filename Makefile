@@ -3,7 +3,8 @@
 #   make build   the proxy-wasm module: target/wasm32-wasip1/release/mcp_policy.wasm
 #   make test    lint, unit tests (cargo), policy tests, end-to-end tests through real Envoy
 #   make run     Envoy on 127.0.0.1:10000 with the module, the default policy and a demo MCP server
-#   make fuzz    every cargo-fuzz target for FUZZ_SECONDS each (nightly; see docs/hardening.md)
+#   make fuzz    the differential test against OPA, then every cargo-fuzz target for FUZZ_SECONDS each
+#                (nightly; see docs/hardening.md)
 #   make soak    SOAK_SECONDS of steady MCP traffic through Envoy; writes bench/soak.md
 #   make bench   benchmarks: bench/report.md and bench/report.json (bench/README.md)
 
@@ -22,7 +23,7 @@ TS_SDK      := tests/ts/node_modules/.installed
 VERSION     := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 
 .PHONY: all setup build test unit lint e2e run envoy-config check-envoy-config clean cli wasm-test \
-	pq-client mesh-config check-mesh-config mesh-certs oci fuzz fuzz-build fuzz-corpus soak \
+	pq-client mesh-config check-mesh-config mesh-certs oci fuzz fuzz-build fuzz-corpus difftest soak \
 	bench bench-tools bench-build build-opt build-small profile-wasm profile-build
 
 all: build
@@ -115,7 +116,19 @@ fuzz-build:
 	command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 	cd fuzz && cargo +$(FUZZ_TOOLCHAIN) fuzz build -O
 
-fuzz: fuzz-build
+# Differential testing (docs/hardening.md): DIFFTEST_POLICIES generated
+# MCP-shaped policies, DIFFTEST_INPUTS inputs each, decided by the RVM, the
+# interpreter and OPA; fails on any divergence outside the known classes of
+# docs/policy.md "Differences from OPA". A fixed-seed subset runs in `make
+# test` (tests/test_differential.py).
+DIFFTEST_SEED     ?= 1
+DIFFTEST_POLICIES ?= 1000
+DIFFTEST_INPUTS   ?= 10
+
+difftest: setup
+	$(PY) tools/difftest.py --seed $(DIFFTEST_SEED) --policies $(DIFFTEST_POLICIES) --inputs $(DIFFTEST_INPUTS)
+
+fuzz: difftest fuzz-build
 	@set -eo pipefail; for t in $(FUZZ_TARGETS); do \
 		mkdir -p fuzz/work/$$t; \
 		echo "== fuzz $$t for $(FUZZ_SECONDS) s"; \
