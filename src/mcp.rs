@@ -10,10 +10,11 @@
 //!
 //! Parsing is strict where leniency would let the proxy and the server read a
 //! message differently: duplicate top-level members, a `null` or fractional
-//! `id`, non-object `params`, invalid UTF-8, lone surrogates, trailing data,
-//! non-finite numbers and nesting deeper than serde_json's limit (128) are all
-//! rejected. Integers keep full precision (serde_json `arbitrary_precision`),
-//! as the Python SDK does.
+//! `id`, non-object `params`, invalid UTF-8, trailing data and non-finite
+//! numbers are all rejected; nesting, lone surrogates and costly numbers are
+//! refused in every member by [`check_structure`] before serde reads the
+//! body. Integers keep full precision (serde_json `arbitrary_precision`), as
+//! the Python SDK does.
 
 use regorus::Value;
 use serde::de::{self, Deserializer};
