@@ -57,13 +57,13 @@ class Stack:
         self.host, self.port = host, int(port)
         self.session = self.open_session()
 
-    def post(self, body: bytes | dict[str, Any], session: str | None = None) -> httpx.Response:
+    def post(self, body: bytes | dict[str, Any], session: str | None = None, path: str = "/mcp") -> httpx.Response:
         if isinstance(body, dict):
             body = json.dumps(body).encode()
         headers = dict(JSON_HEADERS, **{"mcp-protocol-version": LEGACY})
         if session:
             headers["mcp-session-id"] = session
-        return self.http.post("/mcp", content=body, headers=headers)
+        return self.http.post(path, content=body, headers=headers)
 
     def open_session(self) -> str:
         r = self.post({"jsonrpc": "2.0", "id": next(_ids), "method": "initialize",
@@ -203,11 +203,14 @@ def test_a_lone_surrogate_in_an_unknown_member_is_refused(stack: Stack, member: 
     ident = next(_ids)
     body = b'{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"echo","arguments":{"text":"x"}},%s}' % (
         ident, member)
-    r = stack.post(body, stack.session)
+    path = f"/mcp?case=surrogate-{ident}"
+    r = stack.post(body, stack.session, path)
     assert r.status_code == 400, r.text
     error = error_of(r)
     assert error["code"] == -32700
     assert "lone surrogate" in error["message"]
+    # Refused by the filter, not by the server's own parser.
+    assert no_upstream(stack.access_entry(path))
     stack.assert_not_received(ident)
 
 
