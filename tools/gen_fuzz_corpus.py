@@ -398,6 +398,12 @@ def request_inputs(spec):
         http([("mcp-session-id", "s1"), ("mcp-session-id", "s2")], b"", method="GET"),
         http([("mcp-method", "tools/call"), ("mcp-method", "ping")], b"", method="GET"),
         http([], b"", method="OPTIONS"),
+        # Issue 17: a DELETE or GET is decided as itself, never as its body.
+        http([("content-type", "application/json"), ("mcp-session-id", "s1")],
+             b'{"jsonrpc":"2.0","id":1,"method":"ping"}', method="DELETE"),
+        http([("content-type", "application/json"), ("content-length", "40")],
+             b'{"jsonrpc":"2.0","id":1,"method":"ping"}', method="GET"),
+        http([("content-length", "0"), ("mcp-session-id", "s1")], b"", method="DELETE"),
         http([("content-type", "application/json")], b""),
         http([("content-type", "application/json; charset=utf-8")], b"[]"),
         http([("content-type", "application/json")], b"x" * 70000),
