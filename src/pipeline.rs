@@ -320,6 +320,15 @@ impl Plugin {
                     false,
                 );
             }
+            if !self.settings.hold_headers {
+                // The headers would reach the server before the body shows
+                // whether it is empty, and a DELETE needs no body to act.
+                return (
+                    HeadersAction::Reply(unheld_non_post(http)),
+                    Vec::new(),
+                    false,
+                );
+            }
             // Length unknown (chunked, HTTP/2 without content-length): the
             // body decides; an empty one keeps it a transport request.
             return (HeadersAction::Inspect, Vec::new(), false);
@@ -479,38 +488,8 @@ impl Plugin {
             }
             // An empty body (END_STREAM on an empty DATA frame, or an empty
             // chunked body): a transport request after all.
-            let (action, mut decided, _) = self.transport_inner(http, store);
+            let (action, decided, _) = self.transport_inner(http, store);
             let action = match action {
-                HeadersAction::Forward(f)
-                    if !self.settings.hold_headers && !f.request_headers.is_empty() =>
-                {
-                    // The headers went on before the body came: too late to
-                    // change them. Denied, as a message would be.
-                    let reasons = vec![
-                        "the policy changes the request (request_headers), which needs hold_headers: true"
-                            .to_string(),
-                    ];
-                    for d in decided.iter_mut() {
-                        d.allowed = false;
-                        d.reasons = reasons.clone();
-                        d.record.allowed = false;
-                        d.record.reasons = reasons.clone();
-                    }
-                    let mut reply = error_reply(
-                        403,
-                        None,
-                        self.settings.deny_code,
-                        &denial_message(&reasons),
-                        Some(&reasons),
-                    );
-                    reply.log = format!(
-                        "denied {} {}: {}",
-                        http.method,
-                        http.path,
-                        reasons.join("; ")
-                    );
-                    BodyAction::Reply(reply)
-                }
                 HeadersAction::Forward(f) => BodyAction::Forward(f),
                 HeadersAction::Reply(r) => BodyAction::Reply(r),
                 HeadersAction::Inspect => BodyAction::Reply(body_on_non_post(http)),
@@ -1482,6 +1461,26 @@ fn body_on_non_post(http: &HttpRequest) -> LocalReply {
     reply
 }
 
+/// A non-POST request that may carry a body of unknown length, with
+/// `hold_headers: false`: its headers cannot be held until the body is in.
+fn unheld_non_post(http: &HttpRequest) -> LocalReply {
+    let method = &http.method;
+    let mut reply = error_reply(
+        400,
+        None,
+        INVALID_REQUEST,
+        &format!(
+            "a {method} request must end with its headers (or declare Content-Length: 0): with hold_headers: false a body of unknown length cannot be checked before the server acts; the request was not forwarded"
+        ),
+        None,
+    );
+    reply.log = format!(
+        "refused {method} {}: a body of unknown length with hold_headers: false",
+        http.path
+    );
+    reply
+}
+
 fn check_content_type(http: &HttpRequest) -> Option<LocalReply> {
     let ct = http.header("content-type").map(String::from_utf8_lossy);
     let media = ct.as_deref().map(|c| {
@@ -1846,6 +1845,25 @@ deny contains "no pings" if input.mcp.method == "ping"
             let (action, _) = p.on_request_body_with(&post(), ping, None);
             assert!(matches!(action, BodyAction::Forward(_)));
         }
+        // hold_headers: false lets headers go before the body: a DELETE of
+        // unknown length would reach the server (which acts on the headers
+        // alone) before its body is checked, so it is refused at once.
+        let mut p = plugin(policy);
+        p.settings.hold_headers = false;
+        match p.on_request_headers(&req("DELETE", &[json]), false) {
+            HeadersAction::Reply(r) => {
+                assert_eq!(r.status, 400);
+                assert!(body_json(&r)["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("hold_headers: false"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            p.on_request_headers(&req("GET", &[("content-length", "0")]), false),
+            HeadersAction::Forward(_)
+        ));
     }
 
     #[test]
