@@ -735,9 +735,14 @@ fn check_nesting(name: &str, source: &str) -> Result<(), PolicyError> {
     Ok(())
 }
 
-/// Convert a `serde_json::Value` into a regorus value.
+/// Convert a `serde_json::Value` into a regorus value. The text goes
+/// through the same structural pre-scan as every body
+/// ([`crate::mcp::check_structure`]): numbers keep their literal
+/// (`arbitrary_precision`), and regorus would build `0e20000000` in `data`
+/// (configuration or bundle) as an exact 10^20000000.
 pub fn json_to_value(v: &serde_json::Value) -> Result<Value, PolicyError> {
     let text = serde_json::to_string(v).map_err(|e| PolicyError::new(e.to_string()))?;
+    crate::mcp::check_structure(text.as_bytes()).map_err(PolicyError::new)?;
     Value::from_json_str(&text).map_err(|e| PolicyError::new(e.to_string()))
 }
 
@@ -1266,6 +1271,25 @@ labels contains "sensitive_read"
             compile("package mcp\nallow := true\ndeny contains \"b\"\ndeny contains \"a\"\n");
         let r = p.evaluate(input("{}")).unwrap();
         assert_eq!(r.deny, vec!["a".to_string(), "b".to_string()]);
+    }
+
+    #[test]
+    fn data_numbers_regorus_would_expand_are_refused() {
+        // Configuration or bundle `data` reaches regorus too: the same
+        // pre-scan as bodies, so `0e20000000` is refused, not built.
+        let module = [(
+            "p.rego".to_string(),
+            "package mcp\nallow := true\n".to_string(),
+        )];
+        let data: serde_json::Value =
+            serde_json::from_str(r#"{"limits": {"x": 0e20000000}}"#).unwrap();
+        let t = std::time::Instant::now();
+        let e = Policy::compile(&module, Some(&data), DEFAULT_MAX_INSTRUCTIONS).unwrap_err();
+        assert!(e.to_string().contains("exponent"), "{e}");
+        assert!(t.elapsed() < std::time::Duration::from_secs(1));
+        let data: serde_json::Value =
+            serde_json::from_str(r#"{"x": [1e-5, 1.5E+3, -0.0]}"#).unwrap();
+        assert!(Policy::compile(&module, Some(&data), DEFAULT_MAX_INSTRUCTIONS).is_ok());
     }
 
     #[test]

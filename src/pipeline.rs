@@ -301,49 +301,81 @@ impl Plugin {
         if let Some(reply) = check_encoding(http) {
             return (HeadersAction::Reply(reply), Vec::new(), false);
         }
-        let is_post = http.method.eq_ignore_ascii_case("POST");
-        if end_of_stream && !is_post {
+        let declared_length = http
+            .header("content-length")
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        if !http.method.eq_ignore_ascii_case("POST") {
             // GET (SSE stream), DELETE (end of session), OPTIONS, HEAD…: no
             // MCP message; the policy decides on the HTTP request alone.
-            if let Err(msg) = routing::read(&http.headers) {
-                let reply = error_reply(
-                    400,
-                    None,
-                    HEADER_MISMATCH,
-                    &format!("Header mismatch: {msg}"),
-                    None,
+            // One with a body is refused, never decided as its body: the MCP
+            // servers do not read it as a message.
+            if end_of_stream || declared_length == Some(0) {
+                return self.transport_inner(http, store);
+            }
+            if declared_length.is_some() {
+                return (
+                    HeadersAction::Reply(body_on_non_post(http)),
+                    Vec::new(),
+                    false,
                 );
-                return (HeadersAction::Reply(reply), Vec::new(), false);
             }
-            if let Some((reply, d)) = self.check_transport_binding(http, store) {
-                return (HeadersAction::Reply(reply), vec![d], true);
+            if !self.settings.hold_headers {
+                // The headers would reach the server before the body shows
+                // whether it is empty, and a DELETE needs no body to act.
+                return (
+                    HeadersAction::Reply(unheld_non_post(http)),
+                    Vec::new(),
+                    false,
+                );
             }
-            let (result, d) = self.decide_transport(http);
-            return match result {
-                Ok(mut fwd) => {
-                    if http.method.eq_ignore_ascii_case("GET") {
-                        let routing = routing::read(&http.headers).unwrap_or_default();
-                        let resumed = resumed_origins(http, &routing, store);
-                        self.watch_response(http, &routing, &[], resumed, &mut fwd);
-                    }
-                    (HeadersAction::Forward(fwd), vec![d], false)
-                }
-                Err(reply) => (HeadersAction::Reply(reply), vec![d], true),
-            };
+            // Length unknown (chunked, HTTP/2 without content-length): the
+            // body decides; an empty one keeps it a transport request.
+            return (HeadersAction::Inspect, Vec::new(), false);
         }
         if let Some(reply) = check_content_type(http) {
             return (HeadersAction::Reply(reply), Vec::new(), false);
         }
-        if let Some(len) = http
-            .header("content-length")
-            .and_then(|v| std::str::from_utf8(v).ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-        {
+        if let Some(len) = declared_length {
             if len > self.settings.max_body_bytes as u64 {
                 return (HeadersAction::Reply(self.too_large()), Vec::new(), false);
             }
         }
         (HeadersAction::Inspect, Vec::new(), false)
+    }
+
+    /// A request without a message (see [`Plugin::headers_inner`]): the
+    /// session binding, then the policy.
+    fn transport_inner(
+        &mut self,
+        http: &HttpRequest,
+        store: Option<(&dyn Store, u64)>,
+    ) -> (HeadersAction, Vec<Decided>, bool) {
+        if let Err(msg) = routing::read(&http.headers) {
+            let reply = error_reply(
+                400,
+                None,
+                HEADER_MISMATCH,
+                &format!("Header mismatch: {msg}"),
+                None,
+            );
+            return (HeadersAction::Reply(reply), Vec::new(), false);
+        }
+        if let Some((reply, d)) = self.check_transport_binding(http, store) {
+            return (HeadersAction::Reply(reply), vec![d], true);
+        }
+        let (result, d) = self.decide_transport(http);
+        match result {
+            Ok(mut fwd) => {
+                if http.method.eq_ignore_ascii_case("GET") {
+                    let routing = routing::read(&http.headers).unwrap_or_default();
+                    let resumed = resumed_origins(http, &routing, store);
+                    self.watch_response(http, &routing, &[], resumed, &mut fwd);
+                }
+                (HeadersAction::Forward(fwd), vec![d], false)
+            }
+            Err(reply) => (HeadersAction::Reply(reply), vec![d], true),
+        }
     }
 
     /// A request to a path configured as not an MCP endpoint
@@ -449,6 +481,20 @@ impl Plugin {
     ) -> (BodyAction, Vec<Decided>) {
         if let Some(reply) = self.check_body_size(body.len()) {
             return (BodyAction::Reply(reply), Vec::new());
+        }
+        if !http.method.eq_ignore_ascii_case("POST") {
+            if !body.is_empty() {
+                return (BodyAction::Reply(body_on_non_post(http)), Vec::new());
+            }
+            // An empty body (END_STREAM on an empty DATA frame, or an empty
+            // chunked body): a transport request after all.
+            let (action, decided, _) = self.transport_inner(http, store);
+            let action = match action {
+                HeadersAction::Forward(f) => BodyAction::Forward(f),
+                HeadersAction::Reply(r) => BodyAction::Reply(r),
+                HeadersAction::Inspect => BodyAction::Reply(body_on_non_post(http)),
+            };
+            return (action, decided);
         }
         let parsed = match mcp::parse(body) {
             Ok(b) => b,
@@ -1394,6 +1440,47 @@ fn check_encoding(http: &HttpRequest) -> Option<LocalReply> {
     None
 }
 
+/// A GET, DELETE or any other non-POST request that carries a body: the
+/// MCP servers never read that body as a message, so it is not decided as
+/// one (it would decide a DELETE by a `ping` it carries).
+fn body_on_non_post(http: &HttpRequest) -> LocalReply {
+    let method = &http.method;
+    let mut reply = error_reply(
+        400,
+        None,
+        INVALID_REQUEST,
+        &format!(
+            "a {method} request cannot carry a body: MCP messages are sent with POST; the request was not forwarded"
+        ),
+        None,
+    );
+    reply.log = format!(
+        "refused {method} {}: a body on a {method} request",
+        http.path
+    );
+    reply
+}
+
+/// A non-POST request that may carry a body of unknown length, with
+/// `hold_headers: false`: its headers cannot be held until the body is in.
+fn unheld_non_post(http: &HttpRequest) -> LocalReply {
+    let method = &http.method;
+    let mut reply = error_reply(
+        400,
+        None,
+        INVALID_REQUEST,
+        &format!(
+            "a {method} request must end with its headers (or declare Content-Length: 0): with hold_headers: false a body of unknown length cannot be checked before the server acts; the request was not forwarded"
+        ),
+        None,
+    );
+    reply.log = format!(
+        "refused {method} {}: a body of unknown length with hold_headers: false",
+        http.path
+    );
+    reply
+}
+
 fn check_content_type(http: &HttpRequest) -> Option<LocalReply> {
     let ct = http.header("content-type").map(String::from_utf8_lossy);
     let media = ct.as_deref().map(|c| {
@@ -1662,6 +1749,121 @@ deny contains "no pings" if input.mcp.method == "ping"
             HeadersAction::Reply(r) => assert_eq!(r.status, 403),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_non_post_request_with_a_body_is_refused_not_decided_as_its_body() {
+        // The policy denies a DELETE without a body and allows any message.
+        let policy = "package mcp\ndefault allow := false\nallow if input.mcp\nallow if input.http.method == \"GET\"\n";
+        let ping = br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
+        let json = ("content-type", "application/json");
+        for audit in [false, true] {
+            let mut p = plugin(policy);
+            if audit {
+                p.settings.mode = Mode::Audit;
+            }
+            // Declared length: refused at the headers.
+            for method in ["DELETE", "GET", "PUT", "PATCH"] {
+                let len = ping.len().to_string();
+                let (action, decided) = p.on_request_headers_with(
+                    &req(method, &[json, ("content-length", &len)]),
+                    false,
+                    None,
+                );
+                let HeadersAction::Reply(r) = action else {
+                    panic!("{method}: {action:?}")
+                };
+                assert_eq!(r.status, 400, "{method}");
+                let v = body_json(&r);
+                assert_eq!(v["error"]["code"], -32600);
+                assert_eq!(
+                    v["error"]["message"],
+                    format!("a {method} request cannot carry a body: MCP messages are sent with POST; the request was not forwarded")
+                );
+                assert_eq!(decided.len(), 1);
+                assert!(!decided[0].allowed);
+            }
+            // Length unknown (chunked, HTTP/2): the body decides.
+            let delete = req("DELETE", &[json]);
+            assert_eq!(
+                p.on_request_headers_with(&delete, false, None).0,
+                HeadersAction::Inspect
+            );
+            let (action, decided) = p.on_request_body_with(&delete, ping, None);
+            let BodyAction::Reply(r) = action else {
+                panic!("{action:?}")
+            };
+            assert_eq!(r.status, 400);
+            assert!(body_json(&r)["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("a DELETE request cannot carry a body"));
+            assert_eq!(decided.len(), 1);
+            assert!(!decided[0].allowed);
+            // Without a Content-Type, too (not 415: the body is the fault).
+            let get = req("GET", &[]);
+            assert_eq!(
+                p.on_request_headers_with(&get, false, None).0,
+                HeadersAction::Inspect
+            );
+            assert!(matches!(
+                p.on_request_body_with(&get, b"x", None).0,
+                BodyAction::Reply(ref r) if r.status == 400
+            ));
+            // An empty body keeps it a transport request, decided as such:
+            // the DELETE is denied (403; forwarded in audit mode), the GET
+            // allowed.
+            let (action, decided) = p.on_request_body_with(&delete, b"", None);
+            match (&action, audit) {
+                (BodyAction::Reply(r), false) => assert_eq!(r.status, 403),
+                (BodyAction::Forward(_), true) => {}
+                other => panic!("{other:?}"),
+            }
+            assert_eq!(decided[0].record.kind, "transport");
+            assert_eq!(decided[0].record.method, "DELETE");
+            assert!(!decided[0].allowed);
+            assert!(matches!(
+                p.on_request_body_with(&get, b"", None).0,
+                BodyAction::Forward(_)
+            ));
+            // Content-Length: 0 is decided at the headers.
+            let zero = ("content-length", "0");
+            assert!(matches!(
+                p.on_request_headers_with(&req("GET", &[zero]), false, None)
+                    .0,
+                HeadersAction::Forward(_)
+            ));
+            match p
+                .on_request_headers_with(&req("DELETE", &[zero]), false, None)
+                .0
+            {
+                HeadersAction::Reply(r) => assert!(!audit && r.status == 403),
+                HeadersAction::Forward(_) => assert!(audit),
+                other => panic!("{other:?}"),
+            }
+            // A POST is a message, as before.
+            let (action, _) = p.on_request_body_with(&post(), ping, None);
+            assert!(matches!(action, BodyAction::Forward(_)));
+        }
+        // hold_headers: false lets headers go before the body: a DELETE of
+        // unknown length would reach the server (which acts on the headers
+        // alone) before its body is checked, so it is refused at once.
+        let mut p = plugin(policy);
+        p.settings.hold_headers = false;
+        match p.on_request_headers(&req("DELETE", &[json]), false) {
+            HeadersAction::Reply(r) => {
+                assert_eq!(r.status, 400);
+                assert!(body_json(&r)["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("hold_headers: false"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            p.on_request_headers(&req("GET", &[("content-length", "0")]), false),
+            HeadersAction::Forward(_)
+        ));
     }
 
     #[test]

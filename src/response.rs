@@ -1601,6 +1601,42 @@ visible := false if input.mcp.tool.name == "echo"
     }
 
     #[test]
+    fn responses_go_through_the_structural_pre_scan() {
+        // A costly number, a lone surrogate or deep nesting in a member the
+        // wire model does not name: the server's message is unreadable, in a
+        // JSON body and in an SSE event alike.
+        let mut p = plugin_with(POLICY, serde_json::json!({}));
+        for (i, extra) in [
+            r#""x":0e20000000"#.to_string(),
+            r#""x":{"\udfff":1}"#.to_string(),
+            format!(r#""x":{}{}"#, "[".repeat(130), "]".repeat(130)),
+        ]
+        .iter()
+        .enumerate()
+        {
+            let id = 20 + i as u32;
+            let answer =
+                format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{{"content":[]}},{extra}}}"#);
+            let f = forwarded(&mut p, &post(&[]), &call(id, "echo"));
+            let mut s = open(f, "application/json", "");
+            let out = s.feed(&mut p, answer.as_bytes(), true, None);
+            let v: serde_json::Value = serde_json::from_slice(&out.bytes).unwrap();
+            assert_eq!(v["id"], id, "{extra}");
+            assert!(v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("unreadable message"));
+            let f = forwarded(&mut p, &post(&[]), &call(id, "echo"));
+            let mut s = open(f, "text/event-stream", "");
+            let out = s.feed(&mut p, format!("data: {answer}\n\n").as_bytes(), true, None);
+            // Not passed on (an SSE event the filter cannot read is dropped).
+            let text = String::from_utf8(out.bytes).unwrap();
+            assert!(!text.contains("content"), "{text}");
+            assert!(out.decided.iter().any(|d| d.record.kind == "rejected"));
+        }
+    }
+
+    #[test]
     fn oversized_compressed_and_unreadable_responses_fail_closed() {
         let mut p = plugin_with(POLICY, serde_json::json!({}));
         let f = forwarded(&mut p, &post(&[]), &call(5, "echo"));

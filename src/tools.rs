@@ -75,7 +75,7 @@ impl Watcher {
             Some(p) => match p.feed(chunk) {
                 Ok(events) => {
                     for e in events {
-                        if let Ok(msg) = serde_json::from_str::<serde_json::Value>(&e.data) {
+                        if let Some(msg) = read_message(e.data.as_bytes()) {
                             self.take(msg);
                         }
                     }
@@ -115,12 +115,21 @@ impl Watcher {
     /// The tools of the response, once the stream has ended.
     pub fn finish(mut self) -> Option<Vec<serde_json::Value>> {
         if self.sse.is_none() && !self.failed {
-            if let Ok(msg) = serde_json::from_slice::<serde_json::Value>(&self.buf) {
+            if let Some(msg) = read_message(&self.buf) {
                 self.take(msg);
             }
         }
         self.tools
     }
+}
+
+/// A message of the server's, read only if it passes the structural
+/// pre-scan every body goes through ([`crate::mcp::check_structure`]): the
+/// definitions learnt from it are later read by regorus, which must never
+/// see a number it would expand at great cost (`0e20000000`).
+fn read_message(bytes: &[u8]) -> Option<serde_json::Value> {
+    crate::mcp::check_structure(bytes).ok()?;
+    serde_json::from_slice(bytes).ok()
 }
 
 fn changed_key(upstream: &str) -> String {
@@ -274,6 +283,30 @@ mod tests {
         }
         let tools = w.finish().unwrap();
         assert_eq!(tools.len(), 2);
+    }
+
+    #[test]
+    fn definitions_that_fail_the_pre_scan_are_not_learnt() {
+        // A number regorus would expand (read later as the definition), a
+        // lone surrogate, deep nesting: the list is not learnt at all.
+        for bad in [
+            r#"{"default":0e20000000}"#,
+            r#"{"x":"\ud800"}"#,
+            &format!("{}{}", "[".repeat(200), "]".repeat(200)),
+        ] {
+            let list = LIST.replace(
+                r#"{"type":"object"}"#,
+                &format!(r#"{{"type":"object","x":{bad}}}"#),
+            );
+            let mut w = Watcher::new("3", "application/json").unwrap();
+            w.feed(list.as_bytes());
+            assert!(w.finish().is_none(), "{bad}");
+            let mut w = Watcher::new("3", "text/event-stream").unwrap();
+            assert!(
+                w.feed(format!("data: {list}\n\n").as_bytes()).is_none(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -110,10 +110,12 @@ def decode_status(block: bytes) -> int | None:
 
 
 def request(host: str, port: int, *, path: str, headers: list[tuple[str, str]], chunks: list[bytes],
-            trailers: list[tuple[str, str]] | None = None, timeout: float = 10.0) -> Response:
-    """POST `chunks` (one DATA frame each) on stream 1; end the stream with
-    `trailers` when given, else with the last DATA frame."""
-    pseudo = [(":method", "POST"), (":scheme", "http"), (":authority", f"{host}:{port}"), (":path", path)]
+            trailers: list[tuple[str, str]] | None = None, timeout: float = 10.0,
+            method: str = "POST") -> Response:
+    """Send `chunks` (one DATA frame each; `[b""]` is one empty frame) on
+    stream 1 with `method` (POST by default); end the stream with `trailers`
+    when given, else with the last DATA frame."""
+    pseudo = [(":method", method), (":scheme", "http"), (":authority", f"{host}:{port}"), (":path", path)]
     with socket.create_connection((host, port), timeout=timeout) as s:
         out = PREFACE + frame(SETTINGS, 0, 0, b"")
         out += frame(HEADERS, END_HEADERS, 1, encode_headers(pseudo + headers))

@@ -287,19 +287,24 @@ def test_delete_with_a_session_reaches_the_server(stack: Stack) -> None:
     assert not no_upstream(stack.access_entry(path))
 
 
-def test_get_with_a_json_rpc_body_is_decided_as_a_message(stack: Stack) -> None:
+def test_get_with_a_json_rpc_body_is_refused_not_decided_as_a_message(stack: Stack) -> None:
+    # The server never reads a GET's body as a message: the filter does not
+    # decide it as one (tests/test_e2e_crafted.py has the DELETE case).
     path = f"/mcp?case=get-body-{next(_ids)}"
     ident = next(_ids)
-    r = stack.http.request("GET", path, content=json.dumps(call("delete_record", ident)),
+    r = stack.http.request("GET", path, content=json.dumps(call("echo", ident, {"text": "x"})),
                            headers=JSON_HEADERS)
-    assert error_of(r)["message"] == "Denied by policy: tool forbidden"
+    assert r.status_code == 400
+    assert error_of(r)["message"] == (
+        "a GET request cannot carry a body: MCP messages are sent with POST; the request was not forwarded")
     assert no_upstream(stack.access_entry(path))
 
 
 def test_get_with_a_body_of_another_type_is_refused(stack: Stack) -> None:
     path = f"/mcp?case=get-text-{next(_ids)}"
     r = stack.http.request("GET", path, content=b"hello", headers={"content-type": "text/plain"})
-    assert r.status_code == 415
+    assert r.status_code == 400
+    assert error_of(r)["code"] == -32600
     assert no_upstream(stack.access_entry(path))
 
 
