@@ -1632,4 +1632,32 @@ allow if {
         );
         assert_eq!(error_kind_of_reason("tool is blocked"), None);
     }
+
+    #[test]
+    fn numbers_in_strings_are_never_built_digit_by_digit() {
+        // regorus 0.14.1 built 10^N exactly for `0e20000000` (seconds of
+        // CPU from 10 bytes); the patched parser reads zero as zero and
+        // refuses values past 4300 digits (vendor/regorus/PATCHES.md).
+        let d = |src: &str| decide(src, "{}");
+        let r = d("deny contains sprintf(\"%v\", [to_number(\"0e20000000\")]) if true").unwrap();
+        assert_eq!(r.deny, vec!["0".to_string()]);
+        let r =
+            d("deny contains sprintf(\"%v\", [json.unmarshal(\"[0e20000000]\")]) if true").unwrap();
+        assert_eq!(r.deny, vec!["[0]".to_string()]);
+        let e = d("deny contains \"x\" if to_number(\"1e20000000\") > 0").unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Builtin, "{e}");
+        let long = format!("1{}", "0".repeat(5000));
+        let e = decide(
+            "deny contains \"x\" if to_number(input.n) > 0",
+            &format!("{{\"n\": \"{long}\"}}"),
+        )
+        .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Builtin, "{e}");
+        // Ordinary values are exact as before.
+        let r = d("deny contains sprintf(\"%v\", [to_number(\"12345678901234567890\")]) if true")
+            .unwrap();
+        assert_eq!(r.deny, vec!["12345678901234567890".to_string()]);
+        let r = d("deny contains sprintf(\"%v\", [to_number(\"1.5e3\")]) if true").unwrap();
+        assert_eq!(r.deny, vec!["1500".to_string()]);
+    }
 }

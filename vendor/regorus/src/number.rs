@@ -412,7 +412,13 @@ impl FromStr for Number {
                 (1, normalized_ref)
             };
 
-            if !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit()) {
+            // mcp-policy patch (PATCHES.md): integers of more than 4300
+            // digits (CPython's limit) are not built exactly; the double
+            // reading below refuses them (they overflow).
+            if !digits.is_empty()
+                && digits.len() <= 4300
+                && digits.chars().all(|c| c.is_ascii_digit())
+            {
                 if let Some(mut value) = BigInt::parse_bytes(digits.as_bytes(), 10) {
                     if sign < 0 {
                         value = -value;
@@ -1992,6 +1998,20 @@ fn scientific_parts_to_bigint(mantissa: &str, exponent: i32) -> Option<BigInt> {
 
     let adjusted_exponent = exponent.checked_sub(fractional_len)?;
     if adjusted_exponent < 0 {
+        return None;
+    }
+    // mcp-policy patch (PATCHES.md): never build 10^N for a large N (a
+    // 10-byte `0e20000000` took seconds). Zero is zero whatever the
+    // exponent; past 4300 digits the double reading is used (it overflows
+    // to an error, or is a finite double).
+    if digits.bytes().all(|b| b == b'0') {
+        return Some(BigInt::zero());
+    }
+    if usize::try_from(adjusted_exponent)
+        .ok()?
+        .saturating_add(digits.len())
+        > 4300
+    {
         return None;
     }
 
