@@ -29,6 +29,7 @@ pub mod engine;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod fuzzing;
 pub mod input;
+pub mod listing;
 pub mod mcp;
 pub mod metrics;
 pub mod pins;
