@@ -324,6 +324,10 @@ impl Policy {
         data: Option<&serde_json::Value>,
         max_instructions: usize,
     ) -> Result<Policy, PolicyError> {
+        // Before any parsing: the parser is exponential in bracket nesting.
+        for (name, source) in modules {
+            check_nesting(name, source)?;
+        }
         let listing = crate::listing::transform(modules);
         let mut policy = match &listing {
             Some(t) => match Self::compile_sources(&t.modules, data, max_instructions) {

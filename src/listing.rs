@@ -787,8 +787,7 @@ impl Analysis {
                 let (_, end) = widen(text, last.span.start as usize, last.span.end as usize);
                 let braced = text
                     .get(b.span.start as usize..start)
-                    .map(|t| t.trim_end().ends_with('{'))
-                    .unwrap_or(false);
+                    .is_some_and(ends_with_open_brace);
                 if braced {
                     e.inserts.push((d.module, (start, format!("{GUARD}; "))));
                 } else {
@@ -920,6 +919,47 @@ impl Analysis {
                 .iter()
                 .any(|(k, _, _)| cd.get(k).copied().unwrap_or(false))
     }
+}
+
+/// Whether the last character of `s` outside strings and comments is `{`
+/// (the text between `if` and a body's first statement).
+fn ends_with_open_brace(s: &str) -> bool {
+    let mut last = None;
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '#' => {
+                for c in chars.by_ref() {
+                    if c == '\n' {
+                        break;
+                    }
+                }
+            }
+            '"' => {
+                while let Some(c) = chars.next() {
+                    match c {
+                        '\\' => {
+                            chars.next();
+                        }
+                        '"' => break,
+                        _ => {}
+                    }
+                }
+                last = Some('"');
+            }
+            '`' => {
+                for c in chars.by_ref() {
+                    if c == '`' {
+                        break;
+                    }
+                }
+                last = Some('`');
+            }
+            c if c.is_whitespace() => {}
+            c => last = Some(c),
+        }
+    }
+    last == Some('{')
 }
 
 /// A statement's byte range in `text`. regorus' spans of string tokens
@@ -1129,6 +1169,35 @@ mod tests {
         ));
     }
 
+    #[test]
+    fn allow_copies_compile_next_to_their_originals() {
+        let src = "package mcp\nimport rego.v1\ndefault allow := false\n\
+            allow := true if { input.identity.subject == \"a\"; input.mcp.tool.arguments.x }\n\
+            allow := true if input.identity.subject == \"b\"\n";
+        let mut p = Policy::compile(&one(src), None, 100_000).unwrap();
+        assert_eq!(p.listing_fallback(), None);
+        let mut l = listing("r");
+        l["identity"]["subject"] = "a".into();
+        assert!(permits(&mut p, l));
+    }
+
+    #[test]
+    fn allow_else_chains() {
+        let src = "package mcp\nimport rego.v1\n\
+            allow := false if { input.mcp.tool.arguments.x == 1 } else := true if { input.identity.subject == \"s\" }\n";
+        let mut p = Policy::compile(&one(src), None, 100_000).unwrap();
+        assert_eq!(p.listing_fallback(), None);
+        let mut l = listing("r");
+        assert!(!permits(&mut p, l.clone()));
+        l["identity"]["subject"] = "s".into();
+        assert!(permits(&mut p, l));
+        let mut c = call("r", "/a");
+        c["identity"]["subject"] = "s".into();
+        assert!(permits(&mut p, c.clone()));
+        c["mcp"]["tool"]["arguments"]["x"] = 1.into();
+        assert!(!permits(&mut p, c));
+    }
+
     /// The issue's policy, evaluated as the filter does.
     const ISSUE: &str = "package mcp\nimport rego.v1\n\
         default allow := false\n\
@@ -1227,6 +1296,23 @@ mod tests {
         c["mcp"]["tool"]["arguments"]["y"] = "x".into();
         let v = Value::from_json_str(&c.to_string()).unwrap();
         assert_eq!(p.evaluate(v).unwrap().deny, ["q", "r"]);
+    }
+
+    #[test]
+    fn comments_and_strings_before_a_body() {
+        let src = "package mcp\nimport rego.v1\ndefault allow := true\n\
+            deny contains \"a{\" if { # why {\n\tinput.mcp.tool.arguments.x\n\tinput.mcp.tool.name == \"n\"\n}\n\
+            deny contains \"b\" if # not a brace {\n\tinput.mcp.tool.arguments.y\n";
+        let t = transform(&one(src)).unwrap();
+        assert!(t.modules[0]
+            .1
+            .contains("# why {\n\tnot input.mcp.listing; input.mcp.tool.arguments.x"));
+        assert!(t.modules[0]
+            .1
+            .contains("{\n\t{not input.mcp.listing; input.mcp.tool.arguments.y }"));
+        let p = Policy::compile(&one(src), None, 100_000).unwrap();
+        assert_eq!(p.listing_fallback(), None);
+        assert_eq!(p.call_dependent_rules().len(), 2);
     }
 
     #[test]

@@ -106,6 +106,15 @@ pub(super) fn run(args: &CheckArgs, out: &mut dyn Write) -> Result<u8, Failure> 
         });
     }
     if let Some(c) = &config {
+        if let Some(reason) = c.policy.listing_fallback() {
+            warnings.push(Problem {
+                location: None,
+                message: format!(
+                    "the policy rewritten for listing did not compile, so every rule as written also decides lists (please report this): {}",
+                    loaded.display_location(reason)
+                ),
+            });
+        }
         if let Some(reason) = c.policy.rvm_fallback_reason() {
             warnings.push(Problem {
                 location: None,
@@ -164,6 +173,16 @@ fn report(
             .collect()
         })
         .unwrap_or_default();
+    // Rule definitions that depend on the call (docs/input.md, "Listing").
+    let listing: Vec<(&str, &crate::listing::CallDependent)> = config
+        .map(|c| {
+            c.policy
+                .call_dependent_rules()
+                .iter()
+                .map(|r| (loaded.display_of(&r.module).unwrap_or(&r.module), r))
+                .collect()
+        })
+        .unwrap_or_default();
     if args.format == Format::Json {
         emit_json(
             out,
@@ -178,6 +197,15 @@ fn report(
                 "attributes": reads,
                 "errors": errors.iter().map(Problem::json).collect::<Vec<_>>(),
                 "warnings": warnings.iter().map(Problem::json).collect::<Vec<_>>(),
+                "call_dependent": listing.iter().map(|(file, r)| {
+                    serde_json::json!({
+                        "file": file,
+                        "line": r.line,
+                        "rule": r.rule,
+                        "because": r.because,
+                        "when_listing": if r.relaxed { "relaxed" } else { "not_applied" },
+                    })
+                }).collect::<Vec<_>>(),
             }),
         );
         return;
@@ -220,5 +248,19 @@ fn report(
             out,
             &format!("failed: {files}; {}\n", count(errors.len(), "error")),
         ),
+    }
+    for (file, r) in &listing {
+        let what = if r.relaxed {
+            "applied when listing without its conditions on the call"
+        } else {
+            "not applied when listing"
+        };
+        emit(
+            out,
+            &format!(
+                "{file}:{}: {} depends on the call ({}): {what}\n",
+                r.line, r.rule, r.because
+            ),
+        );
     }
 }
