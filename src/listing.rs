@@ -470,6 +470,11 @@ impl Analysis {
             self.walk(scope, w.refr.as_ref(), f);
             self.walk(scope, w.r#as.as_ref(), f);
         }
+        if let Literal::Expr { expr, .. } | Literal::NotExpr { expr, .. } = &s.literal {
+            if self.existence_test(scope, expr.as_ref()) {
+                return;
+            }
+        }
         match &s.literal {
             Literal::SomeVars { vars, .. } => {
                 for v in vars {
@@ -536,6 +541,23 @@ impl Analysis {
                 self.walk_query(scope, query.as_ref(), false, f);
             }
         }
+    }
+
+    /// `input.mcp` or `not input.mcp` (likewise `input`, `input.mcp.tool`,
+    /// `input.mcp.prompt`, `input.mcp.params`): whether the object exists is
+    /// the same for a listing and for the call it stands for.
+    fn existence_test(&self, scope: &Scope, e: &Expr) -> bool {
+        let Some((root, comps, _)) = chain(e) else {
+            return false;
+        };
+        let Some((Root::Input, p)) = self.absolute(scope, &root, &comps) else {
+            return false;
+        };
+        let p: Option<Vec<&str>> = p.iter().map(|c| c.as_deref()).collect();
+        matches!(
+            p.as_deref(),
+            Some([] | ["mcp"] | ["mcp", "tool" | "prompt" | "params"])
+        )
     }
 
     /// The collection of `some v in x` / `v in x`: monotone in `x` when it
@@ -1051,9 +1073,15 @@ mod tests {
              deny contains \"c\" if input.mcp.tool[k] == 1\n\
              deny contains \"d\" if {{ some k; input[k] == 1 }}\n\
              deny contains \"e\" if input.mcp.tool.name == \"x\"\n\
-             deny contains \"f\" if input.mcp.resource == {{}}\n"
+             deny contains \"f\" if input.mcp.resource == {{}}\n\
+             deny contains \"g\" if {{ not input.mcp; input.http.method == \"GET\" }}\n\
+             deny contains \"h\" if {{ input.mcp.tool; not input.mcp.params }}\n\
+             deny contains \"i\" if not input.mcp.tool.arguments\n\
+             deny contains \"j\" if input.mcp == {{}}\n"
         );
-        assert_eq!(lines(&src), [3, 4, 5, 6]);
+        // An existence test of the objects that hold call-dependent parts
+        // is not call-dependent (they exist for the listing and the call).
+        assert_eq!(lines(&src), [3, 4, 5, 6, 11, 12]);
     }
 
     #[test]
