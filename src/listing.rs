@@ -97,7 +97,7 @@ pub fn transform(modules: &[(String, String)]) -> Option<Transformed> {
             .filter(|(m, _)| *m == index)
             .map(|(_, i)| i)
             .collect();
-        inserts.sort_by(|x, y| y.0.cmp(&x.0));
+        inserts.sort_by_key(|x| std::cmp::Reverse(x.0));
         for (at, what) in inserts {
             if !text.is_char_boundary(*at) || *at > text.len() {
                 return None;
@@ -186,8 +186,12 @@ fn var_name(e: &Expr) -> Option<String> {
     }
 }
 
+/// A reference chain: its root variable, its components (`None` for an
+/// index computed at run time), and its index expressions.
+type Chain<'a> = (String, Vec<Option<String>>, Vec<&'a Expr>);
+
 /// The root variable and the components of a reference chain.
-fn chain(e: &Expr) -> Option<(String, Vec<Option<String>>, Vec<&Expr>)> {
+fn chain(e: &Expr) -> Option<Chain<'_>> {
     let mut comps: Vec<Option<String>> = Vec::new();
     let mut indexes: Vec<&Expr> = Vec::new();
     let mut cur = e;
