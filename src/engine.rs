@@ -376,6 +376,10 @@ pub struct Policy {
     module_names: Vec<String>,
     /// Evaluations kept for the command-line tool; `None` (off) in the filter.
     recorded: Option<Vec<Evaluation>>,
+    /// Rule definitions that do not decide lists (src/listing.rs).
+    listing: Vec<crate::listing::CallDependent>,
+    /// Why the sources rewritten for listing were not used.
+    listing_fallback: Option<String>,
 }
 
 impl fmt::Debug for Policy {
@@ -391,7 +395,40 @@ impl fmt::Debug for Policy {
 impl Policy {
     /// Compile `modules` (name, Rego source) with `data` (a JSON object, or
     /// `None`). Fails with the first problem found; nothing is half-loaded.
+    ///
+    /// The sources are first rewritten so that rules depending on the call
+    /// do not decide lists (src/listing.rs); should the rewritten sources
+    /// not compile, the originals are used and
+    /// [`Policy::listing_fallback`] says why.
     pub fn compile(
+        modules: &[(String, String)],
+        data: Option<&serde_json::Value>,
+        max_instructions: usize,
+    ) -> Result<Policy, PolicyError> {
+        // Before any parsing: the parser is exponential in bracket nesting.
+        for (name, source) in modules {
+            check_nesting(name, source)?;
+        }
+        let listing = crate::listing::transform(modules);
+        let mut policy = match &listing {
+            Some(t) => match Self::compile_sources(&t.modules, data, max_instructions) {
+                Ok(p) => p,
+                Err(e) => {
+                    let mut p = Self::compile_sources(modules, data, max_instructions)?;
+                    p.listing_fallback = Some(e.to_string());
+                    p
+                }
+            },
+            None => Self::compile_sources(modules, data, max_instructions)?,
+        };
+        if policy.listing_fallback.is_none() {
+            policy.listing = listing.map(|t| t.rules).unwrap_or_default();
+        }
+        policy.revision = revision_of(modules, data);
+        Ok(policy)
+    }
+
+    fn compile_sources(
         modules: &[(String, String)],
         data: Option<&serde_json::Value>,
         max_instructions: usize,
@@ -463,7 +500,22 @@ impl Policy {
             revision,
             module_names: modules.iter().map(|(n, _)| n.clone()).collect(),
             recorded: None,
+            listing: Vec::new(),
+            listing_fallback: None,
         })
+    }
+
+    /// The rule definitions found to depend on the call, which therefore do
+    /// not decide list items (docs/input.md, "Listing").
+    pub fn call_dependent_rules(&self) -> &[crate::listing::CallDependent] {
+        &self.listing
+    }
+
+    /// Why the sources rewritten for listing did not compile (a bug): the
+    /// original sources are then in use, and lists are decided by every
+    /// rule as written.
+    pub fn listing_fallback(&self) -> Option<&str> {
+        self.listing_fallback.as_deref()
     }
 
     /// When the policy runs on the interpreter: what the RVM compiler

@@ -756,6 +756,14 @@ impl RootContext for Root {
                         config.settings.max_body_bytes
                     ),
                 );
+                if let Some(reason) = config.policy.listing_fallback() {
+                    log(
+                        LogLevel::Warn,
+                        &format!(
+                            "mcp-policy: the policy rewritten for listing did not compile ({reason}); lists are decided by every rule as written"
+                        ),
+                    );
+                }
                 self.collector = config.settings.audit.collector.clone();
                 if let Some(c) = &self.collector {
                     if self.outbox.is_none() {

@@ -30,6 +30,7 @@ pub mod engine;
 pub mod fuzzing;
 pub mod input;
 pub mod lint;
+pub mod listing;
 pub mod mcp;
 pub mod metrics;
 pub mod pins;

@@ -6,7 +6,9 @@
 //! Tests are found in the syntax tree: every rule of any package whose name
 //! starts with `test_` and that takes no arguments (a function named
 //! `test_…` is a helper, as in OPA). They run on regorus' interpreter, so
-//! `with input as …` and `with data.x as …` work.
+//! `with input as …` and `with data.x as …` work. The policy is compiled
+//! as the filter compiles it, so a test of a listing
+//! (`input.mcp.listing: true`) sees what the filter decides for lists.
 
 use regorus::unstable::{Expr, Rule, RuleHead};
 use regorus::{Engine, Value};
@@ -86,7 +88,32 @@ pub fn list(modules: &[(String, String)]) -> Result<Vec<TestRule>, String> {
     Ok(find(&mut engine))
 }
 
+/// The policy as the filter compiles it: the modules that are not tests
+/// (`*_test.rego`) rewritten so that rules depending on the call do not
+/// decide lists (src/listing.rs), the tests as written. Should the rewritten
+/// modules not compile, the originals are used, as in the filter.
 fn compile(modules: &[(String, String)], data: Option<Value>) -> Result<Engine, String> {
+    let policy: Vec<(String, String)> = modules
+        .iter()
+        .filter(|(n, _)| !n.ends_with("_test.rego"))
+        .cloned()
+        .collect();
+    if let Some(t) = crate::listing::transform(&policy) {
+        let rewritten: Vec<(String, String)> = modules
+            .iter()
+            .map(|(n, s)| {
+                let new = t.modules.iter().find(|(m, _)| m == n).map(|(_, s)| s);
+                (n.clone(), new.unwrap_or(s).clone())
+            })
+            .collect();
+        if let Ok(engine) = compile_as_written(&rewritten, data.clone()) {
+            return Ok(engine);
+        }
+    }
+    compile_as_written(modules, data)
+}
+
+fn compile_as_written(modules: &[(String, String)], data: Option<Value>) -> Result<Engine, String> {
     let mut engine = Engine::new();
     engine.set_rego_v0(false);
     for (name, source) in modules {
@@ -156,6 +183,23 @@ mod tests {
         assert!(r[0].passed && r[0].name == "data.mcp_test.test_ok");
         assert_eq!((r[0].module.as_str(), r[0].line), ("p_test.rego", 3));
         assert!(!r[1].passed && r[1].detail.is_some());
+    }
+
+    #[test]
+    fn tests_see_lists_as_the_filter_decides_them() {
+        let modules = vec![
+            (
+                "p.rego".to_string(),
+                "package mcp\nimport rego.v1\ndefault allow := true\ndeny contains \"x\" if not startswith(input.mcp.tool.arguments.path, \"/w/\")\n".to_string(),
+            ),
+            (
+                "p_test.rego".to_string(),
+                "package mcp_test\nimport rego.v1\nimport data.mcp\ntest_listed if count(mcp.deny) == 0 with input as {\"mcp\": {\"listing\": true, \"tool\": {\"name\": \"r\"}}}\ntest_call if mcp.deny == {\"x\"} with input as {\"mcp\": {\"tool\": {\"name\": \"r\", \"arguments\": {\"path\": \"/e\"}}}}\n".to_string(),
+            ),
+        ];
+        let r = run(&modules, None).unwrap();
+        assert!(r.iter().all(|t| t.passed), "{r:?}");
+        assert_eq!(r.len(), 2);
     }
 
     #[test]

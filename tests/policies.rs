@@ -280,3 +280,115 @@ fn ratelimit_descriptor_on_the_rvm() {
     let list = serde_json::json!({"mcp": {"kind": "request", "method": "tools/list"}});
     assert!(decide(&mut cfg, list).is_none());
 }
+
+/// Lists mean "some call of this tool by this caller could be allowed"
+/// (docs/input.md, "One policy for calls and lists"): with the default
+/// policy and the whole library loaded, rules about the caller, the tool and
+/// its definition (rbac, tenant ownership, readonly, step-up, pins,
+/// poisoning) still hide tools, and rules about the call's arguments,
+/// session or rate (default.rego's argument rules, arguments, schema,
+/// flows, ratelimit, tenant arguments) do not.
+#[test]
+fn library_lists_by_caller_and_tool_not_by_call() {
+    let mods = not_tests(all_modules());
+    let data = serde_json::json!({"library": {
+        "rbac": {"public": {"tools": ["echo", "read_file", "send_email", "query", "add", "ledger_*", "patient_*", "rug", "poisoned", "deploy"]},
+                 "roles": {"admin": {"tools": ["*"]}}},
+        "tenant": {"tools": {"ledger_*": "finance", "patient_*": "healthcare"}, "arguments": ["tenant_id"]},
+        "arguments": {"paths": [{"tool": "read_file", "argument": "path", "prefixes": ["/workspace"], "required": true}],
+                      "sql": [{"tool": "query", "argument": "sql", "required": true}]},
+        "schema": {},
+        "readonly": {"deny_destructive": true},
+        "ratelimit": {"limits": [{"tool": "add", "max": 0}]},
+        "flows": {"labels": {"read_file": "sensitive_read", "send_email": "external_send"},
+                  "forbidden": [{"after": "sensitive_read", "deny": "external_send"}],
+                  "max_per_session": {"sensitive_read": 0}},
+        "stepup": {"tools": ["deploy"]},
+        "pins": {},
+        "poisoning": {},
+    }});
+    let mut cfg = config(&mods, Some(&data));
+    assert_eq!(cfg.policy.engine_kind(), EngineKind::Rvm);
+    assert_eq!(cfg.policy.listing_fallback(), None);
+    let pinned =
+        serde_json::json!({"status": "pinned", "hash": "a", "pinned_hash": "a", "pinned_at_ms": 1});
+    let changed = serde_json::json!({"status": "changed", "hash": "b", "pinned_hash": "a", "pinned_at_ms": 1});
+    let mut listed = |tool: &str,
+                      claims: serde_json::Value,
+                      definition: serde_json::Value|
+     -> Vec<String> {
+        let mut def = serde_json::json!({"name": tool, "inputSchema": {"type": "object",
+            "properties": {"path": {"type": "string"}, "sql": {"type": "string"}}, "required": ["path"]},
+            "poisoning": [], "pin": pinned});
+        if let (Some(d), Some(extra)) = (def.as_object_mut(), definition.as_object()) {
+            for (k, v) in extra {
+                d.insert(k.clone(), v.clone());
+            }
+        }
+        let input = serde_json::json!({
+            "identity": {"subject": "u", "claims": claims},
+            "mcp": {"listing": true, "kind": "request", "direction": "client_to_server",
+                    "method": "tools/call", "list_method": "tools/list",
+                    "tool": {"name": tool, "definition": def}, "params": {"name": tool}}
+        });
+        let input = mcp_policy::engine::json_to_value(&input).expect("input");
+        let r = cfg.policy.evaluate(input).expect("evaluates");
+        assert!(r.allow);
+        r.deny
+    };
+    let none = serde_json::json!({});
+    let finance = serde_json::json!({"tenant": "finance"});
+    // Argument, session and rate rules do not hide anything.
+    for tool in ["read_file", "send_email", "query", "add", "echo"] {
+        assert_eq!(
+            listed(tool, finance.clone(), none.clone()),
+            Vec::<String>::new(),
+            "{tool}"
+        );
+    }
+    // The caller and the tool do.
+    assert_eq!(
+        listed("ledger_balance", finance.clone(), none.clone()),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        listed("patient_lookup", finance.clone(), none.clone()).len(),
+        1
+    );
+    assert_eq!(listed("drop_table", finance.clone(), none.clone()).len(), 1);
+    assert!(listed(
+        "drop_table",
+        serde_json::json!({"roles": ["admin"]}),
+        none.clone()
+    )
+    .is_empty());
+    assert_eq!(
+        listed("rug", finance.clone(), serde_json::json!({"pin": changed})).len(),
+        1
+    );
+    let poisoned = serde_json::json!({"poisoning": [{"kind": "hidden_directive", "detector": "important_tag", "where": "description"}]});
+    assert_eq!(listed("poisoned", finance.clone(), poisoned).len(), 1);
+    let destructive = serde_json::json!({"annotations": {"destructiveHint": true}});
+    assert_eq!(listed("echo", finance.clone(), destructive).len(), 1);
+    assert_eq!(listed("deploy", finance, none).len(), 1);
+
+    // What does not decide lists, by file.
+    let files: std::collections::BTreeSet<String> = cfg
+        .policy
+        .call_dependent_rules()
+        .iter()
+        .map(|r| r.module.clone())
+        .collect();
+    let files: Vec<&str> = files.iter().map(String::as_str).collect();
+    assert_eq!(
+        files,
+        [
+            "default.rego",
+            "library/arguments.rego",
+            "library/flows.rego",
+            "library/ratelimit.rego",
+            "library/schema.rego",
+            "library/tenant.rego"
+        ]
+    );
+}

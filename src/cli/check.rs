@@ -149,11 +149,21 @@ pub(super) fn run(args: &CheckArgs, out: &mut dyn Write) -> Result<u8, Failure> 
         }
     }
     if let Some(c) = &config {
+        if let Some(reason) = c.policy.listing_fallback() {
+            warnings.push(Problem {
+                location: None,
+                message: format!(
+                    "the policy rewritten for listing did not compile, so every rule as written also decides lists (please report this): {}",
+                    loaded.display_location(reason)
+                ),
+                ..Problem::default()
+            });
+        }
         if let Some(reason) = c.policy.rvm_fallback_reason() {
             warnings.push(Problem {
                 location: None,
                 message: format!(
-                    "the policy runs on the interpreter, without an instruction budget, because the RVM compiler refused it: {}",
+                    "the policy runs on the interpreter (its steps bounded by max_instructions, its time by max_eval_ms) because the RVM compiler refused it: {}",
                     loaded.display_location(reason)
                 ),
                 ..Problem::default()
@@ -218,6 +228,16 @@ fn report(
             .collect()
         })
         .unwrap_or_default();
+    // Rule definitions that depend on the call (docs/input.md, "Listing").
+    let listing: Vec<(&str, &crate::listing::CallDependent)> = config
+        .map(|c| {
+            c.policy
+                .call_dependent_rules()
+                .iter()
+                .map(|r| (loaded.display_of(&r.module).unwrap_or(&r.module), r))
+                .collect()
+        })
+        .unwrap_or_default();
     if args.format == Format::Json {
         emit_json(
             out,
@@ -232,6 +252,15 @@ fn report(
                 "attributes": reads,
                 "errors": errors.iter().map(Problem::json).collect::<Vec<_>>(),
                 "warnings": warnings.iter().map(Problem::json).collect::<Vec<_>>(),
+                "call_dependent": listing.iter().map(|(file, r)| {
+                    serde_json::json!({
+                        "file": file,
+                        "line": r.line,
+                        "rule": r.rule,
+                        "because": r.because,
+                        "when_listing": if r.relaxed { "relaxed" } else { "not_applied" },
+                    })
+                }).collect::<Vec<_>>(),
             }),
         );
         return;
@@ -284,5 +313,19 @@ fn report(
                 ),
             )
         }
+    }
+    for (file, r) in &listing {
+        let what = if r.relaxed {
+            "applied when listing without its conditions on the call"
+        } else {
+            "not applied when listing"
+        };
+        emit(
+            out,
+            &format!(
+                "{file}:{}: {} depends on the call ({}): {what}\n",
+                r.line, r.rule, r.because
+            ),
+        );
     }
 }
