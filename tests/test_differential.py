@@ -102,6 +102,10 @@ PINS = {
     "interpreter-iterates-scalar": (one("allow if { some x in input.n; x == 1 }"), {"n": 5}),
     "regex-syntax": (one('allow if regex.match("\\\\d+", input.s)'), {"s": "12"}),
     "opa-builtin-undefined-on-type": (one('allow if glob.match("/w/*", ["/"], input.p)'), {"p": {}}),
+    "rvm-evaluates-every-iteration": (
+        one("allow if {\n\tsome k, v in input.a\n\tk > 1\n\tcount(v) > 0\n}"),
+        {"a": {"opts": "x", "tags": None}},
+    ),
     "regorus-stops-at-first-success": (one('deny contains "r" if { some v in input.a; count(v) > 2 }'), {"a": ["abcd", 1]}),
 }
 
@@ -110,6 +114,8 @@ PINS = {
 # (vendor/regorus/PATCHES.md): OPA, the RVM and the interpreter now agree ---
 
 FIXED = {
+    "indexof-empty": (one('allow if indexof(input.s, "") >= 0'), {"s": "abc"}),
+    "to-number-spaces": (one('allow if to_number(input.s) == 7'), {"s": " 7 "}),
     "rvm-strict-cross-type-compare": (one('allow if input.a <= "x"'), {"a": 1.5}),
     "rvm-conflict-undefined": (
         one("default allow := true", "level := 1 if input.x", "level := 2 if input.x", 'deny contains "no level" if not level'),

@@ -675,6 +675,14 @@ KNOWN: list[KnownClass] = [
         needs_shrunk=True,
     ),
     KnownClass(
+        "rvm-evaluates-every-iteration", DOC,
+        "a rule with a constant value whose body iterates: OPA stops at the first iteration that makes it hold, "
+        "the RVM goes on and errs on a later one, so the filter denies where OPA decides (fail closed)",
+        lambda d: only(d, "rvm") and is_err(d.ours["rvm"]["decision"]) and not is_err(d.opa["decision"])
+        and "some " in d.case.text(),
+        needs_shrunk=True,
+    ),
+    KnownClass(
         "opa-builtin-undefined-on-type", DOC,
         "a builtin given an operand of the wrong type that OPA answers with undefined even with strict builtin "
         "errors (glob.match on an object); regorus errs (both engines, so the filter denies: fail closed)",

@@ -109,6 +109,11 @@ fn indexof(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> 
     ensure_args_count(span, name, params, args, 2)?;
     let s1 = ensure_string(name, &params[0], &args[0])?;
     let s2 = ensure_string(name, &params[1], &args[1])?;
+    // mcp-policy patch (PATCHES.md): as OPA, an empty search string is an
+    // error (`indexof: empty search character`).
+    if s2.is_empty() {
+        bail!(params[1].span().error("indexof: empty search character"));
+    }
     for (pos, (idx, _)) in s1.char_indices().enumerate() {
         if s1[idx..].starts_with(s2.as_ref()) {
             return Ok(Value::from(Number::from(pos)));
