@@ -694,7 +694,10 @@ fn vm_error(vm: &RegoVM, e: &regorus::rvm::vm::VmError) -> PolicyError {
 fn interpreter_error(e: &dyn fmt::Display) -> PolicyError {
     let mut p = PolicyError::from_regorus(e, None);
     let m = p.message.as_str();
-    p.kind = if m.contains("conflict") || m.contains("multiple outputs") {
+    p.kind = if m.contains("conflict")
+        || m.contains("multiple outputs")
+        || m.contains("multiple times")
+    {
         ErrorKind::Conflict
     } else if m.contains("time limit") || m.contains("limit exceeded") || m.contains("exceeded") {
         ErrorKind::Limit
@@ -1711,5 +1714,38 @@ allow if {
         assert_eq!(r.deny, vec!["12345678901234567890".to_string()]);
         let r = d("deny contains sprintf(\"%v\", [to_number(\"1.5e3\")]) if true").unwrap();
         assert_eq!(r.deny, vec!["1500".to_string()]);
+    }
+
+    #[test]
+    fn one_object_key_with_two_values_is_a_conflict() {
+        // The order of a client's pairs must not choose the value.
+        let pairs = r#"{"p": [{"k": "role", "v": "admin"}, {"k": "role", "v": "user"}]}"#;
+        for interpreter in [false, true] {
+            let mut p = compile(
+                "package mcp\n\nimport rego.v1\n\ndefault allow := true\n\n\
+                 deny contains \"admin\" if {\n\tm := {x.k: x.v | some x in input.p}\n\tm.role == \"admin\"\n}\n",
+            );
+            if interpreter {
+                p.use_interpreter();
+            }
+            let e = p.evaluate(input(pairs)).expect_err("conflict");
+            assert_eq!(
+                e.kind,
+                ErrorKind::Conflict,
+                "interpreter={interpreter}: {e}"
+            );
+        }
+        let e = decide(
+            "limit[t] := 1 if some t in input.a\nlimit[t] := 2 if some t in input.b\ndeny contains \"x\" if limit.x > 1",
+            r#"{"a": ["x"], "b": ["x"]}"#,
+        )
+        .expect_err("partial object conflict");
+        assert_eq!(e.kind, ErrorKind::Conflict, "{e}");
+        // The same value twice is fine.
+        assert!(decide(
+            "deny contains \"x\" if { m := {x.k: 1 | some x in input.p}; m.role == 2 }",
+            pairs
+        )
+        .is_ok());
     }
 }

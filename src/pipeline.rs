@@ -304,7 +304,10 @@ impl Plugin {
         let declared_length = http
             .header("content-length")
             .and_then(|v| std::str::from_utf8(v).ok())
-            .and_then(|v| v.trim().parse::<u64>().ok());
+            .map(str::trim)
+            // Digits only (`+0` is not a length: RFC 9110 §8.6).
+            .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|v| v.parse::<u64>().ok());
         if !http.method.eq_ignore_ascii_case("POST") {
             // GET (SSE stream), DELETE (end of session), OPTIONS, HEAD…: no
             // MCP message; the policy decides on the HTTP request alone.

@@ -259,6 +259,20 @@ impl RegoVM {
             }
             (&ComprehensionMode::Object, &mut Value::Object(ref mut obj)) => {
                 if let Some(key) = key_value {
+                    // mcp-policy patch (PATCHES.md): one key with two values
+                    // is a conflict, as in OPA (0.14.1 kept the last value,
+                    // so the order of a client's pairs chose it).
+                    if obj.get(&key).is_some_and(|v| *v != value_to_add) {
+                        let message = alloc::format!(
+                            "object keys must be unique: {key} has two values"
+                        );
+                        self.set_register(result_reg, current_result)?;
+                        self.comprehension_stack.push(comprehension_context);
+                        return Err(VmError::RuleConflict {
+                            message,
+                            pc: self.pc,
+                        });
+                    }
                     crate::Rc::make_mut(obj).insert(key, value_to_add);
                 } else {
                     self.set_register(result_reg, current_result)?;
@@ -373,6 +387,19 @@ impl RegoVM {
             }
             (&ComprehensionMode::Object, &mut Value::Object(ref mut obj)) => {
                 if let Some(key) = key_value {
+                    // mcp-policy patch (PATCHES.md): one key with two values
+                    // is a conflict, as in OPA (0.14.1 kept the last value,
+                    // so the order of a client's pairs chose it).
+                    if obj.get(&key).is_some_and(|v| *v != value_to_add) {
+                        let message = alloc::format!(
+                            "object keys must be unique: {key} has two values"
+                        );
+                        self.set_register(result_reg_idx, current_result)?;
+                        return Err(VmError::RuleConflict {
+                            message,
+                            pc: self.pc,
+                        });
+                    }
                     crate::Rc::make_mut(obj).insert(key, value_to_add);
                 } else {
                     self.set_register(result_reg_idx, current_result)?;

@@ -428,6 +428,19 @@ impl RegoVM {
                 let mut obj_value = self.take_register(obj)?;
 
                 if let Ok(obj_mut) = obj_value.as_object_mut() {
+                    // mcp-policy patch (PATCHES.md): a partial object rule
+                    // giving one key two values is a conflict, as in OPA
+                    // (0.14.1 kept the last value).
+                    if obj_mut.get(&key_value).is_some_and(|v| *v != value_value) {
+                        let message = alloc::format!(
+                            "object keys must be unique: {key_value} has two values"
+                        );
+                        self.set_register(obj, obj_value)?;
+                        return Err(VmError::RuleConflict {
+                            message,
+                            pc: self.pc,
+                        });
+                    }
                     obj_mut.insert(key_value, value_value);
                     self.set_register(obj, obj_value)?;
                 } else {

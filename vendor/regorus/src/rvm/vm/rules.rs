@@ -43,6 +43,20 @@ impl RegoVM {
             && matches!(
                 err,
                 VmError::BuiltinFailed { .. }
+                    // Faults of the engine itself, never a body's ordinary
+                    // failure: they must not read as "this body failed".
+                    | VmError::Internal { .. }
+                    | VmError::RegisterIndexOutOfBounds { .. }
+                    | VmError::LiteralIndexOutOfBounds { .. }
+                    | VmError::RuleIndexOutOfBounds { .. }
+                    | VmError::RuleInfoMissing { .. }
+                    | VmError::ProgramCounterOutOfBounds { .. }
+                    | VmError::BuiltinNotResolved { .. }
+                    | VmError::BuiltinArgumentMismatch { .. }
+                    | VmError::UnhandledInstruction { .. }
+                    | VmError::MissingExecutionFrame { .. }
+                    | VmError::CallRuleStackUnderflow { .. }
+                    | VmError::CallRuleStackMismatch { .. }
                     | VmError::ArithmeticError { .. }
                     | VmError::InvalidAddition { .. }
                     | VmError::InvalidSubtraction { .. }
