@@ -102,6 +102,11 @@ PINS = {
     "interpreter-iterates-scalar": (one("allow if { some x in input.n; x == 1 }"), {"n": 5}),
     "regex-syntax": (one('allow if regex.match("\\\\d+", input.s)'), {"s": "12"}),
     "opa-builtin-undefined-on-type": (one('allow if glob.match("/w/*", ["/"], input.p)'), {"p": {}}),
+    "decision-agrees-under-error": (
+        one('allow if lower(object.get(input.a, "to", "")) == "x"',
+            'deny contains "d" if count([y | some y in object.get(input.a, "tags", []); y > 0]) <= 2'),
+        {"a": {"tags": "", "to": 1000.0}},
+    ),
     "rvm-evaluates-every-iteration": (
         one("allow if {\n\tsome k, v in input.a\n\tk > 1\n\tcount(v) > 0\n}"),
         {"a": {"opts": "x", "tags": None}},

@@ -664,6 +664,16 @@ def repeated_heads(case: Case) -> bool:
 
 KNOWN: list[KnownClass] = [
     KnownClass(
+        "decision-agrees-under-error", DOC,
+        "OPA, the RVM and the interpreter all fail the decision with an error (the message is denied "
+        "everywhere); only the raw value of one rule differs, for a reason of this table (`not` on an "
+        "undefined operand, iteration order, a scalar iterated…) that the shrinker cannot isolate while "
+        "another rule errs",
+        lambda d: all(is_err(x) for x in (d.opa["decision"], d.ours["rvm"]["decision"],
+                                          d.ours["interpreter"]["decision"]))
+        and not any(a.endswith(".decision") for a in d.aspects),
+    ),
+    KnownClass(
         "regorus-stops-at-first-success", DOC,
         "a rule with a constant value (`deny contains \"r\" if { some v in xs; … }`): regorus stops at the "
         "first iteration that succeeds, OPA evaluates the others too and errs on one of them; likewise a "
