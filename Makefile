@@ -23,7 +23,7 @@ TS_SDK      := tests/ts/node_modules/.installed
 VERSION     := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 
 .PHONY: all setup build test unit lint e2e run envoy-config check-envoy-config clean cli wasm-test \
-	pq-client mesh-config check-mesh-config mesh-certs oci fuzz fuzz-build fuzz-corpus difftest soak \
+	pq-client mesh-config check-mesh-config mesh-certs oci fuzz fuzz-build fuzz-corpus difftest difftest-runner soak \
 	bench bench-tools bench-build build-opt build-small profile-wasm profile-build
 
 all: build
@@ -81,8 +81,13 @@ check-envoy-config: setup
 	$(PY) tools/envoy_config.py --policy-dir policies --wasm $(WASM) \
 		--listen-port 10000 --upstream-port 8000 --admin-port 9901 --check envoy/envoy.yaml
 
-e2e: setup build pq-client $(TS_SDK)
+e2e: setup build pq-client difftest-runner $(TS_SDK)
 	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+# The runner tests/test_differential.py and `make difftest` drive
+# (examples/difftest.rs), built before pytest so no test waits for it.
+difftest-runner:
+	cargo build --profile difftest --example difftest
 
 # The official TypeScript MCP SDK (npm, versions pinned by tests/ts/
 # package-lock.json) for the server and client of tests/test_e2e_ts_sdk.py.
@@ -125,8 +130,8 @@ DIFFTEST_SEED     ?= 1
 DIFFTEST_POLICIES ?= 1000
 DIFFTEST_INPUTS   ?= 10
 
-difftest: setup
-	$(PY) tools/difftest.py --seed $(DIFFTEST_SEED) --policies $(DIFFTEST_POLICIES) --inputs $(DIFFTEST_INPUTS)
+difftest: setup difftest-runner
+	$(PY) tools/difftest.py --no-build --seed $(DIFFTEST_SEED) --policies $(DIFFTEST_POLICIES) --inputs $(DIFFTEST_INPUTS)
 
 fuzz: difftest fuzz-build
 	@set -eo pipefail; for t in $(FUZZ_TARGETS); do \

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Callable
 
 ROOT = Path(__file__).resolve().parent.parent
-RUNNER = ROOT / "target" / "release" / "examples" / "difftest"
+RUNNER = ROOT / "target" / "difftest" / "examples" / "difftest"
 
 # --- vocabulary -----------------------------------------------------------
 
@@ -954,7 +954,8 @@ def run(seed: int, policies: int, inputs: int, runner: Runner, shrink_budget: in
 
 
 def build_runner() -> None:
-    subprocess.run(["cargo", "build", "--quiet", "--release", "--example", "difftest"], cwd=ROOT, check=True, timeout=1800)
+    subprocess.run(["cargo", "build", "--quiet", "--profile", "difftest", "--example", "difftest"], cwd=ROOT, check=True,
+                   timeout=1800)
 
 
 def main(argv=None) -> int:
