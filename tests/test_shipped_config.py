@@ -58,7 +58,7 @@ def test_envoy_config_refuses_a_broken_policy(tmp_path: Path) -> None:
     cases = {
         "syntax": "package mcp\nimport rego.v1\nallow if {\n",
         "typo": "package mcp\nimport rego.v1\ndefault allow := true\ndeny contains \"x\" if input.mcp.tool.nmae == \"rm\"\n",
-        "rvm": "package mcp\nimport rego.v1\nallow if { x := input.identity.subject }\n",
+        "unknown_function": "package mcp\nimport rego.v1\nallow if yaml.is_valid(input.mcp.method)\n",
     }
     for name, source in cases.items():
         d = tmp_path / name
