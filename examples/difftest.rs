@@ -93,7 +93,15 @@ fn run_case(case: &Json) -> Json {
         (Err(e), _) | (_, Err(e)) => return json!({"id": id, "compile_error": e}),
     };
     let engine_kind = on_rvm.engine_kind().as_str();
-    let mut raw = Raw::new(&modules, data, strict, max_instructions);
+    // The raw values are read from the sources as the filter compiles them
+    // (`not` over an undefined operand, src/negation.rs).
+    let negated = mcp_policy::negation::transform(&modules);
+    let mut raw = Raw::new(
+        negated.as_deref().unwrap_or(&modules),
+        data,
+        strict,
+        max_instructions,
+    );
 
     let mut results = Vec::with_capacity(inputs.len());
     for input in &inputs {

@@ -409,6 +409,10 @@ impl Policy {
         for (name, source) in modules {
             check_nesting(name, source)?;
         }
+        // `not` reads an undefined operand as OPA does (src/negation.rs).
+        let negated = crate::negation::transform(modules);
+        let modules_in = modules;
+        let modules: &[(String, String)] = negated.as_deref().unwrap_or(modules);
         let listing = crate::listing::transform(modules);
         let mut policy = match &listing {
             Some(t) => match Self::compile_sources(&t.modules, data, max_instructions) {
@@ -424,7 +428,7 @@ impl Policy {
         if policy.listing_fallback.is_none() {
             policy.listing = listing.map(|t| t.rules).unwrap_or_default();
         }
-        policy.revision = revision_of(modules, data);
+        policy.revision = revision_of(modules_in, data);
         Ok(policy)
     }
 

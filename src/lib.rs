@@ -33,6 +33,7 @@ pub mod lint;
 pub mod listing;
 pub mod mcp;
 pub mod metrics;
+pub mod negation;
 pub mod pins;
 pub mod pipeline;
 pub mod poison;

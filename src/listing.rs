@@ -877,13 +877,15 @@ impl Analysis {
                         _ => "allow".to_string(),
                     };
                     let kept = self.kept_literals(&scope, text, b.query.as_ref());
-                    let mut copy = format!("\n{head} if {{\n\tinput.mcp.listing == true\n");
+                    // Literals end with `;`: a kept literal starting with
+                    // `-` or `+` would otherwise continue the one before
+                    // it across the newline (Rego's grammar, OPA's too).
+                    let mut copy = format!("\n{head} if {{\n\tinput.mcp.listing == true");
                     for k in kept {
-                        copy.push('\t');
+                        copy.push_str(";\n\t");
                         copy.push_str(k);
-                        copy.push('\n');
                     }
-                    copy.push_str("}\n");
+                    copy.push_str("\n}\n");
                     e.appended.push((d.module, copy));
                     relaxed = true;
                 }
@@ -1176,6 +1178,28 @@ mod tests {
     }
 
     #[test]
+    fn a_kept_literal_starting_with_minus_stays_its_own_literal() {
+        // `-2 in roles` after a newline would continue `true` before it
+        // (`true - 2 in roles`) were the copy's literals not ended by `;`.
+        let src = format!(
+            "{HEAD}allow if {{\n\t-2 in input.identity.claims.roles\n\tinput.mcp.tool.arguments.x == 1\n}}\n"
+        );
+        let mut p = crate::engine::Policy::compile(
+            &one(&src),
+            None,
+            crate::engine::DEFAULT_MAX_INSTRUCTIONS,
+        )
+        .unwrap();
+        assert!(p.listing_fallback().is_none());
+        let input =
+            serde_json::json!({"mcp": {"listing": true}, "identity": {"claims": {"roles": [-2]}}});
+        let r = p
+            .evaluate(crate::engine::json_to_value(&input).unwrap())
+            .unwrap();
+        assert!(r.allow);
+    }
+
+    #[test]
     fn allow_gets_a_listing_copy_without_call_conditions() {
         let src = format!(
             "{HEAD}default allow := false\n\
@@ -1194,7 +1218,7 @@ mod tests {
         let t = transform(&one(&src)).unwrap();
         let out = &t.modules[0].1;
         assert!(out.ends_with(
-            "\nallow if {\n\tinput.mcp.listing == true\n\tinput.identity.claims.role == \"reader\"\n\tinput.mcp.tool.name == \"read_file\"\n}\n"
+            "\nallow if {\n\tinput.mcp.listing == true;\n\tinput.identity.claims.role == \"reader\";\n\tinput.mcp.tool.name == \"read_file\"\n}\n"
         ), "{out}");
         assert!(out.contains(
             "allow := false if {not input.mcp.listing; input.mcp.tool.arguments.force }"

@@ -98,7 +98,10 @@ PINS = {
     "regorus-accepts-assign-in-not": (one("allow if { not x := input.a\n x == false }"), {}),
     "regorus-refuses-var-v1": (one("allow if { some v1 in [1] }"), {}),
     "number-formatting": (one('deny contains sprintf("%v", [input.n])'), {"n": 1e300}),
-    "not-undefined-operand": (one("default allow := false", 'allow if not "admin" in input.roles'), {}),
+    "opa-skips-rule-for-undefined-key": (
+        one("blocked contains input.name if input.id % 2 == 0", "allow if blocked[input.mcp.tool.name]"),
+        {"id": "x"},
+    ),
     "interpreter-iterates-scalar": (one("allow if { some x in input.n; x == 1 }"), {"n": 5}),
     "regex-syntax": (one('allow if regex.match("\\\\d+", input.s)'), {"s": "12"}),
     "opa-builtin-undefined-on-type": (one('allow if glob.match("/w/*", ["/"], input.p)'), {"p": {}}),
@@ -127,6 +130,18 @@ FIXED = {
         {"x": True},
     ),
     "rvm-swallows-errors": (one("default allow := false", "allow if to_number(input.n) > 0"), {"n": "abc"}),
+    # `not` over an operand that is undefined: the operand is evaluated
+    # before the negation, as OPA's compiler does (src/negation.rs).
+    "not-undefined-in": (one("default allow := false", 'allow if not "admin" in input.roles'), {}),
+    "not-undefined-call": (one('allow if { not startswith(input.path, "/w/") }'), {}),
+    "not-undefined-lt": (one("allow if not input.n < 3"), {}),
+    "not-undefined-key": (one('m := {"a": true}', "allow if { not m[input.k] }"), {}),
+    "not-undefined-rule-arg": (one("r := input.x", 'allow if { not startswith(r, "a") }'), {}),
+    "not-undefined-function": (one('f(v) if v == "a"', "allow if not f(input.x)"), {}),
+    "not-undefined-nested-call": (one('allow if { not lower(input.x) == "a" }'), {}),
+    "not-undefined-in-comprehension": (one('allow if { c := [1 | not startswith(input.x, "a")]; count(c) == 0 }'), {}),
+    "not-unified-ref-stays-inside": (one("allow if not input.x == 1"), {}),
+    "not-defined-operand": (one('allow if { not startswith(input.path, "/w/") }'), {"path": "/etc"}),
     "rvm-else-skipped": (
         {"a.rego": [dt.Rule('risk := "high"', ["some x in input.t", "x == 1"], [('"low"', [])]), dt.Rule('allow if risk == "low"')]},
         {"t": []},
@@ -152,8 +167,9 @@ def test_every_class_is_pinned():
 
 
 def test_not_equal_under_not_agrees():
-    """`not input.x == 1` with input.x undefined is true under both (the
-    `not-undefined-operand` class covers calls, `in` and orderings only)."""
+    """`not input.x == 1` with input.x undefined is true under OPA: a
+    unification keeps its references inside the negation (src/negation.rs
+    moves only the operands of calls out)."""
     from opa_bindings import OpaEngine
 
     e = OpaEngine()

@@ -1,0 +1,93 @@
+"""`not` over an absent value decides as OPA does, through a real Envoy
+(issue 17 point 6; docs/policy.md "not and an absent value").
+
+regorus evaluates a negated call with its operands inside the negation, so
+`not startswith(input.mcp.tool.arguments.text, "x")` held when `text` was
+absent and an `allow` built on it let the call through; OPA evaluates the
+operands first and the literal fails. The filter compiles the policy as
+OPA's compiler does (src/negation.rs)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+import harness
+
+POLICY = r"""package mcp
+import rego.v1
+
+default allow := false
+
+allow if {
+    input.mcp.tool.name == "echo"
+    not startswith(input.mcp.tool.arguments.text, "secret")
+}
+
+allow if {
+    input.mcp.tool.name == "add"
+    not 13 in input.mcp.tool.arguments.skip
+}
+
+# A reference alone stays inside the negation: true when absent.
+deny contains "forced" if {
+    input.mcp.tool.name == "read_file"
+    not input.mcp.tool.arguments.path
+}
+allow if input.mcp.tool.name == "read_file"
+"""
+
+HEADERS = {"content-type": "application/json", "accept": "application/json, text/event-stream",
+           "mcp-protocol-version": "2025-06-18"}
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, wasm_path: Path) -> Iterator[tuple[httpx.Client, harness.DemoServer]]:
+    tmp = tmp_path_factory.mktemp("negation")
+    server = harness.start_demo_server(tmp, json_response=True, stateless=True)
+    try:
+        envoy = harness.start_envoy(tmp, plugin_config={"policy": {"modules": {"neg.rego": POLICY}}},
+                                    upstream_port=server.port, wasm_path=wasm_path)
+        try:
+            with httpx.Client(base_url=envoy.base_url, timeout=15) as http:
+                yield http, server
+        finally:
+            envoy.stop()
+    finally:
+        server.proc.stop()
+
+
+def call(http: httpx.Client, ident: int, tool: str, arguments: dict) -> dict:
+    body = {"jsonrpc": "2.0", "id": ident, "method": "tools/call", "params": {"name": tool, "arguments": arguments}}
+    r = http.post("/mcp", content=json.dumps(body), headers=HEADERS)
+    return r.json()
+
+
+@pytest.mark.parametrize(
+    ("ident", "tool", "arguments", "allowed"),
+    [
+        (9301, "echo", {"text": "hello"}, True),
+        (9302, "echo", {"text": "secret plans"}, False),
+        # `text` absent: the operand is undefined, the literal fails (OPA).
+        (9303, "echo", {}, False),
+        (9304, "add", {"a": 1, "b": 2, "skip": [1]}, True),
+        (9305, "add", {"a": 1, "b": 2}, False),
+        # `not input…path` alone: true when absent, so `deny` fires.
+        (9306, "read_file", {}, False),
+        (9307, "read_file", {"path": "/w/a"}, True),
+    ],
+)
+def test_negation_of_an_absent_operand_decides_as_opa(stack, ident, tool, arguments, allowed) -> None:
+    http, server = stack
+    reply = call(http, ident, tool, arguments)
+    received = {m.get("id") for m in server.received()}
+    if allowed:
+        assert "result" in reply, reply
+        assert ident in received
+    else:
+        assert reply["error"]["message"].startswith("Denied by policy"), reply
+        assert ident not in received
