@@ -481,7 +481,8 @@ impl Walker<'_> {
         }
     }
 
-    /// The computed keys of a reference (`m[input.k]`): they move out.
+    /// The computed keys of a reference (`m[input.k]`) move out, and so
+    /// does a base that is not a variable (`split(s, "/")[0]`).
     fn keys<'e>(&self, e: &'e Expr, moved: &mut Vec<&'e Expr>) {
         let mut cur = e;
         loop {
@@ -491,7 +492,8 @@ impl Walker<'_> {
                     self.operand(index, moved);
                     cur = refr.as_ref();
                 }
-                _ => return,
+                Expr::Var { .. } => return,
+                _ => return self.operand(cur, moved),
             }
         }
     }
@@ -609,6 +611,10 @@ mod tests {
     fn alone_or_unified_references_stay() {
         assert_eq!(one("allow if { not input.admin }"), "unchanged");
         assert_eq!(one(r#"allow if { not input.role == "x" }"#), "unchanged");
+        assert_eq!(
+            one(r#"allow if { not split(input.q, "/")[0] == "a" }"#),
+            r#"allow if { __mcp_not0_0 := split(input.q, "/"); not __mcp_not0_0[0] == "a" }"#
+        );
         assert_eq!(
             one(r#"allow if { y := "a"; not startswith(y, "a") }"#),
             "unchanged"

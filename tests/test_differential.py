@@ -103,6 +103,12 @@ PINS = {
         {"id": "x"},
     ),
     "interpreter-iterates-scalar": (one("allow if { some x in input.n; x == 1 }"), {"n": 5}),
+    "interpreter-function-across-modules": (
+        # (only with another function defined before it in the second module)
+        {"a.rego": [dt.Rule('kind(x) := "n"', ["is_number(x)"]), dt.Rule("allow", ['kind(input.sub) == "s"'])],
+         "b.rego": [dt.Rule('tier(n) := "big"', ["true"]), dt.Rule('kind(x) := "s"', ["true"])]},
+        {"sub": "bob"},
+    ),
     "regex-syntax": (one('allow if regex.match("\\\\d+", input.s)'), {"s": "12"}),
     "opa-builtin-undefined-on-type": (one('allow if glob.match("/w/*", ["/"], input.p)'), {"p": {}}),
     "decision-agrees-under-error": (
@@ -140,6 +146,7 @@ FIXED = {
     "not-undefined-function": (one('f(v) if v == "a"', "allow if not f(input.x)"), {}),
     "not-undefined-nested-call": (one('allow if { not lower(input.x) == "a" }'), {}),
     "not-undefined-in-comprehension": (one('allow if { c := [1 | not startswith(input.x, "a")]; count(c) == 0 }'), {}),
+    "not-undefined-ref-of-call": (one('allow if { not split(input.q, "/")[0] == "a" }'), {}),
     "not-unified-ref-stays-inside": (one("allow if not input.x == 1"), {}),
     "not-defined-operand": (one('allow if { not startswith(input.path, "/w/") }'), {"path": "/etc"}),
     "rvm-else-skipped": (

@@ -753,6 +753,12 @@ KNOWN: list[KnownClass] = [
         lambda d: only(d, "interpreter") and "`some .. in collection` expects" in err_text(d.ours["interpreter"]["decision"]),
     ),
     KnownClass(
+        "interpreter-function-across-modules", DOC,
+        "a function defined in two modules of the package (`kind(x) := \"n\" if …` in one, `kind(x) := \"s\"` in "
+        "another): regorus' interpreter fails (\"binding plan not found\"); OPA and the RVM decide",
+        lambda d: only(d, "interpreter") and "binding plan not found" in err_text(d.ours["interpreter"]["decision"]),
+    ),
+    KnownClass(
         "regex-syntax", DOC,
         "a regular expression RE2 (OPA) compiles and the Rust regex crate without Unicode classes does not, or the reverse",
         lambda d: any(f'"{p}"' in d.case.text() for p in PATTERNS_BAD)
