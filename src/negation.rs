@@ -4,40 +4,49 @@
 //! before evaluating it: `not startswith(input.path, "/w")` is evaluated as
 //! `x := input.path; not startswith(x, "/w")`, so when `input.path` is
 //! undefined the literal *fails* (the rule does not hold). Comparisons other
-//! than `==`, membership (`"a" in xs`), arithmetic, and the keys of a
-//! reference (`not m[input.k]`) are calls too. Only a reference or a
-//! unification standing alone (`not input.admin`, `not input.role == "x"`)
-//! reads an undefined operand inside the negation (the literal holds).
-//! regorus evaluates everything inside the negation, so without this step a
-//! policy would read `true` where OPA reads undefined — and an `allow` with
-//! such a literal would allow where OPA does not (docs/policy.md,
-//! "Differences from OPA", tests/test_differential.py).
+//! than `==`, membership (`"a" in xs`), arithmetic, the keys of a reference
+//! (`not m[input.k]`) and a call at the base of one (`split(s, "/")[0]`) are
+//! calls too. Only a reference or a unification standing alone
+//! (`not input.admin`, `not input.role == "x"`) reads an undefined operand
+//! inside the negation (the literal holds). regorus evaluates everything
+//! inside the negation, so without this step a policy would read `true`
+//! where OPA reads undefined — and an `allow` with such a literal would
+//! allow where OPA does not (docs/policy.md, "Differences from OPA",
+//! tests/test_differential.py).
 //!
 //! This module rewrites the policy's sources once, at compile time, the way
 //! OPA's compiler does: each such operand becomes a fresh variable assigned
 //! just before the literal, on the same line (`__mcp_notP_N := input.path;
-//! not startswith(__mcp_notP_N, "/w")`), so line numbers in errors stay
-//! those of the original sources. An assignment of an undefined value fails
-//! the body in both of regorus' engines, as in OPA. A literal with `with`
-//! modifiers is left as written (the modifier would no longer apply to the
-//! operand).
+//! not startswith(__mcp_notP_N, "/w")`, with the literal's `with` modifiers
+//! repeated), so line numbers in errors stay those of the original sources.
+//! An assignment of an undefined value fails the body in both of regorus'
+//! engines, as in OPA. An operand holding a variable that is not bound
+//! outside the negation (`not f(xs[_])`, which OPA refuses as unsafe) is
+//! left as written.
 
 use regorus::unstable::{BoolOp, Expr, Literal, LiteralStmt, Module, Query, Rule, RuleHead};
 use regorus::{Engine, Value};
 use std::collections::BTreeSet;
 
 /// How many times the sources are re-parsed at most: a pass leaves a `not`
-/// nested inside an operand it moved for the next pass.
-const MAX_PASSES: usize = 4;
+/// nested inside an operand it moved for the next pass. Bracket nesting is
+/// bounded before this runs (16 levels, `src/engine.rs`), and so is the
+/// nesting of negations.
+const MAX_PASSES: usize = 17;
 
 /// Rewrite `modules` so that negations read undefined operands as OPA does.
 /// `None` when nothing needs rewriting, or when the modules do not parse
 /// (compiling the originals reports why).
 pub fn transform(modules: &[(String, String)]) -> Option<Vec<(String, String)>> {
+    // The fresh variables' prefix: one no source already uses.
+    let mut prefix = String::from("__mcp_not");
+    while modules.iter().any(|(_, src)| src.contains(prefix.as_str())) {
+        prefix.push('_');
+    }
     let mut current: Vec<(String, String)> = modules.to_vec();
     let mut changed = false;
     for pass in 0..MAX_PASSES {
-        let Some(next) = one_pass(&current, pass) else {
+        let Some(next) = one_pass(&current, pass, &prefix) else {
             break;
         };
         current = next;
@@ -53,7 +62,11 @@ struct Edit {
     text: String,
 }
 
-fn one_pass(modules: &[(String, String)], pass: usize) -> Option<Vec<(String, String)>> {
+fn one_pass(
+    modules: &[(String, String)],
+    pass: usize,
+    prefix: &str,
+) -> Option<Vec<(String, String)>> {
     let mut engine = Engine::new();
     engine.set_rego_v0(false);
     for (name, source) in modules {
@@ -80,27 +93,30 @@ fn one_pass(modules: &[(String, String)], pass: usize) -> Option<Vec<(String, St
             .find(|(p, _)| *p == package)
             .map(|(_, s)| s)
             .unwrap_or(&empty);
+        // Imported names (`import data.lib.r`, `import input.x as u`) are
+        // references, like `input` and `data`.
         let mut globals: BTreeSet<String> =
             ["input", "data"].iter().map(|s| s.to_string()).collect();
         for i in &m.imports {
-            match &i.r#as {
-                Some(a) => globals.insert(a.text().to_string()),
-                None => globals.insert(
-                    i.refr
-                        .span()
-                        .text()
-                        .rsplit('.')
-                        .next()
-                        .unwrap_or("")
-                        .to_string(),
-                ),
+            let name = match &i.r#as {
+                Some(a) => a.text().to_string(),
+                None => i
+                    .refr
+                    .span()
+                    .text()
+                    .rsplit('.')
+                    .next()
+                    .unwrap_or("")
+                    .to_string(),
             };
+            globals.insert(name);
         }
         let mut w = Walker {
             text: source,
             rules,
             globals,
             bound: Vec::new(),
+            prefix,
             pass,
             next: 0,
             edits: Vec::new(),
@@ -160,13 +176,16 @@ fn rule_name(r: &Rule) -> Option<String> {
 
 struct Walker<'a> {
     text: &'a str,
-    /// Names that are not local variables: the package's rules, imports,
-    /// `input`, `data`.
+    /// The package's rules: a bare variable naming one is a reference.
     rules: &'a BTreeSet<String>,
+    /// `input`, `data` and the module's imports: references too.
     globals: BTreeSet<String>,
-    /// Variables bound in the enclosing queries (innermost last): those of
-    /// their literals outside negations, and a function's arguments.
+    /// Variables bound in the enclosing scopes (innermost last): those of
+    /// the queries' literals outside negations, a function's arguments,
+    /// `every`'s key and value.
     bound: Vec<BTreeSet<String>>,
+    /// The fresh variables' prefix.
+    prefix: &'a str,
     pass: usize,
     next: usize,
     edits: Vec<Edit>,
@@ -177,8 +196,20 @@ impl Walker<'_> {
         for r in &m.policy {
             match r.as_ref() {
                 Rule::Spec { head, bodies, .. } => {
+                    let mut args = BTreeSet::new();
+                    if let RuleHead::Func { args: a, .. } = head {
+                        a.iter().for_each(|a| vars_in(a, &mut args));
+                    }
+                    // The head and the values are evaluated after a body:
+                    // the body's variables are bound there.
+                    let mut after = args.clone();
+                    for b in bodies {
+                        bound_by(&b.query, &mut after);
+                    }
+                    self.bound.push(after);
                     match head {
-                        RuleHead::Compr { refr, assign, .. } => {
+                        RuleHead::Compr { refr, assign, .. }
+                        | RuleHead::Func { refr, assign, .. } => {
                             self.expr(refr);
                             if let Some(a) = assign {
                                 self.expr(&a.value);
@@ -190,28 +221,18 @@ impl Walker<'_> {
                                 self.expr(k);
                             }
                         }
-                        RuleHead::Func {
-                            refr, args, assign, ..
-                        } => {
-                            self.expr(refr);
-                            for a in args {
-                                self.expr(a);
-                            }
-                            if let Some(a) = assign {
-                                self.expr(&a.value);
-                            }
-                        }
                     }
-                    let mut args_bound = BTreeSet::new();
-                    if let RuleHead::Func { args, .. } = head {
-                        args.iter().for_each(|a| vars_in(a, &mut args_bound));
-                    }
-                    self.bound.push(args_bound);
                     for b in bodies {
                         if let Some(a) = &b.assign {
                             self.expr(&a.value);
                         }
-                        self.query(&b.query);
+                    }
+                    self.bound.pop();
+                    self.bound.push(args);
+                    for b in bodies {
+                        // `allow if not f(x)`: a body without braces.
+                        let braceless = !b.query.span.text().trim_start().starts_with('{');
+                        self.query(&b.query, braceless);
                     }
                     self.bound.pop();
                 }
@@ -220,31 +241,13 @@ impl Walker<'_> {
         }
     }
 
-    fn query(&mut self, q: &Query) {
+    /// A query; `braceless` for a rule body written without braces.
+    fn query(&mut self, q: &Query, braceless: bool) {
         let mut here = BTreeSet::new();
-        for s in &q.stmts {
-            match &s.literal {
-                Literal::Expr { expr, .. } => vars_in(expr, &mut here),
-                Literal::SomeIn {
-                    key,
-                    value,
-                    collection,
-                    ..
-                } => {
-                    if let Some(k) = key {
-                        vars_in(k, &mut here);
-                    }
-                    vars_in(value, &mut here);
-                    vars_in(collection, &mut here);
-                }
-                Literal::Every { domain, .. } => vars_in(domain, &mut here),
-                // `some x` declares without binding; a negation binds nothing.
-                Literal::SomeVars { .. } | Literal::NotExpr { .. } => {}
-            }
-        }
+        bound_by(q, &mut here);
         self.bound.push(here);
         for s in &q.stmts {
-            self.stmt(s);
+            self.stmt(s, braceless);
         }
         self.bound.pop();
     }
@@ -263,7 +266,7 @@ impl Walker<'_> {
         })
     }
 
-    fn stmt(&mut self, s: &LiteralStmt) {
+    fn stmt(&mut self, s: &LiteralStmt, braceless: bool) {
         for w in &s.with_mods {
             self.expr(&w.refr);
             self.expr(&w.r#as);
@@ -283,15 +286,23 @@ impl Walker<'_> {
                 self.expr(collection);
             }
             Literal::Expr { expr, .. } => self.expr(expr),
-            Literal::Every { domain, query, .. } => {
+            Literal::Every {
+                key,
+                value,
+                domain,
+                query,
+                ..
+            } => {
                 self.expr(domain);
-                self.query(query);
+                let mut vars: BTreeSet<String> = key.iter().map(|k| k.text().to_string()).collect();
+                vars.insert(value.text().to_string());
+                self.bound.push(vars);
+                self.query(query, false);
+                self.bound.pop();
             }
             Literal::NotExpr { expr, .. } => {
                 self.expr(expr);
-                if s.with_mods.is_empty() {
-                    self.negation(s, expr);
-                }
+                self.negation(s, expr, braceless);
             }
         }
     }
@@ -300,15 +311,24 @@ impl Walker<'_> {
     fn expr(&mut self, e: &Expr) {
         match e {
             Expr::ArrayCompr { term, query, .. } | Expr::SetCompr { term, query, .. } => {
+                // The term is evaluated after the body: its variables.
+                let mut here = BTreeSet::new();
+                bound_by(query, &mut here);
+                self.bound.push(here);
                 self.expr(term);
-                self.query(query);
+                self.bound.pop();
+                self.query(query, false);
             }
             Expr::ObjectCompr {
                 key, value, query, ..
             } => {
+                let mut here = BTreeSet::new();
+                bound_by(query, &mut here);
+                self.bound.push(here);
                 self.expr(key);
                 self.expr(value);
-                self.query(query);
+                self.bound.pop();
+                self.query(query, false);
             }
             Expr::Array { items, .. } | Expr::Set { items, .. } => {
                 items.iter().for_each(|i| self.expr(i))
@@ -353,7 +373,7 @@ impl Walker<'_> {
     }
 
     /// The operands OPA evaluates before the negated expression `e`.
-    fn negation(&mut self, s: &LiteralStmt, e: &Expr) {
+    fn negation(&mut self, s: &LiteralStmt, e: &Expr, braceless: bool) {
         let mut moved: Vec<&Expr> = Vec::new();
         match e {
             // A call: every operand.
@@ -416,6 +436,22 @@ impl Walker<'_> {
         {
             return;
         }
+        // OPA applies the literal's `with` modifiers to the operands too.
+        let with = match (s.with_mods.first(), s.with_mods.last()) {
+            (Some(first), Some(last)) => {
+                let (a, _) = widen(
+                    self.text,
+                    first.span.start as usize,
+                    first.span.end as usize,
+                );
+                let (_, b) = widen(self.text, last.span.start as usize, last.span.end as usize);
+                match self.text.get(a..b) {
+                    Some(t) => format!(" {t}"),
+                    None => return,
+                }
+            }
+            _ => String::new(),
+        };
         let mut assigns = String::new();
         let mut rewritten = String::new();
         let mut at = start;
@@ -423,9 +459,9 @@ impl Walker<'_> {
             let (Some(before), Some(operand)) = (self.text.get(at..a), self.text.get(a..b)) else {
                 return;
             };
-            let var = format!("__mcp_not{}_{}", self.pass, self.next);
+            let var = format!("{}{}_{}", self.prefix, self.pass, self.next);
             self.next += 1;
-            assigns.push_str(&format!("{var} := {operand}; "));
+            assigns.push_str(&format!("{var} := {operand}{with}; "));
             rewritten.push_str(before);
             rewritten.push_str(&var);
             at = b;
@@ -434,15 +470,6 @@ impl Walker<'_> {
             return;
         };
         rewritten.push_str(rest);
-        // A body written without braces (`allow if not f(x)`) gets them.
-        let braceless = self
-            .text
-            .get(..start)
-            .map(|t| t.trim_end())
-            .is_some_and(|t| {
-                t.ends_with("if")
-                    && !t[..t.len() - 2].ends_with(|c: char| c.is_alphanumeric() || c == '_')
-            });
         let text = if braceless {
             format!("{{ {assigns}{rewritten} }}")
         } else {
@@ -452,22 +479,38 @@ impl Walker<'_> {
     }
 
     /// An operand of a call under `not`: a reference, a call (or operator),
-    /// or a rule named bare moves out whole; a collection literal moves its
-    /// members; a local variable, a scalar, a comprehension stay.
+    /// or a rule or import named bare moves out whole; a collection literal
+    /// or a membership moves its members; a local variable, a scalar, a
+    /// comprehension stay.
     fn operand<'e>(&self, e: &'e Expr, moved: &mut Vec<&'e Expr>) {
         match e {
             Expr::Var {
                 value: Value::String(s),
                 ..
-            } if self.rules.contains(s.as_ref()) => moved.push(e),
+            } if self.rules.contains(s.as_ref()) || self.globals.contains(s.as_ref()) => {
+                moved.push(e)
+            }
             Expr::RefDot { .. }
             | Expr::RefBrack { .. }
             | Expr::Call { .. }
             | Expr::BoolExpr { .. }
             | Expr::ArithExpr { .. }
             | Expr::BinExpr { .. }
-            | Expr::UnaryExpr { .. }
-            | Expr::Membership { .. } => moved.push(e),
+            | Expr::UnaryExpr { .. } => moved.push(e),
+            // `x in xs` is a value, but regorus reads it as false where
+            // `xs` is undefined (OPA: undefined): its operands move instead.
+            Expr::Membership {
+                key,
+                value,
+                collection,
+                ..
+            } => {
+                if let Some(k) = key {
+                    self.operand(k, moved);
+                }
+                self.operand(value, moved);
+                self.operand(collection, moved);
+            }
             Expr::Array { items, .. } | Expr::Set { items, .. } => {
                 items.iter().for_each(|i| self.operand(i, moved))
             }
@@ -495,6 +538,30 @@ impl Walker<'_> {
                 Expr::Var { .. } => return,
                 _ => return self.operand(cur, moved),
             }
+        }
+    }
+}
+
+/// The variables a query binds outside its negations (`some x` declares
+/// without binding; a negation binds nothing).
+fn bound_by(q: &Query, out: &mut BTreeSet<String>) {
+    for s in &q.stmts {
+        match &s.literal {
+            Literal::Expr { expr, .. } => vars_in(expr, out),
+            Literal::SomeIn {
+                key,
+                value,
+                collection,
+                ..
+            } => {
+                if let Some(k) = key {
+                    vars_in(k, out);
+                }
+                vars_in(value, out);
+                vars_in(collection, out);
+            }
+            Literal::Every { domain, .. } => vars_in(domain, out),
+            Literal::SomeVars { .. } | Literal::NotExpr { .. } => {}
         }
     }
 }
@@ -619,9 +686,10 @@ mod tests {
             one(r#"allow if { y := "a"; not startswith(y, "a") }"#),
             "unchanged"
         );
+        // `with` applies to the moved operand too, as in OPA.
         assert_eq!(
             one(r#"allow if { not startswith(input.x, "a") with input as {} }"#),
-            "unchanged"
+            r#"allow if { __mcp_not0_0 := input.x with input as {}; not startswith(__mcp_not0_0, "a") with input as {} }"#
         );
         // Unbound variables in the negation (OPA refuses these): as written.
         assert_eq!(
@@ -644,6 +712,52 @@ mod tests {
         assert_eq!(
             one(r#"allow if { not lower(input.x) == "a" }"#),
             r#"allow if { __mcp_not0_0 := lower(input.x); not __mcp_not0_0 == "a" }"#
+        );
+    }
+
+    #[test]
+    fn scopes_imports_braces_and_names() {
+        // `every` binds its key and value for its body.
+        assert_eq!(
+            one(r#"allow if { every v in input.xs { not startswith(v.name, "a") } }"#),
+            r#"allow if { every v in input.xs { __mcp_not0_0 := v.name; not startswith(__mcp_not0_0, "a") } }"#
+        );
+        // A function's head value sees its arguments.
+        assert_eq!(
+            one(r#"f(x) := count([1 | not startswith(x.n, "a")])"#),
+            r#"f(x) := count([1 | __mcp_not0_0 := x.n; not startswith(__mcp_not0_0, "a")])"#
+        );
+        // An imported name is a reference.
+        let m = vec![(
+            "a.rego".to_string(),
+            "package mcp\nimport rego.v1\nimport data.lib.r\nallow if not startswith(r, \"a\")\n"
+                .to_string(),
+        )];
+        let out = transform(&m).unwrap();
+        assert!(
+            out[0]
+                .1
+                .contains("allow if { __mcp_not0_0 := r; not startswith(__mcp_not0_0, \"a\") }"),
+            "{out:?}"
+        );
+        // Braces are read from the syntax tree, not guessed from the text.
+        assert_eq!(
+            one("allow if { # only if\n not startswith(input.x, \"a\") }"),
+            "allow if { # only if\n __mcp_not0_0 := input.x; not startswith(__mcp_not0_0, \"a\") }"
+        );
+        assert_eq!(
+            one("allow if # why\n  not startswith(input.x, \"a\")"),
+            "allow if # why\n  { __mcp_not0_0 := input.x; not startswith(__mcp_not0_0, \"a\") }"
+        );
+        // A name the policy already uses is not reused.
+        assert_eq!(
+            one("allow if { __mcp_not0_0 := 5; not startswith(input.x, \"a\") }"),
+            "allow if { __mcp_not0_0 := 5; __mcp_not_0_0 := input.x; not startswith(__mcp_not_0_0, \"a\") }"
+        );
+        // A membership inside an operand moves its operands, not itself.
+        assert_eq!(
+            one(r#"allow if not ("a" in input.xs) == true"#),
+            r#"allow if { __mcp_not0_0 := input.xs; not ("a" in __mcp_not0_0) == true }"#
         );
     }
 

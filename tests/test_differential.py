@@ -149,6 +149,20 @@ FIXED = {
     "not-undefined-ref-of-call": (one('allow if { not split(input.q, "/")[0] == "a" }'), {}),
     "not-unified-ref-stays-inside": (one("allow if not input.x == 1"), {}),
     "not-defined-operand": (one('allow if { not startswith(input.path, "/w/") }'), {"path": "/etc"}),
+    # A comprehension without iteration whose body fails, then a failing
+    # literal: 0.14.1's RVM looped to the instruction limit.
+    "rvm-comprehension-failure-loops": (one("allow if { c := [1 | input.zz]; count(c) == 1 }"), {}),
+    "rvm-comprehension-failure-loops-set": (
+        one("allow := true", 'deny contains "d" if { c := {1 | not startswith(input.x, "a")}; count(c) == 1 }'),
+        {},
+    ),
+    # `x in c` with an operand undefined is undefined (0.14.1: false), and
+    # the RVM no longer drops the key of `k, v in c` (the policy runs on the
+    # interpreter).
+    "in-undefined-collection": (one('allow if { v := "a" in input.xs; v == false }'), {}),
+    "in-undefined-value": (one('allow if { v := input.q in ["a"]; v == false }'), {}),
+    "in-with-key": (one('allow if { "b", 1 in input.o }'), {"o": {"a": 1}}),
+    "in-with-key-holds": (one('allow if { "a", 1 in input.o }'), {"o": {"a": 1}}),
     "rvm-else-skipped": (
         {"a.rego": [dt.Rule('risk := "high"', ["some x in input.t", "x == 1"], [('"low"', [])]), dt.Rule('allow if risk == "low"')]},
         {"t": []},

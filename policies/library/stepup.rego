@@ -120,8 +120,8 @@ stepup_what := sprintf("tool %q is destructive and", [stepup_tool]) if {
 
 stepup_now_seconds := time.now_ns() / 1000000000
 
-# The auth_time claim, or null (always defined: OPA and regorus disagree on
-# `not is_number(x)` when x is undefined).
+# The auth_time claim, or null (always defined: `not is_number(x)` fails when
+# x is undefined, in OPA as in the filter, so the rule below needs a value).
 stepup_auth_time := input.identity.claims.auth_time if {
 	"auth_time" in object.keys(object.get(input.identity, "claims", {}))
 } else := null

@@ -2482,6 +2482,11 @@ impl Interpreter {
         self.check_execution_time()?;
         let value = self.eval_expr(value)?;
         let collection = self.eval_expr(collection)?;
+        // mcp-policy patch (PATCHES.md): an undefined operand makes
+        // `x in c` undefined, as in OPA (0.14.1: false).
+        if value == Value::Undefined || collection == Value::Undefined {
+            return Ok(Value::Undefined);
+        }
 
         let result = match &collection {
             Value::Array(array) => {

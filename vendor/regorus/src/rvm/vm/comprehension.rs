@@ -498,7 +498,14 @@ impl RegoVM {
     ) -> Result<bool> {
         if let Some(mut context) = self.comprehension_stack.pop() {
             self.advance_comprehension_after_failure(&mut context)?;
-            self.comprehension_stack.push(context);
+            // mcp-policy patch (PATCHES.md): a failure that ends the
+            // comprehension jumps past its `ComprehensionEnd`, so its
+            // context is dropped here (0.14.1 kept it, and a later failure
+            // outside the comprehension jumped back behind it, forever:
+            // `c := [1 | false]; count(c) == 1` ran to the instruction limit).
+            if self.pc != usize::from(context.comprehension_end.saturating_sub(1)) {
+                self.comprehension_stack.push(context);
+            }
             Ok(true)
         } else {
             Ok(false)

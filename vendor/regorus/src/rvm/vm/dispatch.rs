@@ -722,6 +722,10 @@ impl RegoVM {
                 let collection_value = self.get_register(collection)?;
 
                 let result = match *collection_value {
+                    // mcp-policy patch (PATCHES.md): an undefined operand
+                    // makes `x in c` undefined, as in OPA (0.14.1: false).
+                    _ if matches!(value_to_check, Value::Undefined) => Value::Undefined,
+                    Value::Undefined => Value::Undefined,
                     Value::Set(ref set_elements) => {
                         Value::Bool(set_elements.contains(value_to_check))
                     }

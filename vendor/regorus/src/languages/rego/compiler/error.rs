@@ -19,6 +19,10 @@ pub enum CompilerError {
     #[error("the `with` keyword is not supported by the compiler yet")]
     WithKeywordUnsupported,
 
+    // mcp-policy patch (PATCHES.md): 0.14.1 compiled `k, v in c` as `v in c`.
+    #[error("`key, value in collection` is not supported by the compiler yet")]
+    MembershipKeyUnsupported,
+
     #[error("internal: missing context for yield")]
     MissingYieldContext,
 

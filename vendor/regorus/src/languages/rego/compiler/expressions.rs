@@ -92,6 +92,12 @@ impl<'a> Compiler<'a> {
                 }
             }
             Expr::RefDot { .. } | Expr::RefBrack { .. } => self.compile_chained_ref(expr, span)?,
+            // mcp-policy patch (PATCHES.md): the key was ignored, so
+            // `"b", 1 in {"a": 1}` held; such a policy runs on the
+            // interpreter.
+            Expr::Membership { key: Some(_), .. } => {
+                return Err(CompilerError::MembershipKeyUnsupported.at(span));
+            }
             Expr::Membership {
                 value, collection, ..
             } => self.compile_membership(value, collection, span)?,
