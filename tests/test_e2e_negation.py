@@ -33,6 +33,15 @@ allow if {
     not 13 in input.mcp.tool.arguments.skip
 }
 
+# A comprehension without iteration whose body fails, then a failing
+# literal: regorus 0.14.1's RVM looped to the instruction limit (an error,
+# so every `add` call was denied).
+deny contains "flagged" if {
+    input.mcp.tool.name == "add"
+    c := [1 | input.mcp.tool.arguments.flag == true]
+    count(c) == 1
+}
+
 # A reference alone stays inside the negation: true when absent.
 deny contains "forced" if {
     input.mcp.tool.name == "read_file"
@@ -76,6 +85,7 @@ def call(http: httpx.Client, ident: int, tool: str, arguments: dict) -> dict:
         (9303, "echo", {}, False),
         (9304, "add", {"a": 1, "b": 2, "skip": [1]}, True),
         (9305, "add", {"a": 1, "b": 2}, False),
+        (9308, "add", {"a": 1, "b": 2, "skip": [1], "flag": True}, False),
         # `not input…path` alone: true when absent, so `deny` fires.
         (9306, "read_file", {}, False),
         (9307, "read_file", {"path": "/w/a"}, True),
