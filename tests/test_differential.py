@@ -163,6 +163,7 @@ FIXED = {
     "in-undefined-value": (one('allow if { v := input.q in ["a"]; v == false }'), {}),
     "in-with-key": (one('allow if { "b", 1 in input.o }'), {"o": {"a": 1}}),
     "in-with-key-holds": (one('allow if { "a", 1 in input.o }'), {"o": {"a": 1}}),
+    "paren-on-next-line-is-a-literal": (one('allow if {\n\tinput.mcp.tool.name in data.s\n\t("a" in input.xs) == false\n}'), {"mcp": {"tool": {"name": "x"}}, "xs": ["b"]}),
     "rvm-else-skipped": (
         {"a.rego": [dt.Rule('risk := "high"', ["some x in input.t", "x == 1"], [('"low"', [])]), dt.Rule('allow if risk == "low"')]},
         {"t": []},

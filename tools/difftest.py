@@ -273,6 +273,11 @@ class Gen:
             lambda: f"not {self.literal(depth + 1)}" if depth < 1 else "true",
             lambda: "input.mcp.tool.name in data.blocked_tools",
             lambda: f"data.limits[input.mcp.tool.name] < {self.s_num()}",
+            # `in` with a key, `in` as a value, a comprehension without
+            # iteration (each hid an RVM bug the red-team pass found).
+            lambda: f'{json.dumps(r.choice(ARGS))}, {rconst(r)} in input.mcp.tool.arguments',
+            lambda: f"({rconst(r)} in {self.s_coll()}) == {r.choice(['true', 'false'])}",
+            lambda: f"count([1 | {self.literal(depth + 1)}]) {r.choice(ops)} {r.randint(0, 1)}" if depth < 1 else "true",
         ]
         return r.choice(choices)()
 

@@ -948,7 +948,11 @@ impl<'source> Parser<'source> {
             let sep_pos = span.start;
             span.start = start;
             match self.token_text() {
-                "." | "[" if self.tok.1.start != self.end => {
+                // mcp-policy patch (PATCHES.md): `(` too, as in OPA: a
+                // parenthesised expression on the next line is a literal of
+                // its own, not a call of the reference before it (0.14.1
+                // read `x in data.s\n(a in b) == true` as `data.s(…)`).
+                "." | "[" | "(" if self.tok.1.start != self.end => {
                     if self.line != self.tok.1.line {
                         // Newline encountered. This could be a separate
                         // literal.
