@@ -1,10 +1,10 @@
-"""Shared pytest fixtures for the mcp-policy end-to-end tests (see tests/harness.py).
+"""Shared pytest fixtures for the mcp-policy Python tests (the harness: tests/support/).
 
 Fixtures
   wasm_path       Path of the built module (``$MCP_POLICY_WASM`` or the release
                   build); fails the test with "run `make build`" if missing.
   policy_config   factory: ``policy_config(policy_source, data=None, **kw) -> dict``.
-  demo_server     a running tests/demo_server.py (harness.DemoServer: .proc,
+  demo_server     a running tests/support/demo_server.py (harness.DemoServer: .proc,
                   .port, .log_file, .url, .received()).  SSE responses by default;
                   parametrise indirectly for others::
 
@@ -24,16 +24,15 @@ pytest shows under "Captured stdout teardown".
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import pytest
 
-import harness
+from support import harness
+from support.ts import TS_DIR, TsServer, ts_node
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -132,29 +131,7 @@ def envoy_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ca
             handle.stop()
 
 
-# --- the TypeScript SDK server (tests/ts/, test_e2e_ts_sdk.py) ---------------
-
-TS_DIR = Path(__file__).resolve().parent / "ts"
-
-
-def ts_node() -> str:
-    """Node.js, once `make e2e` has installed tests/ts/node_modules (npm ci)."""
-    path = shutil.which("node")
-    if path is None or not (TS_DIR / "node_modules" / "@modelcontextprotocol" / "sdk").is_dir():
-        pytest.fail("Node.js and tests/ts/node_modules are needed: run `make e2e` (it runs npm ci in tests/ts)")
-    return path
-
-
-class TsServer(NamedTuple):
-    proc: harness.Process
-    port: int
-    log_file: Path
-
-    def received(self) -> list[dict[str, Any]]:
-        """The JSON-RPC messages the server received (method, id, name or uri), one per line of its log."""
-        if not self.log_file.exists():
-            return []
-        return [json.loads(line) for line in self.log_file.read_text(encoding="utf-8").splitlines() if line]
+# --- the TypeScript SDK server (tests/ts/, e2e/test_e2e_ts_sdk.py) -----------
 
 
 @pytest.fixture
