@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from support import h2c
+from support import http2
 from support import harness
 
 MAX_BODY = 65536
@@ -133,12 +133,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory, wasm_path: Path) -> Iterator
 
 
 def h2_post(stack: Stack, body: bytes, *, pieces: int = 3, trailers: bool = True, path: str = "/mcp",
-            extra: list[tuple[str, str]] | None = None) -> h2c.Response:
+            extra: list[tuple[str, str]] | None = None) -> http2.Response:
     size = max(1, len(body) // pieces + 1)
     chunks = [body[i:i + size] for i in range(0, len(body), size)] or [b""]
     headers = [("content-type", "application/json"), ("accept", "application/json, text/event-stream"),
                ("mcp-protocol-version", LEGACY)] + (extra or [])
-    return h2c.request(stack.host, stack.port, path=path, headers=headers, chunks=chunks,
+    return http2.request(stack.host, stack.port, path=path, headers=headers, chunks=chunks,
                        trailers=[("x-trailer", "end")] if trailers else None)
 
 

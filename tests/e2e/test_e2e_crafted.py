@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 import pytest
 
-from support import h2c
+from support import http2
 from support import harness
 
 LEGACY = "2025-06-18"
@@ -257,7 +257,7 @@ def test_an_h2_delete_with_a_body_of_unknown_length_is_refused(stack: Stack) -> 
     session = stack.open_session()
     path = f"/mcp?case=h2-delete-body-{next(_ids)}"
     ping = json.dumps({"jsonrpc": "2.0", "id": next(_ids), "method": "ping"}).encode()
-    r = h2c.request(stack.host, stack.port, path=path, method="DELETE", chunks=[ping[:10], ping[10:]],
+    r = http2.request(stack.host, stack.port, path=path, method="DELETE", chunks=[ping[:10], ping[10:]],
                     headers=[("content-type", "application/json"), ("mcp-session-id", session),
                              ("mcp-protocol-version", LEGACY)])
     assert r.status == 400, r
@@ -270,7 +270,7 @@ def test_an_h2_delete_with_a_body_of_unknown_length_is_refused(stack: Stack) -> 
 def test_an_h2_delete_with_an_empty_body_is_decided_as_a_delete(stack: Stack) -> None:
     # END_STREAM on an empty DATA frame: still a transport request.
     path = f"/mcp?case=h2-delete-empty-{next(_ids)}"
-    r = h2c.request(stack.host, stack.port, path=path, method="DELETE", chunks=[b""],
+    r = http2.request(stack.host, stack.port, path=path, method="DELETE", chunks=[b""],
                     headers=[("mcp-session-id", stack.session), ("mcp-protocol-version", LEGACY)])
     assert r.status == 403, r
     assert error_of(r.body)["message"] == "Denied by policy: no policy rule allows this message"
