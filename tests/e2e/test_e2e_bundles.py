@@ -360,17 +360,10 @@ def test_a_configuration_reload_keeps_serving_the_bundle(
     boot = envoy_config.build(listen_port=port, upstream_port=demo_server.port, admin_port=admin,
                               wasm_path=str(wasm_path), plugin_config=plugin_config(), access_log_json=True,
                               extra_clusters=clusters)
-    boot["static_resources"]["listeners"] = []
     lds = tmp_path / "lds.json"
-    write_lds(lds, plugin_config())
-    boot["dynamic_resources"] = {"lds_config": {"path_config_source": {"path": str(lds)},
-                                                "resource_api_version": "V3"}}
-    boot["node"] = {"id": "mcp-policy-bundle-reload", "cluster": "mcp-policy"}
-    cfg = tmp_path / "envoy.json"
-    cfg.write_text(json.dumps(boot), encoding="utf-8")
-    proc = harness.Process([harness.find_envoy(), "-c", str(cfg), "--concurrency", "2", "--disable-hot-restart",
-                            "-l", "info", "--component-log-level", "wasm:info"],
-                           name="envoy", log_dir=tmp_path, cwd=tmp_path).start()
+    envoy = harness.start_envoy_bootstrap(tmp_path, harness.with_lds(boot, lds, "mcp-policy-bundle-reload"), ports_to_zero=False,
+                                          concurrency=2, component_log_level="wasm:info")
+    proc = envoy.proc
     url = f"http://127.0.0.1:{port}/mcp"
     results: list[tuple[int, str]] = []
     stop = threading.Event()

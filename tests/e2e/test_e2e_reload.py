@@ -48,17 +48,10 @@ def test_policy_reload_keeps_session_state(
     boot = envoy_config.build(listen_port=port, upstream_port=demo_server.port, admin_port=admin,
                               wasm_path=str(wasm_path), plugin_config={"policy": {"modules": {"p.rego": V1}}},
                               access_log_json=True)
-    boot["static_resources"]["listeners"] = []
     lds = tmp_path / "lds.json"
-    harness.write_lds(lds, listener(V1))
-    boot["dynamic_resources"] = {"lds_config": {"path_config_source": {"path": str(lds)},
-                                                "resource_api_version": "V3"}}
-    boot["node"] = {"id": "mcp-policy-reload-test", "cluster": "mcp-policy"}
-    cfg = tmp_path / "envoy.json"
-    cfg.write_text(json.dumps(boot), encoding="utf-8")
-    proc = harness.Process([harness.find_envoy(), "-c", str(cfg), "--concurrency", "2", "--disable-hot-restart",
-                            "-l", "info", "--component-log-level", "wasm:info"],
-                           name="envoy", log_dir=tmp_path, cwd=tmp_path).start()
+    envoy = harness.start_envoy_bootstrap(tmp_path, harness.with_lds(boot, lds, "mcp-policy-reload-test"), ports_to_zero=False,
+                                          concurrency=2, component_log_level="wasm:info")
+    proc = envoy.proc
     try:
         url = f"http://127.0.0.1:{port}/mcp"
 
@@ -122,17 +115,10 @@ def test_tool_pins_survive_a_reload_and_an_approval_lifts_them(
 
     boot = envoy_config.build(listen_port=port, upstream_port=demo_server.port, admin_port=admin,
                               wasm_path=str(wasm_path), plugin_config=plugin({}), access_log_json=True)
-    boot["static_resources"]["listeners"] = []
     lds = tmp_path / "lds.json"
-    harness.write_lds(lds, listener(plugin({})))
-    boot["dynamic_resources"] = {"lds_config": {"path_config_source": {"path": str(lds)},
-                                                "resource_api_version": "V3"}}
-    boot["node"] = {"id": "mcp-policy-pins-test", "cluster": "mcp-policy"}
-    cfg = tmp_path / "envoy.json"
-    cfg.write_text(json.dumps(boot), encoding="utf-8")
-    proc = harness.Process([harness.find_envoy(), "-c", str(cfg), "--concurrency", "2", "--disable-hot-restart",
-                            "-l", "info", "--component-log-level", "wasm:info"],
-                           name="envoy", log_dir=tmp_path, cwd=tmp_path).start()
+    envoy = harness.start_envoy_bootstrap(tmp_path, harness.with_lds(boot, lds, "mcp-policy-pins-test"), ports_to_zero=False,
+                                          concurrency=2, component_log_level="wasm:info")
+    proc = envoy.proc
     try:
         url = f"http://127.0.0.1:{port}/mcp"
 

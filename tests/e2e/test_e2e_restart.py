@@ -146,18 +146,11 @@ def test_listener_updates_under_load(demo_server: harness.DemoServer, wasm_path:
         return envoy_config.build(listen_port=port, upstream_port=demo_server.port, admin_port=admin,
                                   wasm_path=str(wasm_path), plugin_config={"policy": {"modules": {"p.rego": policy}}})
 
-    bootstrap = boot(V1)
     lds = tmp_path / "lds.json"
-    harness.write_lds(lds, bootstrap["static_resources"]["listeners"][0])
-    bootstrap["static_resources"]["listeners"] = []
-    bootstrap["dynamic_resources"] = {"lds_config": {"path_config_source": {"path": str(lds)},
-                                                     "resource_api_version": "V3"}}
-    bootstrap["node"] = {"id": "mcp-policy-restart-test", "cluster": "mcp-policy"}
-    cfg = tmp_path / "envoy.json"
-    cfg.write_text(json.dumps(bootstrap), encoding="utf-8")
-    proc = harness.Process([harness.find_envoy(), "-c", str(cfg), "--concurrency", "2", "--disable-hot-restart",
-                            "--drain-time-s", "2", "-l", "info", "--component-log-level", "wasm:info"],
-                           name="envoy", log_dir=tmp_path, cwd=tmp_path).start()
+    envoy = harness.start_envoy_bootstrap(tmp_path, harness.with_lds(boot(V1), lds, "mcp-policy-restart-test"),
+                                          ports_to_zero=False, concurrency=2, component_log_level="wasm:info",
+                                          extra_args=["--drain-time-s", "2"])
+    proc = envoy.proc
     try:
         url = f"http://127.0.0.1:{port}/mcp"
         assert harness.wait_until(lambda: _ready(url), timeout=30), proc.log_tail()
@@ -199,16 +192,13 @@ def test_hot_restart_under_load(demo_server: harness.DemoServer, wasm_path: Path
     port = harness.free_port()
     config = envoy_config.render(listen_port=port, upstream_port=demo_server.port, admin_port=0,
                                  wasm_path=str(wasm_path), plugin_config={"policy": {"modules": {"p.rego": V1}}})
-    cfg = tmp_path / "envoy.yaml"
-    cfg.write_text(config, encoding="utf-8")
     base_id = 20000 + os.getpid() % 10000
 
     def envoy(epoch: int) -> harness.Process:
-        return harness.Process(
-            [harness.find_envoy(), "-c", str(cfg), "--concurrency", "2", "--base-id", str(base_id),
-             "--restart-epoch", str(epoch), "--drain-time-s", "2", "--parent-shutdown-time-s", "6",
-             "-l", "info", "--component-log-level", "wasm:info"],
-            name=f"envoy-epoch{epoch}", log_dir=tmp_path, cwd=tmp_path).start()
+        return harness.launch_envoy(
+            tmp_path, config, name=f"envoy-epoch{epoch}", concurrency=2, hot_restart=(base_id, epoch),
+            component_log_level="wasm:info", extra_args=["--drain-time-s", "2", "--parent-shutdown-time-s", "6"],
+        ).proc
 
     url = f"http://127.0.0.1:{port}/mcp"
     first = envoy(0)

@@ -43,7 +43,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, wasm_path: Path,
             plugin_config=mh.mesh_config.plugin_config_for("egress"), wasm_path=wasm_path,
             upstream_ports={name: s.port for name, s in servers.items()}, json_log=True,
         )
-        envoy = mh.start_envoy_bootstrap(tmp, config, name="egress")
+        envoy = harness.start_envoy_bootstrap(tmp, config, name="egress")
         try:
             yield servers, envoy
         finally:

@@ -71,7 +71,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, wasm_path: Path) -> Iterator
             certs_dir=tmp / "certs", upstream_port=server.port,
             jwks_inline=certs["jwks"].read_text(encoding="utf-8"), json_log=True,
         )
-        envoy = mh.start_envoy_bootstrap(tmp, config, name="ingress")
+        envoy = harness.start_envoy_bootstrap(tmp, config, name="ingress")
         try:
             s = Stack(certs, server, envoy)
             yield s

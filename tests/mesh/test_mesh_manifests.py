@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import envoy_config
 import pytest
 
 from support import harness
@@ -127,11 +128,11 @@ def test_envoyfilter_wasm_filter_loads_in_envoy(tmp_path: Path, wasm_path: Path)
     module, in a bootstrap that `envoy --mode validate` accepts (module configured, policy compiled)."""
     value = copy.deepcopy(doc("istio/envoyfilter.yaml")["spec"]["configPatches"][0]["patch"]["value"])
     value["typed_config"]["config"]["vm_config"]["code"] = {"local": {"filename": str(wasm_path)}}
-    config = mh.envoy_config.build(listen_port=0, upstream_port=8000, admin_port=0, wasm_path=None,
+    config = envoy_config.build(listen_port=0, upstream_port=8000, admin_port=0, wasm_path=None,
                                    plugin_config=None, wasm=False, extra_http_filters_before=[
                                        {"name": "envoy.filters.http.wasm", "typed_config": value["typed_config"]}])
     path = tmp_path / "envoyfilter-bootstrap.yaml"
-    path.write_text(mh.envoy_config.dump_yaml(config), encoding="utf-8")
+    path.write_text(envoy_config.dump_yaml(config), encoding="utf-8")
     r = mh.validate_bootstrap(path, cwd=tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "mcp-policy: configured" in r.stdout + r.stderr

@@ -76,12 +76,12 @@ def mesh(tmp_path_factory: pytest.TempPathFactory, wasm_path: Path) -> Iterator[
     server = harness.start_demo_server(tmp, json_response=True, stateless=True)
     started: list[harness.EnvoyHandle] = []
     try:
-        side_server = mh.start_envoy_bootstrap(tmp, mh.mesh_config.mtls_server(
+        side_server = harness.start_envoy_bootstrap(tmp, mh.mesh_config.mtls_server(
             plugin_config=mh.mesh_config.plugin_config_for("mtls-server"), wasm_path=wasm_path,
             certs_dir=tmp / "certs", upstream_port=server.port, json_log=True,
         ), name="mtls-server")
         started.append(side_server)
-        side_client = mh.start_envoy_bootstrap(tmp, mh.mesh_config.mtls_client(
+        side_client = harness.start_envoy_bootstrap(tmp, mh.mesh_config.mtls_client(
             certs_dir=tmp / "certs", agent="finance-agent", server_port=side_server.port, json_log=True,
         ), name="mtls-client")
         started.append(side_client)

@@ -66,7 +66,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, wasm_path: Path) -> Iterator
             jwks_inline=certs["jwks"].read_text(encoding="utf-8"),
             per_tool=PER_TOOL, per_principal=100, json_log=True,
         )
-        envoy = mh.start_envoy_bootstrap(tmp, config, name="ratelimit")
+        envoy = harness.start_envoy_bootstrap(tmp, config, name="ratelimit")
         try:
             yield Stack(certs, server, envoy)
         finally:

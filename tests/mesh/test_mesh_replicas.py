@@ -49,7 +49,7 @@ class Replicas:
     def front(self, tmp: Path, lb_policy: str) -> harness.EnvoyHandle:
         config = mh.mesh_config.replicas_front(
             replicas=[("127.0.0.1", r.port) for r in self.replicas], lb_policy=lb_policy, json_log=True)
-        return mh.start_envoy_bootstrap(tmp, config, name=f"front-{lb_policy.lower()}")
+        return harness.start_envoy_bootstrap(tmp, config, name=f"front-{lb_policy.lower()}")
 
     def calls_by_session(self) -> dict[str, set[int]]:
         """Session id -> the replicas (indexes) that decided a tools/call of it."""

@@ -14,9 +14,12 @@ Synchronisation never sleeps blindly:
   (config rejected, wasm failed to load) is noticed at once and raised with
   the log tail.
 
-Envoy is started with port 0 for both the listener and the admin interface; the
-real ports are read back from ``--admin-address-path`` and the admin API, so
-parallel tests cannot race for ports.
+Every Envoy starts through ``launch_envoy``: from one plugin configuration
+(``start_envoy``, rendered by tools/envoy_config.py) or from a whole bootstrap
+(``start_envoy_bootstrap``: the mesh configurations, LDS set-ups, hot restart).
+Ports are 0 for the listeners and the admin interface unless a test needs its
+own; the real ports are read back from ``--admin-address-path`` and the admin
+API, so parallel tests cannot race for ports.
 
 The Envoy binary is ``$ENVOY_BIN`` if set, else ``envoy`` on PATH, else the one
 next to the running Python (a venv's bin/), else ``<repo>/.venv/bin/envoy``.
@@ -61,8 +64,13 @@ __all__ = [
     "find_envoy",
     "free_port",
     "http_get",
+    "launch_envoy",
     "start_demo_server",
     "start_envoy",
+    "start_envoy_bootstrap",
+    "with_lds",
+    "write_lds",
+    "zero_ports",
 ]
 
 # Never route loopback traffic through an environment proxy.
@@ -439,6 +447,7 @@ class EnvoyHandle:
         self.config_path = config_path
         self.access_log_path = access_log_path
         self.port: int = 0
+        self.ports: dict[str, int] = {}  # every listener's bound port, by name
         self.admin_port: int = 0
         self.startup_seconds: float = 0.0
 
@@ -566,7 +575,8 @@ def start_envoy(
     extra_args: Iterable[str] = (),
     **render_kwargs: Any,
 ) -> EnvoyHandle:
-    """Render a bootstrap into ``tmp_path/envoy-N/``, start Envoy and wait until it is ready.
+    """Render a bootstrap for one plugin configuration into ``tmp_path/envoy-N/``, start Envoy
+    and wait until it is ready (see :func:`launch_envoy`).
 
     ``render_kwargs`` go to ``envoy_config.render`` (``wasm=False``,
     ``allow_on_headers_stop_iteration``, ``extra_http_filters_before``,
@@ -574,14 +584,7 @@ def start_envoy(
     admin ports are 0 (kernel-chosen, read back), the access log is JSON lines on
     Envoy's stdout (see EnvoyHandle.wait_for_access_log), and ``wasm_path``
     defaults to the release build of the module.
-
-    Raises ProcessError with Envoy's log tail if Envoy exits during start-up
-    (e.g. config rejected, plugin failed to load) or is not ready in ``timeout`` s.
     """
-    n = next(_COUNTER)
-    run_dir = Path(tmp_path) / f"envoy-{n}"
-    run_dir.mkdir(parents=True, exist_ok=True)
-
     use_wasm = render_kwargs.get("wasm", True)
     if use_wasm:
         wasm = Path(wasm_path) if wasm_path is not None else DEFAULT_WASM
@@ -595,6 +598,84 @@ def start_envoy(
     render_kwargs.setdefault("access_log_json", True)
     access_log_path = render_kwargs.setdefault("access_log_path", None)
     config_text = envoy_config.render(plugin_config=plugin_config, upstream_port=upstream_port, **render_kwargs)
+    return launch_envoy(
+        tmp_path, config_text, name="envoy", listener="mcp_listener", expected_port=render_kwargs["listen_port"],
+        access_log_path=Path(access_log_path) if access_log_path is not None else None,
+        concurrency=concurrency, log_level=log_level, component_log_level=component_log_level, timeout=timeout,
+        envoy_bin=envoy_bin, extra_args=extra_args,
+    )
+
+
+def zero_ports(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of a bootstrap with its admin and static listener ports set to 0 (the kernel chooses)."""
+    config = json.loads(json.dumps(config))
+    config["admin"]["address"]["socket_address"]["port_value"] = 0
+    for listener in config["static_resources"].get("listeners", []):
+        listener["address"]["socket_address"]["port_value"] = 0
+    return config
+
+
+def with_lds(config: Mapping[str, Any], lds_path: Path, node_id: str) -> dict[str, Any]:
+    """A copy of a bootstrap whose listeners come from the LDS file ``lds_path`` (see :func:`write_lds`),
+    which is written with the bootstrap's static listeners: rewriting the file later updates them."""
+    config = json.loads(json.dumps(config))
+    write_lds(lds_path, config["static_resources"]["listeners"])
+    config["static_resources"]["listeners"] = []
+    config["dynamic_resources"] = {"lds_config": {"path_config_source": {"path": str(lds_path)},
+                                                  "resource_api_version": "V3"}}
+    config["node"] = {"id": node_id, "cluster": "mcp-policy"}
+    return config
+
+
+def start_envoy_bootstrap(
+    tmp_path: str | os.PathLike[str],
+    config: Mapping[str, Any],
+    *,
+    name: str = "envoy",
+    ports_to_zero: bool = True,
+    **launch_kwargs: Any,
+) -> EnvoyHandle:
+    """Start Envoy with a whole bootstrap (a dict; the mesh configurations, LDS set-ups) and wait until
+    it is ready (see :func:`launch_envoy`).
+
+    With ``ports_to_zero`` (the default) the admin and listener ports become 0 and are read back;
+    the handle's ``ports`` maps each listener name to its bound port and ``port`` is the first
+    listener's. Tests that must keep a port across listener updates or restarts pass
+    ``ports_to_zero=False`` with ports of their own.
+    """
+    if ports_to_zero:
+        config = zero_ports(config)
+    return launch_envoy(tmp_path, envoy_config.dump_yaml(dict(config)), name=name, **launch_kwargs)
+
+
+def launch_envoy(
+    tmp_path: str | os.PathLike[str],
+    config_text: str,
+    *,
+    name: str = "envoy",
+    listener: str | None = None,
+    expected_port: int = 0,
+    access_log_path: Path | None = None,
+    concurrency: int = 1,
+    log_level: str = "info",
+    component_log_level: str | None = "wasm:debug",
+    hot_restart: tuple[int, int] | None = None,
+    timeout: float = 30.0,
+    envoy_bin: str | None = None,
+    extra_args: Iterable[str] = (),
+) -> EnvoyHandle:
+    """The one Envoy start path: write ``config_text`` to ``tmp_path/<name>-N/envoy.yaml``, start Envoy
+    there and wait until it is ready.
+
+    ``listener`` names the listener whose port becomes ``handle.port`` (default: the first);
+    ``handle.ports`` has them all. ``hot_restart=(base_id, epoch)`` starts one epoch of a hot
+    restart (``--base-id``/``--restart-epoch``) instead of ``--disable-hot-restart``.
+
+    Raises ProcessError with Envoy's log tail if Envoy exits during start-up
+    (e.g. config rejected, plugin failed to load) or is not ready in ``timeout`` s.
+    """
+    run_dir = Path(tmp_path) / f"{name}-{next(_COUNTER)}"
+    run_dir.mkdir(parents=True, exist_ok=True)
     config_path = run_dir / "envoy.yaml"
     config_path.write_text(config_text, encoding="utf-8")
     admin_address_path = run_dir / "admin_address.txt"
@@ -603,21 +684,24 @@ def start_envoy(
         envoy_bin or find_envoy(),
         "-c", str(config_path),
         "--concurrency", str(concurrency),
-        "--disable-hot-restart",  # no shared memory / domain sockets: no base-id clashes between instances
         "--admin-address-path", str(admin_address_path),
         "--file-flush-interval-msec", "20",  # access log reaches stdout/file promptly
         "-l", log_level,
     ]
+    if hot_restart is None:
+        argv.append("--disable-hot-restart")  # no shared memory / domain sockets: no base-id clashes
+    else:
+        argv += ["--base-id", str(hot_restart[0]), "--restart-epoch", str(hot_restart[1])]
     if component_log_level:
         argv += ["--component-log-level", component_log_level]
     argv.extend(extra_args)
 
-    proc = Process(argv, name="envoy", log_dir=run_dir, cwd=run_dir)
-    handle = EnvoyHandle(proc, config_path, Path(access_log_path) if access_log_path is not None else None)
+    proc = Process(argv, name=name, log_dir=run_dir, cwd=run_dir)
+    handle = EnvoyHandle(proc, config_path, access_log_path)
     started = time.monotonic()
     proc.start()
     try:
-        _wait_envoy_ready(handle, admin_address_path, timeout, expected_port=render_kwargs["listen_port"])
+        _wait_envoy_ready(handle, admin_address_path, timeout, listener=listener, expected_port=expected_port)
     except BaseException:
         proc.stop()
         raise
@@ -625,8 +709,9 @@ def start_envoy(
     return handle
 
 
-def _wait_envoy_ready(handle: EnvoyHandle, admin_address_path: Path, timeout: float, expected_port: int) -> None:
-    """Bounded readiness poll: admin address file, then /ready == 200, then the listener's real port."""
+def _wait_envoy_ready(handle: EnvoyHandle, admin_address_path: Path, timeout: float, *, listener: str | None,
+                      expected_port: int) -> None:
+    """Bounded readiness poll: admin address file, then /ready == 200, then the listeners' real ports."""
     proc = handle.proc
     deadline = time.monotonic() + timeout
     delay = 0.01
@@ -647,21 +732,27 @@ def _wait_envoy_ready(handle: EnvoyHandle, admin_address_path: Path, timeout: fl
                 last = f"/ready -> {err}"
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise proc.error(f"envoy not ready within {timeout} s ({last})")
+            raise proc.error(f"{proc.name} not ready within {timeout} s ({last})")
         # Doubles as the back-off sleep and as early-exit detection.
         status = proc.wait_exit(min(delay, remaining))
         if status is not None:
-            raise proc.error(f"envoy exited with status {status} during start-up ({last})")
+            raise proc.error(f"{proc.name} exited with status {status} during start-up ({last})")
         delay = min(delay * 2, 0.1)
 
     status, body = handle.admin_get("/listeners?format=json")
     if status != 200:
         raise proc.error(f"admin /listeners answered {status}")
-    for listener in json.loads(body).get("listener_statuses", []):
-        if listener.get("name") == "mcp_listener":
-            handle.port = int(listener["local_address"]["socket_address"]["port_value"])
-            break
-    if not handle.port:
-        raise proc.error(f"mcp_listener not found in /listeners: {body[:300]!r}")
+    handle.ports = {
+        item["name"]: int(item["local_address"]["socket_address"]["port_value"])
+        for item in json.loads(body).get("listener_statuses", [])
+    }
+    if listener is not None:
+        if listener not in handle.ports:
+            raise proc.error(f"{listener} not found in /listeners: {body[:300]!r}")
+        handle.port = handle.ports[listener]
+    elif handle.ports:
+        handle.port = next(iter(handle.ports.values()))
+    else:
+        raise proc.error(f"no listeners in /listeners: {body[:300]!r}")
     if expected_port and handle.port != expected_port:
         raise proc.error(f"listener bound {handle.port}, expected {expected_port}")

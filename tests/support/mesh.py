@@ -1,9 +1,8 @@
 """Helpers for the mesh tests (tests/mesh/), on top of support/harness.py.
 
-* Envoy from a whole bootstrap (``start_envoy_bootstrap``): the mesh
-  configurations have several listeners and TLS, so they are rendered by
-  ``tools/mesh_config.py`` with port 0 everywhere and the real ports are read
-  back from the admin API by listener name.
+* The mesh configurations (several listeners, TLS) are rendered by
+  ``tools/mesh_config.py`` and started with ``harness.start_envoy_bootstrap``
+  (port 0 everywhere, the real ports read back by listener name).
 * ``envoy --mode validate`` of a shipped file exactly as shipped
   (``validate_shipped``): in a scratch directory laid out like the repository
   (the module at its relative path, certificates from ``tools/gen_certs.py``
@@ -31,9 +30,7 @@ import json
 import os
 import re
 import subprocess
-import time
-import urllib.error
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +41,7 @@ PQ_CLIENT_DIR = TOOLS / "pq-client"
 PQ_CLIENT_TARGET = REPO / "target" / "pq-client"
 PQ_CLIENT = PQ_CLIENT_TARGET / "release" / "pq-client"
 
-import envoy_config  # noqa: E402
-import gen_certs  # noqa: E402
+import gen_certs  # noqa: E402  (tools/; support/__init__ puts it on sys.path)
 import mesh_config  # noqa: E402
 
 __all__ = [
@@ -57,95 +53,9 @@ __all__ = [
     "mesh_config",
     "pq_client",
     "probe_input_fields",
-    "start_envoy_bootstrap",
     "validate_bootstrap",
     "validate_shipped",
 ]
-
-
-# --------------------------------------------------------------------------- #
-# Envoy from a bootstrap
-# --------------------------------------------------------------------------- #
-
-
-def _zero_ports(config: dict[str, Any]) -> dict[str, Any]:
-    """Listener and admin ports set to 0 (the kernel chooses; read back later)."""
-    config = json.loads(json.dumps(config))
-    config["admin"]["address"]["socket_address"]["port_value"] = 0
-    for listener in config["static_resources"]["listeners"]:
-        listener["address"]["socket_address"]["port_value"] = 0
-    return config
-
-
-def start_envoy_bootstrap(
-    tmp_path: str | os.PathLike[str],
-    config: Mapping[str, Any],
-    *,
-    name: str = "envoy",
-    concurrency: int = 1,
-    timeout: float = 30.0,
-    component_log_level: str = "wasm:debug",
-) -> harness.EnvoyHandle:
-    """Start Envoy with a bootstrap dict (listener/admin ports forced to 0) and wait until it is ready.
-
-    The handle's ``ports`` maps each listener name to its bound port, and
-    ``port`` is the first listener's. The caller stops it (``handle.stop()``).
-    """
-    run_dir = Path(tmp_path) / f"{name}-{time.monotonic_ns()}"
-    run_dir.mkdir(parents=True)
-    config_path = run_dir / "envoy.yaml"
-    config_path.write_text(envoy_config.dump_yaml(_zero_ports(dict(config))), encoding="utf-8")
-    admin_address_path = run_dir / "admin_address.txt"
-    argv = [
-        harness.find_envoy(), "-c", str(config_path),
-        "--concurrency", str(concurrency),
-        "--disable-hot-restart",
-        "--admin-address-path", str(admin_address_path),
-        "--file-flush-interval-msec", "20",
-        "-l", "info", "--component-log-level", component_log_level,
-    ]
-    proc = harness.Process(argv, name=name, log_dir=run_dir, cwd=run_dir)
-    handle = harness.EnvoyHandle(proc, config_path, None)
-    proc.start()
-    try:
-        _wait_ready(handle, admin_address_path, timeout)
-    except BaseException:
-        proc.stop()
-        raise
-    return handle
-
-
-def _wait_ready(handle: harness.EnvoyHandle, admin_address_path: Path, timeout: float) -> None:
-    proc = handle.proc
-    deadline = time.monotonic() + timeout
-    last = "no admin address yet"
-    while True:
-        if not handle.admin_port and admin_address_path.is_file():
-            text = admin_address_path.read_text().strip()
-            if text:
-                handle.admin_port = int(text.rsplit(":", 1)[1])
-        if handle.admin_port:
-            try:
-                status, body = handle.admin_get("/ready", timeout=2.0)
-                last = f"/ready -> {status}"
-                if status == 200:
-                    break
-            except (OSError, urllib.error.URLError) as err:
-                last = f"/ready -> {err}"
-        if time.monotonic() > deadline:
-            raise proc.error(f"{proc.name} not ready within {timeout} s ({last})")
-        status = proc.wait_exit(0.05)
-        if status is not None:
-            raise proc.error(f"{proc.name} exited with status {status} during start-up ({last})")
-    status, body = handle.admin_get("/listeners?format=json")
-    ports = {
-        item["name"]: int(item["local_address"]["socket_address"]["port_value"])
-        for item in json.loads(body).get("listener_statuses", [])
-    }
-    if not ports:
-        raise proc.error(f"no listeners in /listeners: {body[:300]!r}")
-    handle.ports = ports  # type: ignore[attr-defined]
-    handle.port = next(iter(ports.values()))
 
 
 # --------------------------------------------------------------------------- #
@@ -280,7 +190,7 @@ def _probe(tmp_path: Path, wasm_path: Path) -> dict[str, Any]:
     tls = chain["transport_socket"]["typed_config"]
     tls["require_client_certificate"] = True
     tls["common_tls_context"]["validation_context"] = {"trusted_ca": {"filename": str(certs["ca"])}}
-    envoy = start_envoy_bootstrap(tmp_path, config, name="probe")
+    envoy = harness.start_envoy_bootstrap(tmp_path, config, name="probe")
     try:
         token = gen_certs.mint_jwt(certs["jwt-signing-key"], {"sub": "probe", "roles": ["x"]})
         report = pq_client(
