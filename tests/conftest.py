@@ -12,6 +12,10 @@ Fixtures
                       @pytest.mark.parametrize("demo_server", [{"json_response": True, "stateless": True}],
                                                indirect=True)
 
+  stack           module-scoped: the stack the test module describes in ``STACK =
+                  support.stack.StackSpec(...)`` (the demo server behind one Envoy
+                  with the module and the module's policy), started once per module.
+  jwt_keys        module-scoped: RSA keys and JWKS for tokens (support/jwt_util.py).
   envoy_factory   factory: ``envoy_factory(plugin_config, upstream_port=None, **kw) -> EnvoyHandle``;
                   ``upstream_port`` defaults to the ``demo_server`` fixture's port,
                   ``wasm_path`` to the ``wasm_path`` fixture (not needed with
@@ -32,6 +36,8 @@ from typing import Any
 import pytest
 
 from support import harness
+from support.jwt_util import make_keys
+from support.stack import DEMO_MODES, Stack, StackSpec, open_stack
 from support.ts import TS_DIR, TsServer, ts_node
 
 
@@ -80,22 +86,14 @@ def policy_config() -> Callable[..., dict[str, Any]]:
     return make
 
 
-_DEMO_MODES: dict[str, dict[str, bool]] = {
-    "sse": {},
-    "json": {"json_response": True},
-    "sse-stateless": {"stateless": True},
-    "json-stateless": {"json_response": True, "stateless": True},
-}
-
-
 @pytest.fixture
 def demo_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[harness.DemoServer]:
     param = getattr(request, "param", "sse")
     if isinstance(param, str):
         try:
-            options = _DEMO_MODES[param]
+            options = DEMO_MODES[param]
         except KeyError:
-            raise ValueError(f"demo_server param must be one of {sorted(_DEMO_MODES)} or a dict") from None
+            raise ValueError(f"demo_server param must be one of {sorted(DEMO_MODES)} or a dict") from None
     else:
         options = dict(param)
     server = harness.start_demo_server(tmp_path, **options)
@@ -129,6 +127,23 @@ def envoy_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ca
             if failed:
                 print(handle.proc.log_tail())
             handle.stop()
+
+
+@pytest.fixture(scope="module")
+def jwt_keys() -> dict[str, Any]:
+    return make_keys()
+
+
+@pytest.fixture(scope="module")
+def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+          wasm_path: Path) -> Iterator[Stack]:
+    """The module's stack (``STACK = StackSpec(...)`` in the test module); see support/stack.py."""
+    spec = getattr(request.module, "STACK", None)
+    if not isinstance(spec, StackSpec):
+        raise TypeError(f"{request.module.__name__} uses the stack fixture without STACK = StackSpec(...)")
+    keys = request.getfixturevalue("jwt_keys") if spec.jwt else None
+    with open_stack(spec, tmp_path_factory.mktemp(spec.name), wasm_path, keys=keys) as s:
+        yield s
 
 
 # --- the TypeScript SDK server (tests/ts/, e2e/test_e2e_ts_sdk.py) -----------
