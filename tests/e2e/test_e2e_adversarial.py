@@ -16,17 +16,16 @@ import itertools
 import json
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from support import http2
-from support import harness
+from support.rpc import DENY_CODE, JSON_HEADERS, LEGACY, call, error_of, no_upstream
+from support.stack import Stack, StackSpec
 
 MAX_BODY = 65536
-DENY_CODE = -31403
 TWO_53 = 2**53
 
 POLICY = """package mcp
@@ -47,19 +46,10 @@ deny contains "DELETE needs a session" if {
 }
 """
 
-JSON_HEADERS = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
-LEGACY = "2025-06-18"
 _ids = itertools.count(10_000)
 
 
-class Stack:
-    def __init__(self, server: harness.DemoServer, envoy: harness.EnvoyHandle) -> None:
-        self.server = server
-        self.envoy = envoy
-        self.http = httpx.Client(base_url=envoy.base_url, timeout=15)
-        host, port = envoy.base_url.removeprefix("http://").split(":")
-        self.host, self.port = host, int(port)
-
+class AdversarialStack(Stack):
     def post(self, body: Any, headers: list[tuple[str, str]] | None = None, path: str = "/mcp",
              **kw: Any) -> httpx.Response:
         if isinstance(body, (dict, list)):
@@ -69,12 +59,6 @@ class Stack:
             extra.append(("mcp-protocol-version", LEGACY))
         h = list(JSON_HEADERS.items()) + extra
         return self.http.post(path, content=body, headers=h, **kw)
-
-    def received(self) -> list[dict[str, Any]]:
-        return self.server.received()
-
-    def received_ids(self) -> set[Any]:
-        return {m.get("id") for m in self.received()}
 
     def sync(self) -> None:
         """An allowed call answered by the server: everything sent before it
@@ -88,51 +72,18 @@ class Stack:
         self.sync()
         assert ident not in self.received_ids(), f"denied call {ident} reached the upstream"
 
-    def access_entry(self, path: str) -> dict[str, Any]:
-        return self.envoy.wait_for_access_log(lambda e: e.get("path") == path)
 
-
-def call(tool: str, ident: Any, args: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"jsonrpc": "2.0", "id": ident, "method": "tools/call", "params": {"name": tool, "arguments": args or {}}}
-
-
-def error_of(r: httpx.Response) -> dict[str, Any]:
-    assert r.headers["content-type"].startswith("application/json"), (r.status_code, r.headers, r.text)
-    body = r.json()
-    assert "error" in body, body
-    return body["error"]
-
-
-def no_upstream(entry: dict[str, Any]) -> bool:
-    return entry.get("upstream_host") in (None, "", "-")
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, wasm_path: Path) -> Iterator[Stack]:
-    tmp = tmp_path_factory.mktemp("adversarial")
-    server = harness.start_demo_server(tmp, json_response=True, stateless=True)
-    try:
-        envoy = harness.start_envoy(
-            tmp,
-            plugin_config={"policy": {"modules": {"adversarial.rego": POLICY}}, "max_body_bytes": MAX_BODY,
-                           "audit": {"log": True}},
-            upstream_port=server.port,
-            wasm_path=wasm_path,
-        )
-        try:
-            s = Stack(server, envoy)
-            yield s
-            s.http.close()
-        finally:
-            envoy.stop()
-    finally:
-        server.proc.stop()
+STACK = StackSpec(
+    plugin_config={"policy": {"modules": {"adversarial.rego": POLICY}}, "max_body_bytes": MAX_BODY,
+                   "audit": {"log": True}},
+    cls=AdversarialStack, name="adversarial",
+)
 
 
 # --- HTTP/2: DATA frames and request trailers ---------------------------------
 
 
-def h2_post(stack: Stack, body: bytes, *, pieces: int = 3, trailers: bool = True, path: str = "/mcp",
+def h2_post(stack: AdversarialStack, body: bytes, *, pieces: int = 3, trailers: bool = True, path: str = "/mcp",
             extra: list[tuple[str, str]] | None = None) -> http2.Response:
     size = max(1, len(body) // pieces + 1)
     chunks = [body[i:i + size] for i in range(0, len(body), size)] or [b""]
@@ -142,7 +93,7 @@ def h2_post(stack: Stack, body: bytes, *, pieces: int = 3, trailers: bool = True
                        trailers=[("x-trailer", "end")] if trailers else None)
 
 
-def test_h2_body_ended_by_trailers_is_decided_and_denied(stack: Stack) -> None:
+def test_h2_body_ended_by_trailers_is_decided_and_denied(stack: AdversarialStack) -> None:
     # The classic bypass: the body's last DATA frame does not end the stream,
     # the trailers do. The filter decides when the trailers arrive.
     ident = next(_ids)
@@ -154,7 +105,7 @@ def test_h2_body_ended_by_trailers_is_decided_and_denied(stack: Stack) -> None:
     stack.assert_not_received(ident)
 
 
-def test_h2_body_ended_by_trailers_is_forwarded_whole_when_allowed(stack: Stack) -> None:
+def test_h2_body_ended_by_trailers_is_forwarded_whole_when_allowed(stack: AdversarialStack) -> None:
     ident = next(_ids)
     body = json.dumps(call("echo", ident, {"text": "trailers " * 50})).encode()
     r = h2_post(stack, body, pieces=5)
@@ -164,14 +115,14 @@ def test_h2_body_ended_by_trailers_is_forwarded_whole_when_allowed(stack: Stack)
     assert len(got) == 1 and got[0]["body_length"] == len(body)
 
 
-def test_h2_body_without_trailers_in_many_frames_is_denied(stack: Stack) -> None:
+def test_h2_body_without_trailers_in_many_frames_is_denied(stack: AdversarialStack) -> None:
     ident = next(_ids)
     r = h2_post(stack, json.dumps(call("delete_record", ident)).encode(), pieces=9, trailers=False)
     assert json.loads(r.body)["error"]["code"] == DENY_CODE
     stack.assert_not_received(ident)
 
 
-def test_h2_oversized_body_with_trailers_is_413(stack: Stack) -> None:
+def test_h2_oversized_body_with_trailers_is_413(stack: AdversarialStack) -> None:
     ident = next(_ids)
     body = json.dumps(call("echo", ident, {"text": "z" * (MAX_BODY + 100)})).encode()
     r = h2_post(stack, body, pieces=20)
@@ -180,7 +131,7 @@ def test_h2_oversized_body_with_trailers_is_413(stack: Stack) -> None:
     stack.assert_not_received(ident)
 
 
-def test_h2_duplicated_routing_header_fields_are_a_mismatch(stack: Stack) -> None:
+def test_h2_duplicated_routing_header_fields_are_a_mismatch(stack: AdversarialStack) -> None:
     ident = next(_ids)
     body = json.dumps(call("echo", ident, {"text": "x"})).encode()
     r = h2_post(stack, body, extra=[("mcp-method", "tools/call"), ("mcp-method", "tools/call")])
@@ -192,7 +143,7 @@ def test_h2_duplicated_routing_header_fields_are_a_mismatch(stack: Stack) -> Non
 # --- slow, chunked and oddly typed bodies -------------------------------------
 
 
-def test_slow_chunked_body_is_decided_whole(stack: Stack) -> None:
+def test_slow_chunked_body_is_decided_whole(stack: AdversarialStack) -> None:
     # 12 pieces, 0.1 s apart (the slowness is the input, not a wait): the
     # decision is made on the whole body, after the last piece.
     ident = next(_ids)
@@ -224,7 +175,7 @@ def test_slow_chunked_body_is_decided_whole(stack: Stack) -> None:
         ("", False),
     ],
 )
-def test_content_types(stack: Stack, content_type: str, accepted: bool) -> None:
+def test_content_types(stack: AdversarialStack, content_type: str, accepted: bool) -> None:
     ident = next(_ids)
     h = [("accept", "application/json, text/event-stream"), ("mcp-protocol-version", LEGACY)]
     if content_type:
@@ -238,7 +189,7 @@ def test_content_types(stack: Stack, content_type: str, accepted: bool) -> None:
     stack.assert_not_received(ident)
 
 
-def test_two_content_type_headers_are_joined_and_refused(stack: Stack) -> None:
+def test_two_content_type_headers_are_joined_and_refused(stack: AdversarialStack) -> None:
     # Envoy joins repeated headers with a comma: "application/json,text/plain"
     # is not application/json, so the request is refused, whatever a server
     # would have made of the pair.
@@ -252,7 +203,7 @@ def test_two_content_type_headers_are_joined_and_refused(stack: Stack) -> None:
 
 
 @pytest.mark.parametrize("encoding", ["GZIP", "x-gzip", "compress", "zstd", "identity, br"])
-def test_more_content_encodings_are_refused(stack: Stack, encoding: str) -> None:
+def test_more_content_encodings_are_refused(stack: AdversarialStack, encoding: str) -> None:
     ident = next(_ids)
     r = stack.post(call("echo", ident, {"text": "e"}), [("content-encoding", encoding)])
     assert r.status_code == 415
@@ -260,7 +211,7 @@ def test_more_content_encodings_are_refused(stack: Stack, encoding: str) -> None
     stack.assert_not_received(ident)
 
 
-def test_two_content_encoding_headers_are_both_read(stack: Stack) -> None:
+def test_two_content_encoding_headers_are_both_read(stack: AdversarialStack) -> None:
     ident = next(_ids)
     r = stack.post(call("echo", ident, {"text": "e"}), [("content-encoding", "identity"),
                                                          ("content-encoding", "gzip")])
@@ -271,7 +222,7 @@ def test_two_content_encoding_headers_are_both_read(stack: Stack) -> None:
 # --- GET and DELETE on the session endpoint ----------------------------------
 
 
-def test_delete_without_a_session_is_denied_before_the_upstream(stack: Stack) -> None:
+def test_delete_without_a_session_is_denied_before_the_upstream(stack: AdversarialStack) -> None:
     path = f"/mcp?case=delete-{next(_ids)}"
     r = stack.http.delete(path)
     assert r.status_code == 403
@@ -279,7 +230,7 @@ def test_delete_without_a_session_is_denied_before_the_upstream(stack: Stack) ->
     assert no_upstream(stack.access_entry(path))
 
 
-def test_delete_with_a_session_reaches_the_server(stack: Stack) -> None:
+def test_delete_with_a_session_reaches_the_server(stack: AdversarialStack) -> None:
     path = f"/mcp?case=delete-{next(_ids)}"
     r = stack.http.delete(path, headers={"mcp-session-id": "s1", "mcp-protocol-version": LEGACY})
     # The stateless server has no sessions to end: its own answer.
@@ -287,7 +238,7 @@ def test_delete_with_a_session_reaches_the_server(stack: Stack) -> None:
     assert not no_upstream(stack.access_entry(path))
 
 
-def test_get_with_a_json_rpc_body_is_refused_not_decided_as_a_message(stack: Stack) -> None:
+def test_get_with_a_json_rpc_body_is_refused_not_decided_as_a_message(stack: AdversarialStack) -> None:
     # The server never reads a GET's body as a message: the filter does not
     # decide it as one (tests/e2e/test_e2e_crafted.py has the DELETE case).
     path = f"/mcp?case=get-body-{next(_ids)}"
@@ -300,7 +251,7 @@ def test_get_with_a_json_rpc_body_is_refused_not_decided_as_a_message(stack: Sta
     assert no_upstream(stack.access_entry(path))
 
 
-def test_get_with_a_body_of_another_type_is_refused(stack: Stack) -> None:
+def test_get_with_a_body_of_another_type_is_refused(stack: AdversarialStack) -> None:
     path = f"/mcp?case=get-text-{next(_ids)}"
     r = stack.http.request("GET", path, content=b"hello", headers={"content-type": "text/plain"})
     assert r.status_code == 400
@@ -316,7 +267,7 @@ def test_get_with_a_body_of_another_type_is_refused(stack: Stack) -> None:
     [b"NaN", b"Infinity", b"-Infinity", b"1e400", b"-1e400", b"1E+999", b"1e999999999", b"9" * 4301],
     ids=["nan", "inf", "-inf", "1e400", "-1e400", "1E+999", "1e999999999", "4301-digits"],
 )
-def test_numbers_beyond_a_double_are_not_json(stack: Stack, raw: bytes) -> None:
+def test_numbers_beyond_a_double_are_not_json(stack: AdversarialStack, raw: bytes) -> None:
     ident = next(_ids)
     body = b'{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"add","arguments":{"a":%s,"b":1}}}' % (
         ident, raw)
@@ -326,7 +277,7 @@ def test_numbers_beyond_a_double_are_not_json(stack: Stack, raw: bytes) -> None:
     stack.assert_not_received(ident)
 
 
-def test_integer_above_2_53_is_compared_exactly(stack: Stack) -> None:
+def test_integer_above_2_53_is_compared_exactly(stack: AdversarialStack) -> None:
     # 2^53 + 1 rounds to 2^53 as a double: a policy reading doubles would
     # allow it, while the server reads the exact integer.
     ident = next(_ids)
@@ -337,7 +288,7 @@ def test_integer_above_2_53_is_compared_exactly(stack: Stack) -> None:
     stack.assert_not_received(ident)
 
 
-def test_integer_at_2_53_is_allowed_and_read_alike(stack: Stack) -> None:
+def test_integer_at_2_53_is_allowed_and_read_alike(stack: AdversarialStack) -> None:
     ident = next(_ids)
     body = b'{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"get_record","arguments":{"id":%d}}}' % (
         ident, TWO_53)
@@ -347,7 +298,7 @@ def test_integer_at_2_53_is_allowed_and_read_alike(stack: Stack) -> None:
     assert got["arguments"]["id"] == TWO_53
 
 
-def test_huge_integers_reach_the_server_exactly(stack: Stack) -> None:
+def test_huge_integers_reach_the_server_exactly(stack: AdversarialStack) -> None:
     ident = 2**70 + 3
     body = b'{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"add","arguments":{"a":%d,"b":1}}}' % (
         ident, 2**63)
@@ -366,7 +317,7 @@ def test_huge_integers_reach_the_server_exactly(stack: Stack) -> None:
     [b'"\\u0064elete_record"', b'"delete\\u005frecord"', b'"\\u0064\\u0065\\u006c\\u0065\\u0074\\u0065_record"'],
     ids=["escape-first", "escape-underscore", "escape-many"],
 )
-def test_unicode_escapes_in_names_are_decoded_before_the_policy(stack: Stack, name_json: bytes) -> None:
+def test_unicode_escapes_in_names_are_decoded_before_the_policy(stack: AdversarialStack, name_json: bytes) -> None:
     ident = next(_ids)
     body = b'{"jsonrpc":"2.0","id":%d,"method":"tools\\/call","params":{"name":%s,"arguments":{"id":1}}}' % (
         ident, name_json)
@@ -387,7 +338,7 @@ def test_unicode_escapes_in_names_are_decoded_before_the_policy(stack: Stack, na
     ],
     ids=["lone-high", "lone-low", "lone-in-argument", "invalid-byte", "encoded-surrogate", "overlong"],
 )
-def test_surrogates_and_invalid_utf8_are_not_json(stack: Stack, body: bytes) -> None:
+def test_surrogates_and_invalid_utf8_are_not_json(stack: AdversarialStack, body: bytes) -> None:
     ident = next(_ids)
     r = stack.post(body % ident)
     assert r.status_code == 400, r.text
@@ -395,7 +346,7 @@ def test_surrogates_and_invalid_utf8_are_not_json(stack: Stack, body: bytes) -> 
     stack.assert_not_received(ident)
 
 
-def test_deep_nesting_is_refused(stack: Stack) -> None:
+def test_deep_nesting_is_refused(stack: AdversarialStack) -> None:
     ident = next(_ids)
     deep = b'{"a":' * 200 + b"1" + b"}" * 200
     body = b'{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"echo","arguments":{"text":"x","d":%s}}}' % (
@@ -419,7 +370,7 @@ def test_deep_nesting_is_refused(stack: Stack) -> None:
     ids=["title", "upper", "lead-space", "trail-space", "tab", "nul", "cyrillic-e", "cyrillic-o", "fullwidth",
          "zero-width", "soft-hyphen", "combining"],
 )
-def test_look_alike_tool_names_are_other_tools_for_the_server_too(stack: Stack, name: str) -> None:
+def test_look_alike_tool_names_are_other_tools_for_the_server_too(stack: AdversarialStack, name: str) -> None:
     ident = next(_ids)
     r = stack.post(call(name, ident, {"id": 1}))
     assert r.status_code == 200, r.text
@@ -434,7 +385,7 @@ def test_look_alike_tool_names_are_other_tools_for_the_server_too(stack: Stack, 
 
 @pytest.mark.parametrize("method", ["Tools/Call", "tools/call ", "tools/call\u0000", "tools/\u0441all"],
                          ids=["case", "space", "nul", "cyrillic"])
-def test_method_variants_are_not_tool_calls_for_either(stack: Stack, method: str) -> None:
+def test_method_variants_are_not_tool_calls_for_either(stack: AdversarialStack, method: str) -> None:
     ident = next(_ids)
     msg = call("delete_record", ident, {"id": 1})
     msg["method"] = method
@@ -445,7 +396,7 @@ def test_method_variants_are_not_tool_calls_for_either(stack: Stack, method: str
     assert len(got) == 1 and got[0]["method"] == method
 
 
-def test_mcp_method_header_case_variant_is_a_mismatch(stack: Stack) -> None:
+def test_mcp_method_header_case_variant_is_a_mismatch(stack: AdversarialStack) -> None:
     ident = next(_ids)
     msg = call("delete_record", ident)
     msg["params"]["_meta"] = {"io.modelcontextprotocol/protocolVersion": "2026-07-28"}
@@ -457,7 +408,7 @@ def test_mcp_method_header_case_variant_is_a_mismatch(stack: Stack) -> None:
     stack.assert_not_received(ident)
 
 
-def test_mcp_name_header_with_a_look_alike_is_a_mismatch(stack: Stack) -> None:
+def test_mcp_name_header_with_a_look_alike_is_a_mismatch(stack: AdversarialStack) -> None:
     # The header routes to one tool name, the body names another.
     import base64
 
@@ -477,7 +428,7 @@ def test_mcp_name_header_with_a_look_alike_is_a_mismatch(stack: Stack) -> None:
 # --- batches -------------------------------------------------------------------
 
 
-def test_huge_batch_with_one_denied_element_forwards_nothing(stack: Stack) -> None:
+def test_huge_batch_with_one_denied_element_forwards_nothing(stack: AdversarialStack) -> None:
     first = next(_ids)
     batch = [call("echo", first + i, {"text": "b"}) for i in range(500)]
     batch.append(call("delete_record", first + 500))
@@ -494,7 +445,7 @@ def test_huge_batch_with_one_denied_element_forwards_nothing(stack: Stack) -> No
     assert not (set(range(first, first + 501)) & stack.received_ids())
 
 
-def test_mixed_batch_of_requests_and_responses_is_decided_per_element(stack: Stack) -> None:
+def test_mixed_batch_of_requests_and_responses_is_decided_per_element(stack: AdversarialStack) -> None:
     ident = next(_ids)
     batch = [call("echo", ident, {"text": "m"}), {"jsonrpc": "2.0", "id": "srv-1", "result": {}},
              {"jsonrpc": "2.0", "id": "srv-2", "error": {"code": -1, "message": "no"}},

@@ -19,18 +19,14 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from support import http2
-from support import harness
-
-LEGACY = "2025-06-18"
-DENY_CODE = -31403
+from support.rpc import JSON_HEADERS, LEGACY, call, error_of, no_upstream
+from support.stack import Stack, StackSpec
 
 # Every message allowed; every transport request (GET stream, DELETE) denied.
 POLICY = """package mcp
@@ -43,18 +39,12 @@ allow if input.mcp
 deny contains "tool forbidden" if input.mcp.tool.name == "delete_record"
 """
 
-JSON_HEADERS = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
 _ids = itertools.count(50_000)
 
 
-class Stack:
-    def __init__(self, server: harness.DemoServer, envoy: harness.EnvoyHandle) -> None:
-        self.server = server
-        self.envoy = envoy
-        # A few seconds: the unfixed module takes about 10 s on the 66-byte body.
-        self.http = httpx.Client(base_url=envoy.base_url, timeout=5)
-        host, port = envoy.base_url.removeprefix("http://").split(":")
-        self.host, self.port = host, int(port)
+class CraftedStack(Stack):
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
         self.session = self.open_session()
 
     def post(self, body: bytes | dict[str, Any], session: str | None = None, path: str = "/mcp") -> httpx.Response:
@@ -78,62 +68,25 @@ class Stack:
     def echo(self, session: str, text: str = "hi") -> httpx.Response:
         return self.post(call("echo", next(_ids), {"text": text}), session)
 
-    def received_ids(self) -> set[Any]:
-        return {m.get("id") for m in self.server.received()}
-
     def assert_not_received(self, ident: int) -> None:
         # An allowed call answered after it: anything sent before has arrived.
         r = self.echo(self.session, "sync")
         assert r.status_code == 200 and "result" in r.json(), r.text
         assert ident not in self.received_ids(), f"refused call {ident} reached the upstream"
 
-    def access_entry(self, path: str) -> dict[str, Any]:
-        return self.envoy.wait_for_access_log(lambda e: e.get("path") == path)
 
-
-def call(tool: str, ident: int, args: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"jsonrpc": "2.0", "id": ident, "method": "tools/call", "params": {"name": tool, "arguments": args or {}}}
-
-
-def error_of(body: bytes | httpx.Response) -> dict[str, Any]:
-    if isinstance(body, httpx.Response):
-        assert body.headers["content-type"].startswith("application/json"), (body.status_code, body.text)
-        body = body.content
-    answer = json.loads(body)
-    assert "error" in answer, answer
-    return answer["error"]
-
-
-def no_upstream(entry: dict[str, Any]) -> bool:
-    return entry.get("upstream_host") in (None, "", "-")
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, wasm_path: Path) -> Iterator[Stack]:
-    tmp = tmp_path_factory.mktemp("crafted")
-    server = harness.start_demo_server(tmp, json_response=True)
-    try:
-        envoy = harness.start_envoy(
-            tmp,
-            plugin_config={"policy": {"modules": {"crafted.rego": POLICY}}, "max_body_bytes": 65536},
-            upstream_port=server.port,
-            wasm_path=wasm_path,
-            concurrency=1,
-        )
-        try:
-            s = Stack(server, envoy)
-            yield s
-            s.http.close()
-        finally:
-            envoy.stop()
-    finally:
-        server.proc.stop()
+STACK = StackSpec(
+    plugin_config={"policy": {"modules": {"crafted.rego": POLICY}}, "max_body_bytes": 65536},
+    server="json", envoy={"concurrency": 1},
+    # A few seconds: the unfixed module takes about 10 s on the 66-byte body.
+    cls=CraftedStack, timeout=5, name="crafted",
+)
 
 
 # --- numbers whose exact form is too costly ----------------------------------
 
 
-def test_the_66_byte_body_is_refused_and_the_worker_serves_the_next_request(stack: Stack) -> None:
+def test_the_66_byte_body_is_refused_and_the_worker_serves_the_next_request(stack: CraftedStack) -> None:
     body = b'{"jsonrpc":"2.0","id":2,"method":"ping","params":{"x":0e20000000}}'
     assert len(body) == 66
     r = stack.post(body, stack.session)
@@ -152,7 +105,7 @@ def test_the_66_byte_body_is_refused_and_the_worker_serves_the_next_request(stac
      b'"params":{"name":"echo","arguments":{"text":"x"},"_meta":{"n":0e5000}}'],
     ids=["unknown-member", "unknown-array", "huge-exponent-digits", "meta"],
 )
-def test_costly_exponents_are_refused_in_every_member(stack: Stack, member: bytes) -> None:
+def test_costly_exponents_are_refused_in_every_member(stack: CraftedStack, member: bytes) -> None:
     ident = next(_ids)
     body = b'{"jsonrpc":"2.0","id":%d,"method":"tools/call",%s' % (ident, member)
     if not member.startswith(b'"params"'):
@@ -164,7 +117,7 @@ def test_costly_exponents_are_refused_in_every_member(stack: Stack, member: byte
     stack.assert_not_received(ident)
 
 
-def test_ordinary_numbers_reach_the_server(stack: Stack) -> None:
+def test_ordinary_numbers_reach_the_server(stack: CraftedStack) -> None:
     ident = next(_ids)
     body = (b'{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"add","arguments":{"a":1,"b":2},'
             b'"_meta":{"n":[1e-5,1.5E+3,-0.0,12345678901234567890,5e-324,1.7976931348623157e308]}}}' % ident)
@@ -175,7 +128,7 @@ def test_ordinary_numbers_reach_the_server(stack: Stack) -> None:
 # --- every member gets the same checks --------------------------------------
 
 
-def test_deep_nesting_in_an_unknown_member_is_refused(stack: Stack) -> None:
+def test_deep_nesting_in_an_unknown_member_is_refused(stack: CraftedStack) -> None:
     ident = next(_ids)
     body = json.dumps(call("echo", ident, {"text": "x"}))[:-1] + ',"extra":' + "[" * 200 + "]" * 200 + "}"
     r = stack.post(body.encode(), stack.session)
@@ -186,7 +139,7 @@ def test_deep_nesting_in_an_unknown_member_is_refused(stack: Stack) -> None:
     stack.assert_not_received(ident)
 
 
-def test_nesting_at_the_limit_is_accepted_by_the_filter_and_the_server(stack: Stack) -> None:
+def test_nesting_at_the_limit_is_accepted_by_the_filter_and_the_server(stack: CraftedStack) -> None:
     # 127 levels, the message object included: the deepest accepted.
     ident = next(_ids)
     body = json.dumps(call("echo", ident, {"text": "deep"}))[:-1] + ',"extra":' + "[" * 126 + "]" * 126 + "}"
@@ -199,7 +152,7 @@ def test_nesting_at_the_limit_is_accepted_by_the_filter_and_the_server(stack: St
     [b'"extra":"\\ud800"', b'"extra":{"\\udfff":1}', b'"extra":["\\ud83d x"]'],
     ids=["value", "key", "high-without-low"],
 )
-def test_a_lone_surrogate_in_an_unknown_member_is_refused(stack: Stack, member: bytes) -> None:
+def test_a_lone_surrogate_in_an_unknown_member_is_refused(stack: CraftedStack, member: bytes) -> None:
     ident = next(_ids)
     body = b'{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"echo","arguments":{"text":"x"}},%s}' % (
         ident, member)
@@ -217,7 +170,7 @@ def test_a_lone_surrogate_in_an_unknown_member_is_refused(stack: Stack, member: 
 # --- a DELETE or GET is decided as what it is --------------------------------
 
 
-def test_a_delete_with_a_ping_body_is_refused_and_the_session_lives(stack: Stack) -> None:
+def test_a_delete_with_a_ping_body_is_refused_and_the_session_lives(stack: CraftedStack) -> None:
     session = stack.open_session()
     path = f"/mcp?case=delete-body-{next(_ids)}"
     ping = json.dumps({"jsonrpc": "2.0", "id": next(_ids), "method": "ping"})
@@ -234,7 +187,7 @@ def test_a_delete_with_a_ping_body_is_refused_and_the_session_lives(stack: Stack
     assert r.status_code == 200 and r.json()["result"]["content"][0]["text"] == "alive", r.text
 
 
-def test_a_delete_without_a_body_is_decided_as_a_delete(stack: Stack) -> None:
+def test_a_delete_without_a_body_is_decided_as_a_delete(stack: CraftedStack) -> None:
     path = f"/mcp?case=delete-{next(_ids)}"
     r = stack.http.request("DELETE", path, headers={"mcp-session-id": stack.session, "mcp-protocol-version": LEGACY})
     assert r.status_code == 403, r.text
@@ -242,7 +195,7 @@ def test_a_delete_without_a_body_is_decided_as_a_delete(stack: Stack) -> None:
     assert no_upstream(stack.access_entry(path))
 
 
-def test_a_get_with_a_body_is_refused(stack: Stack) -> None:
+def test_a_get_with_a_body_is_refused(stack: CraftedStack) -> None:
     path = f"/mcp?case=get-body-{next(_ids)}"
     ping = json.dumps({"jsonrpc": "2.0", "id": next(_ids), "method": "ping"})
     r = stack.http.request("GET", path, content=ping, headers=JSON_HEADERS)
@@ -252,7 +205,7 @@ def test_a_get_with_a_body_is_refused(stack: Stack) -> None:
     assert no_upstream(stack.access_entry(path))
 
 
-def test_an_h2_delete_with_a_body_of_unknown_length_is_refused(stack: Stack) -> None:
+def test_an_h2_delete_with_a_body_of_unknown_length_is_refused(stack: CraftedStack) -> None:
     # No content-length: the filter learns of the body from the DATA frames.
     session = stack.open_session()
     path = f"/mcp?case=h2-delete-body-{next(_ids)}"
@@ -267,7 +220,7 @@ def test_an_h2_delete_with_a_body_of_unknown_length_is_refused(stack: Stack) -> 
     assert r2.status_code == 200 and r2.json()["result"]["content"][0]["text"] == "still", r2.text
 
 
-def test_an_h2_delete_with_an_empty_body_is_decided_as_a_delete(stack: Stack) -> None:
+def test_an_h2_delete_with_an_empty_body_is_decided_as_a_delete(stack: CraftedStack) -> None:
     # END_STREAM on an empty DATA frame: still a transport request.
     path = f"/mcp?case=h2-delete-empty-{next(_ids)}"
     r = http2.request(stack.host, stack.port, path=path, method="DELETE", chunks=[b""],

@@ -13,16 +13,16 @@ from __future__ import annotations
 import gzip
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from support import harness
+from support.rpc import DENY_CODE, JSON_HEADERS, MODERN, call
+from support.stack import Stack, StackSpec
 
 MAX_BODY = 4096
-DENY_CODE = -31403
 
 POLICY = """package mcp
 import rego.v1
@@ -42,16 +42,9 @@ deny contains "unreachable" if {
 }
 """
 
-JSON_HEADERS = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
-MODERN = "2026-07-28"
 
 
-class Stack:
-    def __init__(self, server: harness.DemoServer, envoy: harness.EnvoyHandle) -> None:
-        self.server = server
-        self.envoy = envoy
-        self.http = httpx.Client(base_url=envoy.base_url, timeout=15)
-
+class HttpStack(Stack):
     def post(self, body: bytes | str | Any, headers: Any = None, **kw: Any) -> httpx.Response:
         if not isinstance(body, (bytes, str)) and not hasattr(body, "__iter__") or isinstance(body, (dict, list)):
             body = json.dumps(body)
@@ -59,9 +52,6 @@ class Stack:
         if headers is not None:
             h = httpx.Headers(list(h.multi_items()) + list(httpx.Headers(headers).multi_items()))
         return self.http.post("/mcp", content=body, headers=h, **kw)
-
-    def received_ids(self) -> set[Any]:
-        return {m.get("id") for m in self.server.received()}
 
     def sync(self, marker: int) -> None:
         """Send an allowed message with a unique id and wait for its answer, so
@@ -72,19 +62,8 @@ class Stack:
 
 
 def modern_call(tool: str, id_: Any, args: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {
-        "jsonrpc": "2.0",
-        "id": id_,
-        "method": "tools/call",
-        "params": {
-            "name": tool,
-            "arguments": args or {},
-            "_meta": {
-                "io.modelcontextprotocol/protocolVersion": MODERN,
-                "io.modelcontextprotocol/clientCapabilities": {},
-            },
-        },
-    }
+    return call(tool, id_, args, meta={"io.modelcontextprotocol/protocolVersion": MODERN,
+                                       "io.modelcontextprotocol/clientCapabilities": {}})
 
 
 def modern_headers(method: str, name: str | None = None) -> list[tuple[str, str]]:
@@ -94,36 +73,17 @@ def modern_headers(method: str, name: str | None = None) -> list[tuple[str, str]
     return h
 
 
-def legacy_call(tool: str, id_: Any, args: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"jsonrpc": "2.0", "id": id_, "method": "tools/call", "params": {"name": tool, "arguments": args or {}}}
+STACK = StackSpec(
+    plugin_config={
+        "policy": {"modules": {"raw.rego": POLICY}},
+        "max_body_bytes": MAX_BODY,
+        "max_instructions": 20000,
+    },
+    cls=HttpStack, name="http",
+)
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, wasm_path: Path) -> Iterator[Stack]:
-    tmp = tmp_path_factory.mktemp("http")
-    server = harness.start_demo_server(tmp, json_response=True, stateless=True)
-    try:
-        envoy = harness.start_envoy(
-            tmp,
-            plugin_config={
-                "policy": {"modules": {"raw.rego": POLICY}},
-                "max_body_bytes": MAX_BODY,
-                "max_instructions": 20000,
-            },
-            upstream_port=server.port,
-            wasm_path=wasm_path,
-        )
-        try:
-            s = Stack(server, envoy)
-            yield s
-            s.http.close()
-        finally:
-            envoy.stop()
-    finally:
-        server.proc.stop()
-
-
-def error_of(r: httpx.Response) -> dict[str, Any]:
+def answer_of(r: httpx.Response) -> dict[str, Any]:
     assert r.headers["content-type"].startswith("application/json"), r.headers
     body = r.json()
     assert body["jsonrpc"] == "2.0"
@@ -133,17 +93,17 @@ def error_of(r: httpx.Response) -> dict[str, Any]:
 # --- single messages ---------------------------------------------------------
 
 
-def test_allowed_modern_call_is_forwarded(stack: Stack) -> None:
+def test_allowed_modern_call_is_forwarded(stack: HttpStack) -> None:
     r = stack.post(modern_call("echo", 101, {"text": "hi"}), modern_headers("tools/call", "echo"))
     assert r.status_code == 200
     assert r.json()["result"]["content"][0]["text"] == "hi"
     assert 101 in stack.received_ids()
 
 
-def test_denied_call_gets_200_and_a_jsonrpc_error_with_its_id(stack: Stack) -> None:
+def test_denied_call_gets_200_and_a_jsonrpc_error_with_its_id(stack: HttpStack) -> None:
     r = stack.post(modern_call("delete_record", 102, {"id": 1}), modern_headers("tools/call", "delete_record"))
     assert r.status_code == 200
-    body = error_of(r)
+    body = answer_of(r)
     assert body["id"] == 102
     assert body["error"] == {
         "code": DENY_CODE,
@@ -154,18 +114,18 @@ def test_denied_call_gets_200_and_a_jsonrpc_error_with_its_id(stack: Stack) -> N
     assert 102 not in stack.received_ids()
 
 
-def test_string_and_large_ids_are_echoed_exactly(stack: Stack) -> None:
-    r = stack.post(legacy_call("delete_record", "req-α"))
-    assert error_of(r)["id"] == "req-α"
+def test_string_and_large_ids_are_echoed_exactly(stack: HttpStack) -> None:
+    r = stack.post(call("delete_record", "req-α"))
+    assert answer_of(r)["id"] == "req-α"
     big = b'{"jsonrpc":"2.0","id":123456789012345678901,"method":"tools/call","params":{"name":"delete_record"}}'
     r = stack.post(big)
     assert b'"id":123456789012345678901,' in r.content
 
 
-def test_policy_runtime_error_denies_with_a_clear_reason(stack: Stack) -> None:
+def test_policy_runtime_error_denies_with_a_clear_reason(stack: HttpStack) -> None:
     r = stack.post(modern_call("boom", 104), modern_headers("tools/call", "boom"))
     assert r.status_code == 200
-    body = error_of(r)
+    body = answer_of(r)
     assert body["id"] == 104
     assert body["error"]["code"] == DENY_CODE
     assert "policy evaluation failed" in body["error"]["message"]
@@ -174,10 +134,10 @@ def test_policy_runtime_error_denies_with_a_clear_reason(stack: Stack) -> None:
     assert 104 not in stack.received_ids()
 
 
-def test_denied_notification_gets_403(stack: Stack) -> None:
+def test_denied_notification_gets_403(stack: HttpStack) -> None:
     r = stack.post({"jsonrpc": "2.0", "method": "notifications/roots/list_changed"})
     assert r.status_code == 403
-    body = error_of(r)
+    body = answer_of(r)
     assert body["id"] is None
     assert body["error"]["message"] == "Denied by policy: roots notifications are not allowed"
 
@@ -203,13 +163,13 @@ def test_denied_notification_gets_403(stack: Stack) -> None:
     ids=["name", "method", "missing-name", "missing-method", "version", "dup-method", "dup-name", "bad-base64",
          "dup-param"],
 )
-def test_header_mismatch_is_rejected_with_32020(stack: Stack, headers: list[tuple[str, str]], expect: str) -> None:
+def test_header_mismatch_is_rejected_with_32020(stack: HttpStack, headers: list[tuple[str, str]], expect: str) -> None:
     # The body names delete_record, which the policy would deny anyway; the
     # header check comes first and the request never reaches the upstream.
     id_ = 200 + abs(hash(expect)) % 10000
     r = stack.post(modern_call("delete_record", id_), headers)
     assert r.status_code == 400, r.text
-    body = error_of(r)
+    body = answer_of(r)
     assert body["error"]["code"] == -32020
     assert body["id"] == id_
     assert expect in body["error"]["message"], body
@@ -217,7 +177,7 @@ def test_header_mismatch_is_rejected_with_32020(stack: Stack, headers: list[tupl
     assert id_ not in stack.received_ids()
 
 
-def test_base64_name_matching_the_body_passes(stack: Stack) -> None:
+def test_base64_name_matching_the_body_passes(stack: HttpStack) -> None:
     r = stack.post(modern_call("echo", 106, {"text": "b64"}), modern_headers("tools/call", "=?base64?ZWNobw==?="))
     assert r.status_code == 200
     assert r.json()["result"]["content"][0]["text"] == "b64"
@@ -226,12 +186,12 @@ def test_base64_name_matching_the_body_passes(stack: Stack) -> None:
 # --- batches -------------------------------------------------------------------
 
 
-def test_batch_with_a_denied_element_is_not_forwarded(stack: Stack) -> None:
+def test_batch_with_a_denied_element_is_not_forwarded(stack: HttpStack) -> None:
     batch = [
-        legacy_call("echo", 301, {"text": "a"}),
-        legacy_call("delete_record", 302, {"id": 1}),
+        call("echo", 301, {"text": "a"}),
+        call("delete_record", 302, {"id": 1}),
         {"jsonrpc": "2.0", "method": "notifications/initialized"},
-        legacy_call("echo", 303, {"text": "b"}),
+        call("echo", 303, {"text": "b"}),
         {"jsonrpc": "2.0", "id": 304},
     ]
     r = stack.post(batch, [("mcp-protocol-version", "2025-03-26")])
@@ -247,8 +207,8 @@ def test_batch_with_a_denied_element_is_not_forwarded(stack: Stack) -> None:
     assert not ({301, 302, 303, 304} & stack.received_ids())
 
 
-def test_batch_with_only_allowed_elements_is_forwarded_whole(stack: Stack) -> None:
-    batch = [legacy_call("echo", 311, {"text": "a"}), legacy_call("add", 312, {"a": 1, "b": 2})]
+def test_batch_with_only_allowed_elements_is_forwarded_whole(stack: HttpStack) -> None:
+    batch = [call("echo", 311, {"text": "a"}), call("add", 312, {"a": 1, "b": 2})]
     stack.post(batch, [("mcp-protocol-version", "2025-03-26")])
     # The demo server itself refuses batches (the SDK does not support them);
     # what matters is that the filter decided both and forwarded the body.
@@ -258,7 +218,7 @@ def test_batch_with_only_allowed_elements_is_forwarded_whole(stack: Stack) -> No
 
 @pytest.mark.parametrize("body", [b"[]", b"[1, 2]", b'[[{"jsonrpc":"2.0","id":1,"method":"ping"}]]'],
                          ids=["empty", "scalars", "nested"])
-def test_malformed_batches_are_rejected(stack: Stack, body: bytes) -> None:
+def test_malformed_batches_are_rejected(stack: HttpStack, body: bytes) -> None:
     r = stack.post(body, [("mcp-protocol-version", "2025-03-26")])
     assert r.status_code in (200, 400)
     payload = r.json()
@@ -266,24 +226,24 @@ def test_malformed_batches_are_rejected(stack: Stack, body: bytes) -> None:
     assert errors and all(e["error"]["code"] == -32600 for e in errors), payload
 
 
-def test_batch_in_the_2026_era_is_a_header_mismatch(stack: Stack) -> None:
-    r = stack.post([legacy_call("echo", 321)], [("mcp-protocol-version", MODERN)])
+def test_batch_in_the_2026_era_is_a_header_mismatch(stack: HttpStack) -> None:
+    r = stack.post([call("echo", 321)], [("mcp-protocol-version", MODERN)])
     assert r.status_code == 400
-    assert error_of(r)["error"]["code"] == -32020
+    assert answer_of(r)["error"]["code"] == -32020
 
 
 # --- bodies and transport -----------------------------------------------------
 
 
-def test_oversized_body_with_content_length_is_rejected(stack: Stack) -> None:
+def test_oversized_body_with_content_length_is_rejected(stack: HttpStack) -> None:
     big = modern_call("echo", 401, {"text": "x" * (MAX_BODY + 10)})
     r = stack.post(big, modern_headers("tools/call", "echo"))
     assert r.status_code == 413
-    assert error_of(r)["error"]["code"] == -32600
-    assert str(MAX_BODY) in error_of(r)["error"]["message"]
+    assert answer_of(r)["error"]["code"] == -32600
+    assert str(MAX_BODY) in answer_of(r)["error"]["message"]
 
 
-def test_oversized_chunked_body_is_rejected_not_decided_on_a_prefix(stack: Stack) -> None:
+def test_oversized_chunked_body_is_rejected_not_decided_on_a_prefix(stack: HttpStack) -> None:
     # The first chunk alone is a complete, allowed message; the rest pushes the
     # body past the limit. The filter must not decide on the prefix.
     payload = json.dumps(modern_call("echo", 402, {"text": "y" * (MAX_BODY + 10)})).encode()
@@ -301,7 +261,7 @@ def test_oversized_chunked_body_is_rejected_not_decided_on_a_prefix(stack: Stack
     assert 402 not in stack.received_ids()
 
 
-def test_chunked_body_within_the_limit_is_decided_whole(stack: Stack) -> None:
+def test_chunked_body_within_the_limit_is_decided_whole(stack: HttpStack) -> None:
     payload = json.dumps(modern_call("delete_record", 404, {"id": 1})).encode()
 
     def chunks() -> Iterator[bytes]:
@@ -309,18 +269,18 @@ def test_chunked_body_within_the_limit_is_decided_whole(stack: Stack) -> None:
             yield payload[i:i + 7]
 
     r = stack.post(chunks(), modern_headers("tools/call", "delete_record"))
-    assert error_of(r)["error"]["message"] == "Denied by policy: tool forbidden"
+    assert answer_of(r)["error"]["message"] == "Denied by policy: tool forbidden"
 
 
 @pytest.mark.parametrize("encoding", ["gzip", "deflate", "br", "identity, gzip"])
-def test_encoded_request_bodies_are_rejected(stack: Stack, encoding: str) -> None:
+def test_encoded_request_bodies_are_rejected(stack: HttpStack, encoding: str) -> None:
     body = gzip.compress(json.dumps(modern_call("delete_record", 405)).encode())
     r = stack.post(body, modern_headers("tools/call", "delete_record") + [("content-encoding", encoding)])
     assert r.status_code == 415
-    assert "Content-Encoding" in error_of(r)["error"]["message"]
+    assert "Content-Encoding" in answer_of(r)["error"]["message"]
 
 
-def test_identity_encoding_is_accepted(stack: Stack) -> None:
+def test_identity_encoding_is_accepted(stack: HttpStack) -> None:
     r = stack.post(modern_call("echo", 406, {"text": "i"}),
                    modern_headers("tools/call", "echo") + [("content-encoding", "identity")])
     assert r.status_code == 200 and "result" in r.json()
@@ -341,26 +301,26 @@ def test_identity_encoding_is_accepted(stack: Stack) -> None:
     ],
     ids=["truncated", "text", "empty", "bom", "trailing", "duplicate-key", "null-id", "no-jsonrpc", "scalar"],
 )
-def test_unparseable_bodies_are_rejected(stack: Stack, body: bytes, status: int, code: int) -> None:
+def test_unparseable_bodies_are_rejected(stack: HttpStack, body: bytes, status: int, code: int) -> None:
     r = stack.post(body)
     assert r.status_code == status, r.text
-    assert error_of(r)["error"]["code"] == code
+    assert answer_of(r)["error"]["code"] == code
 
 
 @pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded"])
-def test_non_json_content_types_are_rejected(stack: Stack, content_type: str | None) -> None:
+def test_non_json_content_types_are_rejected(stack: HttpStack, content_type: str | None) -> None:
     headers = {"accept": "application/json"}
     if content_type:
         headers["content-type"] = content_type
-    r = stack.http.post("/mcp", content=json.dumps(legacy_call("echo", 501)).encode(), headers=headers)
+    r = stack.http.post("/mcp", content=json.dumps(call("echo", 501)).encode(), headers=headers)
     assert r.status_code == 415
-    assert "application/json" in error_of(r)["error"]["message"]
+    assert "application/json" in answer_of(r)["error"]["message"]
 
 
-def test_transport_requests_are_decided_by_the_policy(stack: Stack) -> None:
+def test_transport_requests_are_decided_by_the_policy(stack: HttpStack) -> None:
     r = stack.http.delete("/mcp", headers={"mcp-session-id": "abc"})
     assert r.status_code == 403
-    assert error_of(r)["error"]["message"] == "Denied by policy: DELETE is not allowed"
+    assert answer_of(r)["error"]["message"] == "Denied by policy: DELETE is not allowed"
     # GET is allowed by the policy and reaches the server, which may hold an
     # SSE stream open: read the status line only.
     with stack.http.stream("GET", "/mcp", headers={"accept": "text/event-stream"}) as r:
@@ -409,12 +369,12 @@ def test_hold_headers_false_works_without_allow_on_headers_stop_iteration(
         {"policy": {"modules": {"raw.rego": POLICY}}, "hold_headers": False},
         allow_on_headers_stop_iteration=False,
     )
-    s = Stack(demo_server, envoy)
+    s = HttpStack(demo_server, envoy)
     try:
         r = s.post(modern_call("echo", 601, {"text": "early"}), modern_headers("tools/call", "echo"))
         assert r.status_code == 200 and r.json()["result"]["content"][0]["text"] == "early"
         r = s.post(modern_call("delete_record", 602, {"id": 1}), modern_headers("tools/call", "delete_record"))
-        body = error_of(r)
+        body = answer_of(r)
         assert (body["id"], body["error"]["code"]) == (602, DENY_CODE)
         s.sync(603)
         assert 602 not in s.received_ids()
@@ -439,15 +399,15 @@ fine if {
 """
     envoy = envoy_factory({"policy": {"modules": {"slow.rego": policy}}, "max_eval_ms": 20})
     assert "engine interpreter" in envoy.log_text()
-    s = Stack(demo_server, envoy)
+    s = HttpStack(demo_server, envoy)
     try:
-        r = s.post(legacy_call("spin", 701))
-        body = error_of(r)
+        r = s.post(call("spin", 701))
+        body = answer_of(r)
         assert body["id"] == 701
         assert "policy evaluation failed" in body["error"]["message"]
         assert "time" in body["error"]["message"].lower(), body
         # The VM is fine: the next message is decided normally.
-        r = s.post(legacy_call("echo", 702, {"text": "ok"}))
+        r = s.post(call("echo", 702, {"text": "ok"}))
         assert r.json()["result"]["content"][0]["text"] == "ok"
     finally:
         s.http.close()

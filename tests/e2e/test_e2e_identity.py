@@ -8,18 +8,17 @@ source address attributes.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import anyio
 import httpx
 import jwt
-import pytest
-from support.jwt_util import AUDIENCE, ISSUER, jwt_filter, make_keys, token
 
 from support import harness
+from support.jwt_util import AUDIENCE, ISSUER, token
+from support.rpc import DENY_CODE, call
+from support.stack import Stack, StackSpec
 
-DENY_CODE = -31403
 
 POLICY = """package mcp
 import rego.v1
@@ -46,32 +45,7 @@ deny contains json.marshal({"identity": input.identity, "xds": input.xds, "has_s
 """
 
 
-@pytest.fixture(scope="module")
-def keys() -> dict[str, Any]:
-    return make_keys()
-
-
-def call(tool: str, id_: int, args: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"jsonrpc": "2.0", "id": id_, "method": "tools/call",
-            "params": {"name": tool, "arguments": args or {}}}
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, wasm_path: Path, keys: dict[str, Any]) -> Any:
-    tmp = tmp_path_factory.mktemp("identity")
-    server = harness.start_demo_server(tmp, json_response=True, stateless=True)
-    try:
-        envoy = harness.start_envoy(
-            tmp, plugin_config={"policy": {"modules": {"identity.rego": POLICY}}},
-            upstream_port=server.port, wasm_path=wasm_path,
-            extra_http_filters_before=[jwt_filter(keys["jwks"])],
-        )
-        try:
-            yield server, envoy
-        finally:
-            envoy.stop()
-    finally:
-        server.proc.stop()
+STACK = StackSpec(plugin_config={"policy": {"modules": {"identity.rego": POLICY}}}, jwt=True, name="identity")
 
 
 def post(envoy: harness.EnvoyHandle, body: dict[str, Any], bearer: str | None = None) -> httpx.Response:
@@ -82,9 +56,9 @@ def post(envoy: harness.EnvoyHandle, body: dict[str, Any], bearer: str | None = 
     return httpx.post(envoy.url, content=json.dumps(body), headers=headers, timeout=15)
 
 
-def test_verified_claims_reach_the_policy(stack: Any, keys: dict[str, Any]) -> None:
-    _, envoy = stack
-    r = post(envoy, call("whoami", 1), token(keys, sub="alice", roles=["finance"], tenant={"id": "t1"}))
+def test_verified_claims_reach_the_policy(stack: Stack, jwt_keys: dict[str, Any]) -> None:
+    envoy = stack.envoy
+    r = post(envoy, call("whoami", 1), token(jwt_keys, sub="alice", roles=["finance"], tenant={"id": "t1"}))
     seen = json.loads(r.json()["error"]["data"]["reasons"][0])
     assert seen["identity"]["subject"] == "alice"
     claims = seen["identity"]["claims"]
@@ -97,28 +71,28 @@ def test_verified_claims_reach_the_policy(stack: Any, keys: dict[str, Any]) -> N
     assert seen["has_source"] is True
 
 
-def test_allow_by_role_claim(stack: Any, keys: dict[str, Any]) -> None:
-    server, envoy = stack
-    r = post(envoy, call("delete_record", 2, {"id": 1}), token(keys, sub="bob", roles=["finance"]))
+def test_allow_by_role_claim(stack: Stack, jwt_keys: dict[str, Any]) -> None:
+    server, envoy = stack.server, stack.envoy
+    r = post(envoy, call("delete_record", 2, {"id": 1}), token(jwt_keys, sub="bob", roles=["finance"]))
     err = r.json()["error"]
     assert err["code"] == DENY_CODE
     assert "delete_record needs role admin (bob has" in err["message"]
-    r = post(envoy, call("delete_record", 3, {"id": 1}), token(keys, sub="root", roles=["admin"]))
+    r = post(envoy, call("delete_record", 3, {"id": 1}), token(jwt_keys, sub="root", roles=["admin"]))
     assert "result" in r.json(), r.text
     ids = {m.get("id") for m in server.received()}
     assert 3 in ids and 2 not in ids
 
 
-def test_no_token_means_no_identity(stack: Any) -> None:
-    _, envoy = stack
+def test_no_token_means_no_identity(stack: Stack) -> None:
+    envoy = stack.envoy
     r = post(envoy, call("echo", 4, {"text": "x"}))
     assert r.json()["error"]["message"] == "Denied by policy: authentication required"
 
 
-def test_forged_token_never_reaches_the_policy(stack: Any, keys: dict[str, Any]) -> None:
-    server, envoy = stack
+def test_forged_token_never_reaches_the_policy(stack: Stack, jwt_keys: dict[str, Any]) -> None:
+    server, envoy = stack.server, stack.envoy
     # Signed by a key the JWKS does not hold: jwt_authn refuses it (401).
-    forged = token(keys, key=keys["other"], sub="root", roles=["admin"])
+    forged = token(jwt_keys, key=jwt_keys["other"], sub="root", roles=["admin"])
     r = post(envoy, call("delete_record", 5, {"id": 1}), forged)
     assert r.status_code == 401
     # An unsigned token the module could decode is never trusted either:
@@ -130,13 +104,13 @@ def test_forged_token_never_reaches_the_policy(stack: Any, keys: dict[str, Any])
     assert not ({5, 6} & {m.get("id") for m in server.received()})
 
 
-def test_sdk_client_with_a_bearer_token(stack: Any, keys: dict[str, Any]) -> None:
+def test_sdk_client_with_a_bearer_token(stack: Stack, jwt_keys: dict[str, Any]) -> None:
     """The official client, carrying a token on every request."""
     import httpx2
     from mcp import Client, MCPError
     from mcp.client.streamable_http import streamable_http_client
 
-    _, envoy = stack
+    envoy = stack.envoy
 
     async def run(bearer: str) -> tuple[str, int | None]:
         async with httpx2.AsyncClient(headers={"authorization": f"Bearer {bearer}"}, timeout=15) as http:
@@ -150,5 +124,5 @@ def test_sdk_client_with_a_bearer_token(stack: Any, keys: dict[str, Any]) -> Non
                     code = e.code
                 return ok.content[0].text, code
 
-    assert anyio.run(run, token(keys, sub="carol", roles=["viewer"])) == ("hi", DENY_CODE)
-    assert anyio.run(run, token(keys, sub="root", roles=["admin"]))[1] is None
+    assert anyio.run(run, token(jwt_keys, sub="carol", roles=["viewer"])) == ("hi", DENY_CODE)
+    assert anyio.run(run, token(jwt_keys, sub="root", roles=["admin"]))[1] is None

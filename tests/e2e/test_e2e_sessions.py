@@ -7,20 +7,19 @@ with a kill switch, kept in Envoy's shared data across worker threads.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import anyio
 import httpx
 import httpx2
 import pytest
-from support.jwt_util import jwt_filter, make_keys, token
 from mcp import Client, MCPError
 from mcp.client.streamable_http import streamable_http_client
 
-from support import harness
+from support.jwt_util import token
+from support.rpc import DENY_CODE, text_of
+from support.stack import Stack, StackSpec
 
-DENY_CODE = -31403
 
 POLICY = """package mcp
 import rego.v1
@@ -45,32 +44,9 @@ kill := "runaway agent: more than 8 add calls a minute" if input.rate.identity.t
 """
 
 
-@pytest.fixture(scope="module")
-def keys() -> dict[str, Any]:
-    return make_keys()
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, wasm_path: Path, keys: dict[str, Any]) -> Any:
-    tmp = tmp_path_factory.mktemp("sessions")
-    server = harness.start_demo_server(tmp)  # SSE, stateful sessions
-    try:
-        # Two workers: state must hold across threads (shared data).
-        envoy = harness.start_envoy(
-            tmp, plugin_config={"policy": {"modules": {"sessions.rego": POLICY}}},
-            upstream_port=server.port, wasm_path=wasm_path, concurrency=2,
-            extra_http_filters_before=[jwt_filter(keys["jwks"])],
-        )
-        try:
-            yield server, envoy
-        finally:
-            envoy.stop()
-    finally:
-        server.proc.stop()
-
-
-def text_of(result: Any) -> str:
-    return "".join(getattr(c, "text", "") for c in result.content)
+# SSE, stateful sessions; two workers: state must hold across threads (shared data).
+STACK = StackSpec(plugin_config={"policy": {"modules": {"sessions.rego": POLICY}}}, server="sse",
+                  envoy={"concurrency": 2}, jwt=True, name="sessions")
 
 
 def sdk(url: str, bearer: str | None, era: str = "legacy") -> Any:
@@ -79,8 +55,8 @@ def sdk(url: str, bearer: str | None, era: str = "legacy") -> Any:
     return http, Client(streamable_http_client(url, http_client=http), mode=era, read_timeout_seconds=15)
 
 
-def test_lethal_trifecta_is_blocked_within_a_session(stack: Any) -> None:
-    server, envoy = stack
+def test_lethal_trifecta_is_blocked_within_a_session(stack: Stack) -> None:
+    server, envoy = stack.server, stack.envoy
 
     async def scenario() -> None:
         http, client = sdk(envoy.url, None)
@@ -102,9 +78,9 @@ def test_lethal_trifecta_is_blocked_within_a_session(stack: Any) -> None:
     assert [m["arguments"]["body"] for m in bodies] == ["1", "3"]
 
 
-def test_a_stolen_session_id_is_refused(stack: Any, keys: dict[str, Any]) -> None:
-    server, envoy = stack
-    alice = token(keys, sub="alice")
+def test_a_stolen_session_id_is_refused(stack: Stack, jwt_keys: dict[str, Any]) -> None:
+    server, envoy = stack.server, stack.envoy
+    alice = token(jwt_keys, sub="alice")
 
     async def open_session() -> None:
         http, client = sdk(envoy.url, alice)
@@ -124,7 +100,7 @@ def test_a_stolen_session_id_is_refused(stack: Any, keys: dict[str, Any]) -> Non
                 "params": {"name": "echo", "arguments": {"text": "stolen"}}}
         return httpx.post(envoy.url, content=json.dumps(body), headers=headers, timeout=15)
 
-    for bearer, id_ in ((token(keys, sub="mallory"), 7001), (None, 7002)):
+    for bearer, id_ in ((token(jwt_keys, sub="mallory"), 7001), (None, 7002)):
         r = replay(bearer, id_)
         err = r.json()["error"]
         assert err["code"] == DENY_CODE
@@ -132,9 +108,9 @@ def test_a_stolen_session_id_is_refused(stack: Any, keys: dict[str, Any]) -> Non
     assert not ({7001, 7002} & {m.get("id") for m in server.received()})
 
 
-def test_rate_limit_then_kill_per_principal(stack: Any, keys: dict[str, Any]) -> None:
-    server, envoy = stack
-    bot = token(keys, sub="bot-7")
+def test_rate_limit_then_kill_per_principal(stack: Stack, jwt_keys: dict[str, Any]) -> None:
+    server, envoy = stack.server, stack.envoy
+    bot = token(jwt_keys, sub="bot-7")
 
     async def hammer() -> list[str]:
         outcomes = []
@@ -165,19 +141,19 @@ def test_rate_limit_then_kill_per_principal(stack: Any, keys: dict[str, Any]) ->
 
     # Another principal is unaffected.
     async def other() -> str:
-        http, client = sdk(envoy.url, token(keys, sub="careful-agent"), era="2026-07-28")
+        http, client = sdk(envoy.url, token(jwt_keys, sub="careful-agent"), era="2026-07-28")
         async with http, client as c:
             return text_of(await c.call_tool("add", {"a": 2, "b": 2}))
 
     assert anyio.run(other) == "4"
 
 
-def test_session_is_bound_when_minted_and_guards_the_get_stream(stack: Any, keys: dict[str, Any]) -> None:
+def test_session_is_bound_when_minted_and_guards_the_get_stream(stack: Stack, jwt_keys: dict[str, Any]) -> None:
     """The session id the server mints in its answer to alice's initialize is
     bound to alice at once; mallory cannot open its GET stream (which would
     carry server-to-client messages) or end it with DELETE."""
-    server, envoy = stack
-    alice = token(keys, sub="alice-2")
+    server, envoy = stack.server, stack.envoy
+    alice = token(jwt_keys, sub="alice-2")
     body = {"jsonrpc": "2.0", "id": 0, "method": "initialize",
             "params": {"protocolVersion": "2025-11-25", "capabilities": {},
                        "clientInfo": {"name": "raw", "version": "1"}}}
@@ -194,7 +170,7 @@ def test_session_is_bound_when_minted_and_guards_the_get_stream(stack: Any, keys
         with httpx.stream(method, envoy.url, headers=h, timeout=15) as resp:
             return resp.status_code
 
-    mallory = token(keys, sub="mallory-2")
+    mallory = token(jwt_keys, sub="mallory-2")
     assert transport("GET", mallory) == 403
     assert transport("DELETE", mallory) == 403
     # Before alice ever used it, the session is already hers.
