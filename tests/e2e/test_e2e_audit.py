@@ -14,7 +14,7 @@ import httpx
 import pytest
 from mcp import Client, MCPError
 
-from support import harness
+from support import harness, rpc
 
 POLICY = """package mcp
 import rego.v1
@@ -29,7 +29,7 @@ HEADERS = {"content-type": "application/json", "accept": "application/json, text
 
 
 def call(url: str, name: str, id_: int, args: dict[str, Any]) -> httpx.Response:
-    body = {"jsonrpc": "2.0", "id": id_, "method": "tools/call", "params": {"name": name, "arguments": args}}
+    body = rpc.call(name, id_, args)
     return httpx.post(url, content=json.dumps(body), headers=HEADERS, timeout=15)
 
 

@@ -23,7 +23,7 @@ from mcp import Client
 from mcp_types import Implementation
 
 import envoy_config  # noqa: F401  (harness puts tools/ on sys.path)
-from support import harness
+from support import harness, rpc
 from support.bundle_server import BundleServer, targz
 from support.jwt_util import jwt_filter, make_keys, token
 
@@ -73,7 +73,7 @@ def start(envoy_factory: Any, server: BundleServer, config: dict[str, Any] | Non
 def call(envoy: harness.EnvoyHandle, tool: str, client: httpx.Client | None = None,
          headers: dict[str, str] | None = None) -> tuple[int, str]:
     """(HTTP status, "ok" or the denial message)."""
-    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": tool, "arguments": {"text": "x"}}}
+    body = rpc.call(tool, 1, {"text": "x"})
     h = dict(HEADERS, **(headers or {}))
     if client is None:
         r = httpx.post(envoy.url, content=json.dumps(body), headers=h, timeout=10)
@@ -369,7 +369,7 @@ def test_a_configuration_reload_keeps_serving_the_bundle(
     stop = threading.Event()
 
     def one(c: httpx.Client, tool: str) -> tuple[int, str]:
-        body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": tool, "arguments": {"text": "x"}}}
+        body = rpc.call(tool, 1, {"text": "x"})
         try:
             r = c.post(url, content=json.dumps(body), headers=HEADERS)
         except httpx.HTTPError as e:

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 import envoy_config  # noqa: F401  (harness puts tools/ on sys.path)
-from support import harness
+from support import harness, rpc
 
 POLICY = """package mcp
 import rego.v1
@@ -85,7 +85,7 @@ def burst(envoy: harness.EnvoyHandle, n: int) -> list[str]:
     with httpx.Client(timeout=15) as client:
         for i in range(n):
             name = "delete_record" if i % 3 == 0 else "echo"
-            body = {"jsonrpc": "2.0", "id": i, "method": "tools/call", "params": {"name": name, "arguments": {"text": "x"}}}
+            body = rpc.call(name, i, {"text": "x"})
             r = client.post(envoy.url, content=json.dumps(body), headers=HEADERS)
             ids.append(r.headers["x-mcp-decision-id"])
     return ids

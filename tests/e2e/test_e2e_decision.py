@@ -16,6 +16,7 @@ import pytest
 from mcp import Client, MCPError
 
 from support import harness
+from support.rpc import text_of
 
 POLICY = """package mcp
 import rego.v1
@@ -49,10 +50,6 @@ response_headers["x-mcp-policy"] := "decision-e2e"
 
 labels contains "sensitive_read" if input.mcp.tool.name == "read_file"
 """
-
-
-def text_of(result: Any) -> str:
-    return "".join(getattr(c, "text", "") for c in result.content)
 
 
 @pytest.mark.parametrize("era", ["legacy", "2026-07-28"])

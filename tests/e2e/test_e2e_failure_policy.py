@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from support import harness
+from support import harness, rpc
 
 POLICY = """package mcp
 import rego.v1
@@ -85,7 +85,7 @@ def test_session_state_survives_a_vm_reload(demo_server: harness.DemoServer, env
                           failure_policy="FAIL_RELOAD")
 
     def on_session(name: str, id_: int, trap: bool = False) -> httpx.Response:
-        body = {"jsonrpc": "2.0", "id": id_, "method": "tools/call", "params": {"name": name, "arguments": {}}}
+        body = rpc.call(name, id_)
         headers = dict(HEADERS, **{"mcp-session-id": "S-reload"}, **({TRAP: "1"} if trap else {}))
         return httpx.post(envoy.url, content=json.dumps(body), headers=headers, timeout=10)
 

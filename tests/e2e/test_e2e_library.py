@@ -34,8 +34,8 @@ from mcp import Client, MCPError
 from mcp.client.streamable_http import streamable_http_client
 
 from support import harness
+from support.rpc import DENY_CODE, text_of
 
-DENY_CODE = -31403
 LIBRARY = Path(__file__).resolve().parent.parent.parent / "policies" / "library"
 
 # The operator's main policy. The library adds deny reasons and labels; the
@@ -136,10 +136,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory, wasm_path: Path) -> Iterator
         for envoy in envoys:
             envoy.stop()
         server.proc.stop()
-
-
-def text_of(result: Any) -> str:
-    return "".join(getattr(c, "text", "") for c in result.content)
 
 
 def client(url: str, bearer: str | None, era: str = "legacy") -> tuple[Any, Any]:

@@ -22,8 +22,8 @@ from mcp import Client, MCPError
 from mcp.client.streamable_http import streamable_http_client
 
 from support import harness
+from support.rpc import DENY_CODE, text_of
 
-DENY_CODE = -31403
 ERAS = ["legacy", "2026-07-28"]
 
 # No `not input.mcp.listing` anywhere: nobody should need it for this.
@@ -53,10 +53,6 @@ deny contains "delete_record is never allowed" if input.mcp.tool.name == "delete
 def client(url: str, role: str, era: str) -> tuple[Any, Any]:
     http = httpx2.AsyncClient(headers={"x-role": role}, timeout=15)
     return http, Client(streamable_http_client(url, http_client=http), mode=era, read_timeout_seconds=15)
-
-
-def text_of(result: Any) -> str:
-    return "".join(getattr(c, "text", "") for c in result.content)
 
 
 @pytest.mark.parametrize("era", ERAS)

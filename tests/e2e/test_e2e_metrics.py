@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from support import harness
+from support import harness, rpc
 
 REPO = Path(__file__).resolve().parent.parent.parent
 DASHBOARD = REPO / "deploy" / "grafana" / "mcp-policy-dashboard.json"
@@ -48,7 +48,7 @@ def test_stats_and_dashboard(demo_server: harness.DemoServer, envoy_factory: Any
     envoy = envoy_factory({"policy": {"modules": {"m.rego": POLICY}}})
 
     def call(name: str, id_: int) -> None:
-        body = {"jsonrpc": "2.0", "id": id_, "method": "tools/call", "params": {"name": name, "arguments": {}}}
+        body = rpc.call(name, id_)
         httpx.post(envoy.url, content=json.dumps(body), headers=HEADERS, timeout=15)
 
     for i, name in enumerate(["echo", "echo", "delete_record", "send_email"]):

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 import envoy_config  # noqa: F401  (harness puts tools/ on sys.path)
-from support import harness
+from support import harness, rpc
 
 V1 = """package mcp
 import rego.v1
@@ -56,7 +56,7 @@ def test_policy_reload_keeps_session_state(
         url = f"http://127.0.0.1:{port}/mcp"
 
         def call(name: str, id_: int, session: str) -> httpx.Response:
-            body = {"jsonrpc": "2.0", "id": id_, "method": "tools/call", "params": {"name": name, "arguments": {}}}
+            body = rpc.call(name, id_)
             return httpx.post(url, content=json.dumps(body), headers=dict(HEADERS, **{"mcp-session-id": session}),
                               timeout=10)
 

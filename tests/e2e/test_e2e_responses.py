@@ -23,8 +23,8 @@ from mcp import Client, MCPError
 from mcp_types import ElicitResult, Implementation
 
 from support import harness
+from support.rpc import DENY_CODE, text_of
 
-DENY_CODE = -31403
 ERAS = ["legacy", "2026-07-28"]
 
 # A policy written for this test: string matching on results stands in for the
@@ -71,10 +71,6 @@ RESPONSE_TOOLS = ["--response-tools"]
 
 def server_mode(json_response: bool, *extra: str) -> dict[str, Any]:
     return {"json_response": json_response, "extra_args": [*RESPONSE_TOOLS, *extra]}
-
-
-def text_of(result: Any) -> str:
-    return "".join(getattr(c, "text", "") for c in result.content)
 
 
 def audits(envoy: harness.EnvoyHandle) -> list[dict[str, Any]]:

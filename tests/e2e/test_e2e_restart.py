@@ -23,6 +23,7 @@ import pytest
 
 import envoy_config  # noqa: F401  (harness puts tools/ on sys.path)
 from support import harness
+from support.rpc import DENY_CODE
 
 V1 = """package mcp
 import rego.v1
@@ -38,7 +39,6 @@ HEADERS = {"content-type": "application/json", "accept": "application/json, text
 # A bound on each client thread; a test stops the load earlier, once what
 # it waits for (swaps, a takeover) happened during the load.
 MAX_CALLS_PER_THREAD = 3000
-DENY_CODE = -31403
 
 
 class Load:

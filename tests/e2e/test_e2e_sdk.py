@@ -18,20 +18,16 @@ from mcp import Client, MCPError
 from mcp_types import Implementation
 
 from support import harness  # noqa: I001  (puts tools/ on sys.path)
+from support.rpc import DENY_CODE, text_of
 import envoy_config
 
 REPO = Path(__file__).resolve().parent.parent.parent
-DENY_CODE = -31403
 
 ERAS = ["legacy", "2026-07-28"]
 
 
 def default_policy_config() -> dict[str, Any]:
     return envoy_config.plugin_config_from_dir(REPO / "policies")
-
-
-def text_of(result: Any) -> str:
-    return "".join(getattr(c, "text", "") for c in result.content)
 
 
 def client(url: str, era: str) -> Client:

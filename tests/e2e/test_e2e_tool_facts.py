@@ -15,8 +15,8 @@ import pytest
 from mcp import Client, MCPError
 
 from support import harness
+from support.rpc import DENY_CODE, text_of
 
-DENY_CODE = -31403
 
 POLICY = """package mcp
 import rego.v1
@@ -34,10 +34,6 @@ deny contains sprintf("add requires %s", [json.marshal(input.mcp.tool.definition
     input.mcp.tool.name == "add"
 }
 """
-
-
-def text_of(result: Any) -> str:
-    return "".join(getattr(c, "text", "") for c in result.content)
 
 
 @pytest.mark.parametrize("era", ["legacy", "2026-07-28"])

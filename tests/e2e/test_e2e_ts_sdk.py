@@ -24,12 +24,12 @@ from mcp import Client, MCPError
 from mcp_types import Implementation
 
 from support import harness  # noqa: I001  (puts tools/ on sys.path)
+from support.rpc import DENY_CODE
 import envoy_config
 from support.ts import TsServer, ts_node
 
 REPO = Path(__file__).resolve().parent.parent.parent
 TS_DIR = REPO / "tests" / "ts"
-DENY_CODE = -31403
 MODES = ["sse", "json", "sse-stateless", "json-stateless"]
 
 

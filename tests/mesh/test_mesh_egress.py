@@ -19,10 +19,10 @@ import httpx
 import pytest
 from mcp import Client, MCPError
 
-from support import harness
+from support import harness, rpc
+from support.rpc import DENY_CODE
 from support import mesh as mh
 
-DENY_CODE = -31403
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +94,7 @@ def test_one_policy_per_route_through_one_egress(stack: Any) -> None:
 
 def test_a_path_without_a_route_is_refused_by_the_policy(stack: Any) -> None:
     servers, envoy = stack
-    body = {"jsonrpc": "2.0", "id": 99, "method": "tools/call", "params": {"name": "echo", "arguments": {}}}
+    body = rpc.call("echo", 99)
     r = httpx.post(f"{envoy.base_url}/mcp", json=body, timeout=10,
                    headers={"accept": "application/json, text/event-stream", "mcp-protocol-version": "2025-11-25"})
     err = r.json()["error"]

@@ -13,28 +13,27 @@ from __future__ import annotations
 import json
 import ssl
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from support import harness
 from support import mesh as mh
+from support.rpc import call
+from support.stack import Stack, StackSpec
 
-DENY_CODE = -31403
 
+class IngressStack(Stack):
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        self.certs = mh.gen_certs.generate(kw["tmp"] / "certs", force=False)  # written by bootstrap()
+        super().__init__(*args, **kw)
 
-class Stack:
-    def __init__(self, certs: dict[str, Path], server: harness.DemoServer, envoy: harness.EnvoyHandle) -> None:
-        self.certs = certs
-        self.server = server
-        self.envoy = envoy
-        context = ssl.create_default_context(cafile=str(certs["ca"]))
-        self.http = httpx.Client(base_url=f"https://127.0.0.1:{envoy.port}", verify=context, timeout=15)
+    def client(self, timeout: float) -> httpx.Client:
+        context = ssl.create_default_context(cafile=str(self.certs["ca"]))
+        return httpx.Client(base_url=f"https://127.0.0.1:{self.envoy.port}", verify=context, timeout=timeout)
 
-    def token(self, **claims: Any) -> str:
+    def token(self, **claims: Any) -> str:  # type: ignore[override]
         return mh.gen_certs.mint_jwt(self.certs["jwt-signing-key"], claims)
 
     def post(self, body: dict[str, Any], token: str | None) -> httpx.Response:
@@ -44,12 +43,17 @@ class Stack:
             headers["authorization"] = f"Bearer {token}"
         return self.http.post("/mcp", content=json.dumps(body), headers=headers)
 
-    def received_ids(self) -> set[Any]:
-        return {m.get("id") for m in self.server.received()}
+
+def bootstrap(tmp: Path, upstream_port: int, wasm_path: Path) -> dict[str, Any]:
+    certs = mh.gen_certs.generate(tmp / "certs")
+    return mh.mesh_config.ingress_jwt(
+        plugin_config=mh.mesh_config.plugin_config_for("ingress-jwt"), wasm_path=wasm_path,
+        certs_dir=tmp / "certs", upstream_port=upstream_port,
+        jwks_inline=certs["jwks"].read_text(encoding="utf-8"), json_log=True,
+    )
 
 
-def call(tool: str, id_: int, args: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"jsonrpc": "2.0", "id": id_, "method": "tools/call", "params": {"name": tool, "arguments": args or {}}}
+STACK = StackSpec(bootstrap=bootstrap, cls=IngressStack, name="ingress")
 
 
 @pytest.fixture(scope="module")
@@ -60,29 +64,7 @@ def input_fields(tmp_path_factory: pytest.TempPathFactory, wasm_path: Path) -> s
 needs = mh.require_fields
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, wasm_path: Path) -> Iterator[Stack]:
-    tmp = tmp_path_factory.mktemp("ingress")
-    certs = mh.gen_certs.generate(tmp / "certs")
-    server = harness.start_demo_server(tmp, json_response=True, stateless=True)
-    try:
-        config = mh.mesh_config.ingress_jwt(
-            plugin_config=mh.mesh_config.plugin_config_for("ingress-jwt"), wasm_path=wasm_path,
-            certs_dir=tmp / "certs", upstream_port=server.port,
-            jwks_inline=certs["jwks"].read_text(encoding="utf-8"), json_log=True,
-        )
-        envoy = harness.start_envoy_bootstrap(tmp, config, name="ingress")
-        try:
-            s = Stack(certs, server, envoy)
-            yield s
-            s.http.close()
-        finally:
-            envoy.stop()
-    finally:
-        server.proc.stop()
-
-
-def test_valid_token_is_forwarded_over_classic_tls(stack: Stack, input_fields: set[str]) -> None:
+def test_valid_token_is_forwarded_over_classic_tls(stack: IngressStack, input_fields: set[str]) -> None:
     # Python's ssl here is OpenSSL 3.0 (no ML-KEM): the listener falls back to X25519.
     needs(input_fields, "identity.claims", "connection.tls_version")
     r = stack.post(call("echo", 1, {"text": "hello"}), stack.token(sub="alice", roles=["viewer"]))
@@ -91,7 +73,7 @@ def test_valid_token_is_forwarded_over_classic_tls(stack: Stack, input_fields: s
     assert 1 in stack.received_ids()
 
 
-def test_jwt_authn_refuses_before_the_policy(stack: Stack) -> None:
+def test_jwt_authn_refuses_before_the_policy(stack: IngressStack) -> None:
     """No token, a token from another key, an expired token, the wrong audience: Envoy answers, the
     module and the server never see the request."""
     other = mh.gen_certs.generate(stack.certs["ca"].parent.parent / "other-certs")
@@ -109,7 +91,7 @@ def test_jwt_authn_refuses_before_the_policy(stack: Stack) -> None:
     assert not ({10, 11, 12, 13, 14} & stack.received_ids())
 
 
-def test_admin_tool_needs_the_admin_role_claim(stack: Stack, input_fields: set[str]) -> None:
+def test_admin_tool_needs_the_admin_role_claim(stack: IngressStack, input_fields: set[str]) -> None:
     needs(input_fields, "identity.claims", "identity.subject")
     r = stack.post(call("delete_record", 20, {"id": 1}), stack.token(sub="bob", roles=["viewer"]))
     err = r.json()["error"]
@@ -121,7 +103,7 @@ def test_admin_tool_needs_the_admin_role_claim(stack: Stack, input_fields: set[s
     assert 21 in ids and 20 not in ids
 
 
-def test_post_quantum_client_negotiates_x25519mlkem768(stack: Stack, input_fields: set[str]) -> None:
+def test_post_quantum_client_negotiates_x25519mlkem768(stack: IngressStack, input_fields: set[str]) -> None:
     needs(input_fields, "identity.claims", "connection.tls_version")
     report = mh.pq_client(
         stack.envoy.port, stack.certs["ca"], post="/mcp", body=call("echo", 30, {"text": "pq"}),
@@ -138,7 +120,7 @@ def test_post_quantum_client_negotiates_x25519mlkem768(stack: Stack, input_field
     assert curves.get("X25519", 0) >= 1, stats
 
 
-def test_tls12_client_is_refused(stack: Stack) -> None:
+def test_tls12_client_is_refused(stack: IngressStack) -> None:
     report = mh.pq_client(stack.envoy.port, stack.certs["ca"], tls_versions="1.2",
                           groups=["X25519MLKEM768", "X25519"])
     assert not report["ok"] and report["stage"] == "handshake", report

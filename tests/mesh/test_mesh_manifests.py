@@ -24,7 +24,8 @@ import httpx
 import envoy_config
 import pytest
 
-from support import harness
+from support import harness, rpc
+from support.rpc import DENY_CODE
 from support import mesh as mh
 
 ISTIO_CRDS = mh.SCHEMAS / "istio" / "customresourcedefinitions.gen.yaml"
@@ -40,7 +41,6 @@ MANIFESTS = {
 OTHER_YAML = {
     "ratelimit/config.yaml": "tests/mesh/test_mesh_ratelimit.py (envoyproxy/ratelimit service limits)",
 }
-DENY_CODE = -31403
 
 
 def doc(rel: str) -> dict[str, Any]:
@@ -165,7 +165,7 @@ def test_wasmplugin_config_works_without_holding_headers(istio_like: Any) -> Non
     headers = {"accept": "application/json, text/event-stream", "mcp-protocol-version": "2025-11-25"}
 
     def call(tool: str, id_: int, args: dict[str, Any]) -> httpx.Response:
-        body = {"jsonrpc": "2.0", "id": id_, "method": "tools/call", "params": {"name": tool, "arguments": args}}
+        body = rpc.call(tool, id_, args)
         return httpx.post(envoy.url, json=body, headers=headers, timeout=10)
 
     r = call("echo", 1, {"text": "through"})

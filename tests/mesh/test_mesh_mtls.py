@@ -27,9 +27,9 @@ import httpx
 import pytest
 
 from support import harness
+from support.rpc import DENY_CODE, call
 from support import mesh as mh
 
-DENY_CODE = -31403
 FINANCE = "spiffe://example.org/ns/agents/sa/finance-agent"
 HEADERS = {"content-type": "application/json", "accept": "application/json, text/event-stream",
            "mcp-protocol-version": "2025-11-25"}
@@ -58,10 +58,6 @@ class Mesh:
 
     def received_ids(self) -> set[Any]:
         return {m.get("id") for m in self.server.received()}
-
-
-def call(tool: str, id_: int, args: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"jsonrpc": "2.0", "id": id_, "method": "tools/call", "params": {"name": tool, "arguments": args or {}}}
 
 
 @pytest.fixture(scope="module")

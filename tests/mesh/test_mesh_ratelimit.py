@@ -13,29 +13,27 @@ minute), free ports and the JWKS of freshly generated keys inline.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import anyio
 import httpx
-import pytest
 
-from support import harness
 from support import mesh as mh
+from support.rpc import call
+from support.stack import Stack, StackSpec
 
 PER_TOOL = 3
 
 
-class Stack:
-    def __init__(self, certs: dict[str, Path], server: harness.DemoServer, envoy: harness.EnvoyHandle) -> None:
-        self.certs = certs
-        self.server = server
-        self.envoy = envoy
-        self.url = f"http://127.0.0.1:{envoy.port}/mcp"
+class RatelimitStack(Stack):
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.certs = mh.gen_certs.generate(kw["tmp"] / "certs", force=False)  # written by bootstrap()
+        self.url = f"http://127.0.0.1:{self.envoy.port}/mcp"
         self.next_id = 100
 
-    def token(self, sub: str) -> str:
+    def token(self, sub: str) -> str:  # type: ignore[override]
         return mh.gen_certs.mint_jwt(self.certs["jwt-signing-key"], {"sub": sub})
 
     def post(self, sub: str, body: dict[str, Any], extra: dict[str, str] | None = None) -> httpx.Response:
@@ -46,36 +44,26 @@ class Stack:
 
     def call(self, sub: str, tool: str, args: dict[str, Any], extra: dict[str, str] | None = None) -> tuple[int, httpx.Response]:
         self.next_id += 1
-        body = {"jsonrpc": "2.0", "id": self.next_id, "method": "tools/call",
-                "params": {"name": tool, "arguments": args}}
-        return self.next_id, self.post(sub, body, extra)
+        return self.next_id, self.post(sub, call(tool, self.next_id, args), extra)
 
-    def received(self) -> dict[Any, dict[str, Any]]:
+    def received_by_id(self) -> dict[Any, dict[str, Any]]:
         return {m.get("id"): m for m in self.server.received()}
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, wasm_path: Path) -> Iterator[Stack]:
-    tmp = tmp_path_factory.mktemp("ratelimit")
+def bootstrap(tmp: Path, upstream_port: int, wasm_path: Path) -> dict[str, Any]:
     certs = mh.gen_certs.generate(tmp / "certs")
-    server = harness.start_demo_server(tmp, json_response=True, stateless=True)
-    try:
-        config = mh.mesh_config.ratelimit_local(
-            plugin_config=mh.mesh_config.plugin_config_for("ratelimit-local"), wasm_path=wasm_path,
-            certs_dir=tmp / "certs", upstream_port=server.port,
-            jwks_inline=certs["jwks"].read_text(encoding="utf-8"),
-            per_tool=PER_TOOL, per_principal=100, json_log=True,
-        )
-        envoy = harness.start_envoy_bootstrap(tmp, config, name="ratelimit")
-        try:
-            yield Stack(certs, server, envoy)
-        finally:
-            envoy.stop()
-    finally:
-        server.proc.stop()
+    return mh.mesh_config.ratelimit_local(
+        plugin_config=mh.mesh_config.plugin_config_for("ratelimit-local"), wasm_path=wasm_path,
+        certs_dir=tmp / "certs", upstream_port=upstream_port,
+        jwks_inline=certs["jwks"].read_text(encoding="utf-8"),
+        per_tool=PER_TOOL, per_principal=100, json_log=True,
+    )
 
 
-def test_descriptor_counted_by_local_ratelimit(stack: Stack) -> None:
+STACK = StackSpec(bootstrap=bootstrap, cls=RatelimitStack, name="ratelimit")
+
+
+def test_descriptor_counted_by_local_ratelimit(stack: RatelimitStack) -> None:
     ids = []
     for i in range(PER_TOOL):
         id_, r = stack.call("alice", "echo", {"text": str(i)})
@@ -84,7 +72,7 @@ def test_descriptor_counted_by_local_ratelimit(stack: Stack) -> None:
     over, r = stack.call("alice", "echo", {"text": "one too many"})
     assert r.status_code == 429, r.text
     assert r.headers.get("x-mcp-rate-limited") == "local"
-    seen = stack.received()
+    seen = stack.received_by_id()
     assert all(i in seen for i in ids)
     assert over not in seen  # refused before the MCP server
     # What reached the server: the descriptor of the policy, as headers.
@@ -99,34 +87,34 @@ def test_descriptor_counted_by_local_ratelimit(stack: Stack) -> None:
     assert stack.envoy.stat("mcp_ratelimit.http_local_rate_limit.rate_limited") >= 1
 
 
-def test_cost_per_tool(stack: Stack) -> None:
+def test_cost_per_tool(stack: RatelimitStack) -> None:
     # `add` costs 2 (envoy/policies/ratelimit/data.json): the second call is over 3.
     _, r = stack.call("carol", "add", {"a": 1, "b": 1})
     assert r.status_code == 200, r.text
     over, r = stack.call("carol", "add", {"a": 2, "b": 2})
     assert r.status_code == 429, r.text
-    assert over not in stack.received()
+    assert over not in stack.received_by_id()
 
 
-def test_client_cannot_send_descriptor_headers(stack: Stack) -> None:
+def test_client_cannot_send_descriptor_headers(stack: RatelimitStack) -> None:
     spoof = {"x-mcp-ratelimit-principal": "sub:dave", "x-mcp-ratelimit-tool": "echo",
              "x-mcp-ratelimit-cost": "1000"}
     # A message the policy gives no descriptor: the forged headers are removed,
     # so nothing is counted against dave (and the server never sees them).
     r = stack.post("mallory", {"jsonrpc": "2.0", "id": 7001, "method": "tools/list"}, spoof)
     assert r.status_code == 200, r.text
-    assert "x-mcp-ratelimit-principal" not in stack.received()[7001].get("x_headers", {})
+    assert "x-mcp-ratelimit-principal" not in stack.received_by_id()[7001].get("x_headers", {})
     # On a tools/call the policy's own descriptor replaces them.
     id_, r = stack.call("mallory", "echo", {"text": "x"}, spoof)
     assert r.status_code == 200, r.text
-    assert stack.received()[id_]["x_headers"]["x-mcp-ratelimit-principal"] == "sub:mallory"
-    assert stack.received()[id_]["x_headers"]["x-mcp-ratelimit-cost"] == "1"
+    assert stack.received_by_id()[id_]["x_headers"]["x-mcp-ratelimit-principal"] == "sub:mallory"
+    assert stack.received_by_id()[id_]["x_headers"]["x-mcp-ratelimit-cost"] == "1"
     for i in range(PER_TOOL):
         _, r = stack.call("dave", "echo", {"text": str(i)})
         assert r.status_code == 200, (i, r.text)
 
 
-def test_sdk_client_sees_an_error(stack: Stack) -> None:
+def test_sdk_client_sees_an_error(stack: RatelimitStack) -> None:
     """The official client over the same listener: calls within the limit
     succeed; the one past it fails with an error (HTTP 429), promptly."""
     import httpx2

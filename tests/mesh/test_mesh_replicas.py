@@ -21,9 +21,9 @@ import httpx
 import pytest
 
 from support import harness
+from support.rpc import DENY_CODE
 from support import mesh as mh
 
-DENY_CODE = -31403
 
 # History-based: `add` is refused once the session has called `echo`.
 POLICY = """package mcp

@@ -36,11 +36,11 @@ class Stack:
     ``httpx.Client`` on the proxy (``http``) and, for JWT stacks, the signing ``keys``."""
 
     def __init__(self, server: harness.DemoServer, envoy: harness.EnvoyHandle, *, timeout: float = 15,
-                 keys: Mapping[str, Any] | None = None, extra: Mapping[str, Any] | None = None) -> None:
+                 keys: Mapping[str, Any] | None = None, tmp: Path | None = None) -> None:
         self.server = server
         self.envoy = envoy
         self.keys = keys
-        self.extra = dict(extra or {})
+        self.tmp = tmp  # the stack's temporary directory (certificates of mesh stacks …)
         self.host, self.port = "127.0.0.1", envoy.port
         self.http = self.client(timeout)
 
@@ -133,7 +133,7 @@ def open_stack(spec: StackSpec, tmp: Path, wasm_path: Path, *,
             envoy = harness.start_envoy(tmp, plugin_config=spec.plugin_config, upstream_port=server.port,
                                         wasm_path=wasm_path, **envoy_kw)
         try:
-            stack = spec.cls(server, envoy, timeout=spec.timeout, keys=keys)
+            stack = spec.cls(server, envoy, timeout=spec.timeout, keys=keys, tmp=tmp)
             try:
                 yield stack
             finally:
