@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from support import mesh as mh
-from support.rpc import call
+from support.rpc import DENY_CODE, call
 from support.stack import Stack, StackSpec
 
 
