@@ -62,7 +62,7 @@ unit:
 # Only the library's own tests (--lib): the debug build of tests/policies.rs
 # (the policy library decided on the RVM) crashes Node itself (SIGSEGV, deep
 # recursion in unoptimised code); the same library runs in Envoy's release
-# build in tests/test_e2e_library.py.
+# build in tests/e2e/test_e2e_library.py.
 wasm-test: .wasm-target
 	CARGO_TARGET_WASM32_WASIP1_RUNNER="node --no-warnings $(CURDIR)/tools/wasi-test-runner.mjs" \
 		cargo test --target $(WASM_TARGET) --lib
@@ -84,13 +84,13 @@ check-envoy-config: setup
 e2e: setup build pq-client difftest-runner $(TS_SDK)
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
-# The runner tests/test_differential.py and `make difftest` drive
+# The runner tests/tooling/test_differential.py and `make difftest` drive
 # (examples/difftest.rs), built before pytest so no test waits for it.
 difftest-runner:
 	cargo build --profile difftest --example difftest
 
 # The official TypeScript MCP SDK (npm, versions pinned by tests/ts/
-# package-lock.json) for the server and client of tests/test_e2e_ts_sdk.py.
+# package-lock.json) for the server and client of tests/e2e/test_e2e_ts_sdk.py.
 $(TS_SDK): tests/ts/package.json tests/ts/package-lock.json
 	npm ci --prefix tests/ts --no-audit --no-fund
 	touch $@
@@ -125,7 +125,7 @@ fuzz-build:
 # MCP-shaped policies, DIFFTEST_INPUTS inputs each, decided by the RVM, the
 # interpreter and OPA; fails on any divergence outside the known classes of
 # docs/policy.md "Differences from OPA". A fixed-seed subset runs in `make
-# test` (tests/test_differential.py).
+# test` (tests/tooling/test_differential.py).
 DIFFTEST_SEED     ?= 1
 DIFFTEST_POLICIES ?= 1000
 DIFFTEST_INPUTS   ?= 10

@@ -1,10 +1,10 @@
-"""Shared pytest fixtures for the mcp-policy end-to-end tests (see tests/harness.py).
+"""Shared pytest fixtures for the mcp-policy Python tests (the harness: tests/support/).
 
 Fixtures
   wasm_path       Path of the built module (``$MCP_POLICY_WASM`` or the release
                   build); fails the test with "run `make build`" if missing.
   policy_config   factory: ``policy_config(policy_source, data=None, **kw) -> dict``.
-  demo_server     a running tests/demo_server.py (harness.DemoServer: .proc,
+  demo_server     a running tests/support/demo_server.py (harness.DemoServer: .proc,
                   .port, .log_file, .url, .received()).  SSE responses by default;
                   parametrise indirectly for others::
 
@@ -12,6 +12,10 @@ Fixtures
                       @pytest.mark.parametrize("demo_server", [{"json_response": True, "stateless": True}],
                                                indirect=True)
 
+  stack           module-scoped: the stack the test module describes in ``STACK =
+                  support.stack.StackSpec(...)`` (the demo server behind one Envoy
+                  with the module and the module's policy), started once per module.
+  jwt_keys        module-scoped: RSA keys and JWKS for tokens (support/jwt_util.py).
   envoy_factory   factory: ``envoy_factory(plugin_config, upstream_port=None, **kw) -> EnvoyHandle``;
                   ``upstream_port`` defaults to the ``demo_server`` fixture's port,
                   ``wasm_path`` to the ``wasm_path`` fixture (not needed with
@@ -24,16 +28,17 @@ pytest shows under "Captured stdout teardown".
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import pytest
 
-import harness
+from support import harness
+from support.jwt_util import make_keys
+from support.stack import DEMO_MODES, Stack, StackSpec, open_stack
+from support.ts import TS_DIR, TsServer, ts_node
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -81,22 +86,14 @@ def policy_config() -> Callable[..., dict[str, Any]]:
     return make
 
 
-_DEMO_MODES: dict[str, dict[str, bool]] = {
-    "sse": {},
-    "json": {"json_response": True},
-    "sse-stateless": {"stateless": True},
-    "json-stateless": {"json_response": True, "stateless": True},
-}
-
-
 @pytest.fixture
 def demo_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[harness.DemoServer]:
     param = getattr(request, "param", "sse")
     if isinstance(param, str):
         try:
-            options = _DEMO_MODES[param]
+            options = DEMO_MODES[param]
         except KeyError:
-            raise ValueError(f"demo_server param must be one of {sorted(_DEMO_MODES)} or a dict") from None
+            raise ValueError(f"demo_server param must be one of {sorted(DEMO_MODES)} or a dict") from None
     else:
         options = dict(param)
     server = harness.start_demo_server(tmp_path, **options)
@@ -132,29 +129,24 @@ def envoy_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ca
             handle.stop()
 
 
-# --- the TypeScript SDK server (tests/ts/, test_e2e_ts_sdk.py) ---------------
-
-TS_DIR = Path(__file__).resolve().parent / "ts"
-
-
-def ts_node() -> str:
-    """Node.js, once `make e2e` has installed tests/ts/node_modules (npm ci)."""
-    path = shutil.which("node")
-    if path is None or not (TS_DIR / "node_modules" / "@modelcontextprotocol" / "sdk").is_dir():
-        pytest.fail("Node.js and tests/ts/node_modules are needed: run `make e2e` (it runs npm ci in tests/ts)")
-    return path
+@pytest.fixture(scope="module")
+def jwt_keys() -> dict[str, Any]:
+    return make_keys()
 
 
-class TsServer(NamedTuple):
-    proc: harness.Process
-    port: int
-    log_file: Path
+@pytest.fixture(scope="module")
+def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+          wasm_path: Path) -> Iterator[Stack]:
+    """The module's stack (``STACK = StackSpec(...)`` in the test module); see support/stack.py."""
+    spec = getattr(request.module, "STACK", None)
+    if not isinstance(spec, StackSpec):
+        raise TypeError(f"{request.module.__name__} uses the stack fixture without STACK = StackSpec(...)")
+    keys = request.getfixturevalue("jwt_keys") if spec.jwt else None
+    with open_stack(spec, tmp_path_factory.mktemp(spec.name), wasm_path, keys=keys) as s:
+        yield s
 
-    def received(self) -> list[dict[str, Any]]:
-        """The JSON-RPC messages the server received (method, id, name or uri), one per line of its log."""
-        if not self.log_file.exists():
-            return []
-        return [json.loads(line) for line in self.log_file.read_text(encoding="utf-8").splitlines() if line]
+
+# --- the TypeScript SDK server (tests/ts/, e2e/test_e2e_ts_sdk.py) -----------
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ compares the decision (``allow == true`` and the ``deny`` reasons, or an
 evaluation error) and the raw values of ``data.mcp.allow`` and
 ``data.mcp.deny``, and classifies every divergence by a known class (each
 with a predicate, a doc anchor in docs/policy.md "Differences from OPA", and
-a pinning test in tests/test_differential.py). A divergence no class
+a pinning test in tests/tooling/test_differential.py). A divergence no class
 explains is printed with a shrunk reproducer (rules, literals and input
 members deleted while the divergence persists).
 

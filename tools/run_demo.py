@@ -44,7 +44,7 @@ def main() -> int:
         raise SystemExit(f"{WASM} is missing: run `make build`")
     envoy_bin = os.environ.get("ENVOY_BIN") or str(BIN / "envoy")
     server = subprocess.Popen(
-        [sys.executable, str(REPO / "tests" / "demo_server.py"), "--host", "127.0.0.1", "--port", "8000"],
+        [sys.executable, str(REPO / "tests" / "support" / "demo_server.py"), "--host", "127.0.0.1", "--port", "8000"],
         cwd=REPO,
     )
     envoy = None

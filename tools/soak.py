@@ -44,7 +44,7 @@ import httpx
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
-import harness  # noqa: E402
+from support import harness  # noqa: E402
 
 POLICY = """package mcp
 import rego.v1

@@ -1,5 +1,5 @@
 // An MCP client built with the official TypeScript SDK, for the end-to-end
-// tests (tests/test_e2e_ts_sdk.py).
+// tests (tests/e2e/test_e2e_ts_sdk.py).
 //
 //   node client.mjs URL
 //

@@ -1,5 +1,5 @@
 // An MCP server built with the official TypeScript SDK, for the end-to-end
-// tests (tests/test_e2e_ts_sdk.py). Listens on 127.0.0.1 only.
+// tests (tests/e2e/test_e2e_ts_sdk.py). Listens on 127.0.0.1 only.
 //
 //   node server.mjs --port 0 --mode sse|json|sse-stateless|json-stateless [--resumable] --log-file F
 //
