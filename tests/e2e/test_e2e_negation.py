@@ -10,13 +10,11 @@ OPA's compiler does (src/negation.rs)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 
-import httpx
 import pytest
 
-import harness
+from support import rpc
+from support.stack import Stack, StackSpec
 
 POLICY = r"""package mcp
 import rego.v1
@@ -50,30 +48,9 @@ deny contains "forced" if {
 allow if input.mcp.tool.name == "read_file"
 """
 
-HEADERS = {"content-type": "application/json", "accept": "application/json, text/event-stream",
-           "mcp-protocol-version": "2025-06-18"}
+HEADERS = dict(rpc.JSON_HEADERS, **{"mcp-protocol-version": rpc.LEGACY})
 
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, wasm_path: Path) -> Iterator[tuple[httpx.Client, harness.DemoServer]]:
-    tmp = tmp_path_factory.mktemp("negation")
-    server = harness.start_demo_server(tmp, json_response=True, stateless=True)
-    try:
-        envoy = harness.start_envoy(tmp, plugin_config={"policy": {"modules": {"neg.rego": POLICY}}},
-                                    upstream_port=server.port, wasm_path=wasm_path)
-        try:
-            with httpx.Client(base_url=envoy.base_url, timeout=15) as http:
-                yield http, server
-        finally:
-            envoy.stop()
-    finally:
-        server.proc.stop()
-
-
-def call(http: httpx.Client, ident: int, tool: str, arguments: dict) -> dict:
-    body = {"jsonrpc": "2.0", "id": ident, "method": "tools/call", "params": {"name": tool, "arguments": arguments}}
-    r = http.post("/mcp", content=json.dumps(body), headers=HEADERS)
-    return r.json()
+STACK = StackSpec(plugin_config={"policy": {"modules": {"neg.rego": POLICY}}}, name="negation")
 
 
 @pytest.mark.parametrize(
@@ -91,10 +68,10 @@ def call(http: httpx.Client, ident: int, tool: str, arguments: dict) -> dict:
         (9307, "read_file", {"path": "/w/a"}, True),
     ],
 )
-def test_negation_of_an_absent_operand_decides_as_opa(stack, ident, tool, arguments, allowed) -> None:
-    http, server = stack
-    reply = call(http, ident, tool, arguments)
-    received = {m.get("id") for m in server.received()}
+def test_negation_of_an_absent_operand_decides_as_opa(stack: Stack, ident, tool, arguments, allowed) -> None:
+    r = stack.http.post("/mcp", content=json.dumps(rpc.call(tool, ident, arguments)), headers=HEADERS)
+    reply = r.json()
+    received = stack.received_ids()
     if allowed:
         assert "result" in reply, reply
         assert ident in received
