@@ -26,23 +26,6 @@ pub const POLICY_PACKAGE: &str = "mcp";
 const ENTRY_POINT: &str = "data.mcp_policy_entry.decision";
 const ENTRY_MODULE_NAME: &str = "<mcp-policy entry>";
 
-/// The optional decision outputs a policy may define besides `allow` and
-/// `deny` (docs/decision.md). Only those a module mentions are evaluated.
-pub const OPTIONAL_OUTPUTS: [&str; 12] = [
-    "denial",
-    "rewrite",
-    "request_headers",
-    "response_headers",
-    "labels",
-    "kill",
-    "clear_kill",
-    "reveal",
-    "dry_run",
-    "rate_limit",
-    "visible",
-    "redact",
-];
-
 /// The entry module: one rule gathering the whole decision.
 fn entry_module(modules: &[(String, String)]) -> String {
     let mut m = String::from(
@@ -50,7 +33,7 @@ fn entry_module(modules: &[(String, String)]) -> String {
          default deny := []\n\ndeny := data.mcp.deny\n\n",
     );
     let mut fields = vec!["\"allow\": allow".to_string(), "\"deny\": deny".to_string()];
-    for out in OPTIONAL_OUTPUTS {
+    for out in crate::policy::outputs::OPTIONAL_OUTPUTS {
         if modules.iter().any(|(_, src)| src.contains(out)) {
             m.push_str(&format!(
                 "default {out} := null\n\n{out} := data.mcp.{out}\n\n"

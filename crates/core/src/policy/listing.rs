@@ -386,7 +386,7 @@ impl Analysis {
         // definition is `contains`, and every use is monotone, by `deny` or
         // by another such set (greatest fixpoint).
         let outputs: BTreeSet<String> = std::iter::once("allow")
-            .chain(crate::policy::engine::OPTIONAL_OUTPUTS)
+            .chain(crate::policy::outputs::OPTIONAL_OUTPUTS)
             .map(|o| format!("{PACKAGE}.{o}"))
             .collect();
         let mut cand: BTreeSet<String> = self

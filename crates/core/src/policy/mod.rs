@@ -9,5 +9,7 @@ pub mod input;
 pub mod lint;
 /// Call-dependent rules of list results (`tools/list` filtering).
 pub mod listing;
+/// The outputs a policy may define besides `allow` and `deny`.
+pub mod outputs;
 /// `test_` rules (`opa test` convention).
 pub mod regotest;
