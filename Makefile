@@ -21,6 +21,10 @@ PYTEST_ARGS ?= -q
 PQ_CLIENT_MANIFEST := tools/pq-client/Cargo.toml
 TS_SDK      := tests/ts/node_modules/.installed
 VERSION     := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+# The workspace's crates (docs/architecture.md): the module is the filter's.
+FILTER      := mcp-policy
+CORE        := mcp-policy-core
+CLI         := mcp-policy-cli
 
 .PHONY: all setup build test unit lint e2e run envoy-config check-envoy-config clean cli wasm-test \
 	pq-client mesh-config check-mesh-config mesh-certs oci fuzz fuzz-build fuzz-corpus difftest difftest-runner soak \
@@ -49,33 +53,37 @@ setup: $(VENV)/.installed .wasm-target
 # --- build -------------------------------------------------------------------
 
 build: .wasm-target
-	cargo build --release --target $(WASM_TARGET) --lib
+	cargo build --release --target $(WASM_TARGET) -p $(FILTER) --lib
 	@ls -l $(WASM) | awk '{print "built " $$9 " (" $$5 " bytes)"}'
 
 # --- tests -------------------------------------------------------------------
 
 unit:
-	cargo test
+	cargo test --workspace
 
-# The core's unit tests compiled to wasm32-wasip1 and run under Node's WASI,
-# so differences between native and wasm32 builds of the engine are caught.
-# Only the library's own tests (--lib): the debug build of tests/policies.rs
+# The core's and the filter's unit tests compiled to wasm32-wasip1 and run
+# under Node's WASI, so differences between native and wasm32 builds of the
+# engine are caught. The workspace root is the directory the tests see
+# (MCP_WASI_ROOT). Only the libraries' own tests (--lib): the debug build of
+# crates/core/tests/policies.rs
 # (the policy library decided on the RVM) crashes Node itself (SIGSEGV, deep
 # recursion in unoptimised code); the same library runs in Envoy's release
 # build in tests/e2e/test_e2e_library.py.
 wasm-test: .wasm-target
-	CARGO_TARGET_WASM32_WASIP1_RUNNER="node --no-warnings $(CURDIR)/tools/wasi-test-runner.mjs" \
-		cargo test --target $(WASM_TARGET) --lib
+	MCP_WASI_ROOT=$(CURDIR) CARGO_TARGET_WASM32_WASIP1_RUNNER="node --no-warnings $(CURDIR)/tools/wasi-test-runner.mjs" \
+		cargo test --target $(WASM_TARGET) -p $(CORE) -p $(FILTER) --lib
 
 # The mcp-policy command-line tool (check, eval, test): target/release/mcp-policy
 cli:
-	cargo build --release --bin mcp-policy
+	cargo build --release -p $(CLI) --bin mcp-policy
 
-# Clippy on the module as built for wasm32: warnings are errors, and panics,
-# unwrap/expect and unchecked indexing are denied outside tests (src/lib.rs).
+# Clippy on the core and the module as built for wasm32, then on every
+# target of the workspace natively: warnings are errors, and panics,
+# unwrap/expect and unchecked indexing are denied outside tests
+# ([workspace.lints] in Cargo.toml).
 lint: .wasm-target
-	cargo clippy --lib --target $(WASM_TARGET) -- -D warnings
-	cargo clippy --all-targets -- -D warnings
+	cargo clippy -p $(CORE) -p $(FILTER) --lib --target $(WASM_TARGET) -- -D warnings
+	cargo clippy --workspace --all-targets -- -D warnings
 
 check-envoy-config: setup
 	$(PY) tools/envoy_config.py --policy-dir policies --wasm $(WASM) \
@@ -85,9 +93,10 @@ e2e: setup build pq-client difftest-runner $(TS_SDK)
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 # The runner tests/tooling/test_differential.py and `make difftest` drive
-# (examples/difftest.rs), built before pytest so no test waits for it.
+# (crates/core/examples/difftest.rs: target/difftest/examples/difftest),
+# built before pytest so no test waits for it.
 difftest-runner:
-	cargo build --profile difftest --example difftest
+	cargo build --profile difftest -p $(CORE) --example difftest
 
 # The official TypeScript MCP SDK (npm, versions pinned by tests/ts/
 # package-lock.json) for the server and client of tests/e2e/test_e2e_ts_sdk.py.
@@ -109,7 +118,7 @@ test: setup build lint unit wasm-test e2e
 # (checked in, read only) with new inputs kept in fuzz/work/<target>/ (not
 # checked in). A crash leaves its input in fuzz/artifacts/<target>/ and
 # stops the run. Needs a nightly toolchain (sanitizers) and cargo-fuzz; the
-# same corpus runs on stable in `make unit` (tests/fuzz_corpus.rs).
+# same corpus runs on stable in `make unit` (crates/core/tests/fuzz_corpus.rs).
 FUZZ_SECONDS   ?= 60
 FUZZ_TARGETS   ?= mcp sse tools routing attributes config rewrite request bundle
 FUZZ_TIMEOUT   ?= 10
@@ -216,7 +225,7 @@ build-opt: build
 SMALL_DIR := target/small
 build-small: .wasm-target
 	CHRONO_TZ_TIMEZONE_FILTER='^(UTC|Etc/UTC)$$' CARGO_PROFILE_RELEASE_OPT_LEVEL=z \
-		cargo build --release --target $(WASM_TARGET) --lib --target-dir $(SMALL_DIR)
+		cargo build --release --target $(WASM_TARGET) -p $(FILTER) --lib --target-dir $(SMALL_DIR)
 	@if command -v wasm-opt >/dev/null; then \
 		wasm-opt -Oz --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int --enable-mutable-globals \
 			$(SMALL_DIR)/$(WASM_TARGET)/release/mcp_policy.wasm -o $(SMALL_DIR)/mcp_policy.small.wasm; \
@@ -234,7 +243,7 @@ profile-wasm: .wasm-target
 	@echo "CPU profile in target/bench/profile/ (open in Chrome DevTools, or: python3 bench/cpuprofile.py FILE)"
 
 profile-build: .wasm-target
-	cargo build --release --target $(WASM_TARGET) --lib --features stage-timing --target-dir target/profile
+	cargo build --release --target $(WASM_TARGET) -p $(FILTER) --lib --features stage-timing --target-dir target/profile
 	@echo "built target/profile/$(WASM_TARGET)/release/mcp_policy.wasm (logs stage timings at warning level)"
 
 clean:

@@ -5,7 +5,7 @@ Measures, in this order (see bench/README.md for the design and the choices):
 
 1. the machine, the tools and their versions;
 2. module size and Envoy start-up (`envoy --mode validate` wall time);
-3. native micro-benchmarks (criterion, benches/request_path.rs), read back
+3. native micro-benchmarks (criterion, crates/core/benches/request_path.rs), read back
    from target/criterion;
 4. end-to-end load on loopback with h2load (HTTP/1.1) through Envoy for the
    scenarios (a) bare Envoy, (b) Envoy + mcp-policy (default policy),

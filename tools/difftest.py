@@ -6,7 +6,8 @@ Generates MCP-shaped Rego policies and inputs from a seed, decides every
 (policy, input) pair with
 
 - regorus' RVM and regorus' interpreter, through the filter's own
-  ``mcp_policy::engine::Policy`` (the runner ``examples/difftest.rs``), and
+  ``mcp_policy_core::policy::engine::Policy`` (the runner
+  ``crates/core/examples/difftest.rs``), and
 - a real OPA (1.20, embedded by ``opa_bindings``; it always runs with strict
   builtin errors — the bindings have no option to turn that off),
 
@@ -451,7 +452,7 @@ def generate(seed: int, policies: int, inputs: int) -> list[Case]:
 
 
 class Runner:
-    """The Rust runner (examples/difftest.rs) as a persistent process."""
+    """The Rust runner (crates/core/examples/difftest.rs) as a persistent process."""
 
     def __init__(self, binary: Path = RUNNER):
         self.binary = binary
@@ -522,7 +523,7 @@ def reason_text(v) -> str:
 
 
 def decision_of(raw: dict) -> dict:
-    """The filter's reading of allow/deny (src/engine.rs read_allow_deny)."""
+    """The filter's reading of allow/deny (crates/core/src/policy/engine.rs read_allow_deny)."""
     for rule in ("allow", "deny"):
         if "error" in raw[rule]:
             return {"error": raw[rule]["error"]}
@@ -966,7 +967,7 @@ def run(seed: int, policies: int, inputs: int, runner: Runner, shrink_budget: in
 
 
 def build_runner() -> None:
-    subprocess.run(["cargo", "build", "--quiet", "--profile", "difftest", "--example", "difftest"], cwd=ROOT, check=True,
+    subprocess.run(["cargo", "build", "--quiet", "--profile", "difftest", "-p", "mcp-policy-core", "--example", "difftest"], cwd=ROOT, check=True,
                    timeout=1800)
 
 

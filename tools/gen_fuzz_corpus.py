@@ -4,8 +4,8 @@
 Valid MCP messages of every method of every protocol version (the methods
 are read from the schemas in /work/shared/mcp-spec, or --spec), plus tricky
 inputs (parser differentials, transport tricks, name games). The same files
-run as a regression test on stable Rust (tests/fuzz_corpus.rs) and seed
-`make fuzz`. The input formats are described in src/fuzzing.rs and
+run as a regression test on stable Rust (crates/core/tests/fuzz_corpus.rs) and seed
+`make fuzz`. The input formats are described in crates/core/src/fuzzing.rs and
 docs/hardening.md.
 
     python3 tools/gen_fuzz_corpus.py [--spec DIR] [--out fuzz/corpus]
@@ -435,7 +435,7 @@ def _tar(files):
 
 
 def bundle_inputs():
-    """Policy bundles (src/fuzzing.rs `bundle`): gzipped tars, and `T` + a
+    """Policy bundles (crates/core/src/fuzzing.rs `bundle`): gzipped tars, and `T` + a
     plain tar (gzipped by the target)."""
     import gzip
 

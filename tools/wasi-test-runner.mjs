@@ -20,10 +20,10 @@
 //   one process made Node itself crash now and then (SIGSEGV, at a different
 //   test each time). A test that crashes its process is reported as failed,
 //   with the signal.
-// - The package directory (CARGO_MANIFEST_DIR, else the current directory)
-//   is visible to the tests under its own absolute path, so
-//   env!("CARGO_MANIFEST_DIR") paths work; nothing else of the file system
-//   is.
+// - The workspace root (MCP_WASI_ROOT, else the current directory, where
+//   `make wasm-test` runs cargo) is visible to the tests under its own
+//   absolute path, so the crates' env!("CARGO_MANIFEST_DIR")/../.. paths
+//   (policies/, tests/fixtures/) work; nothing else of the file system is.
 // - `--list`, `--help` and similar are passed straight through.
 //
 // Exit status: 0 when every test passed, 101 (libtest's) when one failed.
@@ -43,7 +43,7 @@ if (!wasmPath) {
   console.error('usage: node wasi-test-runner.mjs TEST.wasm [test-harness args...]');
   process.exit(2);
 }
-const root = process.env.CARGO_MANIFEST_DIR || process.cwd();
+const root = process.env.MCP_WASI_ROOT || process.cwd();
 const module = await WebAssembly.compile(readFileSync(wasmPath));
 
 // Run the binary once with `argv`; stdout/stderr go to the given fds.

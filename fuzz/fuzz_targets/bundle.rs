@@ -1,3 +1,3 @@
 #![no_main]
-// See src/fuzzing.rs: mcp_policy::fuzzing::bundle.
-libfuzzer_sys::fuzz_target!(|data: &[u8]| mcp_policy::fuzzing::bundle(data));
+// See src/fuzzing.rs: mcp_policy_core::fuzzing::bundle.
+libfuzzer_sys::fuzz_target!(|data: &[u8]| mcp_policy_core::fuzzing::bundle(data));

@@ -1,3 +1,3 @@
 #![no_main]
-// See src/fuzzing.rs: mcp_policy::fuzzing::config.
-libfuzzer_sys::fuzz_target!(|data: &[u8]| mcp_policy::fuzzing::config(data));
+// See src/fuzzing.rs: mcp_policy_core::fuzzing::config.
+libfuzzer_sys::fuzz_target!(|data: &[u8]| mcp_policy_core::fuzzing::config(data));

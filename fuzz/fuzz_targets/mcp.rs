@@ -1,3 +1,3 @@
 #![no_main]
-// See src/fuzzing.rs: mcp_policy::fuzzing::mcp.
-libfuzzer_sys::fuzz_target!(|data: &[u8]| mcp_policy::fuzzing::mcp(data));
+// See src/fuzzing.rs: mcp_policy_core::fuzzing::mcp.
+libfuzzer_sys::fuzz_target!(|data: &[u8]| mcp_policy_core::fuzzing::mcp(data));

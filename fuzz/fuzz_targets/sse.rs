@@ -1,3 +1,3 @@
 #![no_main]
-// See src/fuzzing.rs: mcp_policy::fuzzing::sse.
-libfuzzer_sys::fuzz_target!(|data: &[u8]| mcp_policy::fuzzing::sse(data));
+// See src/fuzzing.rs: mcp_policy_core::fuzzing::sse.
+libfuzzer_sys::fuzz_target!(|data: &[u8]| mcp_policy_core::fuzzing::sse(data));

@@ -5,7 +5,7 @@ regorus evaluates a negated call with its operands inside the negation, so
 `not startswith(input.mcp.tool.arguments.text, "x")` held when `text` was
 absent and an `allow` built on it let the call through; OPA evaluates the
 operands first and the literal fails. The filter compiles the policy as
-OPA's compiler does (src/negation.rs)."""
+OPA's compiler does (crates/core/src/policy/negation.rs)."""
 
 from __future__ import annotations
 

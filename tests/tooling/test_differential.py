@@ -137,7 +137,7 @@ FIXED = {
     ),
     "rvm-swallows-errors": (one("default allow := false", "allow if to_number(input.n) > 0"), {"n": "abc"}),
     # `not` over an operand that is undefined: the operand is evaluated
-    # before the negation, as OPA's compiler does (src/negation.rs).
+    # before the negation, as OPA's compiler does (crates/core/src/policy/negation.rs).
     "not-undefined-in": (one("default allow := false", 'allow if not "admin" in input.roles'), {}),
     "not-undefined-call": (one('allow if { not startswith(input.path, "/w/") }'), {}),
     "not-undefined-lt": (one("allow if not input.n < 3"), {}),
@@ -190,7 +190,7 @@ def test_every_class_is_pinned():
 
 def test_not_equal_under_not_agrees():
     """`not input.x == 1` with input.x undefined is true under OPA: a
-    unification keeps its references inside the negation (src/negation.rs
+    unification keeps its references inside the negation (crates/core/src/policy/negation.rs
     moves only the operands of calls out)."""
     from opa_bindings import OpaEngine
 

@@ -9,9 +9,9 @@
 //! body; the service answers 200 to let it through, or the module's own
 //! local reply (status, headers, JSON-RPC body) to deny it.
 
-use mcp_policy::config::Config;
-use mcp_policy::input::HttpRequest;
-use mcp_policy::pipeline::{BodyAction, HeadersAction, LocalReply, Plugin};
+use mcp_policy_core::config::settings::Config;
+use mcp_policy_core::policy::input::HttpRequest;
+use mcp_policy_core::pipeline::request::{BodyAction, HeadersAction, LocalReply, Plugin};
 use std::sync::Arc;
 
 fn main() {

@@ -5,11 +5,11 @@
 //! (`make profile-wasm`), it shows what the module costs inside V8 without
 //! Envoy, and `node --cpu-prof` names the functions that cost it.
 
-use mcp_policy::config::Config;
-use mcp_policy::input::HttpRequest;
-use mcp_policy::pipeline::{BodyAction, Plugin};
-use mcp_policy::response::{start, Start};
-use mcp_policy::state::MemoryStore;
+use mcp_policy_core::config::settings::Config;
+use mcp_policy_core::policy::input::HttpRequest;
+use mcp_policy_core::pipeline::request::{BodyAction, Plugin};
+use mcp_policy_core::pipeline::response::{start, Start};
+use mcp_policy_core::state::store::MemoryStore;
 use std::time::Instant;
 
 fn plugin() -> Plugin {

@@ -1,0 +1,784 @@
+//! References to `input` paths that the filter never provides (lint code
+//! `input-path`).
+//!
+//! [`INPUT`] is the documented input (docs/input.md) as a tree. A test keeps
+//! the two in step. The policy's syntax tree is walked for every reference
+//! rooted at `input` (or at an `import input…` alias), and each reference's
+//! constant part (`input.mcp.tool.name`, `input.http.headers["x-a"]`) is
+//! looked up in the tree. A reference below an open-ended field (`params`,
+//! `tool.arguments`, `http.headers`, `identity.claims`…) is always fine; a
+//! variable index (`input.mcp[k]`) ends the check for that reference.
+//!
+//! What this does not see: paths built at run time (`object.get(input,
+//! ["mcp", k], …)`, `input[x]`) and references through a local variable
+//! (`m := input.mcp; m.tol`).
+
+use regorus::unstable::{Expr, Literal, Module, Query, Rule, RuleHead};
+use regorus::Value;
+
+/// A node of the documented input.
+#[derive(Debug, Clone, Copy)]
+pub enum Node {
+    /// A scalar (string, number, boolean): nothing below it.
+    Leaf,
+    /// Whatever the client or a verifier sent: any path below is valid.
+    Open,
+    /// An object with exactly these members.
+    Obj(&'static [(&'static str, Node)]),
+    /// An array or set whose elements are all this.
+    Each(&'static Node),
+}
+
+use Node::{Each, Leaf, Obj, Open};
+
+/// A rate counter (`input.rate.session`, `input.rate.identity`).
+const RATE: Node = Obj(&[("window", Leaf), ("tools", Open)]);
+
+/// The documented `input` (docs/input.md).
+pub const INPUT: Node = Obj(&[
+    (
+        "mcp",
+        Obj(&[
+            ("kind", Leaf),
+            ("direction", Leaf),
+            ("listing", Leaf),
+            ("list_method", Leaf),
+            ("findings", Open),
+            ("method", Leaf),
+            ("id", Leaf),
+            ("params", Open),
+            ("result", Open),
+            ("error", Open),
+            ("protocol_version", Leaf),
+            ("session_id", Leaf),
+            ("client", Open),
+            ("capabilities", Open),
+            (
+                "headers",
+                Obj(&[("method", Leaf), ("name", Leaf), ("params", Open)]),
+            ),
+            ("batch", Obj(&[("index", Leaf), ("size", Leaf)])),
+            (
+                "tool",
+                Obj(&[("name", Leaf), ("arguments", Open), ("definition", Open)]),
+            ),
+            (
+                "prompt",
+                Obj(&[("name", Leaf), ("arguments", Open), ("definition", Open)]),
+            ),
+            (
+                "resource",
+                Obj(&[("uri", Leaf), ("template", Leaf), ("definition", Open)]),
+            ),
+            (
+                "completion",
+                Obj(&[("ref", Open), ("argument", Open), ("context", Open)]),
+            ),
+            ("logging", Obj(&[("level", Leaf)])),
+            ("task", Obj(&[("id", Leaf)])),
+            ("cancelled", Obj(&[("request_id", Leaf), ("reason", Leaf)])),
+            (
+                "progress",
+                Obj(&[
+                    ("token", Leaf),
+                    ("progress", Leaf),
+                    ("total", Leaf),
+                    ("message", Leaf),
+                ]),
+            ),
+            ("cursor", Leaf),
+        ]),
+    ),
+    (
+        "http",
+        Obj(&[
+            ("method", Leaf),
+            ("path", Leaf),
+            ("host", Leaf),
+            ("scheme", Leaf),
+            ("headers", Open),
+        ]),
+    ),
+    ("identity", Obj(&[("claims", Open), ("subject", Leaf)])),
+    ("source", Obj(&[("address", Leaf), ("principal", Leaf)])),
+    ("connection", Obj(&[("tls_version", Leaf), ("mtls", Leaf)])),
+    ("xds", Obj(&[("route_name", Leaf), ("cluster_name", Leaf)])),
+    (
+        "session",
+        Obj(&[
+            ("id", Leaf),
+            ("started_ms", Leaf),
+            (
+                "calls",
+                Each(&Obj(&[
+                    ("time_ms", Leaf),
+                    ("method", Leaf),
+                    ("name", Leaf),
+                    ("tool", Leaf),
+                    ("labels", Each(&Leaf)),
+                    ("allowed", Leaf),
+                ])),
+            ),
+            ("labels", Each(&Leaf)),
+            ("principal", Leaf),
+            (
+                "killed",
+                Obj(&[("reason", Leaf), ("at_ms", Leaf), ("until_ms", Leaf)]),
+            ),
+        ]),
+    ),
+    ("rate", Obj(&[("session", RATE), ("identity", RATE)])),
+]);
+
+/// Open-ended objects whose keys the filter lower-cases (header names).
+const LOWER_CASE_KEYS: [&str; 2] = ["input.http.headers", "input.mcp.headers.params"];
+
+/// One questionable reference.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// Module name as compiled (the caller maps it to a path).
+    pub module: String,
+    pub line: u32,
+    pub col: u32,
+    pub message: String,
+    /// `did you mean …?`, when a documented name is close.
+    pub suggestion: Option<String>,
+}
+
+/// One segment of a reference: a constant key, or a run-time index.
+enum Seg {
+    Key(String),
+    Dynamic,
+}
+
+/// A segment and where it is written (line, column).
+type Located = (Seg, (u32, u32));
+
+/// Check every module's references to `input`.
+pub fn check_modules(modules: &[regorus::unstable::Ref<Module>]) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for m in modules {
+        // `import input.mcp.tool` makes `tool` mean `input.mcp.tool`;
+        // `import input.mcp as m` makes `m` mean it.
+        let mut aliases: Vec<(String, Vec<String>)> = vec![("input".into(), Vec::new())];
+        for imp in &m.imports {
+            let Some((root, segs)) = chain(&imp.refr) else {
+                continue;
+            };
+            if root != "input" {
+                continue;
+            }
+            let keys: Option<Vec<String>> = segs
+                .into_iter()
+                .map(|(s, _)| match s {
+                    Seg::Key(k) => Some(k),
+                    Seg::Dynamic => None,
+                })
+                .collect();
+            let Some(keys) = keys else { continue };
+            let alias = match &imp.r#as {
+                Some(span) => span.text().to_string(),
+                None => keys.last().cloned().unwrap_or_else(|| "input".into()),
+            };
+            aliases.push((alias, keys));
+        }
+        let mut w = Walker {
+            aliases: &aliases,
+            module: m.package.span.source.file().clone(),
+            out: &mut out,
+        };
+        for rule in &m.policy {
+            w.rule(rule);
+        }
+    }
+    out
+}
+
+struct Walker<'a> {
+    aliases: &'a [(String, Vec<String>)],
+    module: String,
+    out: &'a mut Vec<Finding>,
+}
+
+impl Walker<'_> {
+    fn rule(&mut self, rule: &Rule) {
+        match rule {
+            Rule::Spec { head, bodies, .. } => {
+                match head {
+                    RuleHead::Compr { refr, assign, .. } => {
+                        self.expr(refr);
+                        if let Some(a) = assign {
+                            self.expr(&a.value);
+                        }
+                    }
+                    RuleHead::Set { refr, key, .. } => {
+                        self.expr(refr);
+                        if let Some(k) = key {
+                            self.expr(k);
+                        }
+                    }
+                    RuleHead::Func { args, assign, .. } => {
+                        for a in args {
+                            self.expr(a);
+                        }
+                        if let Some(a) = assign {
+                            self.expr(&a.value);
+                        }
+                    }
+                }
+                for b in bodies {
+                    if let Some(a) = &b.assign {
+                        self.expr(&a.value);
+                    }
+                    self.query(&b.query);
+                }
+            }
+            Rule::Default { value, .. } => self.expr(value),
+        }
+    }
+
+    fn query(&mut self, q: &Query) {
+        for s in &q.stmts {
+            match &s.literal {
+                Literal::SomeVars { .. } => {}
+                Literal::SomeIn {
+                    key,
+                    value,
+                    collection,
+                    ..
+                } => {
+                    if let Some(k) = key {
+                        self.expr(k);
+                    }
+                    self.expr(value);
+                    self.expr(collection);
+                }
+                Literal::Expr { expr, .. } | Literal::NotExpr { expr, .. } => self.expr(expr),
+                Literal::Every { domain, query, .. } => {
+                    self.expr(domain);
+                    self.query(query);
+                }
+            }
+            for w in &s.with_mods {
+                self.expr(&w.refr);
+                self.expr(&w.r#as);
+            }
+        }
+    }
+
+    fn expr(&mut self, e: &Expr) {
+        match e {
+            Expr::RefDot { .. } | Expr::RefBrack { .. } => {
+                if let Some((root, segs)) = chain(e) {
+                    self.reference(&root, &segs);
+                }
+                // Walk what the chain does not cover: run-time indexes, and a
+                // root that is not a variable (`f(x).y`).
+                let mut cur = e;
+                loop {
+                    match cur {
+                        Expr::RefDot { refr, .. } => cur = refr,
+                        Expr::RefBrack { refr, index, .. } => {
+                            self.expr(index);
+                            cur = refr;
+                        }
+                        Expr::Var { .. } => break,
+                        other => {
+                            self.expr(other);
+                            break;
+                        }
+                    }
+                }
+            }
+            Expr::String { .. }
+            | Expr::RawString { .. }
+            | Expr::Number { .. }
+            | Expr::Bool { .. }
+            | Expr::Null { .. }
+            | Expr::Var { .. } => {}
+            Expr::Array { items, .. } | Expr::Set { items, .. } => {
+                for i in items {
+                    self.expr(i);
+                }
+            }
+            Expr::Object { fields, .. } => {
+                for (_, k, v) in fields {
+                    self.expr(k);
+                    self.expr(v);
+                }
+            }
+            Expr::ArrayCompr { term, query, .. } | Expr::SetCompr { term, query, .. } => {
+                self.expr(term);
+                self.query(query);
+            }
+            Expr::ObjectCompr {
+                key, value, query, ..
+            } => {
+                self.expr(key);
+                self.expr(value);
+                self.query(query);
+            }
+            Expr::Call { fcn, params, .. } => {
+                // `object.get(input.mcp.tool, "nmae", d)`: the path the
+                // constant key leads to.
+                if crate::policy::lint::call_name(fcn).as_deref() == Some("object.get") {
+                    if let (Some(obj), Some(key)) = (params.first(), params.get(1)) {
+                        if let Some((root, mut segs)) = chain(obj) {
+                            let sp = key.span();
+                            let at = (sp.line, sp.col);
+                            let keys: Option<Vec<String>> = match key.as_ref() {
+                                Expr::String {
+                                    value: Value::String(s),
+                                    ..
+                                }
+                                | Expr::RawString {
+                                    value: Value::String(s),
+                                    ..
+                                } => Some(vec![s.to_string()]),
+                                Expr::Array { items, .. } => items
+                                    .iter()
+                                    .map(|i| match i.as_ref() {
+                                        Expr::String {
+                                            value: Value::String(s),
+                                            ..
+                                        }
+                                        | Expr::RawString {
+                                            value: Value::String(s),
+                                            ..
+                                        } => Some(s.to_string()),
+                                        _ => None,
+                                    })
+                                    .collect(),
+                                _ => None,
+                            };
+                            if let Some(keys) = keys {
+                                segs.extend(keys.into_iter().map(|k| (Seg::Key(k), at)));
+                                self.reference(&root, &segs);
+                            }
+                        }
+                    }
+                }
+                for p in params {
+                    self.expr(p);
+                }
+            }
+            Expr::UnaryExpr { expr, .. } => self.expr(expr),
+            Expr::BinExpr { lhs, rhs, .. }
+            | Expr::BoolExpr { lhs, rhs, .. }
+            | Expr::ArithExpr { lhs, rhs, .. }
+            | Expr::AssignExpr { lhs, rhs, .. } => {
+                self.expr(lhs);
+                self.expr(rhs);
+            }
+            Expr::Membership {
+                key,
+                value,
+                collection,
+                ..
+            } => {
+                if let Some(k) = key {
+                    self.expr(k);
+                }
+                self.expr(value);
+                self.expr(collection);
+            }
+        }
+    }
+
+    fn reference(&mut self, root: &str, segs: &[Located]) {
+        let Some((_, prefix)) = self.aliases.iter().rev().find(|(a, _)| a == root) else {
+            return;
+        };
+        let mut path: Vec<&str> = vec!["input"];
+        let mut node = INPUT;
+        for key in prefix {
+            match step(node, key) {
+                Some(n) => node = n,
+                None => return, // the import itself is reported where it is used
+            }
+            path.push(key);
+        }
+        for (seg, at) in segs {
+            let here = show(&path);
+            if let Each(element) = node {
+                // `calls[i]`, `calls[_]`: the element, whatever the index.
+                node = *element;
+                path.push("[_]");
+                continue;
+            }
+            let Seg::Key(key) = seg else { return };
+            match node {
+                Each(_) => return,
+                Open => {
+                    if LOWER_CASE_KEYS.contains(&here.as_str())
+                        && key.chars().any(|c| c.is_ascii_uppercase())
+                    {
+                        self.report(
+                            *at,
+                            format!(
+                                "{here}[{key:?}] is never set: header names in {here} are lower case; use {:?}",
+                                key.to_ascii_lowercase()
+                            ),
+                        );
+                    }
+                    return;
+                }
+                Leaf => {
+                    self.report(
+                        *at,
+                        format!("{here} is a single value in the documented input; it has no member {key:?}"),
+                    );
+                    return;
+                }
+                Obj(members) => match members.iter().find(|(k, _)| k == key) {
+                    Some((_, n)) => {
+                        node = *n;
+                        path.push(key);
+                    }
+                    None => {
+                        let hint = suggestion(key, members.iter().map(|(k, _)| *k))
+                            .map(|s| format!("did you mean {here}.{s}?"));
+                        self.report_with(
+                            *at,
+                            format!("{here}.{key} is not in the documented input (docs/input.md)"),
+                            hint,
+                        );
+                        return;
+                    }
+                },
+            }
+        }
+    }
+
+    fn report(&mut self, at: (u32, u32), message: String) {
+        self.report_with(at, message, None);
+    }
+
+    fn report_with(
+        &mut self,
+        (line, col): (u32, u32),
+        message: String,
+        suggestion: Option<String>,
+    ) {
+        self.out.push(Finding {
+            module: self.module.clone(),
+            line,
+            col,
+            message,
+            suggestion,
+        });
+    }
+}
+
+/// `input.session.calls[_].tool`.
+fn show(path: &[&str]) -> String {
+    let mut s = String::new();
+    for p in path {
+        if !s.is_empty() && !p.starts_with('[') {
+            s.push('.');
+        }
+        s.push_str(p);
+    }
+    s
+}
+
+fn step(node: Node, key: &str) -> Option<Node> {
+    match node {
+        Open => Some(Open),
+        Leaf => None,
+        Each(element) => Some(*element),
+        Obj(members) => members.iter().find(|(k, _)| *k == key).map(|(_, n)| *n),
+    }
+}
+
+/// The variable a reference starts from and its segments, outermost last.
+fn chain(e: &Expr) -> Option<(String, Vec<Located>)> {
+    let mut segs = Vec::new();
+    let mut cur = e;
+    loop {
+        match cur {
+            Expr::RefDot { refr, field, .. } => {
+                let seg = match &field.1 {
+                    Value::String(s) => Seg::Key(s.to_string()),
+                    _ => Seg::Key(field.0.text().to_string()),
+                };
+                segs.push((seg, (field.0.line, field.0.col)));
+                cur = refr;
+            }
+            Expr::RefBrack { refr, index, .. } => {
+                let seg = match index.as_ref() {
+                    Expr::String {
+                        value: Value::String(s),
+                        ..
+                    }
+                    | Expr::RawString {
+                        value: Value::String(s),
+                        ..
+                    } => Seg::Key(s.to_string()),
+                    _ => Seg::Dynamic,
+                };
+                let sp = index.span();
+                segs.push((seg, (sp.line, sp.col)));
+                cur = refr;
+            }
+            Expr::Var {
+                value: Value::String(s),
+                ..
+            } => {
+                segs.reverse();
+                return Some((s.to_string(), segs));
+            }
+            _ => return None,
+        }
+    }
+}
+
+/// The closest member name, if it is close enough to be a typo.
+fn suggestion<'a>(key: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    let limit = (key.chars().count() / 3).max(1);
+    candidates
+        .map(|c| (edit_distance(key, c), c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// Edits (insert, delete, substitute, swap two neighbours) from `a` to `b`.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let w = b.len() + 1;
+    let mut d = vec![0usize; (a.len() + 1) * w];
+    let at = |i: usize, j: usize| i * w + j;
+    for i in 0..=a.len() {
+        for j in 0..=b.len() {
+            let v = if i == 0 || j == 0 {
+                i + j
+            } else {
+                let (ca, cb) = (a.get(i - 1), b.get(j - 1));
+                let cost = usize::from(ca != cb);
+                let get = |k: usize| d.get(k).copied().unwrap_or(usize::MAX - 1);
+                let mut v = (get(at(i - 1, j)) + 1)
+                    .min(get(at(i, j - 1)) + 1)
+                    .min(get(at(i - 1, j - 1)) + cost);
+                if i > 1 && j > 1 && ca == b.get(j - 2) && a.get(i - 2) == cb {
+                    v = v.min(get(at(i - 2, j - 2)) + 1);
+                }
+                v
+            };
+            if let Some(slot) = d.get_mut(at(i, j)) {
+                *slot = v;
+            }
+        }
+    }
+    d.last().copied().unwrap_or(0)
+}
+
+/// Every documented path, for the documentation test and `--help`.
+pub fn documented_paths() -> Vec<(String, &'static str)> {
+    fn go(prefix: &str, node: Node, out: &mut Vec<(String, &'static str)>) {
+        if let Obj(members) = node {
+            for (k, n) in members {
+                let p = format!("{prefix}.{k}");
+                out.push((
+                    p.clone(),
+                    match n {
+                        Leaf => "value",
+                        Open => "open",
+                        Obj(_) => "object",
+                        Each(_) => "list",
+                    },
+                ));
+                match n {
+                    Each(element) => go(&format!("{p}[_]"), **element, out),
+                    other => go(&p, *other, out),
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    go("input", INPUT, &mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn findings(src: &str) -> Vec<String> {
+        let mut e = regorus::Engine::new();
+        e.set_rego_v0(false);
+        e.add_policy("p.rego".into(), src.into()).unwrap();
+        check_modules(e.get_modules())
+            .into_iter()
+            .map(|f| match f.suggestion {
+                Some(s) => format!("{}:{}: {}; {s}", f.line, f.col, f.message),
+                None => format!("{}:{}: {}", f.line, f.col, f.message),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn documented_paths_pass() {
+        let f = findings(
+            r#"package mcp
+import rego.v1
+allow if input.mcp.tool.name == "x"
+allow if input.mcp.tool.arguments.path.deep.down
+allow if input.mcp.params._meta["io.modelcontextprotocol/clientInfo"]
+allow if input.http.headers["mcp-session-id"]
+allow if input.identity.claims.groups[_] == "admin"
+allow if { some k, v in input.mcp.tool.arguments; k == v }
+allow if input.mcp[k].name == "x"
+allow if input.session.calls[_].tool == "x"
+allow if count(input.session.calls[0].labels) > input.rate.session.tools.x
+allow if not input.mcp
+deny contains input.mcp.method if input.mcp.kind == "request"
+"#,
+        );
+        assert!(f.is_empty(), "{f:?}");
+    }
+
+    #[test]
+    fn typos_and_impossible_paths_are_found() {
+        let f = findings(
+            r#"package mcp
+import rego.v1
+allow if input.mcp.tool.nme == "x"
+allow if input.mcp.method.name == "x"
+deny contains sprintf("%v", [input.mpc.method]) if true
+allow if count([x | x := input.http.headers.Authorization]) > 0
+allow if input.mcp.headers.params["Region"]
+allow if input.sessions.id
+allow if input.session.calls[_].tol == "x"
+"#,
+        );
+        assert_eq!(f.len(), 7, "{f:?}");
+        assert!(
+            f[0].starts_with("3:25: input.mcp.tool.nme is not in the documented input"),
+            "{f:?}"
+        );
+        assert!(f[0].ends_with("did you mean input.mcp.tool.name?"), "{f:?}");
+        assert!(f[1].contains("input.mcp.method is a single value"), "{f:?}");
+        assert!(
+            f[2].contains("input.mpc") && f[2].contains("did you mean input.mcp?"),
+            "{f:?}"
+        );
+        assert!(f[3].contains("lower case; use \"authorization\""), "{f:?}");
+        assert!(f[4].contains("use \"region\""), "{f:?}");
+        assert!(
+            f[5].contains("input.sessions is not in the documented input"),
+            "{f:?}"
+        );
+        assert!(
+            f[6].contains("input.session.calls[_].tol is not in the documented input"),
+            "{f:?}"
+        );
+    }
+
+    #[test]
+    fn imports_of_input_are_followed() {
+        let f = findings(
+            "package mcp\nimport rego.v1\nimport input.mcp.tool\nimport input.http as h\nallow if tool.nam == \"x\"\nallow if h.header\n",
+        );
+        assert_eq!(f.len(), 2, "{f:?}");
+        assert!(f[0].contains("input.mcp.tool.nam"), "{f:?}");
+        assert!(
+            f[1].contains("input.http.header ") && f[1].contains("input.http.headers?"),
+            "{f:?}"
+        );
+    }
+
+    #[test]
+    fn with_targets_are_checked() {
+        let f = findings(
+            "package t\nimport rego.v1\ntest_x if data.mcp.allow with input.mcp.methd as \"ping\"\n",
+        );
+        assert_eq!(f.len(), 1, "{f:?}");
+    }
+
+    /// The tree above is docs/input.md: every field the document's tables
+    /// list is in the tree, and every field of the tree's `mcp` and `http`
+    /// parts (and of any other part the document has a section for) is in
+    /// the document.
+    #[test]
+    fn tree_matches_docs_input_md() {
+        let doc = include_str!("../../../../../docs/input.md");
+        let known: Vec<String> = documented_paths().into_iter().map(|(p, _)| p).collect();
+        let mut listed: Vec<String> = Vec::new();
+        let mut section = String::new();
+        for line in doc.lines() {
+            if let Some(h) = line
+                .strip_prefix("## ")
+                .or_else(|| line.strip_prefix("### "))
+            {
+                if let Some(p) = h.trim().strip_prefix("`").and_then(|h| h.strip_suffix("`")) {
+                    if p.starts_with("input.") {
+                        section = p.to_string();
+                    }
+                } else if !h.starts_with("Fields") {
+                    section.clear();
+                }
+                continue;
+            }
+            if section.is_empty() || !line.starts_with("| `") {
+                continue;
+            }
+            let cells: Vec<&str> = line.split(" | ").collect();
+            let first = cells
+                .first()
+                .map(|c| c.trim_start_matches("| "))
+                .unwrap_or_default();
+            // "Fields filled per method": the field is the second column and
+            // its keys are in the third.
+            let per_method = cells.len() >= 3
+                && cells
+                    .get(1)
+                    .is_some_and(|c| c.starts_with('`') && c.ends_with('`') && !c.contains(' '));
+            let field_cell = if per_method {
+                cells.get(1).copied().unwrap_or_default()
+            } else {
+                first
+            };
+            let field = field_cell.trim_matches('`');
+            if field.contains(' ') || field.is_empty() {
+                continue;
+            }
+            let path = format!("{section}.{field}");
+            listed.push(path.clone());
+            if per_method {
+                let contents = cells.get(2).copied().unwrap_or_default();
+                for part in contents.split('"').skip(1).step_by(2) {
+                    listed.push(format!("{path}.{part}"));
+                }
+            }
+        }
+        assert!(
+            listed.len() > 30,
+            "the document's tables were not found: {listed:?}"
+        );
+        for p in &listed {
+            assert!(
+                known.contains(p),
+                "docs/input.md lists {p}, which the CLI does not know (src/lint/input.rs INPUT)"
+            );
+        }
+        let sections: Vec<&str> = doc
+            .lines()
+            .filter_map(|l| {
+                l.strip_prefix("## `input.")
+                    .and_then(|l| l.strip_suffix('`'))
+            })
+            .collect();
+        for p in &known {
+            let top = p.split('.').nth(1).unwrap_or_default();
+            let nested_in_listed = listed.iter().any(|l| p.starts_with(&format!("{l}.")));
+            if sections.contains(&top) && !nested_in_listed && p.matches('.').count() >= 2 {
+                assert!(
+                    listed.contains(p),
+                    "{p} is in src/lint/input.rs but not in docs/input.md"
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! The policy: its `input`, the engine that decides on it, and the tools
+//! that check policies offline.
+
+/// Compile, evaluate and read a decision (RVM or interpreter).
+pub mod engine;
+/// The policy `input` document built from a message and its request.
+pub mod input;
+/// The input lint: references to `input` paths the filter never provides.
+pub mod lint;
+/// Call-dependent rules of list results (`tools/list` filtering).
+pub mod listing;
+/// `not` over an undefined operand, compiled as OPA does.
+pub mod negation;
+/// The outputs a policy may define besides `allow` and `deny`.
+pub mod outputs;
+/// `test_` rules (`opa test` convention).
+pub mod regotest;
