@@ -30,7 +30,7 @@ REVISION = "sha256:2a20a1d734a418c0cb74ae29a2ad8550a1e3829f1572b2e9a1c1eb1891cf4
 T0 = dt.datetime(2026, 11, 22, 5, 0, 0, tzinfo=dt.timezone.utc)
 
 # --------------------------------------------------------------------------- #
-# Fixture events, shaped as src/audit.rs writes them
+# Fixture events, shaped as crates/core/src/observe/audit.rs writes them
 # --------------------------------------------------------------------------- #
 
 _seq = iter(range(1, 10_000))

@@ -1344,7 +1344,7 @@ mod tests {
     #[test]
     fn private_key_blocks_are_found_whole() {
         // The markers are split in the source so the repository holds no
-        // text that looks like a key (tests/test_mesh_configs.py checks).
+        // text that looks like a key (tests/mesh/test_mesh_configs.py checks).
         let pem = concat!(
             "-----BEGIN RSA PRIVATE KEY",
             "-----\nMIIEpAIBAAKCAQEA7V8sZ3n\nQ2x9+/abc=\n-----END RSA PRIVATE KEY",

@@ -78,7 +78,7 @@ impl Needs {
     }
 
     /// Conservative: an attribute is needed when any module mentions its
-    /// name as a word (`input.identity`, `input[&crate::mcp::keys::key("identity")]`, a string that
+    /// name as a word (`input.identity`, `input["identity"]`, a string that
     /// builds the path…), comments included. A policy that never names
     /// `identity` cannot read it, short of assembling the word from pieces.
     /// A module that uses `input` other than through a path or a literal
@@ -139,7 +139,7 @@ fn mentions_word(s: &str, word: &str) -> bool {
     })
 }
 
-/// `input` used other than as `input.path` or `input[&crate::mcp::keys::key("literal")]`.
+/// `input` used other than as `input.path` or `input["literal"]`.
 fn uses_input_whole(s: &str) -> bool {
     let b = s.as_bytes();
     s.match_indices("input").any(|(i, _)| {

@@ -112,7 +112,7 @@ impl Message<'_> {
         )
     }
 
-    /// `params._meta[&crate::mcp::keys::key("io.modelcontextprotocol/protocolVersion")]`
+    /// `params._meta["io.modelcontextprotocol/protocolVersion"]`
     /// (2026-07-28 requests carry their version in every message).
     pub fn meta_protocol_version(&self) -> Option<&str> {
         self.params[&crate::mcp::keys::key("_meta")][&crate::mcp::keys::key(META_PROTOCOL_VERSION)]

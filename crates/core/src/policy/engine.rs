@@ -1412,7 +1412,7 @@ labels contains "sensitive_read"
 
     // Native only: its two-million-element comprehension crashes Node's WASI
     // runner (a SIGSEGV in node, not a wasm trap). Inside Envoy the same
-    // budget is shown by tests/test_e2e_http.py
+    // budget is shown by tests/e2e/test_e2e_http.py
     // (test_the_interpreter_fallback_is_bounded_by_time).
     #[cfg(not(target_arch = "wasm32"))]
     #[test]

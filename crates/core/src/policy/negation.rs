@@ -12,7 +12,7 @@
 //! inside the negation, so without this step a policy would read `true`
 //! where OPA reads undefined — and an `allow` with such a literal would
 //! allow where OPA does not (docs/policy.md, "Differences from OPA",
-//! tests/test_differential.py).
+//! tests/tooling/test_differential.py).
 //!
 //! This module rewrites the policy's sources once, at compile time, the way
 //! OPA's compiler does: each such operand becomes a fresh variable assigned
