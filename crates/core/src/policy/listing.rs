@@ -992,8 +992,9 @@ fn ends_with_open_brace(s: &str) -> bool {
 
 /// A statement's byte range in `text`. regorus' spans of string tokens
 /// leave out their quotes, so a statement that starts or ends with a string
-/// is widened by the quote (no statement otherwise touches a quote).
-fn widen(text: &str, start: usize, end: usize) -> (usize, usize) {
+/// is widened by the quote (no statement otherwise touches a quote). Also
+/// used by the negation rewrite (`negation.rs`).
+pub(crate) fn widen(text: &str, start: usize, end: usize) -> (usize, usize) {
     let quote = |i: usize| matches!(text.as_bytes().get(i), Some(b'"' | b'`'));
     let start = if start > 0 && quote(start - 1) {
         start - 1

@@ -24,6 +24,7 @@
 //! outside the negation (`not f(xs[_])`, which OPA refuses as unsafe) is
 //! left as written.
 
+use super::listing::widen;
 use regorus::unstable::{BoolOp, Expr, Literal, LiteralStmt, Module, Query, Rule, RuleHead};
 use regorus::{Engine, Value};
 use std::collections::BTreeSet;
@@ -620,19 +621,6 @@ fn is_ref(e: &Expr) -> bool {
         e,
         Expr::Var { .. } | Expr::RefDot { .. } | Expr::RefBrack { .. }
     )
-}
-
-/// A byte range in `text` widened by the quotes regorus' string spans leave
-/// out.
-fn widen(text: &str, start: usize, end: usize) -> (usize, usize) {
-    let quote = |i: usize| matches!(text.as_bytes().get(i), Some(b'"' | b'`'));
-    let start = if start > 0 && quote(start - 1) {
-        start - 1
-    } else {
-        start
-    };
-    let end = if quote(end) { end + 1 } else { end };
-    (start, end)
 }
 
 #[cfg(test)]
