@@ -25,7 +25,7 @@ reveal contains "id" if input.mcp.tool.name == "delete_record"
 labels contains "write" if input.mcp.tool.name in {"delete_record", "send_email"}
 """
 
-HEADERS = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
+HEADERS = rpc.JSON_HEADERS
 
 
 def call(url: str, name: str, id_: int, args: dict[str, Any]) -> httpx.Response:

@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parent.parent.parent
 CLUSTER = "policy_bundles"
 PATH = "/bundles/mcp.tar.gz"
 POLL_MS = 300
-HEADERS = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
+HEADERS = rpc.JSON_HEADERS
 
 MAIN = """package mcp
 

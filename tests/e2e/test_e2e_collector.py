@@ -22,7 +22,7 @@ import rego.v1
 default allow := true
 deny contains "blocked" if input.mcp.tool.name == "delete_record"
 """
-HEADERS = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
+HEADERS = rpc.JSON_HEADERS
 
 
 class Collector:

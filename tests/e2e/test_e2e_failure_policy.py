@@ -26,7 +26,7 @@ default allow := true
 deny contains "blocked" if input.mcp.tool.name == "delete_record"
 """
 TRAP = "x-mcp-policy-trap"
-HEADERS = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
+HEADERS = rpc.JSON_HEADERS
 
 
 def call(url: str, name: str, id_: int, trap: bool = False) -> httpx.Response:

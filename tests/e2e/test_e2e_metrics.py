@@ -24,7 +24,7 @@ default allow := true
 deny contains "blocked" if input.mcp.tool.name == "delete_record"
 dry_run contains "soon blocked" if input.mcp.tool.name == "send_email"
 """
-HEADERS = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
+HEADERS = rpc.JSON_HEADERS
 
 
 def prometheus(envoy: harness.EnvoyHandle) -> str:

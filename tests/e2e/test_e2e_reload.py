@@ -28,7 +28,7 @@ deny contains sprintf("session rate: %d calls in the window", [n]) if {
     n > 3
 }
 """
-HEADERS = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
+HEADERS = rpc.JSON_HEADERS
 
 
 

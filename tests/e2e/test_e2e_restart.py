@@ -23,7 +23,7 @@ import pytest
 
 import envoy_config  # noqa: F401  (harness puts tools/ on sys.path)
 from support import harness
-from support.rpc import DENY_CODE
+from support.rpc import DENY_CODE, JSON_HEADERS
 
 V1 = """package mcp
 import rego.v1
@@ -34,8 +34,7 @@ deny contains "delete_record is not allowed" if input.mcp.tool.name == "delete_r
 V2 = V1 + """
 deny contains "never called" if input.mcp.tool.name == "never_called"
 """
-HEADERS = {"content-type": "application/json", "accept": "application/json, text/event-stream",
-           "mcp-protocol-version": "2025-11-25"}
+HEADERS = dict(JSON_HEADERS, **{"mcp-protocol-version": "2025-11-25"})
 # A bound on each client thread; a test stops the load earlier, once what
 # it waits for (swaps, a takeover) happened during the load.
 MAX_CALLS_PER_THREAD = 3000

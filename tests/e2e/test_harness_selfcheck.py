@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from support import harness
+from support import harness, rpc
 
 INIT_REQUEST = {
     "jsonrpc": "2.0",
@@ -29,7 +29,7 @@ INIT_REQUEST = {
         "clientInfo": {"name": "harness-selfcheck", "version": "0"},
     },
 }
-MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+MCP_HEADERS = rpc.JSON_HEADERS
 
 
 def _port_closed(port: int) -> bool:

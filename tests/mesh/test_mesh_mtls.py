@@ -27,12 +27,11 @@ import httpx
 import pytest
 
 from support import harness
-from support.rpc import DENY_CODE, call
+from support.rpc import DENY_CODE, JSON_HEADERS, call
 from support import mesh as mh
 
 FINANCE = "spiffe://example.org/ns/agents/sa/finance-agent"
-HEADERS = {"content-type": "application/json", "accept": "application/json, text/event-stream",
-           "mcp-protocol-version": "2025-11-25"}
+HEADERS = dict(JSON_HEADERS, **{"mcp-protocol-version": "2025-11-25"})
 
 
 class Mesh:
