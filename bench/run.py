@@ -47,7 +47,9 @@ sys.path.insert(0, str(REPO / "tools"))
 import envoy_config  # noqa: E402
 
 BENCH = REPO / "bench"
-WASM = REPO / "target/wasm32-wasip1/release/mcp_policy.wasm"
+# BENCH_MODULE measures another build of the module (for example the one of an
+# earlier commit, kept aside) against the same floor and ext_authz service.
+WASM = Path(os.environ.get("BENCH_MODULE") or REPO / "target/wasm32-wasip1/release/mcp_policy.wasm")
 NOOP_WASM = REPO / "target/bench/wasm32-wasip1/release/noop_filter.wasm"
 AUTHZ_BIN = REPO / "target/bench/release/authz-service"
 
