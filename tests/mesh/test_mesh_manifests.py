@@ -1,10 +1,17 @@
 """The Kubernetes manifests in deploy/: Istio (EnvoyFilter, WasmPlugin,
 TrafficExtension) and Envoy Gateway (EnvoyExtensionPolicy).
 
-* Each is valid against its CRD schema from ../shared/schemas/ (reference
-  data beside the repository, read in place): OpenAPI types, enums, patterns,
-  unknown fields refused as `kubectl apply --validate=strict` would, and the
-  CRDs' CEL rules the manifests meet (see support.mesh.crd_validator).
+* Each is valid on every machine, with only the registries: WasmPlugin and
+  EnvoyFilter against the typed models of PyPI's cloudcoil-models-istio
+  (types, enums, unknown fields refused as `kubectl apply --validate=strict`
+  would); TrafficExtension and EnvoyExtensionPolicy, which no package covers,
+  against structural schemas kept in tests/fixtures/crds/ (types, required
+  fields, enums), written by tools/crd_structural.py from the upstream CRDs.
+* Where the upstream CRDs are present (../shared/schemas beside the
+  repository, or MCP_POLICY_SCHEMAS), each is also valid against its full CRD
+  (OpenAPI patterns and the CEL rules the manifests meet, see
+  support.mesh.crd_validator), and the structural schemas must not have
+  drifted from them.
 * What each hands to the module is a configuration the module accepts: the
   EnvoyFilter's Wasm filter goes through `envoy --mode validate`; the
   WasmPlugin's pluginConfig is run end to end the way Istio delivers it
@@ -30,12 +37,19 @@ from support import mesh as mh
 
 ISTIO_CRDS = mh.SCHEMAS / "istio" / "customresourcedefinitions.gen.yaml"
 EG_CRDS = mh.SCHEMAS / "envoy-gateway" / "gateway.envoyproxy.io_envoyextensionpolicies.yaml"
+STRUCTURAL = mh.REPO / "tests" / "fixtures" / "crds"
 DEPLOY = mh.REPO / "deploy"
+#: manifest -> (how it is validated on every machine, the full upstream CRD file).
 MANIFESTS = {
-    "istio/envoyfilter.yaml": ISTIO_CRDS,
-    "istio/wasmplugin.yaml": ISTIO_CRDS,
-    "istio/trafficextension.yaml": ISTIO_CRDS,
-    "envoy-gateway/extension-policy.yaml": EG_CRDS,
+    "istio/envoyfilter.yaml": ("model:EnvoyFilter", ISTIO_CRDS),
+    "istio/wasmplugin.yaml": ("model:WasmPlugin", ISTIO_CRDS),
+    "istio/trafficextension.yaml": ("structural:istio-trafficextension.json", ISTIO_CRDS),
+    "envoy-gateway/extension-policy.yaml": ("structural:envoy-gateway-envoyextensionpolicy.json", EG_CRDS),
+}
+#: The structural schemas: file -> (upstream CRD file, apiVersion, kind).
+STRUCTURAL_SOURCES = {
+    "istio-trafficextension.json": (ISTIO_CRDS, "extensions.istio.io/v1alpha1", "TrafficExtension"),
+    "envoy-gateway-envoyextensionpolicy.json": (EG_CRDS, "gateway.envoyproxy.io/v1alpha1", "EnvoyExtensionPolicy"),
 }
 #: YAML under deploy/ that is not a Kubernetes manifest, and the test that checks it.
 OTHER_YAML = {
@@ -49,10 +63,22 @@ def doc(rel: str) -> dict[str, Any]:
     return docs[0]
 
 
-def validator(crd_file: Path) -> Any:
+def registry_validator(rel: str) -> Any:
+    """The validator every machine has for ``rel``: a registry package's model or a structural schema."""
+    how, _, what = MANIFESTS[rel][0].partition(":")
+    if how == "model":
+        from cloudcoil.models.istio.extensions import v1alpha1 as extensions
+        from cloudcoil.models.istio.networking import v1alpha3 as networking
+
+        return mh.model_validator({"WasmPlugin": extensions.WasmPlugin, "EnvoyFilter": networking.EnvoyFilter}[what])
+    return mh.structural_validator(STRUCTURAL / what)
+
+
+def crd_validator(crd_file: Path) -> Any:
     if not crd_file.is_file():
-        pytest.fail(f"CRD schemas not found at {crd_file} (../shared/schemas beside the repository, "
-                    "or set MCP_POLICY_SCHEMAS)", pytrace=False)
+        pytest.skip(f"the full upstream CRDs are not here ({crd_file}): ../shared/schemas beside the "
+                    "repository or MCP_POLICY_SCHEMAS; every machine still checks the manifests against "
+                    "cloudcoil-models-istio and tests/fixtures/crds/")
     return mh.crd_validator(crd_file)
 
 
@@ -61,34 +87,68 @@ def test_every_manifest_is_covered() -> None:
 
 
 @pytest.mark.parametrize("rel", sorted(MANIFESTS))
-def test_manifest_matches_its_crd_schema(rel: str) -> None:
-    assert validator(MANIFESTS[rel])(doc(rel)) == []
+def test_manifest_matches_its_registry_schema(rel: str) -> None:
+    assert registry_validator(rel)(doc(rel)) == []
 
 
-@pytest.mark.parametrize("rel, mutate, expected", [
+@pytest.mark.parametrize("rel", sorted(MANIFESTS))
+def test_manifest_matches_its_full_crd(rel: str) -> None:
+    assert crd_validator(MANIFESTS[rel][1])(doc(rel)) == []
+
+
+@pytest.mark.parametrize("name", sorted(STRUCTURAL_SOURCES))
+def test_structural_schema_is_what_the_upstream_crd_gives(name: str) -> None:
+    import crd_structural  # tools/
+
+    crd_file, api_version, kind = STRUCTURAL_SOURCES[name]
+    kept = json.loads((STRUCTURAL / name).read_text(encoding="utf-8"))
+    assert (kept["apiVersion"], kept["kind"]) == (api_version, kind)
+    crd_validator(crd_file)  # skips when the upstream CRDs are not here
+    fresh = crd_structural.extract(crd_file, api_version, kind, kept["source"]["from"])
+    assert fresh == kept, f"tests/fixtures/crds/{name} drifted from {crd_file}: regenerate it with tools/crd_structural.py"
+
+
+#: (manifest, mutation, expected error, caught on every machine or only by the full CRD's CEL rules).
+MISTAKES = [
     # WasmPlugin has no way to ask for allow_on_headers_stop_iteration.
     ("istio/wasmplugin.yaml", lambda d: d["spec"].update(allowOnHeadersStopIteration=True),
-     "Additional properties are not allowed"),
-    ("istio/wasmplugin.yaml", lambda d: d["spec"].update(failStrategy="FAIL_CLOSED"), "is not one of"),
+     "Additional properties are not allowed", "everywhere"),
+    ("istio/wasmplugin.yaml", lambda d: d["spec"].update(failStrategy="FAIL_CLOSED"), None, "everywhere"),
     ("istio/wasmplugin.yaml", lambda d: d["spec"].update(targetRefs=[{"kind": "Gateway", "name": "gw"}]),
-     "only one of targetRefs or selector can be set"),
+     "only one of targetRefs or selector can be set", "cel"),
     ("istio/wasmplugin.yaml", lambda d: d["spec"].update(url="ftp://registry.example.org/x"),
-     "url must have schema one of"),
+     "url must have schema one of", "cel"),
     ("istio/trafficextension.yaml", lambda d: d["spec"].update(lua={"inlineCode": "x"}),
-     "exactly one of wasm or lua must be set"),
+     "exactly one of wasm or lua must be set", "cel"),
+    ("istio/trafficextension.yaml", lambda d: d["spec"]["wasm"].update(failStrategy="FAIL_CLOSED"),
+     "is not one of", "everywhere"),
+    ("istio/trafficextension.yaml", lambda d: d["spec"]["wasm"].update(allowOnHeadersStopIteration=True),
+     "Additional properties are not allowed", "everywhere"),
     ("istio/envoyfilter.yaml", lambda d: d["spec"]["configPatches"][1]["patch"].update(operation="PREPEND"),
-     "is not one of"),
+     None, "everywhere"),
     ("envoy-gateway/extension-policy.yaml",
      lambda d: d["spec"]["wasm"][0]["code"].update(http={"url": "https://example.org/m.wasm"}),
-     "If type is HTTP, http field needs to be set"),  # http given while type is Image
+     "If type is HTTP, http field needs to be set", "cel"),  # http given while type is Image
     ("envoy-gateway/extension-policy.yaml", lambda d: d["spec"]["wasm"][0].update(failOpen="no"),
-     "is not of type 'boolean'"),
-])
-def test_the_validator_catches_mistakes(rel: str, mutate: Any, expected: str) -> None:
+     "is not of type 'boolean'", "everywhere"),
+    ("envoy-gateway/extension-policy.yaml", lambda d: d["spec"]["wasm"][0]["code"].update(image="registry/m:1"),
+     "is not of type 'object'", "everywhere"),
+]
+
+
+@pytest.mark.parametrize("rel, mutate, expected, where", MISTAKES)
+def test_the_validators_catch_mistakes(rel: str, mutate: Any, expected: str | None, where: str) -> None:
     bad = copy.deepcopy(doc(rel))
     mutate(bad)
-    errors = validator(MANIFESTS[rel])(bad)
-    assert any(expected in e for e in errors), errors
+    if where == "everywhere":
+        errors = registry_validator(rel)(bad)
+        # The models word an enum error their own way ("Input should be ..."): any error will do.
+        assert errors and (expected is None or any(expected in e for e in errors)), errors
+    errors = crd_validator(MANIFESTS[rel][1])(bad)
+    if expected is None:
+        assert errors
+    else:
+        assert any(expected in e for e in errors), errors
 
 
 # --------------------------------------------------------------------------- #

@@ -48,6 +48,8 @@ __all__ = [
     "REPO",
     "SCHEMAS",
     "crd_validator",
+    "model_validator",
+    "structural_validator",
     "gen_certs",
     "load_yaml_documents",
     "mesh_config",
@@ -387,29 +389,83 @@ _OBJECT_META = {
 }
 
 
-def crd_validator(crd_file: Path) -> Callable[[dict[str, Any]], list[str]]:
-    """A function that validates one manifest against the CRDs in ``crd_file``; it returns the errors."""
+def _schema_errors(raw: dict[str, Any], key: tuple[str, str], doc: dict[str, Any]) -> list[str]:
+    """``doc`` checked against the OpenAPI schema ``raw`` of ``key`` (types, enums, unknown fields)."""
     import jsonschema  # requirements-test.txt
 
+    schema = _strict(raw)
+    schema.setdefault("properties", {})
+    schema["properties"].update({
+        "apiVersion": {"const": key[0]}, "kind": {"const": key[1]}, "metadata": _OBJECT_META,
+    })
+    schema["additionalProperties"] = False
+    validator_cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft4Validator)
+    return [
+        f"{'.'.join(str(p) for p in e.absolute_path) or '<root>'}: {e.message}"
+        for e in validator_cls(schema).iter_errors(doc)
+    ]
+
+
+def crd_validator(crd_file: Path) -> Callable[[dict[str, Any]], list[str]]:
+    """A function that validates one manifest against the CRDs in ``crd_file`` (the full
+    upstream file, CEL rules included); it returns the errors."""
     schemas = crds(crd_file)
 
     def validate(doc: dict[str, Any]) -> list[str]:
         key = (doc.get("apiVersion", ""), doc.get("kind", ""))
         if key not in schemas:
             return [f"no served CRD version for {key} in {crd_file.name} (have {sorted(schemas)})"]
-        raw = schemas[key]
-        schema = _strict(raw)
-        schema.setdefault("properties", {})
-        schema["properties"].update({
-            "apiVersion": {"const": key[0]}, "kind": {"const": key[1]}, "metadata": _OBJECT_META,
-        })
-        schema["additionalProperties"] = False
-        validator_cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft4Validator)
-        errors = [
-            f"{'.'.join(str(p) for p in e.absolute_path) or '<root>'}: {e.message}"
-            for e in validator_cls(schema).iter_errors(doc)
-        ]
-        _cel_check(raw, doc, "", errors)
+        errors = _schema_errors(schemas[key], key, doc)
+        _cel_check(schemas[key], doc, "", errors)
         return errors
+
+    return validate
+
+
+def structural_validator(schema_file: Path) -> Callable[[dict[str, Any]], list[str]]:
+    """A function that validates one manifest against a structural schema kept in the repository
+    (tests/fixtures/crds/, written by tools/crd_structural.py): types, required fields, enums and
+    unknown fields; it returns the errors."""
+    data = json.loads(schema_file.read_text(encoding="utf-8"))
+    key = (data["apiVersion"], data["kind"])
+
+    def validate(doc: dict[str, Any]) -> list[str]:
+        if (doc.get("apiVersion", ""), doc.get("kind", "")) != key:
+            return [f"{schema_file.name} describes {key}, not {(doc.get('apiVersion'), doc.get('kind'))}"]
+        return _schema_errors(data["schema"], key, doc)
+
+    return validate
+
+
+def _unknown_fields(given: Any, kept: Any, path: str) -> list[str]:
+    """Members of ``given`` that a model round trip (``kept``) dropped: fields the model does not know."""
+    if isinstance(given, dict) and isinstance(kept, dict):
+        out = []
+        for k, v in given.items():
+            here = f"{path}.{k}" if path else k
+            if k not in kept:
+                out.append(f"{here}: Additional properties are not allowed ({k!r} is not a field of the model)")
+            else:
+                out.extend(_unknown_fields(v, kept[k], here))
+        return out
+    if isinstance(given, list) and isinstance(kept, list):
+        return [e for i, (g, k) in enumerate(zip(given, kept)) for e in _unknown_fields(g, k, f"{path}[{i}]")]
+    return []
+
+
+def model_validator(model: Any) -> Callable[[dict[str, Any]], list[str]]:
+    """A function that validates one manifest with a typed model from a registry package (PyPI
+    cloudcoil-models-istio: pydantic models generated from Istio's CRDs): types and enums by the
+    model, unknown fields by a round trip (the models keep unknown members silently, so a member
+    the round trip drops is one the API does not have); it returns the errors."""
+    import pydantic
+
+    def validate(doc: dict[str, Any]) -> list[str]:
+        try:
+            obj = model.model_validate(doc)
+        except pydantic.ValidationError as e:
+            return [f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in e.errors()]
+        kept = obj.model_dump(by_alias=True, exclude_unset=True, mode="json")
+        return _unknown_fields(doc, kept, "")
 
     return validate
