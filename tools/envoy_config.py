@@ -652,6 +652,13 @@ def main(argv: list[str] | None = None) -> int:
         out = Path(args.output)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text, encoding="utf-8")
+        if plugin_config is not None:
+            modules = sorted(plugin_config["policy"]["modules"])
+            data = " and data.json" if "data" in plugin_config["policy"] else ""
+            print(f"wrote {out}: the module {args.wasm}, {len(modules)} policy module(s) from {args.policy_dir} "
+                  f"({', '.join(modules)}){data}", file=sys.stderr)
+        else:
+            print(f"wrote {out} (no wasm filter)", file=sys.stderr)
     else:
         sys.stdout.write(text)
     return 0

@@ -1,4 +1,5 @@
-"""The shipped configuration: envoy/envoy.yaml is what `make run` uses; it
+"""The shipped configuration: envoy/envoy.yaml (`make run` renders the same
+configuration, plus the live bundle source, at start-up); it
 must load in a real Envoy 1.40 (which also runs the module's on_configure,
 so the embedded default policy must compile) and match policies/."""
 

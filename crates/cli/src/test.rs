@@ -67,6 +67,12 @@ pub(super) fn run(args: &TestArgs, out: &mut dyn Write) -> Result<u8, Failure> {
             emit(out, "no tests found (rules named test_*)\n");
         }
         emit(out, &format!("{passed} passed, {failed} failed\n"));
+        if failed > 0 && !args.verbose {
+            emit(
+                out,
+                "(run again with -v for where each failing test is and what it compared)\n",
+            );
+        }
     }
     Ok(if failed == 0 && !results.is_empty() {
         EXIT_OK

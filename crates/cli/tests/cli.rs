@@ -498,16 +498,19 @@ fn failing_tests_fail_and_explain_with_v() {
     );
     assert!(!r.stdout.contains("p_test.rego:5"), "{}", r.stdout);
     assert!(
-        r.stdout.trim_end().ends_with("1 passed, 1 failed"),
+        r.stdout
+            .trim_end()
+            .ends_with("1 passed, 1 failed\n(run again with -v for where each failing test is and what it compared)"),
         "{}",
         r.stdout
     );
-    expect(
+    let v = expect(
         &["test", "-v", s(&d)],
         1,
         &["p_test.rego:5", "undefined (a condition did not hold)"],
         &[],
     );
+    assert!(!v.stdout.contains("run again with -v"), "{}", v.stdout);
     let d = dir("test-none", &[("p.rego", "package mcp\nallow := true\n")]);
     expect(&["test", s(&d)], 1, &["no tests found"], &[]);
 }
