@@ -113,6 +113,9 @@ def test_the_banners_example_prints_the_reason(demo: tuple[Demo, Path]) -> None:
     assert call(d.endpoint, "echo", {"text": "hi"}) == "hi"
     assert call(d.endpoint, "delete_record", {"id": 1}) == \
         'denied: Denied by policy: tool "delete_record" is blocked by policy'
+    # Every decision is logged, the allowed ones too.
+    d.wait_for(r'mcp-policy audit \{.*"decision":"allow".*"tool":"echo"')
+    d.wait_for(r'mcp-policy audit \{.*"decision":"deny".*"tool":"delete_record"')
 
 
 def test_an_edit_is_live_and_a_broken_one_is_refused(demo: tuple[Demo, Path]) -> None:
