@@ -498,9 +498,12 @@ schema_list(items) := text if {
 	text := sprintf("%s; and %d more", [concat("; ", array.slice(items, 0, n)), count(items) - n])
 }
 
+# (`is_string` below: a tools/call name always is one, the filter refuses
+# others; the guard says so to the `%q` check of `mcp-policy check`.)
 schema_deny contains msg if {
 	problems := sort({sprintf("%s: %s", [schema_where(p), text]) | some ["violation", p, text] in schema_errors})
 	count(problems) > 0
+	is_string(input.mcp.tool.name)
 	msg := sprintf("schema: arguments of %q do not match its input schema: %s", [input.mcp.tool.name, schema_list(problems)])
 }
 
@@ -508,6 +511,7 @@ schema_deny contains msg if {
 	object.get(schema_config, "unsupported", "allow") == "deny"
 	unsupported := sort({sprintf("%s (at %s)", [what, schema_where(p)]) | some ["unsupported", p, what] in schema_errors})
 	count(unsupported) > 0
+	is_string(input.mcp.tool.name)
 	msg := sprintf("schema: the input schema of %q uses what this policy cannot check: %s", [input.mcp.tool.name, schema_list(unsupported)])
 }
 
@@ -515,6 +519,7 @@ schema_deny contains msg if {
 	schema_tool_call
 	schema_config.require_definition == true
 	not input.mcp.tool.definition
+	is_string(input.mcp.tool.name)
 	msg := sprintf("schema: the definition of tool %q is unknown (the proxy has not seen it in a tools/list answer from this server), so its arguments cannot be checked", [input.mcp.tool.name])
 }
 
