@@ -486,7 +486,7 @@ impl ResponseStream {
                         }
                     }
                     Err(e) => {
-                        self.fail(e);
+                        self.fail(e.to_string());
                         if audit {
                             let reason = self.failed.clone().unwrap_or_default();
                             let d = self.rejected(plugin, &reason);

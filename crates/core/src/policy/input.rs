@@ -9,6 +9,7 @@
 use crate::mcp::attributes::Attributes;
 use crate::mcp::jsonrpc::{self, Kind, Message};
 use crate::mcp::keys::key;
+use crate::mcp::methods;
 use crate::mcp::routing::Routing;
 use regorus::Value;
 use std::collections::BTreeMap;
@@ -347,24 +348,16 @@ fn mcp_value(routing: &Routing, m: &Message<'_>, batch: Option<BatchPosition>) -
 /// `resource`, `completion`, …), per method.
 fn named_fields(method: Option<&str>, p: &Value) -> Vec<(&'static str, Value)> {
     let mut out: Vec<(&'static str, Value)> = Vec::new();
+    if let Some((kind, param)) = method.and_then(methods::subject) {
+        let named = (param, p[&key(param)].clone());
+        let fields = if kind.has_arguments() {
+            obj([named, ("arguments", or_empty(&p[&key("arguments")]))])
+        } else {
+            obj([named])
+        };
+        out.push((kind.member(), fields));
+    }
     match method {
-        Some("tools/call") => out.push((
-            "tool",
-            obj([
-                ("name", p[&key("name")].clone()),
-                ("arguments", or_empty(&p[&key("arguments")])),
-            ]),
-        )),
-        Some("prompts/get") => out.push((
-            "prompt",
-            obj([
-                ("name", p[&key("name")].clone()),
-                ("arguments", or_empty(&p[&key("arguments")])),
-            ]),
-        )),
-        Some("resources/read" | "resources/subscribe" | "resources/unsubscribe") => {
-            out.push(("resource", obj([("uri", p[&key("uri")].clone())])))
-        }
         Some("completion/complete") => {
             let r = &p[&key("ref")];
             // A completion on a prompt or resource template is about that
@@ -407,13 +400,7 @@ fn named_fields(method: Option<&str>, p: &Value) -> Vec<(&'static str, Value)> {
                 ("message", p[&key("message")].clone()),
             ]),
         )),
-        Some(
-            "tools/list"
-            | "prompts/list"
-            | "resources/list"
-            | "resources/templates/list"
-            | "tasks/list",
-        ) => out.push(("cursor", p[&key("cursor")].clone())),
+        Some(m) if methods::is_paginated(m) => out.push(("cursor", p[&key("cursor")].clone())),
         _ => {}
     }
     out.retain(|(_, v)| *v != Value::Undefined);
