@@ -22,7 +22,7 @@
 use crate::detect::{self, floor_boundary, pointer_token};
 use regex::Regex;
 use serde::Serialize;
-use std::sync::LazyLock;
+use once_cell::sync::Lazy;
 
 /// One finding in a tool definition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -65,17 +65,19 @@ struct Patterns {
 /// Patterns run on the lower-cased text (same offsets), so they are
 /// lower-cased too and need no `(?i)`: the regex keeps its literal
 /// prefilters. `[^\n]` also stops at the NUL between strings.
-fn re(p: &str) -> Result<Regex, String> {
+fn re(p: &str) -> Result<Regex, PoisonError> {
     let p = p
         .replace("%s", r"[ \t\r\n]+")
         .replace("%b", r"(?-u:\b)")
         .replace("(?i-u:", "(?:")
         .replace(r"[^\n]", r"[^\n\x00]")
         .to_ascii_lowercase();
-    Regex::new(&p).map_err(|e| e.to_string())
+    Regex::new(&p).map_err(PoisonError::Pattern)
 }
 
-static PATTERNS: LazyLock<Result<Patterns, String>> = LazyLock::new(|| {
+/// Built once per VM, on first use (or at [`init`]): `Regex` is `Sync`, so
+/// one table serves every thread of a native host too.
+static PATTERNS: Lazy<Result<Patterns, PoisonError>> = Lazy::new(|| {
     Ok(Patterns {
         sensitive_file: re(
             r#"(?i-u:\.ssh(?:/|%b)|%bid_(?:rsa|dsa|ecdsa|ed25519)%b|\.aws/(?:credentials|config)|(?:^|[ \t\r\n\x00/"'`(])\.env(?:\.[a-z]+)?%b|/etc/(?:passwd|shadow|sudoers)|\.netrc|\.npmrc|\.pypirc|\.git-credentials|\.docker/config\.json|\.kube/config|%bmcp\.json|claude_desktop_config\.json|\.cursor/|%bcredentials\.json|\.pgpass|%bwallet\.dat|\.bash_history|\.zsh_history|\.gnupg|keychain)"#,
@@ -105,10 +107,30 @@ static PATTERNS: LazyLock<Result<Patterns, String>> = LazyLock::new(|| {
 });
 
 /// Compile the patterns now (they compile on first use otherwise).
-pub fn init() -> Result<(), String> {
-    detect::init()?;
+pub fn init() -> Result<(), PoisonError> {
+    detect::init().map_err(|e| PoisonError::Detectors(e.to_string()))?;
     PATTERNS.as_ref().map(|_| ()).map_err(Clone::clone)
 }
+
+/// Why the scanners could not be built (a bug in a shipped pattern).
+#[derive(Debug, Clone)]
+pub enum PoisonError {
+    /// A poisoning pattern does not compile.
+    Pattern(regex::Error),
+    /// The result detectors the scan shares do not compile (their message).
+    Detectors(String),
+}
+
+impl std::fmt::Display for PoisonError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PoisonError::Pattern(e) => write!(f, "{e}"),
+            PoisonError::Detectors(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for PoisonError {}
 
 fn invisible(c: char) -> bool {
     matches!(c,

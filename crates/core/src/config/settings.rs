@@ -512,7 +512,7 @@ impl Config {
         if let Some(s) = raw.sessions {
             s.validate().map_err(|message| ConfigError::Setting {
                 key: "sessions",
-                message,
+                message: message.to_string(),
             })?;
             settings.sessions = s;
         }

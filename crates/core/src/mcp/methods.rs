@@ -31,7 +31,7 @@ pub enum SubjectKind {
 impl SubjectKind {
     /// The `params` member (and list item member) the subject is named by:
     /// `name` for tools and prompts, `uri` for resources.
-    pub fn param(self) -> &'static str {
+    pub const fn param(self) -> &'static str {
         match self {
             SubjectKind::Tool | SubjectKind::Prompt => "name",
             SubjectKind::Resource => "uri",
@@ -93,11 +93,14 @@ pub fn requires_routing_name(method: &str) -> bool {
 /// The list methods whose results are filtered per caller: (method, result
 /// member holding the items, what the items are).
 pub const LISTS: [(&str, &str, SubjectKind); 4] = [
-    (TOOLS_LIST, "tools", SubjectKind::Tool),
+    (TOOLS_LIST, TOOLS_MEMBER, SubjectKind::Tool),
     (PROMPTS_LIST, "prompts", SubjectKind::Prompt),
     (RESOURCES_LIST, "resources", SubjectKind::Resource),
     (RESOURCES_TEMPLATES_LIST, "resourceTemplates", SubjectKind::Resource),
 ];
+
+/// The member of a `tools/list` result holding the tools.
+pub const TOOLS_MEMBER: &str = "tools";
 
 /// Whether `method` is a list whose items are filtered.
 pub fn is_list(method: &str) -> bool {

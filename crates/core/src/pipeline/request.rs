@@ -973,6 +973,7 @@ impl Plugin {
                 clear_kill: false,
             },
         )
+        .map_err(|e| e.to_string())
     }
 
     fn decide_transport(&mut self, http: &HttpRequest) -> (Result<Forward, LocalReply>, Decided) {

@@ -8,6 +8,9 @@
 
 use crate::mcp::attributes::Attributes;
 use crate::mcp::jsonrpc::{self, Kind, Message};
+/// The request a server-to-client message answers (part of the wire model;
+/// re-exported for the callers that name it here).
+pub use crate::mcp::jsonrpc::Origin;
 use crate::mcp::keys::key;
 use crate::mcp::methods;
 use crate::mcp::routing::Routing;
@@ -148,19 +151,6 @@ pub const CLIENT_TO_SERVER: &str = "client_to_server";
 /// `input.mcp.direction` of what the server sends (responses, server
 /// requests and notifications on SSE streams).
 pub const SERVER_TO_CLIENT: &str = "server_to_client";
-
-/// The client request a server-to-client response answers, as the request
-/// side saw it.
-#[derive(Debug, Clone)]
-pub struct Origin {
-    pub method: String,
-    /// The request's id, as written.
-    pub id_raw: String,
-    /// The request's `params` (`Undefined` when absent).
-    pub params: Value,
-    /// The request asked for the 2026-07-28 protocol (or later).
-    pub modern: bool,
-}
 
 /// `input` for a message the server sends to the client. A response to
 /// `origin` (same id) carries the origin's method and its subject
