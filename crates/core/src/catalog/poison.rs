@@ -20,9 +20,9 @@
 //!   tool".
 
 use crate::detect::{self, floor_boundary, pointer_token};
+use once_cell::sync::Lazy;
 use regex::Regex;
 use serde::Serialize;
-use once_cell::sync::Lazy;
 
 /// One finding in a tool definition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

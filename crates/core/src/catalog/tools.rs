@@ -8,8 +8,8 @@
 //! call reads and parses one definition, not the whole list. An index per
 //! upstream lets a later full listing forget tools the server dropped.
 
-use crate::mcp::sse;
 use crate::mcp::methods::{self, SubjectKind};
+use crate::mcp::sse;
 use crate::state::store::Store;
 
 /// The member a tool definition is named by.

@@ -87,7 +87,9 @@ pub fn subject(method: &str) -> Option<(SubjectKind, &'static str)> {
 /// Whether the 2026-07-28 transport requires an `Mcp-Name` header for the
 /// method (`tools/call`, `resources/read`, `prompts/get`).
 pub fn requires_routing_name(method: &str) -> bool {
-    SUBJECTS.iter().any(|(m, _, required)| *required && *m == method)
+    SUBJECTS
+        .iter()
+        .any(|(m, _, required)| *required && *m == method)
 }
 
 /// The list methods whose results are filtered per caller: (method, result
@@ -96,7 +98,11 @@ pub const LISTS: [(&str, &str, SubjectKind); 4] = [
     (TOOLS_LIST, TOOLS_MEMBER, SubjectKind::Tool),
     (PROMPTS_LIST, "prompts", SubjectKind::Prompt),
     (RESOURCES_LIST, "resources", SubjectKind::Resource),
-    (RESOURCES_TEMPLATES_LIST, "resourceTemplates", SubjectKind::Resource),
+    (
+        RESOURCES_TEMPLATES_LIST,
+        "resourceTemplates",
+        SubjectKind::Resource,
+    ),
 ];
 
 /// The member of a `tools/list` result holding the tools.
@@ -138,7 +144,11 @@ mod tests {
     fn subjects() {
         assert_eq!(subject("tools/call"), Some((SubjectKind::Tool, "name")));
         assert_eq!(subject("prompts/get"), Some((SubjectKind::Prompt, "name")));
-        for m in ["resources/read", "resources/subscribe", "resources/unsubscribe"] {
+        for m in [
+            "resources/read",
+            "resources/subscribe",
+            "resources/unsubscribe",
+        ] {
             assert_eq!(subject(m), Some((SubjectKind::Resource, "uri")), "{m}");
         }
         assert_eq!(subject("tools/list"), None);

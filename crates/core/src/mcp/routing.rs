@@ -100,7 +100,10 @@ impl fmt::Display for RoutingError {
                 "{header} header value '{sent}' does not match body value '{body}'"
             ),
             RoutingError::MethodWithoutMethod { sent } => {
-                write!(f, "Mcp-Method header '{sent}' on a message without a method")
+                write!(
+                    f,
+                    "Mcp-Method header '{sent}' on a message without a method"
+                )
             }
             RoutingError::NameWithoutSubject { sent } => write!(
                 f,

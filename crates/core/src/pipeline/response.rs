@@ -412,7 +412,8 @@ impl ResponseStream {
                 .filter(done)
                 .map(|o| o.id_raw.clone())
                 .collect();
-            crate::state::resume::forget(store, now, upstream, session, &ids).map_err(|e| e.to_string())
+            crate::state::resume::forget(store, now, upstream, session, &ids)
+                .map_err(|e| e.to_string())
         } else {
             let open: Vec<Origin> = self
                 .watch
@@ -421,7 +422,8 @@ impl ResponseStream {
                 .filter(|o| !done(o))
                 .cloned()
                 .collect();
-            crate::state::resume::remember(store, now, upstream, session, &open).map_err(|e| e.to_string())
+            crate::state::resume::remember(store, now, upstream, session, &open)
+                .map_err(|e| e.to_string())
         }
     }
 

@@ -7,10 +7,10 @@
 //! are the very values parsed from the body.
 
 use crate::mcp::attributes::Attributes;
-use crate::mcp::jsonrpc::{self, Kind, Message};
 /// The request a server-to-client message answers (part of the wire model;
 /// re-exported for the callers that name it here).
 pub use crate::mcp::jsonrpc::Origin;
+use crate::mcp::jsonrpc::{self, Kind, Message};
 use crate::mcp::keys::key;
 use crate::mcp::methods;
 use crate::mcp::routing::Routing;

@@ -79,8 +79,7 @@ fn default_timeout_ms() -> u64 {
     2_000
 }
 
-/// A policy bundle source (docs/bundles.md): an Envoy cluster and path,
-
+/// `enforce` (default): decisions are carried out. `audit`: every decision
 /// is made and recorded as it would have been, nothing is blocked or
 /// changed (a dry run of the whole policy).
 #[derive(Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -18,8 +18,7 @@ mod source;
 
 pub use fields::{
     AuditSettings, CollectorSettings, DebugSettings, Mode, Settings, DEFAULT_DENY_CODE,
-    DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_EVAL_MS, DEFAULT_MAX_RESPONSE_BYTES,
-    MAX_PASSTHROUGH_PATHS,
+    DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_EVAL_MS, DEFAULT_MAX_RESPONSE_BYTES, MAX_PASSTHROUGH_PATHS,
 };
 pub use source::{
     BundleSettings, BundleSettingsError, BUNDLE_PENDING_REASON, BUNDLE_PENDING_REVISION,
@@ -279,7 +278,10 @@ fn check_collector(c: &CollectorSettings) -> Result<(), ConfigError> {
 /// `debug`: a trap header, when given, is a (lower-cased) header name.
 fn debug(d: DebugSettings) -> Result<DebugSettings, ConfigError> {
     if d.trap_header.as_deref().is_some_and(str::is_empty) {
-        return Err(out_of_range("debug.trap_header", "must be a header name".into()));
+        return Err(out_of_range(
+            "debug.trap_header",
+            "must be a header name".into(),
+        ));
     }
     Ok(DebugSettings {
         trap_header: d.trap_header.map(|h| h.to_ascii_lowercase()),

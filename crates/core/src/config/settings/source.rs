@@ -4,6 +4,8 @@
 use serde::Deserialize;
 use std::fmt;
 
+/// A policy bundle source (docs/bundles.md): an Envoy cluster and path,
+/// polled with `If-None-Match`, serving OPA's bundle layout (tar.gz).
 #[derive(Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct BundleSettings {
@@ -104,7 +106,10 @@ impl fmt::Display for BundleSettingsError {
             BundleSettingsError::NoCluster => write!(f, "`cluster` must name an Envoy cluster"),
             BundleSettingsError::Path(p) => write!(f, "`path` {p:?} must start with /"),
             BundleSettingsError::PollInterval(n) => {
-                write!(f, "`poll_interval_ms` {n} is out of range (100 to 86400000)")
+                write!(
+                    f,
+                    "`poll_interval_ms` {n} is out of range (100 to 86400000)"
+                )
             }
             BundleSettingsError::Jitter => {
                 write!(f, "`poll_jitter_ms` must not exceed `poll_interval_ms`")
@@ -147,7 +152,7 @@ fn default_bundle_max_files() -> usize {
     crate::config::limits::DEFAULT_MAX_FILES
 }
 
-
+/// The reason every message is denied while a bundle-only configuration
 /// waits for its first bundle.
 pub const BUNDLE_PENDING_REASON: &str = "policy bundle not loaded yet";
 /// The revision shown meanwhile.
@@ -158,4 +163,3 @@ pub const BUNDLE_PENDING_REVISION: &str = "bundle-pending";
 pub(super) const BUNDLE_PENDING_POLICY: &str = "package mcp\n\nimport rego.v1\n\ndefault allow := false\n\n\
 deny contains \"policy bundle not loaded yet\"\n\n\
 denial := {\"http_status\": 503, \"message\": \"mcp-policy: policy bundle not loaded yet; the request was not forwarded\"}\n";
-

@@ -67,7 +67,10 @@ const MAX_DEPTH: usize = 64;
 
 /// From a serialized `envoy.config.core.v3.Metadata` (Envoy's `metadata`
 /// property), the `filter_metadata` struct of one namespace.
-pub fn decode_metadata_namespace(bytes: &[u8], namespace: &str) -> Result<Option<Value>, MetadataError> {
+pub fn decode_metadata_namespace(
+    bytes: &[u8],
+    namespace: &str,
+) -> Result<Option<Value>, MetadataError> {
     let mut r = Reader { b: bytes, pos: 0 };
     while let Some((field, wire)) = r.key()? {
         if field == 1 && wire == 2 {
@@ -126,7 +129,8 @@ fn map_entry(bytes: &[u8], depth: usize) -> Result<(String, Value), MetadataErro
     while let Some((field, wire)) = r.key()? {
         match (field, wire) {
             (1, 2) => {
-                key = String::from_utf8(r.bytes()?.to_vec()).map_err(|_| MetadataError::KeyNotUtf8)?
+                key =
+                    String::from_utf8(r.bytes()?.to_vec()).map_err(|_| MetadataError::KeyNotUtf8)?
             }
             (2, 2) => value = value_msg(r.bytes()?, depth + 1)?,
             _ => r.skip(wire)?,
@@ -213,8 +217,14 @@ impl<'a> Reader<'a> {
     }
 
     fn take(&mut self, n: usize) -> Result<&'a [u8], MetadataError> {
-        let end = self.pos.checked_add(n).ok_or(MetadataError::LengthOverflow)?;
-        let s = self.b.get(self.pos..end).ok_or(MetadataError::TruncatedField)?;
+        let end = self
+            .pos
+            .checked_add(n)
+            .ok_or(MetadataError::LengthOverflow)?;
+        let s = self
+            .b
+            .get(self.pos..end)
+            .ok_or(MetadataError::TruncatedField)?;
         self.pos = end;
         Ok(s)
     }

@@ -19,9 +19,7 @@ mod backend;
 mod records;
 mod sessions;
 
-pub use backend::{read_modify_write, MemoryStore, Store, StoreError, UpdateError};
 pub(crate) use backend::fnv1a;
-pub use records::{
-    kill_value, Call, Counter, Kill, Record, SessionSettings, SessionSettingsError,
-};
+pub use backend::{read_modify_write, MemoryStore, Store, StoreError, UpdateError};
+pub use records::{kill_value, Call, Counter, Kill, Record, SessionSettings, SessionSettingsError};
 pub use sessions::{States, Update};

@@ -278,7 +278,11 @@ impl Record {
     pub(super) fn record_call(&mut self, call: Call, now: u64, s: &SessionSettings) {
         let window = s.rate_window_seconds.saturating_mul(1000);
         self.rate.add(now, window);
-        if let Some(name) = call.name.as_ref().filter(|_| call.method == methods::TOOLS_CALL) {
+        if let Some(name) = call
+            .name
+            .as_ref()
+            .filter(|_| call.method == methods::TOOLS_CALL)
+        {
             if !self.tool_rates.contains_key(name) && self.tool_rates.len() >= MAX_TOOL_COUNTERS {
                 // Full: drop the quietest counter, so junk names cannot
                 // crowd out the counters of tools actually in use.
