@@ -26,10 +26,11 @@ use crate::config::settings::Config;
 use crate::mcp::attributes::{self, Attributes};
 use crate::mcp::jsonrpc::{self, Body, Message};
 use crate::mcp::routing::{self, Routing};
-use crate::mcp::{rewrite, sse};
+use crate::mcp::{methods, rewrite, sse};
 use crate::pipeline::request::{BodyAction, HeadersAction, LocalReply, Plugin};
 use crate::policy::input::{self, HttpRequest};
 use crate::state::store::MemoryStore;
+use once_cell::unsync::Lazy;
 use regorus::Value;
 use std::cell::RefCell;
 
@@ -129,10 +130,10 @@ fn check_message(m: &Message<'_>, plain: &serde_json::Value) {
     let method = plain_member(plain, &["method"]).and_then(serde_json::Value::as_str);
     assert_eq!(m.method(), method, "method read differently");
     if let Some(name) = m.routing_name() {
-        let key = match m.method() {
-            Some("tools/call" | "prompts/get") => "name",
-            _ => "uri",
-        };
+        let key = m
+            .method()
+            .and_then(methods::subject)
+            .map_or("uri", |(_, param)| param);
         let plain_name = plain_member(plain, &["params", key]).and_then(serde_json::Value::as_str);
         assert_eq!(Some(name), plain_name, "params.{key} read differently");
     }
@@ -465,7 +466,16 @@ fn huge_exponent(text: &[u8]) -> bool {
 }
 
 thread_local! {
-    static PLUGIN: RefCell<Option<Plugin>> = const { RefCell::new(None) };
+    /// The plugin the request target decides with, built on first use. A
+    /// `Plugin` holds compiled policy VMs that are neither `Send` nor
+    /// `Sync`, so it is per thread: `once_cell::unsync::Lazy` in a
+    /// `thread_local`, mutably borrowed for each input.
+    static PLUGIN: RefCell<Lazy<Plugin>> = RefCell::new(Lazy::new(|| {
+        match Config::from_json(config_json().as_bytes()) {
+            Ok(c) => Plugin::from(c),
+            Err(e) => panic!("the fuzz configuration does not load: {e}"),
+        }
+    }));
 }
 
 /// A reply must be bounded and, when it has a body, JSON.
@@ -558,13 +568,7 @@ fn request_once(p: &mut Plugin, store: &MemoryStore, now: u64, http: &HttpReques
 pub fn request(data: &[u8]) {
     PLUGIN.with(|cell| {
         let mut slot = cell.borrow_mut();
-        if slot.is_none() {
-            match Config::from_json(config_json().as_bytes()) {
-                Ok(c) => *slot = Some(Plugin::from(c)),
-                Err(e) => panic!("the fuzz configuration does not load: {e}"),
-            }
-        }
-        let Some(p) = slot.as_mut() else { return };
+        let p: &mut Plugin = &mut slot;
         let (headers, body) = split_request(data);
         let sub = headers
             .iter()

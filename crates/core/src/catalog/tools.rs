@@ -8,8 +8,12 @@
 //! call reads and parses one definition, not the whole list. An index per
 //! upstream lets a later full listing forget tools the server dropped.
 
+use crate::mcp::methods::{self, SubjectKind};
 use crate::mcp::sse;
 use crate::state::store::Store;
+
+/// The member a tool definition is named by.
+const TOOL_NAME: &str = SubjectKind::Tool.param();
 use regorus::Value;
 
 /// Largest tools/list response the watcher reads.
@@ -105,7 +109,7 @@ impl Watcher {
         }
         if let Some(serde_json::Value::Array(tools)) = msg
             .get_mut("result")
-            .and_then(|r| r.get_mut("tools"))
+            .and_then(|r| r.get_mut(methods::TOOLS_MEMBER))
             .map(std::mem::take)
         {
             self.tools = Some(tools);
@@ -149,7 +153,7 @@ pub fn annotate(
 ) -> serde_json::Value {
     let mut out = def.clone();
     let name = def
-        .get("name")
+        .get(TOOL_NAME)
         .and_then(serde_json::Value::as_str)
         .unwrap_or("");
     let hash = crate::catalog::pins::tool_hash(def);
@@ -206,7 +210,7 @@ pub fn remember_at(
 pub fn remember(store: &dyn Store, upstream: &str, tools: &[serde_json::Value], replace: bool) {
     let mut names: Vec<String> = Vec::new();
     for t in tools.iter().take(MAX_TOOLS) {
-        let Some(name) = t.get("name").and_then(serde_json::Value::as_str) else {
+        let Some(name) = t.get(TOOL_NAME).and_then(serde_json::Value::as_str) else {
             continue;
         };
         let Ok(bytes) = serde_json::to_vec(t) else {

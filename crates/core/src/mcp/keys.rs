@@ -9,6 +9,14 @@ use regorus::Value;
 /// `input` and reading the message use the same few dozen names for every
 /// request, and a fresh string for each would be an allocation (and a free)
 /// every time. Keyed by the address of the `'static` text.
+///
+/// Per thread, on purpose, and not a `once_cell` static: the names are an
+/// open set (any `'static` text a caller passes), so this is a memo that
+/// grows, not a value built once. A `Value` is `Sync` in this build
+/// (regorus' `arc` feature), so a `once_cell::sync::Lazy<Mutex<…>>` would be
+/// correct too, but it would take a lock on every key of every message;
+/// a thread-local `RefCell` is already lazily built and per VM (a wasm VM is
+/// one thread), at the cost of one map per thread in native hosts.
 pub fn key(name: &'static str) -> Value {
     use std::cell::RefCell;
     use std::collections::HashMap;

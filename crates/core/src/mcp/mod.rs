@@ -7,6 +7,8 @@ pub mod attributes;
 pub mod jsonrpc;
 /// Interned object keys for reading and building policy values.
 pub mod keys;
+/// The MCP method vocabulary: method names, subjects, filtered lists.
+pub mod methods;
 /// Rewriting a message's body (policy-directed edits).
 pub mod rewrite;
 /// Session and routing headers, and the upstream they name.

@@ -10,6 +10,7 @@
 
 use crate::mcp::jsonrpc::{Body, Kind, Message};
 use base64::Engine as _;
+use std::fmt;
 
 /// JSON-RPC error code for HeaderMismatch (2026-07-28).
 pub const HEADER_MISMATCH: i64 = -32020;
@@ -34,10 +35,91 @@ pub struct Routing {
     pub session_id: Option<String>,
 }
 
+/// Why the routing headers are refused: each is a HeaderMismatch, and its
+/// text is the message the client gets (after "Header mismatch: ").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoutingError {
+    /// `Mcp-Param-` with nothing after the prefix.
+    EmptyParamName,
+    /// A routing header sent twice (`header`: its name as shown).
+    Duplicated { header: String },
+    /// A value with characters a header may not carry.
+    InvalidCharacters { header: String },
+    /// A value that is not ASCII.
+    NotAscii { header: String },
+    /// A `=?base64?…?=` value whose base64 does not decode.
+    InvalidBase64 {
+        header: String,
+        error: base64::DecodeError,
+    },
+    /// A `=?base64?…?=` value that decodes to invalid UTF-8.
+    InvalidUtf8 { header: String },
+    /// `Mcp-Method`, `Mcp-Name` or `Mcp-Param-*` on a batch.
+    BatchDescribed,
+    /// A batch under a protocol version without batches.
+    BatchNotAllowed { version: String },
+    /// A header whose value differs from the body's.
+    Mismatch {
+        header: &'static str,
+        sent: String,
+        body: String,
+    },
+    /// `Mcp-Method` on a message without a method (a response).
+    MethodWithoutMethod { sent: String },
+    /// `Mcp-Name` on a message that names no tool, prompt or resource.
+    NameWithoutSubject { sent: String },
+    /// A header the protocol version requires is absent.
+    Missing { header: &'static str },
+}
+
+impl fmt::Display for RoutingError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RoutingError::EmptyParamName => write!(f, "empty Mcp-Param- header name"),
+            RoutingError::Duplicated { header } => write!(f, "duplicated {header} header"),
+            RoutingError::InvalidCharacters { header } => {
+                write!(f, "{header} header contains invalid characters")
+            }
+            RoutingError::NotAscii { header } => write!(f, "{header} header is not ASCII"),
+            RoutingError::InvalidBase64 { header, error } => {
+                write!(f, "{header} header has invalid base64: {error}")
+            }
+            RoutingError::InvalidUtf8 { header } => {
+                write!(f, "{header} header decodes to invalid UTF-8")
+            }
+            RoutingError::BatchDescribed => write!(
+                f,
+                "Mcp-Method/Mcp-Name/Mcp-Param headers cannot describe a JSON-RPC batch"
+            ),
+            RoutingError::BatchNotAllowed { version } => write!(
+                f,
+                "protocol version {version} does not allow JSON-RPC batches"
+            ),
+            RoutingError::Mismatch { header, sent, body } => write!(
+                f,
+                "{header} header value '{sent}' does not match body value '{body}'"
+            ),
+            RoutingError::MethodWithoutMethod { sent } => {
+                write!(
+                    f,
+                    "Mcp-Method header '{sent}' on a message without a method"
+                )
+            }
+            RoutingError::NameWithoutSubject { sent } => write!(
+                f,
+                "Mcp-Name header '{sent}' on a message that names no tool, prompt or resource"
+            ),
+            RoutingError::Missing { header } => write!(f, "missing required {header} header"),
+        }
+    }
+}
+
+impl std::error::Error for RoutingError {}
+
 /// Read the routing headers. A duplicated routing header, or a value with
 /// characters a header may not carry, or a malformed base64 sentinel, is a
 /// HeaderMismatch.
-pub fn read(headers: &[(String, Vec<u8>)]) -> Result<Routing, String> {
+pub fn read(headers: &[(String, Vec<u8>)]) -> Result<Routing, RoutingError> {
     let mut r = Routing::default();
     for (name, value) in headers {
         let lower;
@@ -67,10 +149,10 @@ pub fn read(headers: &[(String, Vec<u8>)]) -> Result<Routing, String> {
                 if let Some(param) = name.strip_prefix("mcp-param-") {
                     let shown = format!("Mcp-Param-{param}");
                     if param.is_empty() {
-                        return Err("empty Mcp-Param- header name".into());
+                        return Err(RoutingError::EmptyParamName);
                     }
                     if r.params.iter().any(|(p, _)| p == param) {
-                        return Err(format!("duplicated {shown} header"));
+                        return Err(RoutingError::Duplicated { header: shown });
                     }
                     let v = decode(value, &shown)?;
                     r.params.push((param.to_string(), v));
@@ -81,28 +163,34 @@ pub fn read(headers: &[(String, Vec<u8>)]) -> Result<Routing, String> {
     Ok(r)
 }
 
-fn set_once(slot: &mut Option<String>, shown: &str, value: String) -> Result<(), String> {
+fn set_once(slot: &mut Option<String>, shown: &str, value: String) -> Result<(), RoutingError> {
     if slot.is_some() {
-        return Err(format!("duplicated {shown} header"));
+        return Err(RoutingError::Duplicated {
+            header: shown.to_string(),
+        });
     }
     *slot = Some(value);
     Ok(())
 }
 
 /// A header value as plain visible ASCII (RFC 9110 field value characters).
-fn plain(value: &[u8], shown: &str) -> Result<String, String> {
+fn plain(value: &[u8], shown: &str) -> Result<String, RoutingError> {
     if !value
         .iter()
         .all(|&b| b == b'\t' || (0x20..=0x7e).contains(&b))
     {
-        return Err(format!("{shown} header contains invalid characters"));
+        return Err(RoutingError::InvalidCharacters {
+            header: shown.to_string(),
+        });
     }
     // All bytes are ASCII, so this cannot fail.
-    String::from_utf8(value.to_vec()).map_err(|_| format!("{shown} header is not ASCII"))
+    String::from_utf8(value.to_vec()).map_err(|_| RoutingError::NotAscii {
+        header: shown.to_string(),
+    })
 }
 
 /// A value that may use the `=?base64?…?=` sentinel form.
-pub fn decode(value: &[u8], shown: &str) -> Result<String, String> {
+pub fn decode(value: &[u8], shown: &str) -> Result<String, RoutingError> {
     let text = plain(value, shown)?;
     match text
         .strip_prefix(SENTINEL_PREFIX)
@@ -111,8 +199,13 @@ pub fn decode(value: &[u8], shown: &str) -> Result<String, String> {
         Some(encoded) => {
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(encoded)
-                .map_err(|e| format!("{shown} header has invalid base64: {e}"))?;
-            String::from_utf8(bytes).map_err(|_| format!("{shown} header decodes to invalid UTF-8"))
+                .map_err(|error| RoutingError::InvalidBase64 {
+                    header: shown.to_string(),
+                    error,
+                })?;
+            String::from_utf8(bytes).map_err(|_| RoutingError::InvalidUtf8 {
+                header: shown.to_string(),
+            })
         }
         None => Ok(text),
     }
@@ -123,9 +216,9 @@ pub fn is_modern(version: &str) -> bool {
     !HANDSHAKE_VERSIONS.contains(&version)
 }
 
-/// Check the routing headers against the body. `Err` carries the
-/// HeaderMismatch message.
-pub fn check(r: &Routing, body: &Body<'_>) -> Result<(), String> {
+/// Check the routing headers against the body. `Err` is the
+/// HeaderMismatch (its text the message).
+pub fn check(r: &Routing, body: &Body<'_>) -> Result<(), RoutingError> {
     match body {
         Body::Single(m) => check_message(r, m),
         Body::Batch(items) => {
@@ -135,16 +228,16 @@ pub fn check(r: &Routing, body: &Body<'_>) -> Result<(), String> {
                 .filter_map(Message::meta_protocol_version)
                 .find(|v| is_modern(v));
             if r.method.is_some() || r.name.is_some() || !r.params.is_empty() {
-                Err("Mcp-Method/Mcp-Name/Mcp-Param headers cannot describe a JSON-RPC batch".into())
+                Err(RoutingError::BatchDescribed)
             } else if let Some(v) = r
                 .protocol_version
                 .as_deref()
                 .filter(|v| is_modern(v))
                 .or(modern_element)
             {
-                Err(format!(
-                    "protocol version {v} does not allow JSON-RPC batches"
-                ))
+                Err(RoutingError::BatchNotAllowed {
+                    version: v.to_string(),
+                })
             } else {
                 Ok(())
             }
@@ -152,27 +245,31 @@ pub fn check(r: &Routing, body: &Body<'_>) -> Result<(), String> {
     }
 }
 
-fn check_message(r: &Routing, m: &Message<'_>) -> Result<(), String> {
+fn check_message(r: &Routing, m: &Message<'_>) -> Result<(), RoutingError> {
     let body_version = m.meta_protocol_version();
     if let (Some(h), Some(b)) = (r.protocol_version.as_deref(), body_version) {
         if h != b {
-            return Err(format!(
-                "MCP-Protocol-Version header value '{h}' does not match body value '{b}'"
-            ));
+            return Err(RoutingError::Mismatch {
+                header: "MCP-Protocol-Version",
+                sent: h.to_string(),
+                body: b.to_string(),
+            });
         }
     }
     if let Some(h) = r.method.as_deref() {
         match m.method() {
             Some(b) if b == h => {}
             Some(b) => {
-                return Err(format!(
-                    "Mcp-Method header value '{h}' does not match body value '{b}'"
-                ))
+                return Err(RoutingError::Mismatch {
+                    header: "Mcp-Method",
+                    sent: h.to_string(),
+                    body: b.to_string(),
+                })
             }
             None => {
-                return Err(format!(
-                    "Mcp-Method header '{h}' on a message without a method"
-                ))
+                return Err(RoutingError::MethodWithoutMethod {
+                    sent: h.to_string(),
+                })
             }
         }
     }
@@ -180,14 +277,16 @@ fn check_message(r: &Routing, m: &Message<'_>) -> Result<(), String> {
         match m.routing_name() {
             Some(b) if b == h => {}
             Some(b) => {
-                return Err(format!(
-                    "Mcp-Name header value '{h}' does not match body value '{b}'"
-                ))
+                return Err(RoutingError::Mismatch {
+                    header: "Mcp-Name",
+                    sent: h.to_string(),
+                    body: b.to_string(),
+                })
             }
             None => {
-                return Err(format!(
-                    "Mcp-Name header '{h}' on a message that names no tool, prompt or resource"
-                ))
+                return Err(RoutingError::NameWithoutSubject {
+                    sent: h.to_string(),
+                })
             }
         }
     }
@@ -195,13 +294,17 @@ fn check_message(r: &Routing, m: &Message<'_>) -> Result<(), String> {
     let version = body_version.or(r.protocol_version.as_deref());
     if m.kind == Kind::Request && version.is_some_and(is_modern) {
         if r.protocol_version.is_none() {
-            return Err("missing required MCP-Protocol-Version header".into());
+            return Err(RoutingError::Missing {
+                header: "MCP-Protocol-Version",
+            });
         }
         if r.method.is_none() {
-            return Err("missing required Mcp-Method header".into());
+            return Err(RoutingError::Missing {
+                header: "Mcp-Method",
+            });
         }
         if m.requires_routing_name() && r.name.is_none() {
-            return Err("missing required Mcp-Name header".into());
+            return Err(RoutingError::Missing { header: "Mcp-Name" });
         }
     }
     Ok(())
@@ -222,8 +325,8 @@ mod tests {
     const CALL: &str = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get_weather","arguments":{},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#;
 
     fn run(headers: &[(&str, &str)], body: &str) -> Result<(), String> {
-        let r = read(&h(headers))?;
-        check(&r, &parse(body.as_bytes()).unwrap())
+        let r = read(&h(headers)).map_err(|e| e.to_string())?;
+        check(&r, &parse(body.as_bytes()).unwrap()).map_err(|e| e.to_string())
     }
 
     #[test]
@@ -286,17 +389,21 @@ mod tests {
     fn duplicates_and_bad_encodings_are_rejected() {
         assert!(read(&h(&[("mcp-name", "a"), ("Mcp-Name", "a")]))
             .unwrap_err()
+            .to_string()
             .contains("duplicated"));
         assert!(read(&h(&[("mcp-method", "a"), ("mcp-method", "a")])).is_err());
         assert!(read(&h(&[("mcp-param-region", "a"), ("mcp-param-Region", "b")])).is_err());
         assert!(read(&h(&[("mcp-name", "=?base64?!!!?=")]))
             .unwrap_err()
+            .to_string()
             .contains("base64"));
         assert!(read(&[("mcp-name".to_string(), b"caf\xc3\xa9".to_vec())])
             .unwrap_err()
+            .to_string()
             .contains("invalid characters"));
         assert!(read(&h(&[("mcp-name", "=?base64?/w==?=")]))
             .unwrap_err()
+            .to_string()
             .contains("UTF-8"));
     }
 

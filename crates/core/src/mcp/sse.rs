@@ -25,6 +25,30 @@ pub struct Block {
     pub raw: Vec<u8>,
 }
 
+/// Why the event stream cannot be read further (the parser then stays
+/// failed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SseError {
+    /// An event larger than the bound (`max`, in bytes).
+    TooLarge { max: usize },
+    /// A line that is not UTF-8.
+    NotUtf8,
+    /// Fed again after an error.
+    Failed,
+}
+
+impl std::fmt::Display for SseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SseError::TooLarge { max } => write!(f, "an SSE event exceeds {max} bytes"),
+            SseError::NotUtf8 => write!(f, "an SSE line is not UTF-8"),
+            SseError::Failed => write!(f, "event stream already failed"),
+        }
+    }
+}
+
+impl std::error::Error for SseError {}
+
 #[derive(Debug)]
 pub struct Parser {
     /// The raw bytes of the block being read.
@@ -55,7 +79,7 @@ impl Parser {
     }
 
     /// Feed a chunk; returns the events it completed.
-    pub fn feed(&mut self, chunk: &[u8]) -> Result<Vec<Event>, String> {
+    pub fn feed(&mut self, chunk: &[u8]) -> Result<Vec<Event>, SseError> {
         Ok(self
             .feed_blocks(chunk)?
             .into_iter()
@@ -65,19 +89,18 @@ impl Parser {
 
     /// Feed a chunk; returns the blocks it completed, with their raw bytes
     /// (an incomplete trailing block is kept until its end arrives).
-    pub fn feed_blocks(&mut self, chunk: &[u8]) -> Result<Vec<Block>, String> {
+    pub fn feed_blocks(&mut self, chunk: &[u8]) -> Result<Vec<Block>, SseError> {
         if self.failed {
-            return Err("event stream already failed".into());
+            return Err(SseError::Failed);
         }
         let mut out: Vec<Block> = Vec::new();
         for &b in chunk {
             self.raw.push(b);
             if self.raw.len() > self.max_event_bytes.saturating_add(64) {
                 self.failed = true;
-                return Err(format!(
-                    "an SSE event exceeds {} bytes",
-                    self.max_event_bytes
-                ));
+                return Err(SseError::TooLarge {
+                    max: self.max_event_bytes,
+                });
             }
             if self.after_cr {
                 self.after_cr = false;
@@ -108,10 +131,9 @@ impl Parser {
                     self.event_bytes += 1;
                     if self.event_bytes > self.max_event_bytes {
                         self.failed = true;
-                        return Err(format!(
-                            "an SSE event exceeds {} bytes",
-                            self.max_event_bytes
-                        ));
+                        return Err(SseError::TooLarge {
+                            max: self.max_event_bytes,
+                        });
                     }
                 }
             }
@@ -124,7 +146,7 @@ impl Parser {
         self.raw.len()
     }
 
-    fn end_line(&mut self, out: &mut Vec<Block>) -> Result<(), String> {
+    fn end_line(&mut self, out: &mut Vec<Block>) -> Result<(), SseError> {
         let line = std::mem::take(&mut self.line);
         if line.is_empty() {
             let raw = std::mem::take(&mut self.raw);
@@ -146,7 +168,7 @@ impl Parser {
         }
         let text = String::from_utf8(line).map_err(|_| {
             self.failed = true;
-            "an SSE line is not UTF-8".to_string()
+            SseError::NotUtf8
         })?;
         let (field, value) = match text.split_once(':') {
             Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),

@@ -802,7 +802,8 @@ impl Plugin {
                     m.method().unwrap_or(m.kind.as_str())
                 ));
             }
-            fwd.body = Some(crate::mcp::rewrite::arguments(body, &r.rewrite)?);
+            fwd.body =
+                Some(crate::mcp::rewrite::arguments(body, &r.rewrite).map_err(|e| e.to_string())?);
         }
         fwd.request_headers = r.request_headers.clone();
         if let Some(rl) = &r.rate_limit {
@@ -973,6 +974,7 @@ impl Plugin {
                 clear_kill: false,
             },
         )
+        .map_err(|e| e.to_string())
     }
 
     fn decide_transport(&mut self, http: &HttpRequest) -> (Result<Forward, LocalReply>, Decided) {

@@ -413,6 +413,7 @@ impl ResponseStream {
                 .map(|o| o.id_raw.clone())
                 .collect();
             crate::state::resume::forget(store, now, upstream, session, &ids)
+                .map_err(|e| e.to_string())
         } else {
             let open: Vec<Origin> = self
                 .watch
@@ -422,6 +423,7 @@ impl ResponseStream {
                 .cloned()
                 .collect();
             crate::state::resume::remember(store, now, upstream, session, &open)
+                .map_err(|e| e.to_string())
         }
     }
 
@@ -486,7 +488,7 @@ impl ResponseStream {
                         }
                     }
                     Err(e) => {
-                        self.fail(e);
+                        self.fail(e.to_string());
                         if audit {
                             let reason = self.failed.clone().unwrap_or_default();
                             let d = self.rejected(plugin, &reason);

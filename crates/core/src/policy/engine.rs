@@ -785,7 +785,8 @@ fn check_nesting(name: &str, source: &str) -> Result<(), PolicyError> {
 /// (configuration or bundle) as an exact 10^20000000.
 pub fn json_to_value(v: &serde_json::Value) -> Result<Value, PolicyError> {
     let text = serde_json::to_string(v).map_err(|e| PolicyError::new(e.to_string()))?;
-    crate::mcp::jsonrpc::check_structure(text.as_bytes()).map_err(PolicyError::new)?;
+    crate::mcp::jsonrpc::check_structure(text.as_bytes())
+        .map_err(|e| PolicyError::new(e.to_string()))?;
     Value::from_json_str(&text).map_err(|e| PolicyError::new(e.to_string()))
 }
 

@@ -7,8 +7,12 @@
 //! are the very values parsed from the body.
 
 use crate::mcp::attributes::Attributes;
+/// The request a server-to-client message answers (part of the wire model;
+/// re-exported for the callers that name it here).
+pub use crate::mcp::jsonrpc::Origin;
 use crate::mcp::jsonrpc::{self, Kind, Message};
 use crate::mcp::keys::key;
+use crate::mcp::methods;
 use crate::mcp::routing::Routing;
 use regorus::Value;
 use std::collections::BTreeMap;
@@ -147,19 +151,6 @@ pub const CLIENT_TO_SERVER: &str = "client_to_server";
 /// `input.mcp.direction` of what the server sends (responses, server
 /// requests and notifications on SSE streams).
 pub const SERVER_TO_CLIENT: &str = "server_to_client";
-
-/// The client request a server-to-client response answers, as the request
-/// side saw it.
-#[derive(Debug, Clone)]
-pub struct Origin {
-    pub method: String,
-    /// The request's id, as written.
-    pub id_raw: String,
-    /// The request's `params` (`Undefined` when absent).
-    pub params: Value,
-    /// The request asked for the 2026-07-28 protocol (or later).
-    pub modern: bool,
-}
 
 /// `input` for a message the server sends to the client. A response to
 /// `origin` (same id) carries the origin's method and its subject
@@ -347,24 +338,16 @@ fn mcp_value(routing: &Routing, m: &Message<'_>, batch: Option<BatchPosition>) -
 /// `resource`, `completion`, …), per method.
 fn named_fields(method: Option<&str>, p: &Value) -> Vec<(&'static str, Value)> {
     let mut out: Vec<(&'static str, Value)> = Vec::new();
+    if let Some((kind, param)) = method.and_then(methods::subject) {
+        let named = (param, p[&key(param)].clone());
+        let fields = if kind.has_arguments() {
+            obj([named, ("arguments", or_empty(&p[&key("arguments")]))])
+        } else {
+            obj([named])
+        };
+        out.push((kind.member(), fields));
+    }
     match method {
-        Some("tools/call") => out.push((
-            "tool",
-            obj([
-                ("name", p[&key("name")].clone()),
-                ("arguments", or_empty(&p[&key("arguments")])),
-            ]),
-        )),
-        Some("prompts/get") => out.push((
-            "prompt",
-            obj([
-                ("name", p[&key("name")].clone()),
-                ("arguments", or_empty(&p[&key("arguments")])),
-            ]),
-        )),
-        Some("resources/read" | "resources/subscribe" | "resources/unsubscribe") => {
-            out.push(("resource", obj([("uri", p[&key("uri")].clone())])))
-        }
         Some("completion/complete") => {
             let r = &p[&key("ref")];
             // A completion on a prompt or resource template is about that
@@ -407,13 +390,7 @@ fn named_fields(method: Option<&str>, p: &Value) -> Vec<(&'static str, Value)> {
                 ("message", p[&key("message")].clone()),
             ]),
         )),
-        Some(
-            "tools/list"
-            | "prompts/list"
-            | "resources/list"
-            | "resources/templates/list"
-            | "tasks/list",
-        ) => out.push(("cursor", p[&key("cursor")].clone())),
+        Some(m) if methods::is_paginated(m) => out.push(("cursor", p[&key("cursor")].clone())),
         _ => {}
     }
     out.retain(|(_, v)| *v != Value::Undefined);

@@ -18,8 +18,8 @@
 //! [`MAX_PARAMS_BYTES`] cut to the request's `name` and `uri`, and entries
 //! older than [`TTL_MS`] are dropped.
 
-use crate::policy::input::Origin;
-use crate::state::store::{Store, StoreError};
+use crate::mcp::jsonrpc::Origin;
+use crate::state::store::{read_modify_write, Store, UpdateError};
 use regorus::Value;
 use serde::{Deserialize, Serialize};
 
@@ -93,16 +93,12 @@ fn slot(owner: &str) -> String {
     )
 }
 
-fn load(store: &dyn Store, key: &str) -> (Vec<Entry>, Option<u32>) {
-    match store.get(key) {
-        // A value that does not parse (another version wrote it) counts as
-        // empty and is overwritten.
-        Some((bytes, cas)) => (
-            serde_json::from_slice(&bytes).unwrap_or_default(),
-            Some(cas),
-        ),
-        None => (Vec::new(), None),
-    }
+/// The entries of a slot as read (`None`: absent). A value that does not
+/// parse (another version wrote it) counts as empty and is overwritten.
+fn entries(bytes: Option<&[u8]>) -> Vec<Entry> {
+    bytes
+        .and_then(|b| serde_json::from_slice(b).ok())
+        .unwrap_or_default()
 }
 
 /// Apply `change` to the entries of `owner`'s slot under compare-and-swap.
@@ -111,10 +107,9 @@ fn update(
     now: u64,
     owner: &str,
     change: impl Fn(&mut Vec<Entry>),
-) -> Result<(), String> {
-    let key = slot(owner);
-    for _ in 0..16 {
-        let (mut entries, cas) = load(store, &key);
+) -> Result<(), UpdateError> {
+    read_modify_write(store, &slot(owner), "the resume store", |bytes| {
+        let mut entries = entries(bytes);
         let before = entries.clone();
         entries.retain(|e| e.live(now));
         change(&mut entries);
@@ -127,16 +122,12 @@ fn update(
             entries.remove(0);
         }
         if entries == before {
-            return Ok(());
+            return Ok(None);
         }
-        let bytes = serde_json::to_vec(&entries).map_err(|e| e.to_string())?;
-        match store.set(&key, &bytes, cas) {
-            Ok(()) => return Ok(()),
-            Err(StoreError::CasMismatch) => continue,
-            Err(StoreError::Failed(e)) => return Err(e),
-        }
-    }
-    Err("the resume store is too contended (compare-and-swap kept failing)".into())
+        serde_json::to_vec(&entries)
+            .map(Some)
+            .map_err(UpdateError::Encode)
+    })
 }
 
 /// Keep requests whose answers did not come on their own stream.
@@ -146,7 +137,7 @@ pub fn remember(
     upstream: &str,
     session: &str,
     origins: &[Origin],
-) -> Result<(), String> {
+) -> Result<(), UpdateError> {
     let k = owner(upstream, session);
     if origins.is_empty() || k.len() > MAX_OWNER_BYTES {
         return Ok(());
@@ -172,8 +163,7 @@ pub fn remember(
 /// stream.
 pub fn recall(store: &dyn Store, now: u64, upstream: &str, session: &str) -> Vec<Origin> {
     let k = owner(upstream, session);
-    let (entries, _) = load(store, &slot(&k));
-    entries
+    entries(store.get(&slot(&k)).as_ref().map(|(b, _)| b.as_slice()))
         .into_iter()
         .filter(|e| e.k == k && e.live(now))
         .map(|e| Origin {
@@ -195,7 +185,7 @@ pub fn forget(
     upstream: &str,
     session: &str,
     ids: &[String],
-) -> Result<(), String> {
+) -> Result<(), UpdateError> {
     if ids.is_empty() {
         return Ok(());
     }
