@@ -264,6 +264,5 @@ pub(crate) fn fill_request_fields(r: &mut audit::Record, http: &HttpRequest, ups
             .header("mcp-protocol-version")
             .map(|v| String::from_utf8_lossy(v).into_owned());
     }
-    r.upstream = Some(upstream_of(http));
     r.upstream = Some(upstream.to_string());
 }

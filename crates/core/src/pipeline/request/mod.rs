@@ -20,8 +20,15 @@
 //! `message.rs` (one message: the decision with its session state from
 //! `session.rs`) or `batch.rs` (every element, then one reply);
 //! `rewrite.rs` carries out the changes an allowed message asks for;
-//! `watch.rs` says what to inspect in the response. This file stamps what
-//! was decided (decision ids, request fields, audit mode).
+//! `watch.rs` says what to inspect in the response; `exchange.rs` holds
+//! what every step shares (the request, its upstream computed once, the
+//! store). This file is the entry: it stamps what was decided (decision
+//! ids, request fields, audit mode). The steps import downwards only:
+//! `body` → `batch` → `message` → `session`, `rewrite`, `watch` →
+//! `exchange`; `headers` → `session`, `watch`.
+//!
+//! The paths `pipeline::request::X` of the shared vocabulary (`Plugin`,
+//! `BodyAction`, `error_reply`…) are kept by the re-exports below.
 
 mod batch;
 mod body;

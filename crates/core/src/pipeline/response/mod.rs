@@ -20,12 +20,15 @@
 //!   a server request / notification    ─► policy (deny drops it)
 //! ```
 //!
+//! Bytes of messages that pass unchanged are forwarded exactly as received.
 //!
 //! This file reads the response headers ([`start`]) and feeds the body
 //! ([`ResponseStream::feed`]): a JSON body whole, SSE events as they
 //! complete (`stream.rs`), each JSON-RPC message decided in `message.rs`,
-//! list results filtered per caller in `listing.rs`. A response that
-//! cannot be read fails closed here.
+//! list results filtered per caller in `listing.rs`; `exchange.rs` holds
+//! the stream's state and what every step shares. A response that cannot
+//! be read fails closed here. The steps import downwards only: `mod` →
+//! `stream` → `message` → `listing` → `exchange`.
 
 mod exchange;
 mod listing;
