@@ -24,7 +24,7 @@
 //! what every step shares (the request, its upstream computed once, the
 //! store). This file is the entry: it stamps what was decided (decision
 //! ids, request fields, audit mode). The steps import downwards only:
-//! `body` → `batch` → `message` → `session`, `rewrite`, `watch` →
+//! `body` → `headers`, `batch` → `message` → `session`, `rewrite`, `watch` →
 //! `exchange`; `headers` → `session`, `watch`.
 //!
 //! The paths `pipeline::request::X` of the shared vocabulary (`Plugin`,
