@@ -10,6 +10,7 @@
 pub const INITIALIZE: &str = "initialize";
 pub const TOOLS_CALL: &str = "tools/call";
 pub const TOOLS_LIST: &str = "tools/list";
+pub const TOOLS_LIST_CHANGED: &str = "notifications/tools/list_changed";
 pub const PROMPTS_GET: &str = "prompts/get";
 pub const PROMPTS_LIST: &str = "prompts/list";
 pub const RESOURCES_READ: &str = "resources/read";

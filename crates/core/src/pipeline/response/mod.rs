@@ -40,7 +40,7 @@ mod tests;
 
 pub use crate::pipeline::actions::ResponseWatch;
 pub use crate::pipeline::memo::ListingMemo;
-pub use crate::pipeline::subject::{is_list, LIST_METHODS};
+pub use crate::pipeline::subject::is_list;
 pub use exchange::{Framing, Output, ResponseStream};
 
 use exchange::Verdict;
