@@ -14,7 +14,8 @@
 //! - [`detect`]: detectors run on tool results;
 //! - [`pipeline`]: the request and response paths, as actions the proxy
 //!   adapter (the `mcp-policy` crate) carries out;
-//! - [`observe`]: audit events and metrics.
+//! - [`observe`]: audit events, metrics and the recorder;
+//! - [`host`]: the host's capabilities (store, clock, recorder) as traits.
 //!
 //! No panics in the data path: a panic traps the VM and Envoy then fails
 //! every request on that worker. Outside tests, unwrap/expect/panic and
@@ -34,6 +35,8 @@ pub mod config;
 pub mod detect;
 /// Entry points of the fuzz targets and the corpus regression test.
 pub mod fuzzing;
+/// The host's capabilities: store, clock, recorder.
+pub mod host;
 pub mod mcp;
 pub mod observe;
 pub mod pipeline;

@@ -4,6 +4,10 @@
 //! body and attributes and whose actions it carries out
 //! (docs/architecture.md).
 //!
+//! The contexts are written against a host trait, so they also build
+//! natively and are tested there against a mock host that records every
+//! call (`cargo test -p mcp-policy`).
+//!
 //! No panics: a panic traps the VM and Envoy then fails every request on
 //! that worker. Outside tests, unwrap/expect/panic and unchecked indexing
 //! are compile errors (`[workspace.lints]`, `make lint`).
@@ -17,13 +21,7 @@
     )
 )]
 
-/// The root and HTTP contexts (the proxy-wasm ABI exists only on wasm32).
-#[cfg(target_arch = "wasm32")]
-mod filter;
-/// The host calls the adapter makes, on the proxy-wasm ABI directly (no
-/// SDK panics); its encodings are plain functions, tested natively.
+/// The root and HTTP contexts, the host they call, and (on wasm32) the
+/// module's entry points.
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
-mod host;
-/// Stage timing of profiling builds (feature `stage-timing`).
-#[cfg(feature = "stage-timing")]
-mod profiler;
+mod proxy;

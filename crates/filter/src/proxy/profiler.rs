@@ -1,8 +1,10 @@
 //! Stage timing for profiling the request path (feature `stage-timing`,
 //! never in a shipped build): wall time per stage accumulated per VM, and
 //! the host calls made per request, reported every 2,000 requests. `make
-//! profile-build` builds it. The adapter (`filter`) times its stages and
-//! logs the report; the host calls (`host`) count themselves.
+//! profile-build` builds it. The contexts (`root`, `http`) time their stages
+//! and log the report; the host calls (`abi`) count themselves. The stages
+//! `rec_*` are no longer timed apart: recording is one core call
+//! (`observe::report`), timed as `record_headers`/`record_body`.
 
 use std::cell::RefCell;
 pub const NAMES: [&str; N] = [
@@ -36,7 +38,7 @@ thread_local! {
     static ACC: RefCell<([u64; N], [u64; N], u64)> = const { RefCell::new(([0; N], [0; N], 0)) };
     static HOST_CALLS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
-/// Every proxy-wasm host call (src/host.rs), reported per request.
+/// Every proxy-wasm host call (`abi.rs`), reported per request.
 pub fn host_call() {
     HOST_CALLS.with(|c| c.set(c.get() + 1));
 }

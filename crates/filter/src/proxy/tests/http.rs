@@ -1,0 +1,237 @@
+//! The HTTP context against the emulator.
+
+use super::*;
+
+/// The calls of a request's headers: all of them in one call, the
+/// identity attributes, the clock for the session store.
+const HEADERS: &str = "get_map HttpRequestHeaders
+get_property metadata
+get_property connection.uri_san_peer_certificate
+get_current_time";
+
+#[test]
+fn an_allowed_tools_call_is_forwarded() {
+    let (host, root) = configured(&config(serde_json::json!({})));
+    let mut http = root.create_http_context();
+    let body = call(1, "echo");
+    post(&host, &body);
+    assert_eq!(http.on_http_request_headers(6, false), Action::Pause);
+    assert_eq!(show(&host.take_calls()), HEADERS, "headers are held");
+    assert_eq!(
+        http.on_http_request_body(body.len(), true),
+        Action::Continue
+    );
+    let id = "3998ac38c22ebb75203f8bf89dd6224c";
+    assert_eq!(
+        show(&host.take_calls()),
+        format!(
+            "{DECIDED}
+log Debug: mcp-policy: allowed tools/call
+define_metric Counter mcp_policy_decisions.method.tools_call.tool.echo.outcome.allow
+increment_metric mcp_policy_decisions.method.tools_call.tool.echo.outcome.allow +1
+record_metric mcp_policy_eval_us 0
+get_current_time
+log Info: mcp-policy audit <event>
+set_property mcp_policy.decision = allow
+set_property mcp_policy.decision_id = {id}
+set_property mcp_policy.reasons = 
+set_property mcp_policy.audit = <event>"
+        )
+    );
+    let e = audit_event(&host);
+    assert_eq!(e["decision"], "allow");
+    assert_eq!(e["decision_id"], id);
+    assert_eq!(e["tool"], "echo");
+    assert_eq!(e["time"], "2026-01-01T00:00:00.000Z");
+    assert_eq!(
+        host.metric("mcp_policy_decisions.method.tools_call.tool.echo.outcome.allow"),
+        Some(1)
+    );
+    // Nothing to do on the answer.
+    assert_eq!(http.on_http_response_headers(2, false), Action::Continue);
+    assert_eq!(http.on_http_response_body(10, true), Action::Continue);
+    http.on_log();
+    assert_eq!(
+        show(&host.take_calls()),
+        format!("set_map_value HttpResponseHeaders x-mcp-decision-id: {id}")
+    );
+}
+
+#[test]
+fn a_denied_tools_call_gets_a_local_reply() {
+    let (host, root) = configured(&config(serde_json::json!({})));
+    let mut http = root.create_http_context();
+    let body = call(2, "rm");
+    post(&host, &body);
+    assert_eq!(http.on_http_request_headers(6, false), Action::Pause);
+    host.take_calls();
+    assert_eq!(http.on_http_request_body(body.len(), true), Action::Pause);
+    let id = "3998ac38c22ebb75203f8bf89dd6224c";
+    assert_eq!(
+        show(&host.take_calls()),
+        format!(
+            r#"{DECIDED}
+define_metric Counter mcp_policy_decisions.method.tools_call.tool.rm.outcome.deny
+increment_metric mcp_policy_decisions.method.tools_call.tool.rm.outcome.deny +1
+define_metric Counter mcp_policy_denials.principal.anonymous
+increment_metric mcp_policy_denials.principal.anonymous +1
+record_metric mcp_policy_eval_us 0
+get_current_time
+log Info: mcp-policy audit <event>
+set_property mcp_policy.decision = deny
+set_property mcp_policy.decision_id = {id}
+set_property mcp_policy.reasons = rm is forbidden
+set_property mcp_policy.audit = <event>
+log Info: mcp-policy: denied tools/call "rm": rm is forbidden -> HTTP 200
+send_http_response 200 [("content-type", "application/json"), ("x-mcp-decision-id", "{id}")] {{"jsonrpc":"2.0","id":2,"error":{{"code":-31403,"data":{{"reasons":["rm is forbidden"]}},"message":"Denied by policy: rm is forbidden"}}}}"#
+        )
+    );
+    assert_eq!(audit_event(&host)["http_status"], 200);
+    // The reply was sent: trailers and the rest are held.
+    assert_eq!(http.on_http_request_trailers(0), Action::Pause);
+    assert!(host.take_calls().is_empty());
+}
+
+/// What refusing an oversized body writes, once the refusal is made.
+fn refused_too_large(id: &str, reason: &str) -> String {
+    format!(
+        r#"define_metric Counter mcp_policy_rejections.reason.too_large
+increment_metric mcp_policy_rejections.reason.too_large +1
+get_current_time
+log Info: mcp-policy audit <event>
+set_property mcp_policy.decision = deny
+set_property mcp_policy.decision_id = {id}
+set_property mcp_policy.reasons = {reason}
+set_property mcp_policy.audit = <event>
+log Info: mcp-policy: {reason} -> HTTP 413
+send_http_response 413 [("content-type", "application/json"), ("x-mcp-decision-id", "{id}")] {{"jsonrpc":"2.0","id":null,"error":{{"code":-32600,"message":"{reason}"}}}}"#
+    )
+}
+
+#[test]
+fn an_oversized_body_is_refused() {
+    let id = "3998ac38c22ebb75203f8bf89dd6224c";
+    let reason = "request body exceeds the 64 byte limit (max_body_bytes) and was not forwarded";
+    let body = call(3, &"x".repeat(100));
+    // A declared content-length past the limit: refused on the headers.
+    let (host, root) = configured(&config(serde_json::json!({"max_body_bytes": 64})));
+    let mut http = root.create_http_context();
+    post(&host, &body);
+    assert_eq!(http.on_http_request_headers(6, false), Action::Pause);
+    assert_eq!(
+        show(&host.take_calls()),
+        format!("{HEADERS}\n{}", refused_too_large(id, reason))
+    );
+    assert_eq!(audit_event(&host)["kind"], "rejected");
+    assert_eq!(http.on_http_request_body(body.len(), true), Action::Pause);
+    assert!(host.take_calls().is_empty(), "the body is not read");
+
+    // No content-length (chunked): refused on the first chunk past the
+    // limit, before the end.
+    let (host, root) = configured(&config(serde_json::json!({"max_body_bytes": 64})));
+    let mut http = root.create_http_context();
+    post(&host, &body);
+    host.with(|s| {
+        if let Some(h) = s.maps.get_mut("HttpRequestHeaders") {
+            h.retain(|(k, _)| k != "content-length");
+        }
+    });
+    assert_eq!(http.on_http_request_headers(5, false), Action::Pause);
+    assert_eq!(show(&host.take_calls()), HEADERS);
+    assert_eq!(http.on_http_request_body(40, false), Action::Pause);
+    assert!(host.take_calls().is_empty(), "buffering");
+    assert_eq!(http.on_http_request_body(body.len(), false), Action::Pause);
+    assert_eq!(show(&host.take_calls()), refused_too_large(id, reason));
+    assert_eq!(audit_event(&host)["http_status"], 413);
+    assert_eq!(http.on_http_request_body(body.len(), true), Action::Pause);
+    assert!(host.take_calls().is_empty());
+}
+
+#[test]
+fn a_tools_list_answer_is_filtered() {
+    let (host, root) = configured(&config(serde_json::json!({})));
+    let mut http = root.create_http_context();
+    let body = r#"{"jsonrpc":"2.0","id":4,"method":"tools/list"}"#;
+    post(&host, body);
+    assert_eq!(http.on_http_request_headers(6, false), Action::Pause);
+    host.take_calls();
+    assert_eq!(
+        http.on_http_request_body(body.len(), true),
+        Action::Continue
+    );
+    let id = "3998ac38c22ebb75203f8bf89dd6224c";
+    assert_eq!(
+        show(&host.take_calls()),
+        format!(
+            "{DECIDED}
+log Debug: mcp-policy: allowed tools/list
+define_metric Counter mcp_policy_decisions.method.tools_list.tool.-.outcome.allow
+increment_metric mcp_policy_decisions.method.tools_list.tool.-.outcome.allow +1
+record_metric mcp_policy_eval_us 0
+get_current_time
+log Info: mcp-policy audit <event>
+set_property mcp_policy.decision = allow
+set_property mcp_policy.decision_id = {id}
+set_property mcp_policy.reasons = 
+set_property mcp_policy.audit = <event>
+set_map_value HttpRequestHeaders accept-encoding: identity"
+        ),
+        "the answer is asked for unencoded, to be read"
+    );
+    let answer = r#"{"jsonrpc":"2.0","id":4,"result":{"tools":[{"name":"echo","inputSchema":{"type":"object"}},{"name":"rm","inputSchema":{"type":"object"}}]}}"#;
+    host.set_map(
+        Map::HttpResponseHeaders,
+        &[(":status", "200"), ("content-type", "application/json")],
+    );
+    host.set_buffer_bytes(Buffer::HttpResponseBody, answer.as_bytes());
+    assert_eq!(http.on_http_response_headers(2, false), Action::Continue);
+    assert_eq!(
+        show(&host.take_calls()),
+        format!(
+            "set_map_value HttpResponseHeaders x-mcp-decision-id: {id}
+get_map_value HttpResponseHeaders :status
+get_map_value HttpResponseHeaders content-type
+get_map_value HttpResponseHeaders content-encoding
+remove_map_value HttpResponseHeaders content-length"
+        )
+    );
+    assert_eq!(
+        http.on_http_response_body(answer.len(), true),
+        Action::Continue
+    );
+    let filtered = r#"{"id":4,"jsonrpc":"2.0","result":{"tools":[{"inputSchema":{"type":"object"},"name":"echo"}]}}"#;
+    let calls = host.take_calls();
+    assert_eq!(
+        show(&calls),
+        format!(
+            "get_buffer HttpResponseBody
+get_current_time
+get_current_time
+get_current_time
+get_current_time
+get_current_time
+set_buffer HttpResponseBody [0, +{}) = {filtered}
+define_metric Counter mcp_policy_decisions.method.response_tools_list.tool.-.outcome.allow
+increment_metric mcp_policy_decisions.method.response_tools_list.tool.-.outcome.allow +1
+record_metric mcp_policy_eval_us 0
+get_current_time
+log Info: mcp-policy audit <event>
+get_current_time",
+            answer.len()
+        ),
+        "the response's decision is not written to filter state"
+    );
+    assert_eq!(host.buffer(Buffer::HttpResponseBody), filtered.as_bytes());
+    let event = calls
+        .iter()
+        .find_map(|c| c.strip_prefix("log Info: mcp-policy audit "))
+        .unwrap();
+    let event: serde_json::Value = serde_json::from_str(event).unwrap();
+    assert_eq!(event["hidden"], serde_json::json!(["rm"]));
+    assert_eq!(event["direction"], "response");
+    http.on_log();
+    assert!(
+        host.take_calls().is_empty(),
+        "the stream was closed at its end"
+    );
+}
