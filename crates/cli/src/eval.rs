@@ -1,7 +1,7 @@
 //! `mcp-policy eval PATH... MESSAGE`
 //!
 //! The message goes through `pipeline::Plugin` exactly as the proxy-wasm
-//! adapter (src/filter.rs) drives it: the request headers (with the request
+//! adapter (crates/filter/src/proxy/http/) drives it: the request headers (with the request
 //! attributes the policy can read), then, unless the pipeline answered at
 //! the headers, the whole body. The policy records every evaluation it
 //! makes ([`mcp_policy_core::policy::engine::Policy::set_recording`]), so the output shows the
@@ -338,7 +338,7 @@ fn tool_definitions(args: &EvalArgs) -> Result<Option<Vec<serde_json::Value>>, F
     Ok(Some(tools))
 }
 
-/// Drive the pipeline as src/filter.rs does: headers (with the request
+/// Drive the pipeline as the adapter's HTTP context does: headers (with the request
 /// attributes the policy reads), then, unless answered, the whole body
 /// with the session store.
 fn drive(

@@ -38,7 +38,7 @@ struct Capture<'a> {
     attributes: Option<CaptureAttributes>,
 }
 
-/// What the host knows beyond headers (see src/attributes.rs).
+/// What the host knows beyond headers (see crates/core/src/mcp/attributes/).
 #[derive(Deserialize, Debug, Default, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct CaptureAttributes {

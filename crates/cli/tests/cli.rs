@@ -518,7 +518,7 @@ fn failing_tests_fail_and_explain_with_v() {
 // --- eval on recorded messages -----------------------------------------------
 
 /// The reply the library's request path gives for the same request, driven
-/// the way crates/filter/src/filter.rs drives it: (status, body), or None if forwarded.
+/// the way the adapter (crates/filter/src/proxy/http/) drives it: (status, body), or None if forwarded.
 fn library_reply(plugin: &mut Plugin, file: &str) -> Option<(u32, String)> {
     let req = message::read(
         &std::fs::read(fixture(file)).unwrap(),

@@ -1,5 +1,5 @@
 //! The detectors and the library policies together, on the RVM: what
-//! src/detect/, src/catalog/poison.rs and src/catalog/pins.rs produce, put into the
+//! src/detect/, src/catalog/poison/ and src/catalog/pins.rs produce, put into the
 //! policy input in the shapes the response contract gives, is what
 //! policies/library/{pins,poisoning,results}.rego decide on.
 // Tests may unwrap and index: the data-path lints ([workspace.lints]) are
