@@ -35,6 +35,7 @@
 //! Definitions that mention `input.mcp.listing` are left as written: their
 //! author decides.
 
+use super::ast::{for_each_child, Child};
 use regorus::unstable::{Expr, Literal, LiteralStmt, Module, Query, Rule, RuleHead};
 use regorus::{Engine, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -680,89 +681,29 @@ impl Analysis {
     }
 
     fn walk(&self, scope: &Scope, e: &Expr, f: &mut Found) {
-        match e {
-            Expr::Var { .. } | Expr::RefDot { .. } | Expr::RefBrack { .. } => {
-                if let Some((root, comps, indexes)) = chain(e) {
-                    if root != "_" && root != "input" && root != "data" {
-                        f.vars.insert(root.clone());
-                    }
-                    self.reference(scope, &root, &comps, f);
-                    for i in indexes {
-                        self.walk(scope, i, f);
-                    }
-                } else if let Expr::RefDot { refr, .. } = e {
-                    self.walk(scope, refr.as_ref(), f);
-                } else if let Expr::RefBrack { refr, index, .. } = e {
-                    self.walk(scope, refr.as_ref(), f);
-                    self.walk(scope, index.as_ref(), f);
+        if let Expr::Var { .. } | Expr::RefDot { .. } | Expr::RefBrack { .. } = e {
+            if let Some((root, comps, indexes)) = chain(e) {
+                if root != "_" && root != "input" && root != "data" {
+                    f.vars.insert(root.clone());
                 }
-            }
-            Expr::String { .. }
-            | Expr::RawString { .. }
-            | Expr::Number { .. }
-            | Expr::Bool { .. }
-            | Expr::Null { .. } => {}
-            Expr::Array { items, .. } | Expr::Set { items, .. } => {
-                for i in items {
-                    self.walk(scope, i.as_ref(), f);
+                self.reference(scope, &root, &comps, f);
+                for i in indexes {
+                    self.walk(scope, i, f);
                 }
-            }
-            Expr::Object { fields, .. } => {
-                for (_, k, v) in fields {
-                    self.walk(scope, k.as_ref(), f);
-                    self.walk(scope, v.as_ref(), f);
-                }
-            }
-            Expr::ArrayCompr { term, query, .. } | Expr::SetCompr { term, query, .. } => {
-                self.walk(scope, term.as_ref(), f);
-                self.walk_query(scope, query.as_ref(), false, f);
-            }
-            Expr::ObjectCompr {
-                key, value, query, ..
-            } => {
-                self.walk(scope, key.as_ref(), f);
-                self.walk(scope, value.as_ref(), f);
-                self.walk_query(scope, query.as_ref(), false, f);
-            }
-            Expr::Call { fcn, params, .. } => {
-                // The function itself: a rule (user function) or a builtin;
-                // not a variable.
-                if let Some((root, comps, _)) = chain(fcn.as_ref()) {
-                    self.reference(scope, &root, &comps, f);
-                }
-                for p in params {
-                    self.walk(scope, p.as_ref(), f);
-                }
-            }
-            Expr::UnaryExpr { expr, .. } => self.walk(scope, expr.as_ref(), f),
-            Expr::BinExpr { lhs, rhs, .. }
-            | Expr::BoolExpr { lhs, rhs, .. }
-            | Expr::ArithExpr { lhs, rhs, .. }
-            | Expr::AssignExpr { lhs, rhs, .. } => {
-                self.walk(scope, lhs.as_ref(), f);
-                self.walk(scope, rhs.as_ref(), f);
-            }
-            Expr::Membership {
-                key,
-                value,
-                collection,
-                ..
-            } => {
-                if let Some(k) = key {
-                    self.walk(scope, k.as_ref(), f);
-                }
-                self.walk(scope, value.as_ref(), f);
-                self.walk(scope, collection.as_ref(), f);
-            }
-            #[allow(unreachable_patterns)]
-            _ => {
-                // An expression kind this analysis does not know (a regorus
-                // extension): conservatively call-dependent.
-                if f.direct.is_none() {
-                    f.direct = Some(e.span().text().to_string());
-                }
+                return;
             }
         }
+        for_each_child(e, |c| match c {
+            // The function itself: a rule (user function) or a builtin;
+            // not a variable.
+            Child::Callee(fcn) => {
+                if let Some((root, comps, _)) = chain(fcn) {
+                    self.reference(scope, &root, &comps, f);
+                }
+            }
+            Child::Value(x) | Child::Term(x) => self.walk(scope, x, f),
+            Child::Body(q) => self.walk_query(scope, q, false, f),
+        });
     }
 
     /// What one statement of a body reads, on its own.

@@ -25,6 +25,7 @@
 //! left as written.
 
 use super::listing::widen;
+use super::ast::{for_each_child, for_each_literal_child, head_exprs, head_ref, root_var, Child};
 use regorus::unstable::{BoolOp, Expr, Literal, LiteralStmt, Module, Query, Rule, RuleHead};
 use regorus::{Engine, Value};
 use std::collections::BTreeSet;
@@ -154,25 +155,7 @@ fn one_pass(
 }
 
 fn rule_name(r: &Rule) -> Option<String> {
-    let refr = match r {
-        Rule::Spec { head, .. } => match head {
-            RuleHead::Compr { refr, .. }
-            | RuleHead::Set { refr, .. }
-            | RuleHead::Func { refr, .. } => refr,
-        },
-        Rule::Default { refr, .. } => refr,
-    };
-    let mut cur = refr.as_ref();
-    loop {
-        match cur {
-            Expr::Var {
-                value: Value::String(s),
-                ..
-            } => return Some(s.to_string()),
-            Expr::RefDot { refr, .. } | Expr::RefBrack { refr, .. } => cur = refr.as_ref(),
-            _ => return None,
-        }
-    }
+    root_var(head_ref(r)).map(str::to_string)
 }
 
 struct Walker<'a> {
@@ -208,20 +191,8 @@ impl Walker<'_> {
                         bound_by(&b.query, &mut after);
                     }
                     self.bound.push(after);
-                    match head {
-                        RuleHead::Compr { refr, assign, .. }
-                        | RuleHead::Func { refr, assign, .. } => {
-                            self.expr(refr);
-                            if let Some(a) = assign {
-                                self.expr(&a.value);
-                            }
-                        }
-                        RuleHead::Set { refr, key, .. } => {
-                            self.expr(refr);
-                            if let Some(k) = key {
-                                self.expr(k);
-                            }
-                        }
+                    for e in head_exprs(head) {
+                        self.expr(e);
                     }
                     for b in bodies {
                         if let Some(a) = &b.assign {
@@ -273,20 +244,6 @@ impl Walker<'_> {
             self.expr(&w.r#as);
         }
         match &s.literal {
-            Literal::SomeVars { .. } => {}
-            Literal::SomeIn {
-                key,
-                value,
-                collection,
-                ..
-            } => {
-                if let Some(k) = key {
-                    self.expr(k);
-                }
-                self.expr(value);
-                self.expr(collection);
-            }
-            Literal::Expr { expr, .. } => self.expr(expr),
             Literal::Every {
                 key,
                 value,
@@ -305,6 +262,11 @@ impl Walker<'_> {
                 self.expr(expr);
                 self.negation(s, expr, braceless);
             }
+            // `some x`, `some … in`, an expression.
+            l => for_each_literal_child(l, |c| match c {
+                Child::Value(x) | Child::Callee(x) | Child::Term(x) => self.expr(x),
+                Child::Body(q) => self.query(q, false),
+            }),
         }
     }
 
@@ -331,45 +293,10 @@ impl Walker<'_> {
                 self.bound.pop();
                 self.query(query, false);
             }
-            Expr::Array { items, .. } | Expr::Set { items, .. } => {
-                items.iter().for_each(|i| self.expr(i))
-            }
-            Expr::Object { fields, .. } => {
-                for (_, k, v) in fields {
-                    self.expr(k);
-                    self.expr(v);
-                }
-            }
-            Expr::Call { fcn, params, .. } => {
-                self.expr(fcn);
-                params.iter().for_each(|p| self.expr(p));
-            }
-            Expr::UnaryExpr { expr, .. } => self.expr(expr),
-            Expr::RefDot { refr, .. } => self.expr(refr),
-            Expr::RefBrack { refr, index, .. } => {
-                self.expr(refr);
-                self.expr(index);
-            }
-            Expr::BinExpr { lhs, rhs, .. }
-            | Expr::BoolExpr { lhs, rhs, .. }
-            | Expr::ArithExpr { lhs, rhs, .. }
-            | Expr::AssignExpr { lhs, rhs, .. } => {
-                self.expr(lhs);
-                self.expr(rhs);
-            }
-            Expr::Membership {
-                key,
-                value,
-                collection,
-                ..
-            } => {
-                if let Some(k) = key {
-                    self.expr(k);
-                }
-                self.expr(value);
-                self.expr(collection);
-            }
-            _ => {}
+            _ => for_each_child(e, |c| match c {
+                Child::Value(x) | Child::Callee(x) | Child::Term(x) => self.expr(x),
+                Child::Body(q) => self.query(q, false),
+            }),
         }
     }
 
@@ -547,73 +474,33 @@ impl Walker<'_> {
 /// without binding; a negation binds nothing).
 fn bound_by(q: &Query, out: &mut BTreeSet<String>) {
     for s in &q.stmts {
-        match &s.literal {
-            Literal::Expr { expr, .. } => vars_in(expr, out),
-            Literal::SomeIn {
-                key,
-                value,
-                collection,
-                ..
-            } => {
-                if let Some(k) = key {
-                    vars_in(k, out);
-                }
-                vars_in(value, out);
-                vars_in(collection, out);
-            }
-            Literal::Every { domain, .. } => vars_in(domain, out),
-            Literal::SomeVars { .. } | Literal::NotExpr { .. } => {}
+        if let Literal::NotExpr { .. } = &s.literal {
+            continue;
         }
+        // `every`'s body binds its own variables only.
+        for_each_literal_child(&s.literal, |c| {
+            if let Child::Value(x) = c {
+                vars_in(x, out);
+            }
+        });
     }
 }
 
 /// The variables an expression names (outside comprehensions, whose own
 /// variables are local; a call's function name is not a variable).
 fn vars_in(e: &Expr, out: &mut BTreeSet<String>) {
-    match e {
-        Expr::Var {
-            value: Value::String(s),
-            ..
-        } => {
-            out.insert(s.to_string());
-        }
-        Expr::Array { items, .. } | Expr::Set { items, .. } => {
-            items.iter().for_each(|i| vars_in(i, out))
-        }
-        Expr::Object { fields, .. } => {
-            for (_, k, v) in fields {
-                vars_in(k, out);
-                vars_in(v, out);
-            }
-        }
-        Expr::Call { params, .. } => params.iter().for_each(|p| vars_in(p, out)),
-        Expr::UnaryExpr { expr, .. } => vars_in(expr, out),
-        Expr::RefDot { refr, .. } => vars_in(refr, out),
-        Expr::RefBrack { refr, index, .. } => {
-            vars_in(refr, out);
-            vars_in(index, out);
-        }
-        Expr::BinExpr { lhs, rhs, .. }
-        | Expr::BoolExpr { lhs, rhs, .. }
-        | Expr::ArithExpr { lhs, rhs, .. }
-        | Expr::AssignExpr { lhs, rhs, .. } => {
-            vars_in(lhs, out);
-            vars_in(rhs, out);
-        }
-        Expr::Membership {
-            key,
-            value,
-            collection,
-            ..
-        } => {
-            if let Some(k) = key {
-                vars_in(k, out);
-            }
-            vars_in(value, out);
-            vars_in(collection, out);
-        }
-        _ => {}
+    if let Expr::Var {
+        value: Value::String(s),
+        ..
+    } = e
+    {
+        out.insert(s.to_string());
     }
+    for_each_child(e, |c| {
+        if let Child::Value(x) = c {
+            vars_in(x, out);
+        }
+    });
 }
 
 fn is_ref(e: &Expr) -> bool {

@@ -13,7 +13,8 @@
 //! ["mcp", k], …)`, `input[x]`) and references through a local variable
 //! (`m := input.mcp; m.tol`).
 
-use regorus::unstable::{Expr, Literal, Module, Query, Rule, RuleHead};
+use crate::policy::ast::{for_each_child, for_each_literal_child, Child};
+use regorus::unstable::{Expr, Module, Query, Rule, RuleHead};
 use regorus::Value;
 
 /// A node of the documented input.
@@ -239,26 +240,10 @@ impl Walker<'_> {
 
     fn query(&mut self, q: &Query) {
         for s in &q.stmts {
-            match &s.literal {
-                Literal::SomeVars { .. } => {}
-                Literal::SomeIn {
-                    key,
-                    value,
-                    collection,
-                    ..
-                } => {
-                    if let Some(k) = key {
-                        self.expr(k);
-                    }
-                    self.expr(value);
-                    self.expr(collection);
-                }
-                Literal::Expr { expr, .. } | Literal::NotExpr { expr, .. } => self.expr(expr),
-                Literal::Every { domain, query, .. } => {
-                    self.expr(domain);
-                    self.query(query);
-                }
-            }
+            for_each_literal_child(&s.literal, |c| match c {
+                Child::Value(x) | Child::Callee(x) | Child::Term(x) => self.expr(x),
+                Child::Body(q) => self.query(q),
+            });
             for w in &s.with_mods {
                 self.expr(&w.refr);
                 self.expr(&w.r#as);
@@ -289,34 +274,6 @@ impl Walker<'_> {
                         }
                     }
                 }
-            }
-            Expr::String { .. }
-            | Expr::RawString { .. }
-            | Expr::Number { .. }
-            | Expr::Bool { .. }
-            | Expr::Null { .. }
-            | Expr::Var { .. } => {}
-            Expr::Array { items, .. } | Expr::Set { items, .. } => {
-                for i in items {
-                    self.expr(i);
-                }
-            }
-            Expr::Object { fields, .. } => {
-                for (_, k, v) in fields {
-                    self.expr(k);
-                    self.expr(v);
-                }
-            }
-            Expr::ArrayCompr { term, query, .. } | Expr::SetCompr { term, query, .. } => {
-                self.expr(term);
-                self.query(query);
-            }
-            Expr::ObjectCompr {
-                key, value, query, ..
-            } => {
-                self.expr(key);
-                self.expr(value);
-                self.query(query);
             }
             Expr::Call { fcn, params, .. } => {
                 // `object.get(input.mcp.tool, "nmae", d)`: the path the
@@ -358,31 +315,20 @@ impl Walker<'_> {
                         }
                     }
                 }
-                for p in params {
-                    self.expr(p);
-                }
+                self.children(e);
             }
-            Expr::UnaryExpr { expr, .. } => self.expr(expr),
-            Expr::BinExpr { lhs, rhs, .. }
-            | Expr::BoolExpr { lhs, rhs, .. }
-            | Expr::ArithExpr { lhs, rhs, .. }
-            | Expr::AssignExpr { lhs, rhs, .. } => {
-                self.expr(lhs);
-                self.expr(rhs);
-            }
-            Expr::Membership {
-                key,
-                value,
-                collection,
-                ..
-            } => {
-                if let Some(k) = key {
-                    self.expr(k);
-                }
-                self.expr(value);
-                self.expr(collection);
-            }
+            _ => self.children(e),
         }
+    }
+
+    /// Every operand and comprehension of `e` (a call's function is a
+    /// name, not an input reference).
+    fn children(&mut self, e: &Expr) {
+        for_each_child(e, |c| match c {
+            Child::Value(x) | Child::Term(x) => self.expr(x),
+            Child::Body(q) => self.query(q),
+            Child::Callee(_) => {}
+        });
     }
 
     fn reference(&mut self, root: &str, segs: &[Located]) {

@@ -26,6 +26,9 @@
 
 pub mod input;
 
+use crate::policy::ast::{
+    for_each_child, for_each_literal_child, head_exprs, head_ref, root_var, Child,
+};
 use regorus::unstable::{BoolOp, Expr, Literal, Module, Query, Ref, Rule, RuleHead};
 use regorus::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -207,71 +210,12 @@ fn var_name(e: &Expr) -> Option<&str> {
 /// queries included when `into_compr`.
 fn walk_expr<'a>(e: &'a Expr, into_compr: bool, f: &mut dyn FnMut(&'a Expr)) {
     f(e);
-    match e {
-        Expr::RefDot { refr, .. } => walk_expr(refr, into_compr, f),
-        Expr::RefBrack { refr, index, .. } => {
-            walk_expr(refr, into_compr, f);
-            walk_expr(index, into_compr, f);
-        }
-        Expr::Array { items, .. } | Expr::Set { items, .. } => {
-            for i in items {
-                walk_expr(i, into_compr, f);
-            }
-        }
-        Expr::Object { fields, .. } => {
-            for (_, k, v) in fields {
-                walk_expr(k, into_compr, f);
-                walk_expr(v, into_compr, f);
-            }
-        }
-        Expr::ArrayCompr { term, query, .. } | Expr::SetCompr { term, query, .. } => {
-            if into_compr {
-                walk_expr(term, into_compr, f);
-                walk_query(query, f);
-            }
-        }
-        Expr::ObjectCompr {
-            key, value, query, ..
-        } => {
-            if into_compr {
-                walk_expr(key, into_compr, f);
-                walk_expr(value, into_compr, f);
-                walk_query(query, f);
-            }
-        }
-        Expr::Call { fcn, params, .. } => {
-            walk_expr(fcn, into_compr, f);
-            for p in params {
-                walk_expr(p, into_compr, f);
-            }
-        }
-        Expr::UnaryExpr { expr, .. } => walk_expr(expr, into_compr, f),
-        Expr::BinExpr { lhs, rhs, .. }
-        | Expr::BoolExpr { lhs, rhs, .. }
-        | Expr::ArithExpr { lhs, rhs, .. }
-        | Expr::AssignExpr { lhs, rhs, .. } => {
-            walk_expr(lhs, into_compr, f);
-            walk_expr(rhs, into_compr, f);
-        }
-        Expr::Membership {
-            key,
-            value,
-            collection,
-            ..
-        } => {
-            if let Some(k) = key {
-                walk_expr(k, into_compr, f);
-            }
-            walk_expr(value, into_compr, f);
-            walk_expr(collection, into_compr, f);
-        }
-        Expr::String { .. }
-        | Expr::RawString { .. }
-        | Expr::Number { .. }
-        | Expr::Bool { .. }
-        | Expr::Null { .. }
-        | Expr::Var { .. } => {}
-    }
+    for_each_child(e, |c| match c {
+        Child::Value(x) | Child::Callee(x) => walk_expr(x, into_compr, f),
+        Child::Term(x) if into_compr => walk_expr(x, into_compr, f),
+        Child::Body(q) if into_compr => walk_query(q, f),
+        Child::Term(_) | Child::Body(_) => {}
+    });
 }
 
 /// Every expression of every statement of `q` (nested queries included).
@@ -286,30 +230,11 @@ fn walk_query<'a>(q: &'a Query, f: &mut dyn FnMut(&'a Expr)) {
 }
 
 fn walk_literal<'a>(l: &'a Literal, into_compr: bool, f: &mut dyn FnMut(&'a Expr)) {
-    match l {
-        Literal::SomeVars { .. } => {}
-        Literal::SomeIn {
-            key,
-            value,
-            collection,
-            ..
-        } => {
-            if let Some(k) = key {
-                walk_expr(k, into_compr, f);
-            }
-            walk_expr(value, into_compr, f);
-            walk_expr(collection, into_compr, f);
-        }
-        Literal::Expr { expr, .. } | Literal::NotExpr { expr, .. } => {
-            walk_expr(expr, into_compr, f)
-        }
-        Literal::Every { domain, query, .. } => {
-            walk_expr(domain, into_compr, f);
-            if into_compr {
-                walk_query(query, f);
-            }
-        }
-    }
+    for_each_literal_child(l, |c| match c {
+        Child::Body(q) if into_compr => walk_query(q, f),
+        Child::Body(_) => {}
+        Child::Value(x) | Child::Callee(x) | Child::Term(x) => walk_expr(x, into_compr, f),
+    });
 }
 
 /// Whether `e` can be undefined: anything but literals and comprehensions
@@ -367,11 +292,7 @@ fn rule_names(modules: &[Ref<Module>], functions: bool) -> BTreeSet<String> {
             if is_fn && !functions {
                 continue;
             }
-            let mut root = refr.as_ref();
-            while let Expr::RefDot { refr, .. } | Expr::RefBrack { refr, .. } = root {
-                root = refr;
-            }
-            if let Some(n) = var_name(root) {
+            if let Some(n) = root_var(refr) {
                 out.insert(n.to_string());
             }
         }
@@ -408,29 +329,7 @@ impl Cx<'_> {
                 return;
             }
         };
-        let head_exprs: Vec<&Expr> = match head {
-            RuleHead::Compr { refr, assign, .. } => {
-                let mut v: Vec<&Expr> = vec![refr];
-                if let Some(a) = assign {
-                    v.push(&a.value);
-                }
-                v
-            }
-            RuleHead::Set { refr, key, .. } => {
-                let mut v: Vec<&Expr> = vec![refr];
-                if let Some(k) = key {
-                    v.push(k);
-                }
-                v
-            }
-            RuleHead::Func { refr, assign, .. } => {
-                let mut v: Vec<&Expr> = vec![refr];
-                if let Some(a) = assign {
-                    v.push(&a.value);
-                }
-                v
-            }
-        };
+        let head_exprs = head_exprs(head);
         for (i, body) in bodies.iter().enumerate() {
             // The value this body gives: the head's, or its own `else := v`.
             let mut values: Vec<&Expr> = if i == 0 {
@@ -907,19 +806,7 @@ fn definition_order(modules: &[Ref<Module>], out: &mut Vec<Finding>) {
         first_module.entry(package.clone()).or_insert(i);
         let rules = first_def.entry(package).or_default();
         for rule in &m.policy {
-            let refr = match rule.as_ref() {
-                Rule::Spec { head, .. } => match head {
-                    RuleHead::Compr { refr, .. }
-                    | RuleHead::Set { refr, .. }
-                    | RuleHead::Func { refr, .. } => refr,
-                },
-                Rule::Default { refr, .. } => refr,
-            };
-            let mut root = refr.as_ref();
-            while let Expr::RefDot { refr, .. } | Expr::RefBrack { refr, .. } = root {
-                root = refr;
-            }
-            if let Some(n) = var_name(root).filter(|n| non_functions.contains(*n)) {
+            if let Some(n) = root_var(head_ref(rule)).filter(|n| non_functions.contains(*n)) {
                 rules.entry(n.to_string()).or_insert((i, rule.span().line));
             }
         }
