@@ -24,8 +24,8 @@
 //! outside the negation (`not f(xs[_])`, which OPA refuses as unsafe) is
 //! left as written.
 
-use super::listing::widen;
 use super::ast::{for_each_child, for_each_literal_child, head_exprs, head_ref, root_var, Child};
+use super::listing::widen;
 use regorus::unstable::{BoolOp, Expr, Literal, LiteralStmt, Module, Query, Rule, RuleHead};
 use regorus::{Engine, Value};
 use std::collections::BTreeSet;
