@@ -161,9 +161,6 @@ fn compile_sources(
     })
 }
 
-/// The rule definitions found to depend on the call, which therefore do
-/// not decide list items (docs/input.md, "Listing").
-
 fn new_vm(
     program: Arc<Program>,
     data: Option<Value>,

@@ -13,126 +13,16 @@
 //! ["mcp", k], …)`, `input[x]`) and references through a local variable
 //! (`m := input.mcp; m.tol`).
 
+mod tree;
+
+pub use tree::{documented_paths, Node, INPUT};
+
+use super::syntax::call_name;
 use crate::policy::ast::{for_each_child, for_each_literal_child, Child};
 use regorus::unstable::{Expr, Module, Query, Rule, RuleHead};
 use regorus::Value;
-
-/// A node of the documented input.
-#[derive(Debug, Clone, Copy)]
-pub enum Node {
-    /// A scalar (string, number, boolean): nothing below it.
-    Leaf,
-    /// Whatever the client or a verifier sent: any path below is valid.
-    Open,
-    /// An object with exactly these members.
-    Obj(&'static [(&'static str, Node)]),
-    /// An array or set whose elements are all this.
-    Each(&'static Node),
-}
-
+use tree::{step, LOWER_CASE_KEYS};
 use Node::{Each, Leaf, Obj, Open};
-
-/// A rate counter (`input.rate.session`, `input.rate.identity`).
-const RATE: Node = Obj(&[("window", Leaf), ("tools", Open)]);
-
-/// The documented `input` (docs/input.md).
-pub const INPUT: Node = Obj(&[
-    (
-        "mcp",
-        Obj(&[
-            ("kind", Leaf),
-            ("direction", Leaf),
-            ("listing", Leaf),
-            ("list_method", Leaf),
-            ("findings", Open),
-            ("method", Leaf),
-            ("id", Leaf),
-            ("params", Open),
-            ("result", Open),
-            ("error", Open),
-            ("protocol_version", Leaf),
-            ("session_id", Leaf),
-            ("client", Open),
-            ("capabilities", Open),
-            (
-                "headers",
-                Obj(&[("method", Leaf), ("name", Leaf), ("params", Open)]),
-            ),
-            ("batch", Obj(&[("index", Leaf), ("size", Leaf)])),
-            (
-                "tool",
-                Obj(&[("name", Leaf), ("arguments", Open), ("definition", Open)]),
-            ),
-            (
-                "prompt",
-                Obj(&[("name", Leaf), ("arguments", Open), ("definition", Open)]),
-            ),
-            (
-                "resource",
-                Obj(&[("uri", Leaf), ("template", Leaf), ("definition", Open)]),
-            ),
-            (
-                "completion",
-                Obj(&[("ref", Open), ("argument", Open), ("context", Open)]),
-            ),
-            ("logging", Obj(&[("level", Leaf)])),
-            ("task", Obj(&[("id", Leaf)])),
-            ("cancelled", Obj(&[("request_id", Leaf), ("reason", Leaf)])),
-            (
-                "progress",
-                Obj(&[
-                    ("token", Leaf),
-                    ("progress", Leaf),
-                    ("total", Leaf),
-                    ("message", Leaf),
-                ]),
-            ),
-            ("cursor", Leaf),
-        ]),
-    ),
-    (
-        "http",
-        Obj(&[
-            ("method", Leaf),
-            ("path", Leaf),
-            ("host", Leaf),
-            ("scheme", Leaf),
-            ("headers", Open),
-        ]),
-    ),
-    ("identity", Obj(&[("claims", Open), ("subject", Leaf)])),
-    ("source", Obj(&[("address", Leaf), ("principal", Leaf)])),
-    ("connection", Obj(&[("tls_version", Leaf), ("mtls", Leaf)])),
-    ("xds", Obj(&[("route_name", Leaf), ("cluster_name", Leaf)])),
-    (
-        "session",
-        Obj(&[
-            ("id", Leaf),
-            ("started_ms", Leaf),
-            (
-                "calls",
-                Each(&Obj(&[
-                    ("time_ms", Leaf),
-                    ("method", Leaf),
-                    ("name", Leaf),
-                    ("tool", Leaf),
-                    ("labels", Each(&Leaf)),
-                    ("allowed", Leaf),
-                ])),
-            ),
-            ("labels", Each(&Leaf)),
-            ("principal", Leaf),
-            (
-                "killed",
-                Obj(&[("reason", Leaf), ("at_ms", Leaf), ("until_ms", Leaf)]),
-            ),
-        ]),
-    ),
-    ("rate", Obj(&[("session", RATE), ("identity", RATE)])),
-]);
-
-/// Open-ended objects whose keys the filter lower-cases (header names).
-const LOWER_CASE_KEYS: [&str; 2] = ["input.http.headers", "input.mcp.headers.params"];
 
 /// One questionable reference.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -278,7 +168,7 @@ impl Walker<'_> {
             Expr::Call { fcn, params, .. } => {
                 // `object.get(input.mcp.tool, "nmae", d)`: the path the
                 // constant key leads to.
-                if crate::policy::lint::call_name(fcn).as_deref() == Some("object.get") {
+                if call_name(fcn).as_deref() == Some("object.get") {
                     if let (Some(obj), Some(key)) = (params.first(), params.get(1)) {
                         if let Some((root, mut segs)) = chain(obj) {
                             let sp = key.span();
@@ -428,15 +318,6 @@ fn show(path: &[&str]) -> String {
     s
 }
 
-fn step(node: Node, key: &str) -> Option<Node> {
-    match node {
-        Open => Some(Open),
-        Leaf => None,
-        Each(element) => Some(*element),
-        Obj(members) => members.iter().find(|(k, _)| *k == key).map(|(_, n)| *n),
-    }
-}
-
 /// The variable a reference starts from and its segments, outermost last.
 fn chain(e: &Expr) -> Option<(String, Vec<Located>)> {
     let mut segs = Vec::new();
@@ -520,211 +401,5 @@ fn edit_distance(a: &str, b: &str) -> usize {
     d.last().copied().unwrap_or(0)
 }
 
-/// Every documented path, for the documentation test and `--help`.
-pub fn documented_paths() -> Vec<(String, &'static str)> {
-    fn go(prefix: &str, node: Node, out: &mut Vec<(String, &'static str)>) {
-        if let Obj(members) = node {
-            for (k, n) in members {
-                let p = format!("{prefix}.{k}");
-                out.push((
-                    p.clone(),
-                    match n {
-                        Leaf => "value",
-                        Open => "open",
-                        Obj(_) => "object",
-                        Each(_) => "list",
-                    },
-                ));
-                match n {
-                    Each(element) => go(&format!("{p}[_]"), **element, out),
-                    other => go(&p, *other, out),
-                }
-            }
-        }
-    }
-    let mut out = Vec::new();
-    go("input", INPUT, &mut out);
-    out
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn findings(src: &str) -> Vec<String> {
-        let mut e = regorus::Engine::new();
-        e.set_rego_v0(false);
-        e.add_policy("p.rego".into(), src.into()).unwrap();
-        check_modules(e.get_modules())
-            .into_iter()
-            .map(|f| match f.suggestion {
-                Some(s) => format!("{}:{}: {}; {s}", f.line, f.col, f.message),
-                None => format!("{}:{}: {}", f.line, f.col, f.message),
-            })
-            .collect()
-    }
-
-    #[test]
-    fn documented_paths_pass() {
-        let f = findings(
-            r#"package mcp
-import rego.v1
-allow if input.mcp.tool.name == "x"
-allow if input.mcp.tool.arguments.path.deep.down
-allow if input.mcp.params._meta["io.modelcontextprotocol/clientInfo"]
-allow if input.http.headers["mcp-session-id"]
-allow if input.identity.claims.groups[_] == "admin"
-allow if { some k, v in input.mcp.tool.arguments; k == v }
-allow if input.mcp[k].name == "x"
-allow if input.session.calls[_].tool == "x"
-allow if count(input.session.calls[0].labels) > input.rate.session.tools.x
-allow if not input.mcp
-deny contains input.mcp.method if input.mcp.kind == "request"
-"#,
-        );
-        assert!(f.is_empty(), "{f:?}");
-    }
-
-    #[test]
-    fn typos_and_impossible_paths_are_found() {
-        let f = findings(
-            r#"package mcp
-import rego.v1
-allow if input.mcp.tool.nme == "x"
-allow if input.mcp.method.name == "x"
-deny contains sprintf("%v", [input.mpc.method]) if true
-allow if count([x | x := input.http.headers.Authorization]) > 0
-allow if input.mcp.headers.params["Region"]
-allow if input.sessions.id
-allow if input.session.calls[_].tol == "x"
-"#,
-        );
-        assert_eq!(f.len(), 7, "{f:?}");
-        assert!(
-            f[0].starts_with("3:25: input.mcp.tool.nme is not in the documented input"),
-            "{f:?}"
-        );
-        assert!(f[0].ends_with("did you mean input.mcp.tool.name?"), "{f:?}");
-        assert!(f[1].contains("input.mcp.method is a single value"), "{f:?}");
-        assert!(
-            f[2].contains("input.mpc") && f[2].contains("did you mean input.mcp?"),
-            "{f:?}"
-        );
-        assert!(f[3].contains("lower case; use \"authorization\""), "{f:?}");
-        assert!(f[4].contains("use \"region\""), "{f:?}");
-        assert!(
-            f[5].contains("input.sessions is not in the documented input"),
-            "{f:?}"
-        );
-        assert!(
-            f[6].contains("input.session.calls[_].tol is not in the documented input"),
-            "{f:?}"
-        );
-    }
-
-    #[test]
-    fn imports_of_input_are_followed() {
-        let f = findings(
-            "package mcp\nimport rego.v1\nimport input.mcp.tool\nimport input.http as h\nallow if tool.nam == \"x\"\nallow if h.header\n",
-        );
-        assert_eq!(f.len(), 2, "{f:?}");
-        assert!(f[0].contains("input.mcp.tool.nam"), "{f:?}");
-        assert!(
-            f[1].contains("input.http.header ") && f[1].contains("input.http.headers?"),
-            "{f:?}"
-        );
-    }
-
-    #[test]
-    fn with_targets_are_checked() {
-        let f = findings(
-            "package t\nimport rego.v1\ntest_x if data.mcp.allow with input.mcp.methd as \"ping\"\n",
-        );
-        assert_eq!(f.len(), 1, "{f:?}");
-    }
-
-    /// The tree above is docs/input.md: every field the document's tables
-    /// list is in the tree, and every field of the tree's `mcp` and `http`
-    /// parts (and of any other part the document has a section for) is in
-    /// the document.
-    #[test]
-    fn tree_matches_docs_input_md() {
-        let doc = include_str!("../../../../../docs/input.md");
-        let known: Vec<String> = documented_paths().into_iter().map(|(p, _)| p).collect();
-        let mut listed: Vec<String> = Vec::new();
-        let mut section = String::new();
-        for line in doc.lines() {
-            if let Some(h) = line
-                .strip_prefix("## ")
-                .or_else(|| line.strip_prefix("### "))
-            {
-                if let Some(p) = h.trim().strip_prefix("`").and_then(|h| h.strip_suffix("`")) {
-                    if p.starts_with("input.") {
-                        section = p.to_string();
-                    }
-                } else if !h.starts_with("Fields") {
-                    section.clear();
-                }
-                continue;
-            }
-            if section.is_empty() || !line.starts_with("| `") {
-                continue;
-            }
-            let cells: Vec<&str> = line.split(" | ").collect();
-            let first = cells
-                .first()
-                .map(|c| c.trim_start_matches("| "))
-                .unwrap_or_default();
-            // "Fields filled per method": the field is the second column and
-            // its keys are in the third.
-            let per_method = cells.len() >= 3
-                && cells
-                    .get(1)
-                    .is_some_and(|c| c.starts_with('`') && c.ends_with('`') && !c.contains(' '));
-            let field_cell = if per_method {
-                cells.get(1).copied().unwrap_or_default()
-            } else {
-                first
-            };
-            let field = field_cell.trim_matches('`');
-            if field.contains(' ') || field.is_empty() {
-                continue;
-            }
-            let path = format!("{section}.{field}");
-            listed.push(path.clone());
-            if per_method {
-                let contents = cells.get(2).copied().unwrap_or_default();
-                for part in contents.split('"').skip(1).step_by(2) {
-                    listed.push(format!("{path}.{part}"));
-                }
-            }
-        }
-        assert!(
-            listed.len() > 30,
-            "the document's tables were not found: {listed:?}"
-        );
-        for p in &listed {
-            assert!(
-                known.contains(p),
-                "docs/input.md lists {p}, which the CLI does not know (src/lint/input.rs INPUT)"
-            );
-        }
-        let sections: Vec<&str> = doc
-            .lines()
-            .filter_map(|l| {
-                l.strip_prefix("## `input.")
-                    .and_then(|l| l.strip_suffix('`'))
-            })
-            .collect();
-        for p in &known {
-            let top = p.split('.').nth(1).unwrap_or_default();
-            let nested_in_listed = listed.iter().any(|l| p.starts_with(&format!("{l}.")));
-            if sections.contains(&top) && !nested_in_listed && p.matches('.').count() >= 2 {
-                assert!(
-                    listed.contains(p),
-                    "{p} is in src/lint/input.rs but not in docs/input.md"
-                );
-            }
-        }
-    }
-}
+mod tests;
