@@ -1,12 +1,81 @@
-//! One walk over regorus' syntax tree, shared by the analyses and rewrites
-//! of policy/ (lint, negation, listing): the direct children of an
-//! expression or a literal, named by the part they play, in source order.
-//! Each analysis recurses through [`for_each_child`] and handles the few
-//! expression kinds it reads itself; which children exist is written once,
-//! here.
+//! regorus' syntax tree, shared by the analyses and rewrites of policy/
+//! (lint, negation, listing) and the engine:
+//!
+//! - [`Parsed`]: modules parsed once, in an engine the next step reads or
+//!   compiles without parsing the same text again;
+//! - one walk: the direct children of an expression or a literal, named by
+//!   the part they play, in source order. Each analysis recurses through
+//!   [`for_each_child`] and handles the few expression kinds it reads
+//!   itself; which children exist is written once, here.
 
-use regorus::unstable::{Expr, Literal, Query, Rule, RuleHead};
-use regorus::Value;
+use regorus::unstable::{Expr, Literal, Module, Query, Ref, Rule, RuleHead};
+use regorus::{Engine, Value};
+
+/// Modules parsed as the engine compiles them (Rego v1), in the order
+/// given. Cloning shares the syntax trees.
+#[derive(Clone)]
+pub struct Parsed {
+    engine: Engine,
+    modules: Vec<Ref<Module>>,
+    packages: Vec<String>,
+}
+
+/// A module that does not parse: its name, and regorus' message (with the
+/// `--> file:line:col` location in it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError {
+    pub module: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for ParseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+impl Parsed {
+    /// Parse `modules` (name, Rego source); the first that does not parse
+    /// is the error.
+    pub fn parse(modules: &[(String, String)]) -> Result<Parsed, ParseError> {
+        let mut engine = Engine::new();
+        // Rego v1 (OPA 1.x) syntax is the default for new engines; say so.
+        engine.set_rego_v0(false);
+        let mut packages = Vec::with_capacity(modules.len());
+        for (name, source) in modules {
+            let package = engine
+                .add_policy(name.clone(), source.clone())
+                .map_err(|e| ParseError {
+                    module: name.clone(),
+                    message: e.to_string(),
+                })?;
+            packages.push(package);
+        }
+        let modules = engine.get_modules().clone();
+        Ok(Parsed {
+            engine,
+            modules,
+            packages,
+        })
+    }
+
+    /// The syntax trees, in the order given.
+    pub fn modules(&self) -> &[Ref<Module>] {
+        &self.modules
+    }
+
+    /// Each module's package, as regorus names it (`data.mcp`).
+    pub fn packages(&self) -> &[String] {
+        &self.packages
+    }
+
+    /// The engine holding the modules, to add more and compile.
+    pub fn into_engine(self) -> Engine {
+        self.engine
+    }
+}
 
 /// A direct child of an expression or a literal.
 #[derive(Clone, Copy)]

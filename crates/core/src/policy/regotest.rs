@@ -112,7 +112,7 @@ pub fn list(modules: &[(String, String)]) -> Result<Vec<TestRule>, RegoTestError
 
 /// The policy as the filter compiles it: the modules that are not tests
 /// (`*_test.rego`) rewritten so that rules depending on the call do not
-/// decide lists (policy/listing.rs), the tests as written. Should the rewritten
+/// decide lists (policy/listing/), the tests as written. Should the rewritten
 /// modules not compile, the originals are used, as in the filter.
 fn compile(modules: &[(String, String)], data: Option<Value>) -> Result<Engine, RegoTestError> {
     let policy: Vec<(String, String)> = modules

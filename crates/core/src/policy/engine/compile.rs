@@ -1,10 +1,11 @@
 //! Compiling a policy: the authors' modules checked for bracket nesting,
-//! rewritten for negation (policy/negation.rs) and listing
-//! (policy/listing.rs), compiled with the entry module for the RVM, and the
+//! rewritten for negation (policy/negation/) and listing
+//! (policy/listing/), compiled with the entry module for the RVM, and the
 //! interpreter kept as the fallback.
 
 use super::errors::PolicyError;
 use super::revision::revision_of;
+use crate::policy::ast::Parsed;
 use regorus::languages::rego::compiler::Compiler;
 use regorus::rvm::program::Program;
 use regorus::rvm::vm::RegoVM;
@@ -45,7 +46,7 @@ pub(super) struct Compiled {
     pub rvm_fallback_reason: Option<String>,
     pub revision: String,
     pub module_names: Vec<String>,
-    /// Rule definitions that do not decide lists (policy/listing.rs).
+    /// Rule definitions that do not decide lists (policy/listing/).
     pub listing: Vec<crate::policy::listing::CallDependent>,
     /// Why the sources rewritten for listing were not used.
     pub listing_fallback: Option<String>,
@@ -62,21 +63,27 @@ pub(super) fn compile(
     for (name, source) in modules {
         check_nesting(name, source)?;
     }
-    // `not` reads an undefined operand as OPA does (policy/negation.rs).
-    let negated = crate::policy::negation::transform(modules);
+    // `not` reads an undefined operand as OPA does (policy/negation/).
+    // Its last pass parsed the sources it hands on: the listing transform
+    // reads that parse, and the engine compiles it unless the listing
+    // rewrote the text.
+    let (negated, parsed) = crate::policy::negation::rewrite(modules);
     let modules_in = modules;
     let modules: &[(String, String)] = negated.as_deref().unwrap_or(modules);
-    let listing = crate::policy::listing::transform(modules);
+    let listing = match &parsed {
+        Some(p) => crate::policy::listing::transform_parsed(modules, p.modules()),
+        None => crate::policy::listing::transform(modules),
+    };
     let mut policy = match &listing {
-        Some(t) => match compile_sources(&t.modules, data, max_instructions) {
+        Some(t) => match compile_sources(&t.modules, None, data, max_instructions) {
             Ok(p) => p,
             Err(e) => {
-                let mut p = compile_sources(modules, data, max_instructions)?;
+                let mut p = compile_sources(modules, parsed, data, max_instructions)?;
                 p.listing_fallback = Some(e.to_string());
                 p
             }
         },
-        None => compile_sources(modules, data, max_instructions)?,
+        None => compile_sources(modules, parsed, data, max_instructions)?,
     };
     if policy.listing_fallback.is_none() {
         policy.listing = listing.map(|t| t.rules).unwrap_or_default();
@@ -85,28 +92,26 @@ pub(super) fn compile(
     Ok(policy)
 }
 
+/// Compile `modules`; `parsed`, when given, is their parse (not repeated).
 fn compile_sources(
     modules: &[(String, String)],
+    parsed: Option<Parsed>,
     data: Option<&serde_json::Value>,
     max_instructions: usize,
 ) -> Result<Compiled, PolicyError> {
     if modules.is_empty() {
         return Err(PolicyError::new("no Rego modules given"));
     }
-    let mut engine = Engine::new();
-    // Rego v1 (OPA 1.x) syntax is the default for new engines; say so.
-    engine.set_rego_v0(false);
-    let mut declares_mcp = false;
     // Nesting was checked on the author's sources (`compile`): the
     // rewrites add a level of braces at most.
-    for (name, source) in modules {
-        let package = engine
-            .add_policy(name.clone(), source.clone())
-            .map_err(|e| PolicyError::from_regorus(&e, Some(name)))?;
-        if package == format!("data.{POLICY_PACKAGE}") {
-            declares_mcp = true;
-        }
-    }
+    let parsed = match parsed {
+        Some(p) => p,
+        None => Parsed::parse(modules)
+            .map_err(|e| PolicyError::from_regorus(&e.message.as_str(), Some(&e.module)))?,
+    };
+    let mcp = format!("data.{POLICY_PACKAGE}");
+    let declares_mcp = parsed.packages().iter().any(|p| *p == mcp);
+    let mut engine = parsed.into_engine();
     if !declares_mcp {
         return Err(PolicyError::new(format!(
             "no module declares `package {POLICY_PACKAGE}` (the package whose `allow` and `deny` rules decide)"

@@ -74,7 +74,7 @@ pub struct Policy {
     module_names: Vec<String>,
     /// Evaluations kept for the command-line tool; `None` (off) in the filter.
     recorded: Option<Vec<Evaluation>>,
-    /// Rule definitions that do not decide lists (policy/listing.rs).
+    /// Rule definitions that do not decide lists (policy/listing/).
     listing: Vec<crate::policy::listing::CallDependent>,
     /// Why the sources rewritten for listing were not used.
     listing_fallback: Option<String>,
@@ -95,7 +95,7 @@ impl Policy {
     /// `None`). Fails with the first problem found; nothing is half-loaded.
     ///
     /// The sources are first rewritten so that rules depending on the call
-    /// do not decide lists (policy/listing.rs); should the rewritten sources
+    /// do not decide lists (policy/listing/); should the rewritten sources
     /// not compile, the originals are used and
     /// [`Policy::listing_fallback`] says why.
     pub fn compile(

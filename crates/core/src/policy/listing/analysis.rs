@@ -2,8 +2,7 @@
 //! helper sets may be split definition by definition, and which rules
 //! depend on the call (fixpoints over the definitions).
 
-use super::reads::{chain, Found, Reader, Root, Scope};
-use super::PACKAGE;
+use super::reads::{chain, Found, Reader, Root, Scope, PACKAGE};
 use regorus::unstable::{Module, Rule, RuleHead};
 use std::collections::{BTreeMap, BTreeSet};
 

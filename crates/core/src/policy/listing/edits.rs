@@ -2,12 +2,33 @@
 //! definition, and the listing-only copies of `allow` bodies.
 
 use super::analysis::{found_cd, Analysis};
+use super::reads::PACKAGE;
 use super::reads::{Found, Reader, Scope};
 use super::text::{ends_with_open_brace, widen};
-use super::{CallDependent, GUARD, PACKAGE};
 use regorus::unstable::{Expr, Module, Query, Rule, RuleHead};
 use regorus::Value;
 use std::collections::BTreeSet;
+
+/// The guard inserted into call-dependent bodies.
+const GUARD: &str = "not input.mcp.listing";
+
+/// What the transformation did to one rule definition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallDependent {
+    /// The module (name as given).
+    pub module: String,
+    /// Line of the definition.
+    pub line: u32,
+    /// `data.<package>.<rule>`
+    pub rule: String,
+    /// Why it depends on the call: the first call-dependent reference or
+    /// rule it uses, as written.
+    pub because: String,
+    /// For `allow`: a listing-only copy without the call-dependent
+    /// conditions was added (else the definition is simply not applied
+    /// when listing).
+    pub relaxed: bool,
+}
 
 pub(super) struct Edits {
     pub(super) inserts: Vec<(usize, (usize, String))>,

@@ -42,32 +42,10 @@ mod text;
 
 pub(crate) use text::widen;
 
+use super::ast::Parsed;
 use analysis::Analysis;
-use regorus::Engine;
-
-/// The package whose `allow` and `deny` decide.
-const PACKAGE: &str = "data.mcp";
-
-/// The guard inserted into call-dependent bodies.
-const GUARD: &str = "not input.mcp.listing";
-
-/// What the transformation did to one rule definition.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CallDependent {
-    /// The module (name as given).
-    pub module: String,
-    /// Line of the definition.
-    pub line: u32,
-    /// `data.<package>.<rule>`
-    pub rule: String,
-    /// Why it depends on the call: the first call-dependent reference or
-    /// rule it uses, as written.
-    pub because: String,
-    /// For `allow`: a listing-only copy without the call-dependent
-    /// conditions was added (else the definition is simply not applied
-    /// when listing).
-    pub relaxed: bool,
-}
+pub use edits::CallDependent;
+use regorus::unstable::{Module, Ref};
 
 /// The policy's sources as compiled, and what was changed.
 #[derive(Debug, Clone, Default)]
@@ -79,12 +57,16 @@ pub struct Transformed {
 /// Rewrite `modules` for listing. `None` when nothing needs rewriting, or
 /// when the modules do not parse (compiling the originals reports why).
 pub fn transform(modules: &[(String, String)]) -> Option<Transformed> {
-    let mut engine = Engine::new();
-    engine.set_rego_v0(false);
-    for (name, source) in modules {
-        engine.add_policy(name.clone(), source.clone()).ok()?;
-    }
-    let parsed = engine.get_modules();
+    let parsed = Parsed::parse(modules).ok()?;
+    transform_parsed(modules, parsed.modules())
+}
+
+/// [`transform`] on modules already parsed (`parsed` is the parse of
+/// `modules`, in the same order).
+pub(crate) fn transform_parsed(
+    modules: &[(String, String)],
+    parsed: &[Ref<Module>],
+) -> Option<Transformed> {
     let mut a = Analysis::default();
     for (index, m) in parsed.iter().enumerate() {
         a.add_module(index, m);

@@ -8,6 +8,9 @@ use regorus::unstable::{Expr, Literal, LiteralStmt, Query};
 use regorus::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
+/// The package whose `allow` and `deny` decide.
+pub(super) const PACKAGE: &str = "data.mcp";
+
 /// Where a reference starts.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) enum Root {

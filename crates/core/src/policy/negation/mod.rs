@@ -26,15 +26,14 @@
 
 mod walker;
 
-use super::ast::{head_ref, root_var};
+use super::ast::{head_ref, root_var, Parsed};
 use regorus::unstable::Rule;
-use regorus::Engine;
 use std::collections::BTreeSet;
 use walker::{Edit, Walker};
 
 /// How many times the sources are re-parsed at most: a pass leaves a `not`
 /// nested inside an operand it moved for the next pass. Bracket nesting is
-/// bounded before this runs (16 levels, `policy/engine.rs`), and so is the
+/// bounded before this runs (16 levels, `policy/engine/compile.rs`), and so is the
 /// nesting of negations.
 const MAX_PASSES: usize = 17;
 
@@ -42,6 +41,18 @@ const MAX_PASSES: usize = 17;
 /// `None` when nothing needs rewriting, or when the modules do not parse
 /// (compiling the originals reports why).
 pub fn transform(modules: &[(String, String)]) -> Option<Vec<(String, String)>> {
+    rewrite(modules).0
+}
+
+/// [`transform`], and the parse of the sources it returns (the originals
+/// when it returns `None`) when it has one: the last pass, which found
+/// nothing more to change, parsed exactly them, and the steps after (the
+/// listing transform, the engine) read that parse instead of parsing the
+/// same text again. `None` for it when they do not parse, or when the
+/// passes ran out.
+pub(crate) fn rewrite(
+    modules: &[(String, String)],
+) -> (Option<Vec<(String, String)>>, Option<Parsed>) {
     // The fresh variables' prefix: one no source already uses.
     let mut prefix = String::from("__mcp_not");
     while modules.iter().any(|(_, src)| src.contains(prefix.as_str())) {
@@ -50,26 +61,27 @@ pub fn transform(modules: &[(String, String)]) -> Option<Vec<(String, String)>> 
     let mut current: Vec<(String, String)> = modules.to_vec();
     let mut changed = false;
     for pass in 0..MAX_PASSES {
-        let Some(next) = one_pass(&current, pass, &prefix) else {
-            break;
+        let Ok(parsed) = Parsed::parse(&current) else {
+            return (changed.then_some(current), None);
+        };
+        let Some(next) = one_pass(&current, &parsed, pass, &prefix) else {
+            return (changed.then_some(current), Some(parsed));
         };
         current = next;
         changed = true;
     }
-    changed.then_some(current)
+    (changed.then_some(current), None)
 }
 
+/// One pass over `modules`, whose parse is `parsed`: the rewritten
+/// sources, or `None` when there is nothing to change.
 fn one_pass(
     modules: &[(String, String)],
+    parsed: &Parsed,
     pass: usize,
     prefix: &str,
 ) -> Option<Vec<(String, String)>> {
-    let mut engine = Engine::new();
-    engine.set_rego_v0(false);
-    for (name, source) in modules {
-        engine.add_policy(name.clone(), source.clone()).ok()?;
-    }
-    let parsed = engine.get_modules();
+    let parsed = parsed.modules();
     // Rule names per package: a bare variable naming a rule is a reference.
     let mut rules_of: Vec<(String, BTreeSet<String>)> = Vec::new();
     for m in parsed.iter() {

@@ -2,8 +2,8 @@
 //! the operands OPA evaluates before a negated expression, and the text
 //! edit that moves them out.
 
-use super::super::ast::{for_each_child, for_each_literal_child, head_exprs, Child};
-use super::super::listing::widen;
+use crate::policy::ast::{for_each_child, for_each_literal_child, head_exprs, Child};
+use crate::policy::listing::widen;
 use regorus::unstable::{BoolOp, Expr, Literal, LiteralStmt, Module, Query, Rule, RuleHead};
 use regorus::Value;
 use std::collections::BTreeSet;
