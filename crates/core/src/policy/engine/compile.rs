@@ -110,7 +110,7 @@ fn compile_sources(
             .map_err(|e| PolicyError::from_regorus(&e.message.as_str(), Some(&e.module)))?,
     };
     let mcp = format!("data.{POLICY_PACKAGE}");
-    let declares_mcp = parsed.packages().iter().any(|p| *p == mcp);
+    let declares_mcp = parsed.packages().contains(&mcp);
     let mut engine = parsed.into_engine();
     if !declares_mcp {
         return Err(PolicyError::new(format!(
