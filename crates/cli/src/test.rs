@@ -21,7 +21,7 @@ pub(super) fn run(args: &TestArgs, out: &mut dyn Write) -> Result<u8, Failure> {
         })
         .map_err(|e| Failure {
             code: EXIT_FAIL,
-            message: loaded.display_location(&e),
+            message: loaded.display_location(&e.to_string()),
         })?;
     let passed = results.iter().filter(|r| r.passed).count();
     let failed = results.len() - passed;

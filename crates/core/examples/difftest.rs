@@ -102,7 +102,7 @@ fn run_case(case: &Json) -> Json {
     };
     let engine_kind = on_rvm.engine_kind().as_str();
     // The raw values are read from the sources as the filter compiles them
-    // (`not` over an undefined operand, policy/negation.rs).
+    // (`not` over an undefined operand, policy/negation/).
     let negated = mcp_policy_core::policy::negation::transform(&modules);
     let mut raw = Raw::new(
         negated.as_deref().unwrap_or(&modules),

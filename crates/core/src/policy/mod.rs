@@ -1,6 +1,8 @@
 //! The policy: its `input`, the engine that decides on it, and the tools
 //! that check policies offline.
 
+/// One walk over regorus' syntax tree, shared by lint, negation and listing.
+pub mod ast;
 /// Compile, evaluate and read a decision (RVM or interpreter).
 pub mod engine;
 /// The policy `input` document built from a message and its request.

@@ -10,9 +10,31 @@
 //! as the filter compiles it, so a test of a listing
 //! (`input.mcp.listing: true`) sees what the filter decides for lists.
 
+use crate::policy::engine::PolicyError;
 use regorus::unstable::{Expr, Rule, RuleHead};
 use regorus::{Engine, Value};
+use std::fmt;
 use std::time::{Duration, Instant};
+
+/// Why the tests could not run at all (a failing test is a [`TestOutcome`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegoTestError {
+    /// A module does not parse: `file:line:col: message`.
+    Module(PolicyError),
+    /// The data was refused, as regorus said it.
+    Data(String),
+}
+
+impl fmt::Display for RegoTestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RegoTestError::Module(e) => e.fmt(f),
+            RegoTestError::Data(e) => f.write_str(e),
+        }
+    }
+}
+
+impl std::error::Error for RegoTestError {}
 
 /// The outcome of one test rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,7 +62,10 @@ pub struct TestRule {
 }
 
 /// Compile `modules` (name, source) with `data` and run every `test_` rule.
-pub fn run(modules: &[(String, String)], data: Option<Value>) -> Result<Vec<TestOutcome>, String> {
+pub fn run(
+    modules: &[(String, String)],
+    data: Option<Value>,
+) -> Result<Vec<TestOutcome>, RegoTestError> {
     run_matching(modules, data, |_| true)
 }
 
@@ -49,7 +74,7 @@ pub fn run_matching(
     modules: &[(String, String)],
     data: Option<Value>,
     keep: impl Fn(&str) -> bool,
-) -> Result<Vec<TestOutcome>, String> {
+) -> Result<Vec<TestOutcome>, RegoTestError> {
     let mut engine = compile(modules, data)?;
     let tests = find(&mut engine);
     let mut out = Vec::with_capacity(tests.len());
@@ -64,10 +89,7 @@ pub fn run_matching(
                 Some("undefined (a condition did not hold)".to_string()),
             ),
             Ok(v) => (false, Some(format!("evaluated to {v}, not true"))),
-            Err(e) => (
-                false,
-                Some(crate::policy::engine::PolicyError::from_regorus(&e, None).to_string()),
-            ),
+            Err(e) => (false, Some(PolicyError::from_regorus(&e, None).to_string())),
         };
         out.push(TestOutcome {
             name: t.name,
@@ -83,16 +105,16 @@ pub fn run_matching(
 
 /// The `test_` rules of `modules`, without running them (a module that
 /// does not parse is an error).
-pub fn list(modules: &[(String, String)]) -> Result<Vec<TestRule>, String> {
+pub fn list(modules: &[(String, String)]) -> Result<Vec<TestRule>, RegoTestError> {
     let mut engine = compile(modules, None)?;
     Ok(find(&mut engine))
 }
 
 /// The policy as the filter compiles it: the modules that are not tests
 /// (`*_test.rego`) rewritten so that rules depending on the call do not
-/// decide lists (policy/listing.rs), the tests as written. Should the rewritten
+/// decide lists (policy/listing/), the tests as written. Should the rewritten
 /// modules not compile, the originals are used, as in the filter.
-fn compile(modules: &[(String, String)], data: Option<Value>) -> Result<Engine, String> {
+fn compile(modules: &[(String, String)], data: Option<Value>) -> Result<Engine, RegoTestError> {
     let policy: Vec<(String, String)> = modules
         .iter()
         .filter(|(n, _)| !n.ends_with("_test.rego"))
@@ -113,18 +135,21 @@ fn compile(modules: &[(String, String)], data: Option<Value>) -> Result<Engine, 
     compile_as_written(modules, data)
 }
 
-fn compile_as_written(modules: &[(String, String)], data: Option<Value>) -> Result<Engine, String> {
+fn compile_as_written(
+    modules: &[(String, String)],
+    data: Option<Value>,
+) -> Result<Engine, RegoTestError> {
     let mut engine = Engine::new();
     engine.set_rego_v0(false);
     for (name, source) in modules {
         engine
             .add_policy(name.clone(), source.clone())
-            .map_err(|e| {
-                crate::policy::engine::PolicyError::from_regorus(&e, Some(name)).to_string()
-            })?;
+            .map_err(|e| RegoTestError::Module(PolicyError::from_regorus(&e, Some(name))))?;
     }
     if let Some(d) = data {
-        engine.add_data(d).map_err(|e| e.to_string())?;
+        engine
+            .add_data(d)
+            .map_err(|e| RegoTestError::Data(e.to_string()))?;
     }
     Ok(engine)
 }
