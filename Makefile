@@ -7,6 +7,9 @@
 #                (nightly; see docs/hardening.md)
 #   make soak    SOAK_SECONDS of steady MCP traffic through Envoy; writes bench/soak.md
 #   make bench   benchmarks: bench/report.md and bench/report.json (bench/README.md)
+#   make web     the core for the browser: playground/pkg/ (wasm-bindgen, wasm32-unknown-unknown)
+#   make web-test  the web build's tests under wasm-bindgen-test in Node and headless Chromium
+#   make playground  the policy playground on 127.0.0.1 (docs/playground.md)
 
 SHELL       := /bin/bash
 PYTHON      ?= python3
@@ -25,10 +28,17 @@ VERSION     := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 FILTER      := mcp-policy
 CORE        := mcp-policy-core
 CLI         := mcp-policy-cli
+# The core for the browser (crates/web, docs/playground.md).
+WEB         := mcp-policy-web
+WEB_TARGET  := wasm32-unknown-unknown
+WEB_OUT     := playground/pkg
+# wasm-bindgen-cli must be exactly the wasm-bindgen version Cargo.lock pins.
+WASM_BINDGEN_VERSION := $(shell sed -n '/^name = "wasm-bindgen"$$/{n;s/^version = "\(.*\)"/\1/p;}' Cargo.lock)
+PLAYGROUND_PORT ?= 8088
 
 .PHONY: all setup build test unit lint e2e run envoy-config check-envoy-config clean cli wasm-test \
 	pq-client mesh-config check-mesh-config mesh-certs oci fuzz fuzz-build fuzz-corpus difftest difftest-runner soak \
-	bench bench-tools bench-build build-opt build-small profile-wasm profile-build
+	bench bench-tools bench-build build-opt build-small profile-wasm profile-build web web-test playground
 
 all: build
 
@@ -58,6 +68,27 @@ $(VENV)/.installed: $(VENV)/.run-installed requirements-test.txt
 
 setup: $(VENV)/.installed .wasm-target
 
+# The browser build's tools: the wasm32-unknown-unknown target, wasm-bindgen-cli
+# at the lockfile's wasm-bindgen version (crates.io; `--locked` when the index
+# still has every pinned dependency, else the newest compatible ones), and
+# Debian's chromium and chromedriver for the headless browser tests.
+.web-target:
+	rustup target add $(WEB_TARGET)
+	touch $@
+
+.wasm-bindgen-cli: Cargo.lock
+	@if [ "$$(wasm-bindgen --version 2>/dev/null | awk '{print $$2}')" != "$(WASM_BINDGEN_VERSION)" ]; then \
+		echo "installing wasm-bindgen-cli $(WASM_BINDGEN_VERSION) (cargo install, a few minutes)"; \
+		cargo install wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION) --locked \
+			|| cargo install wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION); \
+	fi
+	touch $@
+
+.chromium:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
+	touch $@
+
 # --- build -------------------------------------------------------------------
 
 build: .wasm-target
@@ -81,6 +112,26 @@ unit:
 wasm-test: .wasm-target
 	MCP_WASI_ROOT=$(CURDIR) CARGO_TARGET_WASM32_WASIP1_RUNNER="node --no-warnings $(CURDIR)/tools/wasi-test-runner.mjs" \
 		cargo test --target $(WASM_TARGET) -p $(CORE) -p $(FILTER) --lib
+
+# The web build (crates/web): the core compiled for wasm32-unknown-unknown and
+# its JS glue (wasm-bindgen --target web) in playground/pkg/, next to the page.
+web: .web-target .wasm-bindgen-cli
+	cargo build --release --target $(WEB_TARGET) -p $(WEB) --lib
+	wasm-bindgen --target web --no-typescript --out-dir $(WEB_OUT) target/$(WEB_TARGET)/release/mcp_policy_web.wasm
+	@ls -l $(WEB_OUT)/mcp_policy_web_bg.wasm $(WEB_OUT)/mcp_policy_web.js | awk '{print "built " $$9 " (" $$5 " bytes)"}'
+
+# The web build's tests (crates/web/tests: the JS-facing API and the shared
+# corpus the CLI answers, crates/web/tests/corpus/) compiled to
+# wasm32-unknown-unknown and run by wasm-bindgen-test-runner in Node, then in
+# headless Chromium (chromedriver; crates/web/webdriver.json). The difftest
+# profile (optimised, no LTO): the debug build of the engine recurses too
+# deeply for the browsers' stacks.
+web-test: .web-target .wasm-bindgen-cli .chromium
+	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
+		cargo test --profile difftest --target $(WEB_TARGET) -p $(WEB)
+	WASM_BINDGEN_USE_BROWSER=1 CHROMEDRIVER=$$(command -v chromedriver) \
+		CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
+		cargo test --profile difftest --target $(WEB_TARGET) -p $(WEB)
 
 # The mcp-policy command-line tool (check, eval, test): target/release/mcp-policy
 cli:

@@ -14,7 +14,9 @@
 //! - [`detect`]: detectors run on tool results;
 //! - [`pipeline`]: the request and response paths, as actions the proxy
 //!   adapter (the `mcp-policy` crate) carries out;
-//! - [`observe`]: audit events and metrics.
+//! - [`observe`]: audit events and metrics;
+//! - [`replay`]: recorded messages and sessions decided offline (the CLI
+//!   and the browser playground).
 //!
 //! No panics in the data path: a panic traps the VM and Envoy then fails
 //! every request on that worker. Outside tests, unwrap/expect/panic and
@@ -38,4 +40,5 @@ pub mod mcp;
 pub mod observe;
 pub mod pipeline;
 pub mod policy;
+pub mod replay;
 pub mod state;
