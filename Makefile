@@ -123,15 +123,22 @@ web: .web-target .wasm-bindgen-cli
 # The web build's tests (crates/web/tests: the JS-facing API and the shared
 # corpus the CLI answers, crates/web/tests/corpus/) compiled to
 # wasm32-unknown-unknown and run by wasm-bindgen-test-runner in Node, then in
-# headless Chromium (chromedriver; crates/web/webdriver.json). The difftest
-# profile (optimised, no LTO): the debug build of the engine recurses too
-# deeply for the browsers' stacks.
+# headless Chromium (chromedriver; crates/web/webdriver.json). Release
+# builds, as the page loads them.
 web-test: .web-target .wasm-bindgen-cli .chromium
 	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
-		cargo test --profile difftest --target $(WEB_TARGET) -p $(WEB)
-	WASM_BINDGEN_USE_BROWSER=1 CHROMEDRIVER=$$(command -v chromedriver) \
+		cargo test --release --target $(WEB_TARGET) -p $(WEB)
+	WASM_BINDGEN_USE_BROWSER=1 CHROMEDRIVER=$$(command -v chromedriver) WASM_BINDGEN_TEST_WEBDRIVER_JSON=$(CURDIR)/crates/web/webdriver.json \
 		CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
-		cargo test --profile difftest --target $(WEB_TARGET) -p $(WEB)
+		cargo test --release --target $(WEB_TARGET) -p $(WEB)
+
+# The policy playground (playground/: index.html, app.js, and pkg/ from `make
+# web` plus the examples), served on 127.0.0.1 only; the files can be hosted
+# anywhere as they are.
+playground: web
+	$(PYTHON) tools/playground_examples.py
+	@echo "the playground: http://127.0.0.1:$(PLAYGROUND_PORT)/ (Ctrl+C stops it)"
+	$(PYTHON) -m http.server $(PLAYGROUND_PORT) --bind 127.0.0.1 --directory playground
 
 # The mcp-policy command-line tool (check, eval, test): target/release/mcp-policy
 cli:

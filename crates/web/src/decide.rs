@@ -11,9 +11,16 @@ use mcp_policy_core::replay::report;
 use mcp_policy_core::state::store::MemoryStore;
 use serde_json::{json, Value};
 
-/// The messages to decide, in order: `messages` (texts), or `session`
-/// (one text: a JSON array of messages, or JSON Lines, one per line).
+/// The messages to decide, in order: `message` (one text; a JSON array
+/// there is a batch), `messages` (texts), or `session` (one text: a JSON
+/// array of messages, or JSON Lines, one per line).
 pub fn messages_of(request: &Value) -> Result<Vec<String>, String> {
+    if let Some(one) = request.get("message") {
+        return match one.as_str() {
+            Some(text) => Ok(vec![text.to_string()]),
+            None => Err("`message` must be the text of a message".into()),
+        };
+    }
     if let Some(list) = request.get("messages") {
         let Some(items) = list.as_array() else {
             return Err("`messages` must be an array of message texts".into());
@@ -28,7 +35,10 @@ pub fn messages_of(request: &Value) -> Result<Vec<String>, String> {
     }
     match request.get("session").and_then(Value::as_str) {
         Some(text) => split_session(text),
-        None => Err("give `messages` (an array of message texts) or `session` (text)".into()),
+        None => Err(
+            "give `message` (text), `messages` (an array of message texts) or `session` (text)"
+                .into(),
+        ),
     }
 }
 

@@ -47,9 +47,9 @@ pub fn compile(request: &str) -> String {
 }
 
 /// Decide recorded messages. `request`: the policy (as [`compile`]) plus
-/// `messages` (an array of message texts, each a JSON-RPC body or a
-/// captured HTTP request), or `session` (one text: a JSON array of messages,
-/// or JSON Lines), `headers` (`{name: value}` added to every request),
+/// `message` (one message text: a JSON-RPC body, a batch, or a captured
+/// HTTP request), `messages` (an array of message texts), or `session` (one
+/// text: a JSON array of messages, or JSON Lines), `headers` (`{name: value}` added to every request),
 /// `protocol_version` (the `mcp-protocol-version` header), `identity`
 /// (`claims`, `principal`, `source_address`, `tls_version`, `mtls`,
 /// `route_name`, `cluster_name`), `tools` (a `tools/list` answer), `now_ms`,

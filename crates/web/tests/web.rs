@@ -158,3 +158,14 @@ fn bad_requests_are_errors_not_panics() {
         assert!(failed, "{r}: {out}");
     }
 }
+
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn one_message_that_is_a_batch_is_one_request() {
+    let batch = format!("[{},{}]", call(1, "echo"), call(2, "rm"));
+    let out = decide(json!({"message": batch, "protocol_version": "2025-03-26"}));
+    let results = out["results"].as_array().unwrap();
+    assert_eq!(results.len(), 1, "{out}");
+    assert_eq!(results[0]["messages"].as_array().unwrap().len(), 2, "{out}");
+    assert_eq!(results[0]["decision"], "deny");
+}
