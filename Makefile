@@ -145,12 +145,14 @@ cli:
 	cargo build --release -p $(CLI) --bin mcp-policy
 	@echo "built target/release/mcp-policy (or install it on your PATH: cargo install --path crates/cli)"
 
-# Clippy on the core and the module as built for wasm32, then on every
+# Clippy on the core and the module as built for wasm32 (and the web build
+# for wasm32-unknown-unknown), then on every
 # target of the workspace natively: warnings are errors, and panics,
 # unwrap/expect and unchecked indexing are denied outside tests
 # ([workspace.lints] in Cargo.toml).
-lint: .wasm-target
+lint: .wasm-target .web-target
 	cargo clippy -p $(CORE) -p $(FILTER) --lib --target $(WASM_TARGET) -- -D warnings
+	cargo clippy -p $(WEB) --lib --target $(WEB_TARGET) -- -D warnings
 	cargo clippy --workspace --all-targets -- -D warnings
 
 check-envoy-config: setup

@@ -5,6 +5,7 @@ import init, { compile, decide } from "./pkg/mcp_policy_web.js";
 
 const $ = (id) => document.getElementById(id);
 let examples = { policies: {}, messages: {} };
+let started = 0; // time to first decision, from navigation start (docs/playground.md, "Weight")
 
 function el(tag, attrs = {}, ...children) {
   const e = document.createElement(tag);
@@ -159,7 +160,9 @@ function runUnguarded() {
   const out = JSON.parse(decide(JSON.stringify(request)));
   if (!out.ok) { for (const e of out.errors) $("results").append(problem(e, "error")); return; }
   out.results.forEach((r, i) => $("results").append(renderResult(r, i, out.results.length)));
-  $("status").textContent = `engine ${out.policy.engine}, revision ${out.policy.revision.slice(0, 19)}…; decided in ${(performance.now() - t0).toFixed(1)} ms`;
+  $("status").textContent = `engine ${out.policy.engine}, revision ${out.policy.revision.slice(0, 19)}…; decided in ${(performance.now() - t0).toFixed(1)} ms`
+    + (started !== null ? `; first decision ${performance.now().toFixed(0)} ms after navigation` : "");
+  started = null;
   history.replaceState(null, "", toFragment(state()));
 }
 

@@ -66,7 +66,7 @@ impl Bundle {
         for (k, v) in &self.settings {
             cfg.insert(k.clone(), v.clone());
         }
-        let json = serde_json::to_vec(&Value::Object(cfg)).map_err(|e| Problem::plain(e))?;
+        let json = serde_json::to_vec(&Value::Object(cfg)).map_err(Problem::plain)?;
         Config::from_json(&json).map_err(|e| match e {
             ConfigError::Policy(p) => Problem::of_policy(&p),
             other => Problem::plain(other),
