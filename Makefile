@@ -159,7 +159,7 @@ check-envoy-config: setup
 	$(PY) tools/envoy_config.py --policy-dir policies --wasm $(WASM) \
 		--listen-port 10000 --upstream-port 8000 --admin-port 9901 --check envoy/envoy.yaml
 
-e2e: setup build pq-client difftest-runner $(TS_SDK)
+e2e: setup build pq-client difftest-runner $(TS_SDK) web .chromium
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 # The runner tests/tooling/test_differential.py and `make difftest` drive
