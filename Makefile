@@ -7,6 +7,9 @@
 #                (nightly; see docs/hardening.md)
 #   make soak    SOAK_SECONDS of steady MCP traffic through Envoy; writes bench/soak.md
 #   make bench   benchmarks: bench/report.md and bench/report.json (bench/README.md)
+#   make web     the core for the browser: playground/pkg/ (wasm-bindgen, wasm32-unknown-unknown)
+#   make web-test  the web build's tests under wasm-bindgen-test in Node and headless Chromium
+#   make playground  the policy playground on 127.0.0.1 (docs/playground.md)
 
 SHELL       := /bin/bash
 PYTHON      ?= python3
@@ -25,10 +28,17 @@ VERSION     := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 FILTER      := mcp-policy
 CORE        := mcp-policy-core
 CLI         := mcp-policy-cli
+# The core for the browser (crates/web, docs/playground.md).
+WEB         := mcp-policy-web
+WEB_TARGET  := wasm32-unknown-unknown
+WEB_OUT     := playground/pkg
+# wasm-bindgen-cli must be exactly the wasm-bindgen version Cargo.lock pins.
+WASM_BINDGEN_VERSION := $(shell sed -n '/^name = "wasm-bindgen"$$/{n;s/^version = "\(.*\)"/\1/p;}' Cargo.lock)
+PLAYGROUND_PORT ?= 8088
 
 .PHONY: all setup build test unit lint e2e run envoy-config check-envoy-config clean cli wasm-test \
 	pq-client mesh-config check-mesh-config mesh-certs oci fuzz fuzz-build fuzz-corpus difftest difftest-runner soak \
-	bench bench-tools bench-build build-opt build-small profile-wasm profile-build
+	bench bench-tools bench-build build-opt build-small profile-wasm profile-build web web-test playground
 
 all: build
 
@@ -58,6 +68,27 @@ $(VENV)/.installed: $(VENV)/.run-installed requirements-test.txt
 
 setup: $(VENV)/.installed .wasm-target
 
+# The browser build's tools: the wasm32-unknown-unknown target, wasm-bindgen-cli
+# at the lockfile's wasm-bindgen version (crates.io; `--locked` when the index
+# still has every pinned dependency, else the newest compatible ones), and
+# Debian's chromium and chromedriver for the headless browser tests.
+.web-target:
+	rustup target add $(WEB_TARGET)
+	touch $@
+
+.wasm-bindgen-cli: Cargo.lock
+	@if [ "$$(wasm-bindgen --version 2>/dev/null | awk '{print $$2}')" != "$(WASM_BINDGEN_VERSION)" ]; then \
+		echo "installing wasm-bindgen-cli $(WASM_BINDGEN_VERSION) (cargo install, a few minutes)"; \
+		cargo install wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION) --locked \
+			|| cargo install wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION); \
+	fi
+	touch $@
+
+.chromium:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
+	touch $@
+
 # --- build -------------------------------------------------------------------
 
 build: .wasm-target
@@ -82,6 +113,38 @@ wasm-test: .wasm-target
 	MCP_WASI_ROOT=$(CURDIR) CARGO_TARGET_WASM32_WASIP1_RUNNER="node --no-warnings $(CURDIR)/tools/wasi-test-runner.mjs" \
 		cargo test --target $(WASM_TARGET) -p $(CORE) -p $(FILTER) --lib
 
+# The web build (crates/web): the core compiled for wasm32-unknown-unknown and
+# its JS glue (wasm-bindgen --target web) in playground/pkg/, next to the page.
+web: .web-target .wasm-bindgen-cli
+	cargo build --release --target $(WEB_TARGET) -p $(WEB) --lib
+	wasm-bindgen --target web --no-typescript --out-dir $(WEB_OUT) target/$(WEB_TARGET)/release/mcp_policy_web.wasm
+	@ls -l $(WEB_OUT)/mcp_policy_web_bg.wasm $(WEB_OUT)/mcp_policy_web.js | awk '{print "built " $$9 " (" $$5 " bytes)"}'
+
+# The web build's tests (crates/web/tests: the JS-facing API and the shared
+# corpus the CLI answers, crates/web/tests/corpus/) compiled to
+# wasm32-unknown-unknown and run by wasm-bindgen-test-runner in Node, then in
+# headless Chromium (chromedriver; crates/web/webdriver.json). Release
+# builds, as the page loads them.
+# Not yet part of `make test` (issue 21): the first build for the browser
+# target and of wasm-bindgen-cli take several minutes on two cores. Also:
+# clippy on the web build, and the page in headless Chromium (tests/web/).
+web-test: setup web .web-target .wasm-bindgen-cli .chromium
+	cargo clippy -p $(WEB) --lib --target $(WEB_TARGET) -- -D warnings
+	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
+		cargo test --release --target $(WEB_TARGET) -p $(WEB)
+	WASM_BINDGEN_USE_BROWSER=1 CHROMEDRIVER=$$(command -v chromedriver) WASM_BINDGEN_TEST_WEBDRIVER_JSON=$(CURDIR)/crates/web/webdriver.json \
+		CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
+		cargo test --release --target $(WEB_TARGET) -p $(WEB)
+	$(PY) -m pytest tests/web $(PYTEST_ARGS)
+
+# The policy playground (playground/: index.html, app.js, and pkg/ from `make
+# web` plus the examples), served on 127.0.0.1 only; the files can be hosted
+# anywhere as they are.
+playground: web
+	$(PYTHON) tools/playground_examples.py
+	@echo "the playground: http://127.0.0.1:$(PLAYGROUND_PORT)/ (Ctrl+C stops it)"
+	$(PYTHON) -m http.server $(PLAYGROUND_PORT) --bind 127.0.0.1 --directory playground
+
 # The mcp-policy command-line tool (check, eval, test): target/release/mcp-policy
 cli:
 	cargo build --release -p $(CLI) --bin mcp-policy
@@ -99,8 +162,9 @@ check-envoy-config: setup
 	$(PY) tools/envoy_config.py --policy-dir policies --wasm $(WASM) \
 		--listen-port 10000 --upstream-port 8000 --admin-port 9901 --check envoy/envoy.yaml
 
+# tests/web/ (the playground in headless Chromium) runs in `make web-test`.
 e2e: setup build pq-client difftest-runner $(TS_SDK)
-	$(PY) -m pytest tests $(PYTEST_ARGS)
+	$(PY) -m pytest tests --ignore=tests/web $(PYTEST_ARGS)
 
 # The runner tests/tooling/test_differential.py and `make difftest` drive
 # (crates/core/examples/difftest.rs: target/difftest/examples/difftest),

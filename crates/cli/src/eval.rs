@@ -8,39 +8,16 @@
 //! very inputs and results of the request path; [`super::explain`] adds
 //! which rule definitions produced them.
 
-use super::explain::{Explainer, Explanation};
-use super::message::{self, CaptureAttributes, ReadOptions, Request};
+use super::explain::Explainer;
+use super::message::{self, CaptureAttributes, ReadOptions};
 use super::{config_json, emit, emit_json, load, EvalArgs, Failure, Format, EXIT_FAIL, EXIT_OK};
 use mcp_policy_core::config::settings::{Config, ConfigError};
-use mcp_policy_core::mcp::attributes::Needs;
-use mcp_policy_core::mcp::jsonrpc::{self, Body};
-use mcp_policy_core::pipeline::request::{
-    BodyAction, Decided, Forward, HeadersAction, LocalReply, Plugin,
-};
-use mcp_policy_core::policy::engine::{Evaluation, PolicyResult};
-use mcp_policy_core::policy::input::HttpRequest;
+use mcp_policy_core::pipeline::request::Plugin;
+use mcp_policy_core::replay::drive::{drive, http_request, summary, Entry, Outcome};
+use mcp_policy_core::replay::report::{self, json_input};
 use mcp_policy_core::state::store::MemoryStore;
 use std::io::{Read, Write};
 use std::path::Path;
-
-/// What the filter did with the request.
-enum Outcome {
-    Forwarded(Forward),
-    Replied(LocalReply),
-}
-
-/// One message (or the transport request) and what happened to it.
-struct Entry {
-    kind: String,
-    method: Option<String>,
-    name: Option<String>,
-    id: Option<String>,
-    decided: Option<Decided>,
-    evaluation: Option<Evaluation>,
-    explanation: Option<Result<Explanation, String>>,
-    /// A batch element that is not a valid message.
-    invalid: Option<String>,
-}
 
 pub(super) fn run(args: &EvalArgs, out: &mut dyn Write) -> Result<u8, Failure> {
     let (policy_paths, message_path) = split_paths(args)?;
@@ -114,8 +91,9 @@ pub(super) fn run(args: &EvalArgs, out: &mut dyn Write) -> Result<u8, Failure> {
             req.attributes.overlay(&flags);
             // Tool definitions, as if the upstream had answered tools/list.
             if let Some(tools) = tool_definitions(args)? {
-                let upstream =
-                    mcp_policy_core::pipeline::request::upstream_of(&http_request(&req, needs)?);
+                let upstream = mcp_policy_core::pipeline::request::upstream_of(
+                    &http_request(&req, needs).map_err(Failure::usage)?,
+                );
                 mcp_policy_core::catalog::tools::remember(&store, &upstream, &tools, true);
             }
             // Earlier messages of the session, decided first with the same
@@ -131,10 +109,12 @@ pub(super) fn run(args: &EvalArgs, out: &mut dyn Write) -> Result<u8, Failure> {
                 .map_err(|e| Failure::usage(format!("--session message {i}: {e}")))?;
                 message::set_headers(&mut r, &args.header);
                 r.attributes.overlay(&flags);
-                let (o, entries) = drive(&mut plugin, &r, needs, &store)?;
+                let (o, entries) =
+                    drive(&mut plugin, &r, needs, &store, now_ms()).map_err(Failure::usage)?;
                 replayed.push(summary(i, &o, &entries));
             }
-            let (outcome, entries) = drive(&mut plugin, &req, needs, &store)?;
+            let (outcome, entries) =
+                drive(&mut plugin, &req, needs, &store, now_ms()).map_err(Failure::usage)?;
             (outcome, entries, req.form)
         }
     };
@@ -188,22 +168,6 @@ pub(super) fn run(args: &EvalArgs, out: &mut dyn Write) -> Result<u8, Failure> {
         emit(out, &text);
     }
     Ok(if forwarded { EXIT_OK } else { EXIT_FAIL })
-}
-
-impl Outcome {
-    /// `--input`: no request path, only the policy's answer.
-    fn from_input(allowed: bool) -> Outcome {
-        if allowed {
-            Outcome::Forwarded(Forward::default())
-        } else {
-            Outcome::Replied(LocalReply {
-                status: 0,
-                headers: Vec::new(),
-                body: Vec::new(),
-                log: String::new(),
-            })
-        }
-    }
 }
 
 fn split_paths(
@@ -279,39 +243,11 @@ fn session_messages(args: &EvalArgs) -> Result<Vec<Vec<u8>>, Failure> {
         .collect())
 }
 
-/// One line about a replayed message.
-fn summary(i: usize, o: &Outcome, entries: &[Entry]) -> (String, bool) {
-    let what: Vec<String> = entries
-        .iter()
-        .map(|e| {
-            let mut t = e.method.clone().unwrap_or_else(|| e.kind.clone());
-            if let Some(n) = &e.name {
-                t.push_str(&format!(" {n:?}"));
-            }
-            t
-        })
-        .collect();
-    let what = if what.is_empty() {
-        "(refused before the policy)".to_string()
-    } else {
-        what.join(", ")
-    };
-    (format!("[{i}] {what}"), matches!(o, Outcome::Forwarded(_)))
-}
-
 fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
-}
-
-/// The request as the filter sees it: headers and the attributes it reads.
-fn http_request(req: &Request, needs: Needs) -> Result<HttpRequest, Failure> {
-    let mut http = HttpRequest::from_headers(req.headers.clone());
-    let attributes = req.attributes.to_attributes().map_err(Failure::usage)?;
-    http.attributes = attributes.visible(needs);
-    Ok(http)
 }
 
 /// `--tools FILE`: tool definitions, as the upstream would list them: a
@@ -338,137 +274,6 @@ fn tool_definitions(args: &EvalArgs) -> Result<Option<Vec<serde_json::Value>>, F
     Ok(Some(tools))
 }
 
-/// Drive the pipeline as the adapter's HTTP context does: headers (with the request
-/// attributes the policy reads), then, unless answered, the whole body
-/// with the session store.
-fn drive(
-    plugin: &mut Plugin,
-    req: &Request,
-    needs: Needs,
-    store: &MemoryStore,
-) -> Result<(Outcome, Vec<Entry>), Failure> {
-    let http = http_request(req, needs)?;
-    let end_of_stream = req.body.is_none();
-    let action = plugin.on_request_headers(&http, end_of_stream);
-    let body = req.body.clone().unwrap_or_default();
-    let (outcome, decided) = match action {
-        HeadersAction::Forward(f) => (Outcome::Forwarded(f), Vec::new()),
-        HeadersAction::Reply(r) => (Outcome::Replied(r), Vec::new()),
-        HeadersAction::Inspect => match plugin.check_body_size(body.len()) {
-            Some(r) => (Outcome::Replied(r), Vec::new()),
-            None => {
-                let (a, d) = plugin.on_request_body_with(&http, &body, Some((store, now_ms())));
-                match a {
-                    BodyAction::Forward(f) => (Outcome::Forwarded(f), d),
-                    BodyAction::Reply(r) => (Outcome::Replied(r), d),
-                }
-            }
-        },
-    };
-    let evaluations = plugin.policy.take_recorded();
-    let mut entries = Vec::new();
-    if decided.is_empty() {
-        // A transport request (decided at the headers), or a request
-        // answered before the policy ran.
-        if let Some(ev) = evaluations.into_iter().next() {
-            entries.push(Entry {
-                kind: "transport".into(),
-                method: Some(http.method.clone()),
-                name: Some(http.path.clone()),
-                id: None,
-                decided: None,
-                evaluation: Some(ev),
-                explanation: None,
-                invalid: None,
-            });
-        }
-        return Ok((outcome, entries));
-    }
-    let items: Vec<Result<jsonrpc::Message<'_>, jsonrpc::Invalid>> = match jsonrpc::parse(&body) {
-        Ok(Body::Single(m)) => vec![Ok(m)],
-        Ok(Body::Batch(items)) => items,
-        Err(_) => Vec::new(),
-    };
-    let batch = items.len() > 1 || matches!(jsonrpc::parse(&body), Ok(Body::Batch(_)));
-    // Match each evaluation to its message: by `input.mcp.batch.index` in a
-    // batch (a message denied before the policy, e.g. a session hijack, has
-    // none).
-    let mut by_index: Vec<Option<Evaluation>> =
-        (0..items.len().max(decided.len())).map(|_| None).collect();
-    for ev in evaluations {
-        let index = if batch {
-            match &ev.input["mcp"]["batch"]["index"] {
-                regorus::Value::Number(n) => n.as_u64().map(|i| i as usize),
-                _ => None,
-            }
-        } else {
-            Some(0)
-        };
-        if let Some(slot) = index.and_then(|i| by_index.get_mut(i)) {
-            *slot = Some(ev);
-        }
-    }
-    for (i, d) in decided.into_iter().enumerate() {
-        let evaluation = by_index.get_mut(i).and_then(Option::take);
-        let entry = match items.get(i) {
-            Some(Ok(m)) => Entry {
-                kind: m.kind.as_str().into(),
-                method: m.method().map(str::to_string),
-                name: m.routing_name().map(str::to_string),
-                id: m.id_raw.map(|r| r.get().to_string()),
-                decided: Some(d),
-                evaluation,
-                explanation: None,
-                invalid: None,
-            },
-            Some(Err(inv)) => Entry {
-                kind: "invalid".into(),
-                method: None,
-                name: None,
-                id: inv.id_raw.clone(),
-                invalid: Some(inv.reason.clone()),
-                decided: Some(d),
-                evaluation: None,
-                explanation: None,
-            },
-            None => Entry {
-                kind: "message".into(),
-                method: Some(d.method.clone()),
-                name: None,
-                id: None,
-                decided: Some(d),
-                evaluation,
-                explanation: None,
-                invalid: None,
-            },
-        };
-        entries.push(entry);
-    }
-    Ok((outcome, entries))
-}
-
-fn json_input(ev: &Evaluation) -> serde_json::Value {
-    ev.input
-        .to_json_str()
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or(serde_json::Value::Null)
-}
-
-fn result_json(
-    r: &Result<PolicyResult, mcp_policy_core::policy::engine::PolicyError>,
-) -> serde_json::Value {
-    match r {
-        Ok(r) => serde_json::json!({"allow": r.allow, "deny": r.deny, "labels": r.labels}),
-        Err(e) => serde_json::json!({"error": e.to_string()}),
-    }
-}
-
-fn body_json(bytes: &[u8]) -> serde_json::Value {
-    serde_json::from_slice(bytes)
-        .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(bytes).into_owned()))
-}
-
 fn rule_location(loaded: &load::Loaded, module: &str, line: u32, col: u32) -> String {
     format!(
         "{}:{line}:{col}",
@@ -485,105 +290,13 @@ fn json_report(
     form: &str,
     explain_error: Option<&str>,
 ) -> serde_json::Value {
+    let location = |module: &str, line: u32, col: u32| rule_location(loaded, module, line, col);
     let messages: Vec<serde_json::Value> = entries
         .iter()
         .enumerate()
-        .map(|(i, e)| {
-            let mut m = serde_json::Map::new();
-            m.insert("index".into(), i.into());
-            m.insert("kind".into(), e.kind.clone().into());
-            if let Some(v) = &e.method {
-                m.insert("method".into(), v.clone().into());
-            }
-            if let Some(v) = &e.name {
-                m.insert("name".into(), v.clone().into());
-            }
-            if let Some(v) = &e.id {
-                m.insert("id".into(), body_json(v.as_bytes()));
-            }
-            if let Some(v) = &e.invalid {
-                m.insert("invalid".into(), v.clone().into());
-            }
-            if let Some(d) = &e.decided {
-                m.insert(
-                    "decision".into(),
-                    if d.allowed { "allow" } else { "deny" }.into(),
-                );
-                m.insert("reasons".into(), d.reasons.clone().into());
-            } else if let Some(ev) = &e.evaluation {
-                let allowed = matches!(&ev.result, Ok(r) if r.permits());
-                m.insert(
-                    "decision".into(),
-                    if allowed { "allow" } else { "deny" }.into(),
-                );
-            }
-            if let Some(ev) = &e.evaluation {
-                m.insert("result".into(), result_json(&ev.result));
-                if args.print_input {
-                    m.insert("input".into(), json_input(ev));
-                }
-            }
-            match &e.explanation {
-                Some(Ok(x)) => {
-                    let mut values = serde_json::Map::new();
-                    if let Some(a) = &x.allow {
-                        values.insert("allow".into(), a.clone());
-                    }
-                    if let Some(d) = &x.deny {
-                        values.insert("deny".into(), d.clone());
-                    }
-                    m.insert("values".into(), values.into());
-                    let rules: Vec<serde_json::Value> = x
-                        .contributions
-                        .iter()
-                        .map(|c| {
-                            serde_json::json!({
-                                "rule": c.rule,
-                                "location": rule_location(loaded, &c.module, c.line, c.col),
-                                "value": c.value,
-                                "default": c.is_default,
-                            })
-                        })
-                        .collect();
-                    m.insert("rules".into(), rules.into());
-                }
-                Some(Err(err)) => {
-                    m.insert("explanation_error".into(), err.clone().into());
-                }
-                None if e.evaluation.is_some() => {
-                    if let Some(err) = explain_error {
-                        m.insert("explanation_error".into(), err.into());
-                    }
-                }
-                None => {}
-            }
-            serde_json::Value::Object(m)
-        })
+        .map(|(i, e)| report::message_json(i, e, &location, args.print_input, explain_error))
         .collect();
-    let (forwarded, reply, forward) = match outcome {
-        Outcome::Forwarded(f) => (
-            true,
-            serde_json::Value::Null,
-            serde_json::json!({
-                "body": f.body.as_deref().map(body_json),
-                "request_headers": f.request_headers,
-                "response_headers": f.response_headers,
-            }),
-        ),
-        Outcome::Replied(_) if args.input.is_some() => {
-            (false, serde_json::Value::Null, serde_json::Value::Null)
-        }
-        Outcome::Replied(r) => (
-            false,
-            serde_json::json!({
-                "status": r.status,
-                "headers": r.headers,
-                "body": body_json(&r.body),
-                "body_text": String::from_utf8_lossy(&r.body),
-            }),
-            serde_json::Value::Null,
-        ),
-    };
+    let (forwarded, reply, forward) = report::outcome_json(outcome, args.input.is_some());
     serde_json::json!({
         "decision": if forwarded { "allow" } else { "deny" },
         "forwarded": forwarded,

@@ -25,10 +25,10 @@
     )
 )]
 
-pub mod explain;
+pub use mcp_policy_core::replay::explain;
 
 pub mod load;
-pub mod message;
+pub use mcp_policy_core::replay::message;
 
 mod check;
 mod eval;
@@ -310,18 +310,4 @@ pub(crate) fn emit_json(out: &mut dyn Write, v: &serde_json::Value) {
     emit(out, &format!("{text}\n"));
 }
 
-/// `file:line:col` split into its parts (for JSON output).
-pub(crate) fn split_location(loc: &str) -> (String, Option<u64>, Option<u64>) {
-    let mut parts = loc.rsplitn(3, ':');
-    let c = parts.next();
-    let l = parts.next();
-    let f = parts.next();
-    match (
-        f,
-        l.and_then(|l| l.parse().ok()),
-        c.and_then(|c| c.parse().ok()),
-    ) {
-        (Some(f), Some(l), Some(c)) => (f.to_string(), Some(l), Some(c)),
-        _ => (loc.to_string(), None, None),
-    }
-}
+pub(crate) use mcp_policy_core::replay::report::split_location;

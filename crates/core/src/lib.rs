@@ -15,7 +15,9 @@
 //! - [`pipeline`]: the request and response paths, as actions the proxy
 //!   adapter (the `mcp-policy` crate) carries out;
 //! - [`observe`]: audit events, metrics and the recorder;
-//! - [`host`]: the host's capabilities (store, clock, recorder) as traits.
+//! - [`host`]: the host's capabilities (store, clock, recorder) as traits;
+//! - [`replay`]: recorded messages and sessions decided offline (the CLI
+//!   and the browser playground).
 //!
 //! No panics in the data path: a panic traps the VM and Envoy then fails
 //! every request on that worker. Outside tests, unwrap/expect/panic and
@@ -41,4 +43,5 @@ pub mod mcp;
 pub mod observe;
 pub mod pipeline;
 pub mod policy;
+pub mod replay;
 pub mod state;

@@ -159,8 +159,13 @@ impl Policy {
     /// Bound each evaluation on the interpreter by wall-clock time (the
     /// interpreter has no instruction counter; the RVM's budget is
     /// `max_instructions`). Running out is an evaluation error, so the
-    /// message is denied.
+    /// message is denied. Not in the browser build (wasm32-unknown-unknown
+    /// has no clock regorus can read: `Instant::now` traps there), where
+    /// the author's own page runs the policy.
     pub fn set_interpreter_time_limit(&mut self, limit: std::time::Duration) {
+        if cfg!(all(target_arch = "wasm32", target_os = "unknown")) {
+            return;
+        }
         if self.vm.is_none() {
             self.engine
                 .set_execution_timer_config(regorus::utils::limits::ExecutionTimerConfig {

@@ -1,4 +1,4 @@
-//! `mcp-policy eval`: the recorded message, turned into the request the
+//! A recorded message (`mcp-policy eval`, the playground), turned into the request the
 //! filter would see (docs/cli.md, "Message files").
 //!
 //! A message file is either
@@ -9,8 +9,8 @@
 //!   `POST /mcp` with `content-type: application/json`, and, for a single
 //!   2026-07-28 request, the routing headers a conforming client sends.
 
-use mcp_policy_core::mcp::attributes::Attributes;
-use mcp_policy_core::mcp::jsonrpc::{self, Body};
+use crate::mcp::attributes::Attributes;
+use crate::mcp::jsonrpc::{self, Body};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -75,7 +75,7 @@ impl CaptureAttributes {
         let claims = match &self.claims {
             None => None,
             Some(c @ serde_json::Value::Object(_)) => {
-                Some(mcp_policy_core::policy::engine::json_to_value(c).map_err(|e| e.to_string())?)
+                Some(crate::policy::engine::json_to_value(c).map_err(|e| e.to_string())?)
             }
             Some(_) => return Err("claims must be a JSON object (the verified JWT payload)".into()),
         };
@@ -247,7 +247,7 @@ fn routing_headers(body: &[u8]) -> Vec<(String, Vec<u8>)> {
     let (Some(version), Some(method)) = (m.meta_protocol_version(), m.method()) else {
         return Vec::new();
     };
-    if !mcp_policy_core::mcp::routing::is_modern(version) {
+    if !crate::mcp::routing::is_modern(version) {
         return Vec::new();
     }
     let mut h = vec![

@@ -78,8 +78,7 @@ impl Explainer {
             parsed
                 .add_policy(name.clone(), source.clone())
                 .map_err(|e| {
-                    mcp_policy_core::policy::engine::PolicyError::from_regorus(&e, Some(name))
-                        .to_string()
+                    crate::policy::engine::PolicyError::from_regorus(&e, Some(name)).to_string()
                 })?;
         }
         let mut definitions = Vec::new();
@@ -97,12 +96,12 @@ impl Explainer {
                 .map_err(|e| {
                     format!(
                         "the rule copies do not compile: {}",
-                        mcp_policy_core::policy::engine::PolicyError::from_regorus(&e, Some(name))
+                        crate::policy::engine::PolicyError::from_regorus(&e, Some(name))
                     )
                 })?;
         }
         if let Some(d) = data {
-            let v = mcp_policy_core::policy::engine::json_to_value(d).map_err(|e| e.to_string())?;
+            let v = crate::policy::engine::json_to_value(d).map_err(|e| e.to_string())?;
             engine.add_data(v).map_err(|e| e.to_string())?;
         }
         Ok(Explainer {
@@ -169,9 +168,10 @@ impl Explainer {
     }
 
     fn eval(&mut self, rule: &str) -> Result<Option<serde_json::Value>, String> {
-        let v = self.engine.eval_rule(rule.to_string()).map_err(|e| {
-            mcp_policy_core::policy::engine::PolicyError::from_regorus(&e, None).to_string()
-        })?;
+        let v = self
+            .engine
+            .eval_rule(rule.to_string())
+            .map_err(|e| crate::policy::engine::PolicyError::from_regorus(&e, None).to_string())?;
         if v == Value::Undefined {
             return Ok(None);
         }
@@ -185,15 +185,12 @@ impl Explainer {
 /// The copies of a module's `allow`/`deny` definitions (package `mcp`
 /// only), as the text of one extra module; `None` if it has none.
 fn copies(m: &Ref<Module>, definitions: &mut Vec<Definition>) -> Option<String> {
-    if m.package.refr.span().text().trim() != mcp_policy_core::policy::engine::POLICY_PACKAGE {
+    if m.package.refr.span().text().trim() != crate::policy::engine::POLICY_PACKAGE {
         return None;
     }
     let file = m.package.span.source.file().clone();
     let contents = m.package.span.source.contents().clone();
-    let mut text = format!(
-        "package {}\n",
-        mcp_policy_core::policy::engine::POLICY_PACKAGE
-    );
+    let mut text = format!("package {}\n", crate::policy::engine::POLICY_PACKAGE);
     for imp in &m.imports {
         text.push_str(imp.span.text());
         text.push('\n');
@@ -287,7 +284,7 @@ deny contains "never matches" if false
 
     fn explain(input: serde_json::Value) -> Explanation {
         let mut x = Explainer::new(&[("p.rego".into(), POLICY.into())], None).unwrap();
-        x.explain(&mcp_policy_core::policy::engine::json_to_value(&input).unwrap())
+        x.explain(&crate::policy::engine::json_to_value(&input).unwrap())
             .unwrap()
     }
 
