@@ -189,17 +189,16 @@ def envoy_config_file(work: Path) -> Path:
 
 
 class EnvoyLog:
-    """Envoy's output, passed through; the module's bundle lines (one per VM)
-    summarised once each, with what they mean for the demo."""
+    """Envoy's output, passed through, except the module's bundle lines (one
+    per VM): a refused edit is said once, with its reason; loads are said
+    by :func:`serving` once every VM has swapped."""
 
     BUNDLE = re.compile(r"mcp-policy: policy bundle (?:loaded from \S+: revision (?P<rev>\S+)|from \S+ not used: (?P<why>.*))")
 
     def __init__(self, stream: IO[bytes]) -> None:
         self.stream = stream
-        # Each VM logs the same line: each is said once (until the next revision).
+        # Each VM logs the same refusal: each is said once (until the next edit).
         self.refused: set[str] = set()
-        self.live: str | None = None
-        self.changed = threading.Condition()
         threading.Thread(target=self.pump, name="envoy-log", daemon=True).start()
 
     def pump(self) -> None:
@@ -208,22 +207,33 @@ class EnvoyLog:
             m = self.BUNDLE.search(line)
             if not m:
                 print(line, file=sys.stderr, flush=True)
-                continue
-            if m.group("rev"):
-                if m.group("rev") == self.live:
-                    continue
-                with self.changed:
-                    self.live = m.group("rev")
-                    self.refused.clear()
-                    self.changed.notify_all()
-                say(f"policy revision {m.group('rev')} is live")
-            elif m.group("why") not in self.refused:
+            elif m.group("why") and m.group("why") not in self.refused:
                 self.refused.add(m.group("why"))
                 say(f"policy edit refused, the last good policy keeps serving: {m.group('why')}")
 
-    def wait_live(self, revision: str, timeout: float) -> bool:
-        with self.changed:
-            return self.changed.wait_for(lambda: self.live == revision, timeout=timeout)
+
+def serving() -> dict[str, int]:
+    """VMs serving each bundle revision, from Envoy's stats (the module's
+    `mcp_policy_bundle_active.revision.<r>` gauge); empty when unreadable."""
+    url = f"http://{HOST}:{ADMIN_PORT}/stats?filter=mcp_policy_bundle_active"
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            text = r.read().decode("utf-8", "replace")
+    except OSError:
+        return {}
+    out = {}
+    for m in re.finditer(r"mcp_policy_bundle_active\.revision\.(\S+): (\d+)", text):
+        out[m.group(1)] = int(m.group(2))
+    return out
+
+
+def live_revision() -> tuple[str, int] | None:
+    """The revision every VM serves, and how many VMs, once they all agree."""
+    active = {r: n for r, n in serving().items() if n > 0}
+    if len(active) == 1:
+        ((revision, vms),) = active.items()
+        return revision, vms
+    return None
 
 
 def wait_ready(url: str, proc: subprocess.Popen[bytes], what: str, timeout: float = READY_TIMEOUT) -> None:
@@ -340,17 +350,31 @@ def main(argv: list[str] | None = None) -> int:
         assert envoy.stderr is not None
         log = EnvoyLog(envoy.stderr)
         wait_ready(f"http://{HOST}:{ADMIN_PORT}/ready", envoy, "Envoy")
-        if not log.wait_live(bundles.current()[1], timeout=15):
+        announced = None
+        deadline = time.monotonic() + 15
+        live = live_revision()
+        while (live is None or live[0] != bundles.current()[1]) and time.monotonic() < deadline:
+            time.sleep(0.2)
+            live = live_revision()
+        if live is not None and live[0] == bundles.current()[1]:
+            announced = live[0]
+            say(f"policy revision {announced} is live (all {live[1]} VMs)")
+        else:
             say("the first policy bundle has not loaded yet: the inline copy of policies/ is serving")
         print(banner(), flush=True)
         signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
         while server.poll() is None and envoy.poll() is None:
-            time.sleep(0.5)
+            time.sleep(0.25)
             revision = bundles.refresh()
-            if revision is not None and revision == log.live:
+            if revision is not None and revision == announced:
                 say(f"{POLICIES.name}/ is back to revision {revision}, the one serving")
             elif revision is not None:
+                log.refused.clear()
                 say(f"{POLICIES.name}/ changed: offering revision {revision} to Envoy")
+            live = live_revision()
+            if live is not None and live[0] != announced:
+                announced = live[0]
+                say(f"policy revision {announced} is live (all {live[1]} VMs)")
         say("the demo server or Envoy stopped; its errors are above")
         return 1
     except KeyboardInterrupt:

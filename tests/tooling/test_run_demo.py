@@ -125,7 +125,7 @@ def test_an_edit_is_live_and_a_broken_one_is_refused(demo: tuple[Demo, Path]) ->
     policy.write_text(good + '\ndeny contains "no greetings today" if input.mcp.tool.name == "echo"\n',
                       encoding="utf-8")
     offered = d.wait_for(r"changed: offering revision (\S+) to Envoy").group(1)
-    d.wait_for(rf"policy revision {re.escape(offered)} is live")
+    d.wait_for(rf"policy revision {re.escape(offered)} is live \(all \d+ VMs\)")
     assert call(d.endpoint, "echo", {"text": "hi"}) == "denied: Denied by policy: no greetings today"
 
     lines = len(policy.read_text(encoding="utf-8").splitlines())
@@ -137,7 +137,7 @@ def test_an_edit_is_live_and_a_broken_one_is_refused(demo: tuple[Demo, Path]) ->
 
     policy.write_text(good, encoding="utf-8")
     back = d.wait_for(r"changed: offering revision (\S+) to Envoy").group(1)
-    d.wait_for(rf"policy revision {re.escape(back)} is live")
+    d.wait_for(rf"policy revision {re.escape(back)} is live \(all \d+ VMs\)")
     assert call(d.endpoint, "echo", {"text": "hi"}) == "hi"
 
 
