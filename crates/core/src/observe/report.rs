@@ -133,13 +133,20 @@ impl Reporter {
             if allowed { "allow" } else { "deny" },
         );
         rec.filter_state("mcp_policy.decision_id", &ids.join(","));
-        rec.filter_state("mcp_policy.reasons", &reasons.join("; "));
+        // No reasons (an allowed request): nothing to write; the access log
+        // shows the value as missing.
+        if !reasons.is_empty() {
+            rec.filter_state("mcp_policy.reasons", &reasons.join("; "));
+        }
         rec.filter_state("mcp_policy.audit", &events.join("\n"));
     }
 }
 
 /// The allowed messages of a request, at debug level.
 pub fn allowed(rec: &mut impl Recorder, decided: &[Decision<'_>]) {
+    if !rec.enabled(Level::Debug) {
+        return;
+    }
     for d in decided.iter().filter(|d| d.allowed) {
         if d.labels.is_empty() {
             rec.log(Level::Debug, &format!("mcp-policy: allowed {}", d.method));

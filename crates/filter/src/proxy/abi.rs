@@ -24,6 +24,7 @@ use std::time::Duration;
 extern "C" {
     fn proxy_log(level: u32, message_data: *const u8, message_size: usize) -> u32;
     fn proxy_get_current_time_nanoseconds(return_time: *mut u64) -> u32;
+    fn proxy_get_log_level(return_level: *mut u32) -> u32;
     fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
     fn proxy_get_buffer_bytes(
         buffer_type: u32,
@@ -187,6 +188,21 @@ impl Host for Abi {
         let mut nanos: u64 = 0;
         ok(unsafe { proxy_get_current_time_nanoseconds(&mut nanos) })?;
         Ok(Duration::from_nanos(nanos))
+    }
+
+    fn log_level(&self) -> Result<Level, HostError> {
+        counted();
+        let mut l: u32 = 0;
+        ok(unsafe { proxy_get_log_level(&mut l) })?;
+        // The ABI's numbering: trace 0 … critical 5.
+        Ok(match l {
+            0 => Level::Trace,
+            1 => Level::Debug,
+            2 => Level::Info,
+            3 => Level::Warn,
+            4 => Level::Error,
+            _ => Level::Critical,
+        })
     }
 
     fn micros() -> u64 {

@@ -6,7 +6,9 @@
 use super::host::{is_cas_mismatch, Host};
 use mcp_policy_core::host::{Clock, Level, MetricKind, Recorder, Store, StoreError};
 use mcp_policy_core::observe::report::Reporter;
+use std::cell::Cell;
 use std::collections::HashMap;
+use std::time::Duration;
 
 /// Session state lives in the host's shared data: one store per Envoy
 /// process, shared by every worker's VM, updated with compare-and-swap.
@@ -32,22 +34,69 @@ impl<H: Host> Store for SharedData<'_, H> {
     }
 }
 
-/// The host's clock, since the epoch (zero if the host cannot tell).
+thread_local! {
+    /// The host's time as last read in this callback: one callback of the
+    /// host is one instant for the filter (the store's time, the audit
+    /// event's), so the clock is read once, not at every use.
+    static NOW: Cell<Option<Duration>> = const { Cell::new(None) };
+}
+
+/// Forget the last reading: called as each callback of the host begins.
+pub fn new_callback() {
+    NOW.with(|n| n.set(None));
+}
+
+/// Read the host's clock now, and keep the reading for the callback.
+fn read<H: Host>(host: &H) -> Duration {
+    let t = host.get_current_time().unwrap_or_default();
+    NOW.with(|n| n.set(Some(t)));
+    t
+}
+
+/// The plugin's evaluation timer: a fresh reading each time (it measures),
+/// kept as the callback's time (the audit event's time is then the end of
+/// the evaluation, with no read of its own).
+pub fn eval_micros<H: Host>() -> u64 {
+    let t = H::micros();
+    NOW.with(|n| n.set(Some(Duration::from_micros(t))));
+    t
+}
+
+/// The host's clock, since the epoch (zero if the host cannot tell), read
+/// at most once per callback.
 pub struct HostClock<'a, H>(pub &'a H);
 
 impl<H: Host> Clock for HostClock<'_, H> {
-    fn now(&self) -> std::time::Duration {
-        self.0.get_current_time().unwrap_or_default()
+    fn now(&self) -> Duration {
+        NOW.with(|n| n.get()).unwrap_or_else(|| read(self.0))
     }
 }
 
-/// Envoy stats (docs/metrics.md): ids of the metrics defined so far, per VM.
-#[derive(Default)]
+/// Envoy stats (docs/metrics.md): ids of the metrics defined so far, per
+/// VM; and the proxy's log level, as last read.
 pub struct Metrics {
     ids: HashMap<String, u32>,
+    /// Lines below this level are not written (nor formatted): the host
+    /// would drop them. Read at configure time and at each tick.
+    pub log_level: Level,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            ids: HashMap::new(),
+            // Until the host says, every line is written.
+            log_level: Level::Trace,
+        }
+    }
 }
 
 impl Metrics {
+    /// Read the proxy's log level again (it can change at run time).
+    pub fn read_log_level<H: Host>(&mut self, host: &H) {
+        self.log_level = host.log_level().unwrap_or(Level::Trace);
+    }
+
     fn id<H: Host>(&mut self, host: &H, kind: MetricKind, name: &str) -> Option<u32> {
         if let Some(id) = self.ids.get(name) {
             return Some(*id);
@@ -73,8 +122,15 @@ pub struct Sink<'a, H> {
 
 impl<H: Host> Recorder for Sink<'_, H> {
     fn log(&mut self, level: Level, message: &str) {
+        if !self.enabled(level) {
+            return;
+        }
         // Logging is best effort; a failure to log must not affect the request.
         let _ = self.host.log(level, message);
+    }
+
+    fn enabled(&self, level: Level) -> bool {
+        level >= self.metrics.log_level
     }
 
     fn define(&mut self, kind: MetricKind, name: &str) {

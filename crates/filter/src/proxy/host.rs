@@ -138,6 +138,8 @@ pub trait Host: Clone + 'static {
     fn log(&self, level: Level, message: &str) -> Result<(), HostError>;
     /// Since the epoch.
     fn get_current_time(&self) -> Result<Duration, HostError>;
+    /// The proxy's log level (lines below it are dropped by the host).
+    fn log_level(&self) -> Result<Level, HostError>;
     /// Microseconds since the epoch (zero if the host cannot tell).
     fn micros() -> u64;
     fn set_tick_period(&self, period: Duration) -> Result<(), HostError>;

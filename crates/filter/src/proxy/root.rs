@@ -19,6 +19,10 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
+/// The tick period when nothing else needs one: how soon a change of
+/// Envoy's log level (`/logging`) is seen.
+const LOG_LEVEL_TICK_MS: u64 = 5_000;
+
 pub struct Root<H: Host> {
     pub(super) host: H,
     pub(super) plugin: Option<Rc<RefCell<Plugin>>>,
@@ -45,7 +49,7 @@ pub struct Root<H: Host> {
 /// and decision ids seeded from the host's time and the revision.
 fn new_plugin<H: Host>(host: &H, config: Config) -> Plugin {
     let mut plugin = Plugin::from(config);
-    plugin.clock = H::micros;
+    plugin.clock = crate::proxy::capabilities::eval_micros::<H>;
     let mut seed = [0u8; 32];
     let t = HostClock(host).now().as_nanos().to_le_bytes();
     for (d, s) in seed
@@ -235,7 +239,8 @@ impl<H: Host> Root<H> {
         self.report(|r| source::define(r));
     }
 
-    /// The tick period serving both the collector and the bundle poller.
+    /// The tick period serving both the collector and the bundle poller
+    /// (each tick also reads Envoy's log level again).
     fn tick_ms(&self) -> Option<u64> {
         let flush = self.collector.as_ref().map(|c| c.flush_interval_ms);
         let poll = self
@@ -251,6 +256,7 @@ impl<H: Host> Root<H> {
     /// The plugin goes away (reconfiguration, shutdown): this VM no longer
     /// serves its bundle revision.
     pub fn on_done(&mut self) -> bool {
+        super::capabilities::new_callback();
         if let Some(old) = self.active_revision.take() {
             self.report(|r| r.gauge(&source::active_gauge(&old), -1));
         }
@@ -260,6 +266,7 @@ impl<H: Host> Root<H> {
     /// The bundle source or the collector answered (or the call failed or
     /// timed out); calls are told apart by their token.
     pub fn on_http_call_response(&mut self, token: u32, body: usize) {
+        super::capabilities::new_callback();
         if self.poller.as_ref().is_some_and(|p| p.owns(token)) {
             self.on_bundle_response(body);
             return;
@@ -282,6 +289,10 @@ impl<H: Host> Root<H> {
     }
 
     pub fn on_configure(&mut self) -> bool {
+        super::capabilities::new_callback();
+        if let Ok(mut s) = self.stats.try_borrow_mut() {
+            s.metrics.read_log_level(&self.host);
+        }
         let bytes = match self
             .host
             .get_buffer(Buffer::PluginConfiguration, 0, usize::MAX)
@@ -345,9 +356,10 @@ impl<H: Host> Root<H> {
             self.report(|r| report::define_collector(r));
         }
         self.on_configure_bundle(&config);
-        if let Some(ms) = self.tick_ms() {
-            let _ = self.host.set_tick_period(Duration::from_millis(ms));
-        }
+        // With neither a collector nor a poller, a slow tick still reads
+        // Envoy's log level again (it can change at run time).
+        let ms = self.tick_ms().unwrap_or(LOG_LEVEL_TICK_MS);
+        let _ = self.host.set_tick_period(Duration::from_millis(ms));
         self.settings = Some(config.settings.clone());
         let pending = config.bundle_pending;
         let (config, restored) = match self.restore_bundle(&config.settings) {
@@ -380,6 +392,10 @@ impl<H: Host> Root<H> {
     /// Poll the bundle source when due; send the next batch of audit events
     /// to the collector when due.
     pub fn on_tick(&mut self) {
+        super::capabilities::new_callback();
+        if let Ok(mut s) = self.stats.try_borrow_mut() {
+            s.metrics.read_log_level(&self.host);
+        }
         let now = now_ms(&self.host);
         self.poll_bundle(now);
         let (Some(outbox), Some(c)) = (&self.outbox, &self.collector) else {

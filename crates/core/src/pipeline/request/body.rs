@@ -66,9 +66,9 @@ impl Plugin {
         let state = ex
             .store
             .filter(|_| self.needs.state || keys.bindable())
-            .map(|(store, now)| StateContext {
+            .map(|(store, clock)| StateContext {
                 store,
-                now,
+                now: clock.now_ms(),
                 settings: self.settings.sessions.clone(),
                 keys,
             });

@@ -2,19 +2,24 @@
 
 use crate::pipeline::actions::{fill_request_fields, upstream_of, Decided};
 use crate::policy::input::HttpRequest;
+use crate::host::Clock;
 use crate::state::store::Store;
 
 /// One request being decided: the request, the upstream it goes to
 /// (computed once, carried to the response side), and the shared store
-/// with the time.
+/// with the clock (read only when state is used: a host read of the time
+/// is a host call).
 pub(super) struct Exchange<'a> {
     pub(super) http: &'a HttpRequest,
     pub(super) upstream: String,
-    pub(super) store: Option<(&'a dyn Store, u64)>,
+    pub(super) store: Option<(&'a dyn Store, &'a dyn Clock)>,
 }
 
 impl<'a> Exchange<'a> {
-    pub(super) fn new(http: &'a HttpRequest, store: Option<(&'a dyn Store, u64)>) -> Exchange<'a> {
+    pub(super) fn new(
+        http: &'a HttpRequest,
+        store: Option<(&'a dyn Store, &'a dyn Clock)>,
+    ) -> Exchange<'a> {
         Exchange {
             http,
             upstream: upstream_of(http),

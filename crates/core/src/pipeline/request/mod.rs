@@ -57,6 +57,7 @@ pub use session::StateKeys;
 
 use crate::config::settings::Mode;
 use crate::policy::input::HttpRequest;
+use crate::host::{Clock, FixedClock};
 use crate::state::store::Store;
 use exchange::Exchange;
 
@@ -77,6 +78,19 @@ impl Plugin {
         http: &HttpRequest,
         end_of_stream: bool,
         store: Option<(&dyn Store, u64)>,
+    ) -> (HeadersAction, Vec<Decided>) {
+        let clock = store.map(|(_, now)| FixedClock(now));
+        let store = store.zip(clock.as_ref()).map(|((s, _), c)| (s, c as &dyn Clock));
+        self.on_request_headers_at(http, end_of_stream, store)
+    }
+
+    /// As [`Plugin::on_request_headers_with`], with the host's clock, read
+    /// only if the store is used.
+    pub fn on_request_headers_at(
+        &mut self,
+        http: &HttpRequest,
+        end_of_stream: bool,
+        store: Option<(&dyn Store, &dyn Clock)>,
     ) -> (HeadersAction, Vec<Decided>) {
         let ex = Exchange::new(http, store);
         let (action, mut decided, by_policy) = self.headers_inner(&ex, end_of_stream);
@@ -136,6 +150,19 @@ impl Plugin {
         http: &HttpRequest,
         body: &[u8],
         store: Option<(&dyn Store, u64)>,
+    ) -> (BodyAction, Vec<Decided>) {
+        let clock = store.map(|(_, now)| FixedClock(now));
+        let store = store.zip(clock.as_ref()).map(|((s, _), c)| (s, c as &dyn Clock));
+        self.on_request_body_at(http, body, store)
+    }
+
+    /// As [`Plugin::on_request_body_with`], with the host's clock, read only
+    /// if session state is used.
+    pub fn on_request_body_at(
+        &mut self,
+        http: &HttpRequest,
+        body: &[u8],
+        store: Option<(&dyn Store, &dyn Clock)>,
     ) -> (BodyAction, Vec<Decided>) {
         let ex = Exchange::new(http, store);
         let (action, mut decided) = self.body_inner(&ex, body);

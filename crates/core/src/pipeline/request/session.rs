@@ -242,10 +242,11 @@ impl Plugin {
         ex: &Exchange<'_>,
         routing: &Routing,
     ) -> Option<(LocalReply, Decided)> {
-        let (store, now) = ex.store?;
+        let (store, clock) = ex.store?;
         let keys = StateKeys::new(ex.http, routing);
         let (id, key) = (keys.session_id.as_ref()?, keys.session.as_ref()?);
         let settings = &self.settings.sessions;
+        let now = clock.now_ms();
         let rec = States {
             store,
             settings,
@@ -298,13 +299,13 @@ impl Plugin {
         ex: &Exchange<'_>,
         routing: &Routing,
     ) -> Vec<input::Origin> {
-        let (Some((store, now)), Some(_), Some(session)) = (
+        let (Some((store, clock)), Some(_), Some(session)) = (
             ex.store,
             ex.http.header("last-event-id"),
             routing.session_id.as_deref(),
         ) else {
             return Vec::new();
         };
-        crate::state::resume::recall(store, now, &ex.upstream, session)
+        crate::state::resume::recall(store, clock.now_ms(), &ex.upstream, session)
     }
 }

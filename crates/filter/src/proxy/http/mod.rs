@@ -14,7 +14,7 @@
 //! filter-state writes for the access log, one log line per decision, and
 //! one local reply when a message is refused.
 
-use crate::proxy::capabilities::{log, now_ms, HostClock, SharedData, Sink, Stats};
+use crate::proxy::capabilities::{log, new_callback, HostClock, SharedData, Sink, Stats};
 use crate::proxy::host::{Action, Buffer, Host, Map};
 use mcp_policy_core::catalog::tools::Watcher;
 use mcp_policy_core::host::Level;
@@ -261,10 +261,10 @@ impl<H: Host> Http<H> {
         let (action, decided) = match plugin.try_borrow_mut() {
             Ok(mut p) => stage!(
                 7,
-                p.on_request_body_with(
+                p.on_request_body_at(
                     &request,
                     &body,
-                    Some((&SharedData(&self.host), now_ms(&self.host)))
+                    Some((&SharedData(&self.host), &HostClock(&self.host)))
                 )
             ),
             Err(_) => return self.reply(unconfigured()),
@@ -293,14 +293,17 @@ impl<H: Host> Http<H> {
 /// The stream callbacks, as the host calls them.
 impl<H: Host> Http<H> {
     pub fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        new_callback();
         stage!(0, self.request_headers(end_of_stream))
     }
 
     pub fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        new_callback();
         stage!(5, self.request_body(body_size, end_of_stream))
     }
 
     pub fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        new_callback();
         match self.state {
             State::Pass => Action::Continue,
             State::Replied => Action::Pause,
@@ -314,14 +317,17 @@ impl<H: Host> Http<H> {
         _num_headers: usize,
         _end_of_stream: bool,
     ) -> Action {
+        new_callback();
         stage!(11, self.response_headers())
     }
 
     pub fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        new_callback();
         stage!(12, self.response_body(body_size, end_of_stream))
     }
 
     pub fn on_log(&mut self) {
+        new_callback();
         // An answer stream cut short (the client went away, a reset).
         self.close_stream();
         #[cfg(feature = "stage-timing")]
@@ -371,10 +377,10 @@ impl<H: Host> Http<H> {
         let (action, decided) = match plugin.try_borrow_mut() {
             Ok(mut p) => stage!(
                 3,
-                p.on_request_headers_with(
+                p.on_request_headers_at(
                     &request,
                     end_of_stream,
-                    Some((&SharedData(&self.host), now_ms(&self.host)))
+                    Some((&SharedData(&self.host), &HostClock(&self.host)))
                 )
             ),
             Err(_) => return self.reply(unconfigured()),

@@ -2,12 +2,12 @@
 
 use super::*;
 
-/// The calls of a request's headers: all of them in one call, the
-/// identity attributes, the clock for the session store.
+/// The calls of a request's headers: all of them in one call, and the
+/// identity attributes. (The clock is read only when session state is
+/// used: not by this policy.)
 const HEADERS: &str = "get_map HttpRequestHeaders
 get_property metadata
-get_property connection.uri_san_peer_certificate
-get_current_time";
+get_property connection.uri_san_peer_certificate";
 
 #[test]
 fn an_allowed_tools_call_is_forwarded() {
@@ -26,15 +26,12 @@ fn an_allowed_tools_call_is_forwarded() {
         show(&host.take_calls()),
         format!(
             "{DECIDED}
-log Debug: mcp-policy: allowed tools/call
 define_metric Counter mcp_policy_decisions.method.tools_call.tool.echo.outcome.allow
 increment_metric mcp_policy_decisions.method.tools_call.tool.echo.outcome.allow +1
 record_metric mcp_policy_eval_us 0
-get_current_time
 log Info: mcp-policy audit <event>
 set_property mcp_policy.decision = allow
 set_property mcp_policy.decision_id = {id}
-set_property mcp_policy.reasons = 
 set_property mcp_policy.audit = <event>"
         )
     );
@@ -76,7 +73,6 @@ increment_metric mcp_policy_decisions.method.tools_call.tool.rm.outcome.deny +1
 define_metric Counter mcp_policy_denials.principal.anonymous
 increment_metric mcp_policy_denials.principal.anonymous +1
 record_metric mcp_policy_eval_us 0
-get_current_time
 log Info: mcp-policy audit <event>
 set_property mcp_policy.decision = deny
 set_property mcp_policy.decision_id = {id}
@@ -164,15 +160,12 @@ fn a_tools_list_answer_is_filtered() {
         show(&host.take_calls()),
         format!(
             "{DECIDED}
-log Debug: mcp-policy: allowed tools/list
 define_metric Counter mcp_policy_decisions.method.tools_list.tool.-.outcome.allow
 increment_metric mcp_policy_decisions.method.tools_list.tool.-.outcome.allow +1
 record_metric mcp_policy_eval_us 0
-get_current_time
 log Info: mcp-policy audit <event>
 set_property mcp_policy.decision = allow
 set_property mcp_policy.decision_id = {id}
-set_property mcp_policy.reasons = 
 set_property mcp_policy.audit = <event>
 set_map_value HttpRequestHeaders accept-encoding: identity"
         ),
@@ -214,9 +207,7 @@ set_buffer HttpResponseBody [0, +{}) = {filtered}
 define_metric Counter mcp_policy_decisions.method.response_tools_list.tool.-.outcome.allow
 increment_metric mcp_policy_decisions.method.response_tools_list.tool.-.outcome.allow +1
 record_metric mcp_policy_eval_us 0
-get_current_time
-log Info: mcp-policy audit <event>
-get_current_time",
+log Info: mcp-policy audit <event>",
             answer.len()
         ),
         "the response's decision is not written to filter state"
@@ -234,4 +225,36 @@ get_current_time",
         host.take_calls().is_empty(),
         "the stream was closed at its end"
     );
+}
+
+#[test]
+fn the_allowed_line_is_written_only_when_envoy_logs_at_debug() {
+    let host = Mock::new();
+    host.with(|s| s.log_level = Some(mcp_policy_core::host::Level::Debug));
+    host.set_buffer_bytes(Buffer::PluginConfiguration, &config(serde_json::json!({})));
+    let mut root = Root::new(host);
+    assert!(root.on_configure());
+    host.take_calls();
+    let mut http = root.create_http_context();
+    let body = call(1, "echo");
+    post(&host, &body);
+    http.on_http_request_headers(6, false);
+    http.on_http_request_body(body.len(), true);
+    let calls = host.take_calls();
+    assert!(
+        calls.contains(&"log Debug: mcp-policy: allowed tools/call".to_string()),
+        "{calls:#?}"
+    );
+    // Envoy's level is read again at each tick: back at info, no line.
+    host.with(|s| s.log_level = Some(mcp_policy_core::host::Level::Info));
+    root.on_tick();
+    host.take_calls();
+    let mut http = root.create_http_context();
+    post(&host, &body);
+    http.on_http_request_headers(6, false);
+    http.on_http_request_body(body.len(), true);
+    assert!(!host
+        .take_calls()
+        .iter()
+        .any(|c| c.starts_with("log Debug")));
 }

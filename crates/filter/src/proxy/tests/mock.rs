@@ -24,6 +24,8 @@ pub struct State {
     pub unknown_clusters: Vec<String>,
     /// How far the clock has moved on from [`NOW`].
     pub elapsed: Duration,
+    /// The proxy's log level (`None`: Envoy's default, info).
+    pub log_level: Option<Level>,
 }
 
 thread_local! {
@@ -108,6 +110,11 @@ impl Host for Mock {
     fn get_current_time(&self) -> Result<Duration, HostError> {
         self.call("get_current_time".into());
         Ok(NOW + self.with(|s| s.elapsed))
+    }
+
+    fn log_level(&self) -> Result<Level, HostError> {
+        self.call("log_level".into());
+        Ok(self.with(|s| s.log_level.unwrap_or(Level::Info)))
     }
 
     fn micros() -> u64 {

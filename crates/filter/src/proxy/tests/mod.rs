@@ -82,10 +82,9 @@ fn audit_event(host: &Mock) -> serde_json::Value {
 }
 
 /// The calls a request's decision makes on the request path, from the
-/// body read on: the store's clock for the three session reads the
-/// pipeline makes, then the recorder's writes.
+/// body read on: the evaluation timer's two readings of the clock (the
+/// audit event's time is the second), then the recorder's writes.
 const DECIDED: &str = "get_buffer HttpRequestBody
-get_current_time
 get_current_time
 get_current_time";
 

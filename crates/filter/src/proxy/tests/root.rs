@@ -16,7 +16,8 @@ fn a_policy_that_does_not_compile_is_refused_at_configure_time() {
     assert!(!root.on_configure());
     assert_eq!(
         show(&host.take_calls()),
-        "get_buffer PluginConfiguration
+        "log_level
+get_buffer PluginConfiguration
 log Critical: mcp-policy: policy does not compile: main.rego:5:1: expecting expression
 define_metric Counter mcp_policy_config_failures
 increment_metric mcp_policy_config_failures +1"
@@ -85,13 +86,16 @@ fn a_bundle_poll_answer_is_loaded_kept_and_counted() {
         Buffer::PluginConfiguration,
         br#"{"bundle": {"cluster": "bundles", "poll_interval_ms": 1000, "poll_jitter_ms": 0}}"#,
     );
+    // Envoy at debug level: the poller's debug lines are written.
+    host.with(|s| s.log_level = Some(mcp_policy_core::host::Level::Debug));
     let mut root = Root::new(host);
     assert!(root.on_configure());
     let poll = r#"dispatch_http_call bundles [(":method", "GET"), (":path", "/bundle.tar.gz"), (":authority", "bundles"), ("accept", "application/gzip, application/octet-stream")"#;
     assert_eq!(
         show(&host.take_calls()),
         format!(
-            r#"get_buffer PluginConfiguration
+            r#"log_level
+get_buffer PluginConfiguration
 log Info: mcp-policy: configured: policy bundle-pending (1 module(s): <bundle pending>; engine rvm), max_body_bytes 1048576
 get_current_time
 define_metric Counter mcp_policy_bundle_loads
@@ -99,9 +103,7 @@ define_metric Counter mcp_policy_bundle_failures
 define_metric Counter mcp_policy_bundle_not_modified
 set_tick_period 100ms
 get_shared_data mcp_policy.bundle.bundles/bundle.tar.gz
-get_current_time
 log Warn: mcp-policy: no inline policy: every message is denied (503, "policy bundle not loaded yet") until the first bundle loads
-get_current_time
 {poll}] 0 byte(s), timeout 5000ms
 log Debug: mcp-policy: bundle poll 1 sent to bundles/bundle.tar.gz (if-none-match none)
 define_metric Counter mcp_policy_config_loads
@@ -155,7 +157,8 @@ increment_metric mcp_policy_bundle_active.revision.v7 +1"#,
     assert_eq!(
         show(&host.take_calls()),
         format!(
-            r#"get_current_time
+            r#"log_level
+get_current_time
 {poll}, ("if-none-match", "\"e1\"")] 0 byte(s), timeout 5000ms
 log Debug: mcp-policy: bundle poll 2 sent to bundles/bundle.tar.gz (if-none-match "e1")"#
         )
@@ -226,7 +229,8 @@ fn audit_events_are_flushed_to_the_collector_and_failures_counted() {
     let calls = show(&host.take_calls());
     assert!(
         calls.starts_with(
-            r#"get_current_time
+            r#"log_level
+get_current_time
 dispatch_http_call audit [(":method", "POST"), (":path", "/"#
         ),
         "{calls}"
