@@ -40,12 +40,19 @@ impl<H: Host> Http<H> {
                 }
             }
         }
-        let header = |name: &str| {
+        // The answer's headers, all in one host call, when anything reads
+        // them.
+        let all = if self.response_watch.is_some() || self.watch.is_some() {
             self.host
-                .get_map_value_bytes(Map::HttpResponseHeaders, name)
-                .ok()
-                .flatten()
-                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .get_map_bytes(Map::HttpResponseHeaders)
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let header = |name: &str| {
+            all.iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
                 .unwrap_or_default()
         };
         if let Some(rw) = self.response_watch.take() {

@@ -182,9 +182,7 @@ set_map_value HttpRequestHeaders accept-encoding: identity"
         show(&host.take_calls()),
         format!(
             "set_map_value HttpResponseHeaders x-mcp-decision-id: {id}
-get_map_value HttpResponseHeaders :status
-get_map_value HttpResponseHeaders content-type
-get_map_value HttpResponseHeaders content-encoding
+get_map HttpResponseHeaders
 remove_map_value HttpResponseHeaders content-length"
         )
     );

@@ -88,5 +88,6 @@ const DECIDED: &str = "get_buffer HttpRequestBody
 get_current_time
 get_current_time";
 
+mod counts;
 mod http;
 mod root;
