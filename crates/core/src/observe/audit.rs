@@ -130,7 +130,8 @@ pub fn event(
     // (as a JSON object with sorted keys); absent members are left out.
     #[derive(serde::Serialize)]
     struct Arguments<'a> {
-        digest: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        digest: Option<&'a str>,
         #[serde(skip_serializing_if = "Option::is_none")]
         revealed: Option<&'a serde_json::value::RawValue>,
     }
@@ -203,10 +204,12 @@ pub fn event(
         .as_deref()
         .and_then(|t| serde_json::from_str::<&serde_json::value::RawValue>(t).ok());
     let e = Event {
-        arguments: r
-            .arguments_digest
-            .as_deref()
-            .map(|digest| Arguments { digest, revealed }),
+        // Without a digest (`audit.arguments_digest: false`), only what
+        // the policy revealed.
+        arguments: (r.arguments_digest.is_some() || revealed.is_some()).then_some(Arguments {
+            digest: r.arguments_digest.as_deref(),
+            revealed,
+        }),
         clear_kill: r.clear_kill,
         decision: if r.allowed { "allow" } else { "deny" },
         decision_id: &r.decision_id,

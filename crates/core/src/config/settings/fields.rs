@@ -24,6 +24,8 @@ pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
 pub struct AuditSettings {
     /// One `mcp-policy audit {json}` line per decision in the proxy log.
     pub log: bool,
+    /// Events carry the SHA-256 of the arguments (`arguments.digest`).
+    pub arguments_digest: bool,
     /// An HTTP collector: an Envoy cluster that receives batches of events.
     pub collector: Option<CollectorSettings>,
 }
@@ -32,6 +34,7 @@ impl Default for AuditSettings {
     fn default() -> Self {
         AuditSettings {
             log: true,
+            arguments_digest: true,
             collector: None,
         }
     }

@@ -93,7 +93,7 @@ impl Plugin {
                 }
             }
             refused.push((!o.allowed).then(|| o.reasons.clone()));
-            decided.push(decided_for(m, &o));
+            decided.push(decided_for(m, &o, self.settings.audit.arguments_digest));
         }
         if let Some(rl) = rate_limit {
             fwd.request_headers.extend(rl.headers());

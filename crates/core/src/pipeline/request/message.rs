@@ -131,7 +131,7 @@ impl Plugin {
         if o.allowed {
             self.watch_response(ex, &ctx.routing, &[m], Vec::new(), &mut fwd);
         }
-        let d = decided_for(m, &o);
+        let d = decided_for(m, &o, self.settings.audit.arguments_digest);
         let action = if o.allowed {
             BodyAction::Forward(fwd)
         } else {
@@ -147,8 +147,9 @@ impl Plugin {
     }
 }
 
-/// The decision on one message and its audit record.
-pub(super) fn decided_for(m: &Message<'_>, o: &Outcome) -> Decided {
+/// The decision on one message and its audit record (`digest`: with the
+/// arguments' digest, configuration `audit.arguments_digest`).
+pub(super) fn decided_for(m: &Message<'_>, o: &Outcome, digest: bool) -> Decided {
     let method = m.method().unwrap_or(m.kind.as_str()).to_string();
     let mut d = Decided::new(m.kind.as_str(), method, o.allowed, o.reasons.clone()).with_outcome(o);
     d.core = o.core;
@@ -168,7 +169,9 @@ pub(super) fn decided_for(m: &Message<'_>, o: &Outcome) -> Decided {
         } else {
             args
         };
-        r.arguments_digest = audit::digest(a);
+        if digest {
+            r.arguments_digest = audit::digest(a);
+        }
         r.arguments_revealed = audit::revealed(a, &o.result.reveal);
     }
     r.kill = o.result.kill.as_ref().map(|k| k.reason.clone());

@@ -566,3 +566,33 @@ fn changes_need_held_headers() {
         .unwrap()
         .contains("hold_headers"));
 }
+
+#[test]
+fn the_arguments_digest_is_made_unless_configured_off() {
+    let body = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"ls","arguments":{"path":"/tmp","n":1}}}"#;
+    let policy = "package mcp\ndefault allow := true\nreveal contains \"path\"\n";
+    let mut p = plugin(policy);
+    let (_, d) = p.on_request_body(&post(), body);
+    assert!(d[0]
+        .record
+        .arguments_digest
+        .as_deref()
+        .is_some_and(|s| s.starts_with("sha256:") && s.len() == 71));
+    let cfg = serde_json::json!({
+        "policy": {"modules": {"p.rego": policy}},
+        "audit": {"arguments_digest": false}
+    });
+    let mut p = Plugin::from(Config::from_json(cfg.to_string().as_bytes()).unwrap());
+    let (_, d) = p.on_request_body(&post(), body);
+    assert_eq!(d[0].record.arguments_digest, None);
+    // What the policy reveals is still recorded.
+    let event: serde_json::Value = serde_json::from_str(&crate::observe::audit::event(
+        &d[0].record,
+        0,
+        "enforce",
+        "sha256:rev",
+        None,
+    ))
+    .unwrap();
+    assert_eq!(event["arguments"], serde_json::json!({"revealed": {"path": "/tmp"}}));
+}

@@ -106,7 +106,7 @@ fn host_calls_per_request_of_the_benchmark_workloads() {
     println!("tools_call:\n  {}", brief(&calls));
     println!("tools_list_100:\n  {}", brief(&listed));
     assert!(calls.len() <= 13, "{calls:#?}");
-    assert!(listed.len() <= 215, "{listed:#?}");
+    assert!(listed.len() <= 22, "{listed:#?}");
 }
 
 /// The calls, one a line, each cut to 120 characters.
