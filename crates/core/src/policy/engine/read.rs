@@ -71,10 +71,80 @@ fn invalid(output: impl Into<String>, message: String) -> OutputError {
     }
 }
 
+/// The entry rule's value, read in one pass: each decision output by name
+/// (`Undefined` when the policy does not define it). Indexing the value by
+/// name would build a key value per output and per decision.
+struct Outputs<'a> {
+    allow: &'a Value,
+    deny: &'a Value,
+    denial: &'a Value,
+    rewrite: &'a Value,
+    request_headers: &'a Value,
+    response_headers: &'a Value,
+    kill: &'a Value,
+    rate_limit: &'a Value,
+    clear_kill: &'a Value,
+    reveal: &'a Value,
+    dry_run: &'a Value,
+    visible: &'a Value,
+    redact: &'a Value,
+    labels: &'a Value,
+}
+
+static UNDEFINED: Value = Value::Undefined;
+
+impl<'a> Outputs<'a> {
+    fn of(out: &'a Value) -> Outputs<'a> {
+        let u = &UNDEFINED;
+        let mut o = Outputs {
+            allow: u,
+            deny: u,
+            denial: u,
+            rewrite: u,
+            request_headers: u,
+            response_headers: u,
+            kill: u,
+            rate_limit: u,
+            clear_kill: u,
+            reveal: u,
+            dry_run: u,
+            visible: u,
+            redact: u,
+            labels: u,
+        };
+        let Value::Object(fields) = out else {
+            return o;
+        };
+        for (k, v) in fields.iter() {
+            let Value::String(name) = k else { continue };
+            let slot = match name.as_ref() {
+                "allow" => &mut o.allow,
+                "deny" => &mut o.deny,
+                "denial" => &mut o.denial,
+                "rewrite" => &mut o.rewrite,
+                "request_headers" => &mut o.request_headers,
+                "response_headers" => &mut o.response_headers,
+                "kill" => &mut o.kill,
+                "rate_limit" => &mut o.rate_limit,
+                "clear_kill" => &mut o.clear_kill,
+                "reveal" => &mut o.reveal,
+                "dry_run" => &mut o.dry_run,
+                "visible" => &mut o.visible,
+                "redact" => &mut o.redact,
+                "labels" => &mut o.labels,
+                _ => continue,
+            };
+            *slot = v;
+        }
+        o
+    }
+}
+
 pub(super) fn read_decision(out: &Value) -> Result<PolicyResult, OutputError> {
-    let mut r = read_allow_deny(out)?;
-    r.denial = read_denial(&out["denial"])?;
-    r.rewrite = match &out["rewrite"] {
+    let out = Outputs::of(out);
+    let mut r = read_allow_deny(&out)?;
+    r.denial = read_denial(out.denial)?;
+    r.rewrite = match out.rewrite {
         Value::Undefined | Value::Null => Vec::new(),
         Value::Object(o) => o
             .iter()
@@ -88,19 +158,19 @@ pub(super) fn read_decision(out: &Value) -> Result<PolicyResult, OutputError> {
             .collect::<Result<_, _>>()?,
         other => return Err(wrong("rewrite", "an object", type_name(other))),
     };
-    r.request_headers = read_headers(&out["request_headers"], "request_headers")?;
-    r.response_headers = read_headers(&out["response_headers"], "response_headers")?;
-    r.kill = read_kill(&out["kill"])?;
-    r.rate_limit = read_rate_limit(&out["rate_limit"])?;
-    r.clear_kill = matches!(&out["clear_kill"], Value::Bool(true));
-    r.reveal = string_set(&out["reveal"], "reveal")?;
-    r.dry_run = string_set(&out["dry_run"], "dry_run")?;
-    r.visible = match &out["visible"] {
+    r.request_headers = read_headers(out.request_headers, "request_headers")?;
+    r.response_headers = read_headers(out.response_headers, "response_headers")?;
+    r.kill = read_kill(out.kill)?;
+    r.rate_limit = read_rate_limit(out.rate_limit)?;
+    r.clear_kill = matches!(out.clear_kill, Value::Bool(true));
+    r.reveal = string_set(out.reveal, "reveal")?;
+    r.dry_run = string_set(out.dry_run, "dry_run")?;
+    r.visible = match out.visible {
         Value::Undefined | Value::Null => None,
         Value::Bool(b) => Some(*b),
         other => return Err(wrong("visible", "a boolean", type_name(other))),
     };
-    r.redact = match &out["redact"] {
+    r.redact = match out.redact {
         Value::Undefined | Value::Null | Value::Bool(false) => Redact::None,
         Value::Bool(true) => Redact::All,
         v @ (Value::Set(_) | Value::Array(_)) => {
@@ -119,7 +189,7 @@ pub(super) fn read_decision(out: &Value) -> Result<PolicyResult, OutputError> {
             ))
         }
     };
-    r.labels = match &out["labels"] {
+    r.labels = match out.labels {
         Value::Undefined | Value::Null => Vec::new(),
         Value::Set(s) => s.iter().map(reason_text).collect(),
         Value::Array(a) => a.iter().map(reason_text).collect(),
@@ -356,9 +426,9 @@ fn read_headers(v: &Value, rule: &str) -> Result<Vec<(String, String)>, OutputEr
     Ok(out)
 }
 
-fn read_allow_deny(out: &Value) -> Result<PolicyResult, OutputError> {
-    let allow = matches!(&out["allow"], Value::Bool(true));
-    let deny = match &out["deny"] {
+fn read_allow_deny(out: &Outputs<'_>) -> Result<PolicyResult, OutputError> {
+    let allow = matches!(out.allow, Value::Bool(true));
+    let deny = match out.deny {
         Value::Undefined | Value::Null | Value::Bool(false) => Vec::new(),
         Value::Bool(true) => vec!["denied by policy".to_string()],
         Value::Set(s) => s.iter().map(reason_text).collect(),
