@@ -162,7 +162,7 @@ impl ResponseStream {
             .unwrap_or(Value::Undefined);
         let (method, subject) = listing_subject(origin.method.as_str(), item, def);
         let input = input::for_listing(shared, &self.watch.routing, origin, method, subject);
-        let o = plugin.evaluate(input);
+        let o = plugin.evaluate_untimed(input);
         let listed = match o.result.visible {
             Some(v) if !o.failed() => v,
             _ => o.allowed,
