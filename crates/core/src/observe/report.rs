@@ -30,6 +30,9 @@ pub struct Context<'a> {
     pub revision: &'a str,
     /// Audit events go to the proxy log (`audit.log`).
     pub audit_log: bool,
+    /// The request's decision goes to filter state for the access log
+    /// (`audit.filter_state`).
+    pub filter_state: bool,
 }
 
 /// Which path decided: the request's decision goes to filter state too.
@@ -116,7 +119,7 @@ impl Reporter {
             );
             rec.count(metrics::AUDIT_DROPPED, full);
         }
-        if path == Path::Response {
+        if path == Path::Response || !cx.filter_state {
             return;
         }
         let allowed = decided.iter().all(|d| d.allowed);
@@ -316,6 +319,7 @@ mod tests {
             mode: "enforce",
             revision: "r1",
             audit_log: true,
+            filter_state: true,
         };
         let mut outbox = Outbox::new(1, 10, 1);
         assert!(outbox.push("{}".into()), "the queue is now full");
@@ -372,6 +376,7 @@ mod tests {
             mode: "audit",
             revision: "r1",
             audit_log: false,
+            filter_state: true,
         };
         let mut rec = Recording::default();
         Reporter::default().record(&mut rec, &cx, None, &d, None, &Fixed, Path::Response);

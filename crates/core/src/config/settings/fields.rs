@@ -26,6 +26,9 @@ pub struct AuditSettings {
     pub log: bool,
     /// Events carry the SHA-256 of the arguments (`arguments.digest`).
     pub arguments_digest: bool,
+    /// The request's decision is written to Envoy's filter state for the
+    /// access log (`wasm.mcp_policy.*`).
+    pub filter_state: bool,
     /// An HTTP collector: an Envoy cluster that receives batches of events.
     pub collector: Option<CollectorSettings>,
 }
@@ -35,6 +38,7 @@ impl Default for AuditSettings {
         AuditSettings {
             log: true,
             arguments_digest: true,
+            filter_state: true,
             collector: None,
         }
     }

@@ -130,6 +130,7 @@ impl<H: Host> Http<H> {
             mode: p.settings.mode.as_str(),
             revision: p.policy.revision(),
             audit_log: p.settings.audit.log,
+            filter_state: p.settings.audit.filter_state,
         };
         let mut outbox = self.outbox.as_ref().and_then(|o| o.try_borrow_mut().ok());
         let s = &mut *s;

@@ -252,3 +252,19 @@ fn the_allowed_line_is_written_only_when_envoy_logs_at_debug() {
         .iter()
         .any(|c| c.starts_with("log Debug")));
 }
+
+#[test]
+fn filter_state_can_be_turned_off() {
+    let (host, root) = configured(&config(serde_json::json!({"audit": {"filter_state": false}})));
+    let mut http = root.create_http_context();
+    let body = call(1, "rm");
+    post(&host, &body);
+    http.on_http_request_headers(6, false);
+    host.take_calls();
+    assert_eq!(http.on_http_request_body(body.len(), true), Action::Pause);
+    let calls = show(&host.take_calls());
+    assert!(!calls.contains("set_property"), "{calls}");
+    // The decision is still counted, logged and answered.
+    assert!(calls.contains("log Info: mcp-policy audit <event>"), "{calls}");
+    assert!(calls.contains("send_http_response 200"), "{calls}");
+}
