@@ -9,7 +9,8 @@ Measures, in this order (see bench/README.md for the design and the choices):
    from target/criterion;
 4. end-to-end load on loopback with h2load (HTTP/1.1) through Envoy for the
    scenarios (a) bare Envoy, (b) Envoy + mcp-policy (default policy),
-   (b-nolog) the same without the audit log line, (e) Envoy + a no-op
+   (b-nolog) the same without the audit log line, (b-lean) without any
+   optional audit output (log line, filter state, argument digest), (e) Envoy + a no-op
    proxy-wasm filter that holds the headers and buffers the body, (c) Envoy's
    RBAC filter on the Mcp-Name header, (d) Envoy ext_authz (HTTP, with the
    body) to bench/authz-service; the upstream is a second Envoy answering
@@ -324,10 +325,14 @@ def proxy_route() -> dict:
     }
 
 
-def plugin_config(log: bool = True) -> dict:
+def plugin_config(log: bool = True, lean: bool = False) -> dict:
     cfg = envoy_config.plugin_config_from_dir(REPO / "policies")
     if not log:
         cfg["audit"] = {"log": False}
+    if lean:
+        # Every optional audit output off: no log line, no filter state, no
+        # argument digest (the decision, its metrics and the reply stay).
+        cfg["audit"] = {"log": False, "filter_state": False, "arguments_digest": False}
     return cfg
 
 
@@ -335,8 +340,9 @@ def scenario_filters(name: str, authz_port: int | None) -> tuple[list[dict], lis
     """(http filters before the router, extra clusters) of a scenario."""
     if name == "a":
         return [], []
-    if name in ("b", "b-nolog"):
-        return [envoy_config.wasm_filter(wasm_path=WASM, plugin_config=plugin_config(log=name == "b"))], []
+    if name in ("b", "b-nolog", "b-lean"):
+        cfg = plugin_config(log=name == "b", lean=name == "b-lean")
+        return [envoy_config.wasm_filter(wasm_path=WASM, plugin_config=cfg)], []
     if name == "e":
         f = envoy_config.wasm_filter(wasm_path=NOOP_WASM, plugin_config="")
         vm = f["typed_config"]["config"]
@@ -399,6 +405,7 @@ SCENARIO_TITLES = {
     "e": "(e) no-op proxy-wasm filter (holds headers, buffers body)",
     "b": "(b) mcp-policy, default policy",
     "b-nolog": "(b) mcp-policy, default policy, audit.log off",
+    "b-lean": "(b) mcp-policy, default policy, no audit log line, filter state or argument digest",
     "c": "(c) Envoy RBAC on Mcp-Name",
     "d": "(d) ext_authz (HTTP, with body) to authz-service",
 }
@@ -710,7 +717,7 @@ def e2e(envoy: str, work: Path) -> dict:
                 url = f"http://127.0.0.1:{port}/mcp"
                 res = {"title": SCENARIO_TITLES[name], "loadavg_before": loadavg()}
                 res["blocked_tool_probe"] = probe(url)
-                expect = name in ("b", "b-nolog", "c", "d")
+                expect = name in ("b", "b-nolog", "b-lean", "c", "d")
                 if res["blocked_tool_probe"]["denied"] != expect:
                     say(f"  WARNING: a blocked tool was {'denied' if not expect else 'allowed'} "
                         f"in {name}: {res['blocked_tool_probe']}")
