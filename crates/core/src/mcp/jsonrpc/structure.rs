@@ -138,7 +138,16 @@ fn hex4(body: &[u8], at: usize) -> Option<u32> {
 /// From just after an opening quote to just after the closing one (or the
 /// end of the body): checks `\u` escapes for lone surrogates.
 fn scan_string(body: &[u8], mut i: usize) -> Result<usize, StructureError> {
-    while let Some(&b) = body.get(i) {
+    loop {
+        // Only a quote or a backslash matters inside a string: jump to the
+        // next one (most of a body's bytes are string contents).
+        match body.get(i..).and_then(|rest| memchr::memchr2(b'"', b'\\', rest)) {
+            Some(n) => i += n,
+            None => return Ok(body.len()),
+        }
+        let Some(&b) = body.get(i) else {
+            return Ok(i);
+        };
         match b {
             b'"' => return Ok(i + 1),
             b'\\' => {
@@ -171,7 +180,6 @@ fn scan_string(body: &[u8], mut i: usize) -> Result<usize, StructureError> {
             _ => i += 1,
         }
     }
-    Ok(i)
 }
 
 /// One number literal from `start` (a `-` or a digit), as the JSON grammar
