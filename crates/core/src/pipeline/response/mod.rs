@@ -33,6 +33,7 @@
 mod exchange;
 mod listing;
 mod message;
+mod splice;
 mod stream;
 
 #[cfg(test)]
