@@ -9,6 +9,11 @@
 //!   plus the result, fed in 1 KiB chunks, each event decided;
 //! - `tools_list_50`: a tools/list result of 50 tools filtered per caller
 //!   (50 listing evaluations) with the pins and poisoning facts learnt;
+//! - `tools_list_100_default_policy` (warm memo, `_cold` without): 100
+//!   tools, the default policy, a 2025-11-25 caller (nothing is edited);
+//! - `tools_list_100_modern`: the same in the 2026-07-28 form `make bench`
+//!   sends (the answer is marked private: always edited), and
+//!   `tools_list_100_modern_3_hidden` with three tools hidden;
 //! - `passthrough_list_50`: the same list with a request-only policy and
 //!   `filter_lists: false` (not inspected at all: the baseline).
 // Benchmarks and examples may unwrap and index: the data-path lints ([workspace.lints]) are
@@ -65,12 +70,48 @@ fn post() -> HttpRequest {
     ])
 }
 
+fn modern_post() -> HttpRequest {
+    HttpRequest::from_headers(vec![
+        (":method".into(), b"POST".to_vec()),
+        (":path".into(), b"/mcp".to_vec()),
+        (":authority".into(), b"127.0.0.1:10000".to_vec()),
+        ("content-type".into(), b"application/json".to_vec()),
+        ("mcp-protocol-version".into(), b"2026-07-28".to_vec()),
+        ("mcp-method".into(), b"tools/list".to_vec()),
+    ])
+}
+
 /// Forward `request` and read `response` through the response path.
 fn run(p: &mut Plugin, store: &MemoryStore, request: &[u8], ct: &str, chunks: &[&[u8]]) -> usize {
     let f = match p.on_request_body_with(&post(), request, Some((store, 1))).0 {
         BodyAction::Forward(f) => f,
         BodyAction::Reply(_) => panic!("request denied"),
     };
+    feed(p, store, f, ct, chunks)
+}
+
+/// A JSON tools/list through the request path with `http`, then its answer.
+fn run_with(
+    p: &mut Plugin,
+    store: &MemoryStore,
+    http: &HttpRequest,
+    request: &[u8],
+    chunks: &[&[u8]],
+) -> usize {
+    let f = match p.on_request_body_with(http, request, Some((store, 1))).0 {
+        BodyAction::Forward(f) => f,
+        BodyAction::Reply(_) => panic!("request denied"),
+    };
+    feed(p, store, f, "application/json", chunks)
+}
+
+fn feed(
+    p: &mut Plugin,
+    store: &MemoryStore,
+    f: mcp_policy_core::pipeline::actions::Forward,
+    ct: &str,
+    chunks: &[&[u8]],
+) -> usize {
     let Some(w) = f.response else {
         return chunks.iter().map(|c| c.len()).sum();
     };
@@ -192,6 +233,32 @@ fn benches(c: &mut Criterion) {
             shipped.listing = Default::default();
             list100(&mut shipped)
         })
+    });
+    // The 2026-07-28 wire form `make bench` sends through Envoy: the list
+    // is marked private to the caller (`cacheScope`), so the answer is
+    // always edited; then the same with three tools hidden.
+    let modern_request = br#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#;
+    let modern = |p: &mut Plugin| {
+        run_with(
+            p,
+            &store,
+            &modern_post(),
+            modern_request,
+            &[black_box(listed100.as_bytes())],
+        )
+    };
+    g.bench_function("tools_list_100_modern", |b| b.iter(|| modern(&mut shipped)));
+    let mut hiding = plugin(
+        serde_json::json!({"main.rego": "package mcp\nimport rego.v1\ndefault allow := true\ndeny contains \"hidden\" if input.mcp.tool.name in {\"tool_3\", \"tool_50\", \"tool_99\"}\n"}),
+        serde_json::json!({}),
+        serde_json::json!({}),
+    );
+    assert!(
+        modern(&mut hiding) < listed100.len(),
+        "three tools are hidden"
+    );
+    g.bench_function("tools_list_100_modern_3_hidden", |b| {
+        b.iter(|| modern(&mut hiding))
     });
     let mut quiet = plugin(
         serde_json::json!({"main.rego": "package mcp\nimport rego.v1\ndefault allow := true\ndeny contains \"no\" if input.mcp.tool.name == \"rm\"\n"}),

@@ -4,6 +4,7 @@
 //! and a list that may differ per caller marked private.
 
 use super::exchange::{Output, Read, ResponseStream, Verdict};
+use super::splice::ListSpans;
 use crate::config::settings::Mode;
 use crate::mcp::jsonrpc;
 use crate::mcp::keys::key;
@@ -13,12 +14,17 @@ use crate::pipeline::plugin::Plugin;
 use crate::pipeline::subject;
 use crate::policy::input::{self, Origin};
 use regorus::Value;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hasher};
 
 impl ResponseStream {
     /// A list result: filtered, marked private when it may differ per
     /// caller, recorded. `Some`: the replacement text (not in audit mode).
+    /// The items are found in the text as the server wrote it; those this
+    /// caller may not see are cut out of it, the rest is forwarded byte
+    /// for byte (`splice.rs`). A shape that reading leaves aside is read
+    /// whole and re-serialised.
     pub(super) fn filter_result(
         &mut self,
         plugin: &mut Plugin,
@@ -27,17 +33,71 @@ impl ResponseStream {
         read: &mut Read,
         out: &mut Output,
     ) -> Option<Verdict> {
+        let member = subject::list_member(&orig.method)?;
+        let text = std::str::from_utf8(raw).ok();
+        let Some((text, spans)) = text.and_then(|t| Some((t, ListSpans::read(t, member)?))) else {
+            return self.filter_reserialised(plugin, orig, raw, read, out);
+        };
+        let definitions = self.watch.definitions;
+        let items: Vec<Item<'_>> = spans
+            .items
+            .iter()
+            .map(|r| Item::of_raw(r, definitions))
+            .collect();
+        let annotated = read.annotated.take();
+        let kept = self.decide_items(plugin, orig, &items, annotated.as_deref());
+        let hidden = hidden_names(&orig.method, &items, &kept);
+        // A list that may differ per caller must not be cached
+        // across callers (2026-07-28 `cacheScope`).
+        let private = (orig.modern || spans.has_cache_hints()) && spans.needs_private();
+        let d = self.list_decided(plugin, orig, &hidden);
+        out.decided.push(d);
+        if (hidden.is_empty() && !private) || plugin.settings.mode == Mode::Audit {
+            return None;
+        }
+        let spliced = spans.splice(text, &kept, private).or_else(|| {
+            let mut v = serde_json::from_str::<serde_json::Value>(text).ok()?;
+            rebuild(&mut v, member, &kept, private)?;
+            serde_json::to_string(&v).ok()
+        });
+        // Fail closed: a list that cannot be edited is not forwarded whole.
+        Some(spliced.map_or(Verdict::Drop, Verdict::Replace))
+    }
+
+    /// [`Self::filter_result`] on the message read whole: the kept items
+    /// and the result re-serialised.
+    fn filter_reserialised(
+        &mut self,
+        plugin: &mut Plugin,
+        orig: &Origin,
+        raw: &[u8],
+        read: &mut Read,
+        out: &mut Output,
+    ) -> Option<Verdict> {
+        let member = subject::list_member(&orig.method)?;
         read.json(raw)?;
         let annotated = read.annotated.take();
         let filtered = read.message.as_mut()?;
-        let hidden = self.filter_list(plugin, orig, filtered, annotated.as_deref());
-        // A list that may differ per caller must not be cached
-        // across callers (2026-07-28 `cacheScope`).
+        let values = match filtered.get("result").and_then(|r| r.get(member)) {
+            Some(serde_json::Value::Array(values)) => values.as_slice(),
+            _ => &[],
+        };
+        let definitions = self.watch.definitions;
+        let items: Vec<Item<'_>> = values
+            .iter()
+            .map(|v| Item::of_value(v, definitions))
+            .collect();
+        let kept = self.decide_items(plugin, orig, &items, annotated.as_deref());
+        let hidden = hidden_names(&orig.method, &items, &kept);
+        drop(items);
         let cacheable = orig.modern
             || filtered
                 .get("result")
                 .is_some_and(|r| r.get("cacheScope").is_some() || r.get("ttlMs").is_some());
-        let private = cacheable && set_private(filtered);
+        let private = cacheable && needs_private(filtered);
+        if !hidden.is_empty() || private {
+            rebuild(filtered, member, &kept, private);
+        }
         let d = self.list_decided(plugin, orig, &hidden);
         out.decided.push(d);
         if (!hidden.is_empty() || private) && plugin.settings.mode != Mode::Audit {
@@ -48,28 +108,15 @@ impl ResponseStream {
         None
     }
 
-    /// Remove the items this caller may not use from a list result (in
-    /// place); returns their names.
-    fn filter_list(
+    /// Whether each item is listed for this caller.
+    fn decide_items(
         &mut self,
         plugin: &mut Plugin,
         origin: &Origin,
-        message: &mut serde_json::Value,
+        items: &[Item<'_>],
         annotated: Option<&[serde_json::Value]>,
-    ) -> Vec<String> {
-        let Some(member) = subject::list_member(&origin.method) else {
-            return Vec::new();
-        };
+    ) -> Vec<bool> {
         let shared = self.shared();
-        let Some(serde_json::Value::Array(items)) = message
-            .get_mut("result")
-            .and_then(|r| r.get_mut(member))
-            .map(std::mem::take)
-        else {
-            return Vec::new();
-        };
-        let mut hidden = Vec::new();
-        let mut kept = Vec::with_capacity(items.len());
         // Definitions are built as policy values only for a policy that
         // reads them (`Needs::definition`): the conversion costs more than
         // the evaluation.
@@ -88,37 +135,35 @@ impl ResponseStream {
         // once here, then each item's own. On a hit the input is not built.
         let memo = (!plugin.needs.volatile && !plugin.policy.recording())
             .then(|| self.list_hashers(plugin, origin, &shared));
+        let tools = subject::is_tools_list(Some(&origin.method));
+        let mut kept = Vec::with_capacity(items.len());
         for item in items {
-            let name = item.get("name").and_then(|n| n.as_str()).unwrap_or("");
             // The definition as the policy gets it: with its pin and
             // poisoning facts when learnt, else as listed.
-            let def_json =
-                definitions.then(|| match subject::is_tools_list(Some(&origin.method)) {
-                    true => learnt.get(name).copied().unwrap_or(&item),
-                    false => &item,
-                });
-            let key = memo.as_ref().map(|list| item_key(list, &item, def_json));
+            let own = item.value.as_deref();
+            let def_json = match (definitions, tools) {
+                (false, _) => None,
+                (true, true) => learnt
+                    .get(item.name.as_deref().unwrap_or(""))
+                    .copied()
+                    .or(own),
+                (true, false) => own,
+            };
+            let key = memo.as_ref().map(|list| item_key(list, item, def_json));
             let listed = match key.and_then(|k| plugin.listing.get(k)) {
                 Some(listed) => listed,
                 None => {
                     let (listed, failed) =
-                        self.item_verdict(plugin, origin, &shared, &item, def_json);
+                        self.item_verdict(plugin, origin, &shared, item, def_json);
                     if let (Some(k), false) = (key, failed) {
                         plugin.listing.put(k, listed);
                     }
                     listed
                 }
             };
-            if listed {
-                kept.push(item);
-            } else {
-                hidden.push(listed_name(&origin.method, &item).to_string());
-            }
+            kept.push(listed);
         }
-        if let Some(r) = message.get_mut("result").and_then(|r| r.as_object_mut()) {
-            r.insert(member.to_string(), serde_json::Value::Array(kept));
-        }
-        hidden
+        kept
     }
 
     /// The memo's two hashers, fed with what every item's listing input
@@ -154,7 +199,7 @@ impl ResponseStream {
         plugin: &mut Plugin,
         origin: &Origin,
         shared: &[(&'static str, Value)],
-        item: &serde_json::Value,
+        item: &Item<'_>,
         def_json: Option<&serde_json::Value>,
     ) -> (bool, bool) {
         let def = def_json
@@ -178,18 +223,97 @@ impl ResponseStream {
     }
 }
 
+/// One item of a list result as the policy and the audit event see it:
+/// its names, and the item itself when the policy reads definitions.
+struct Item<'a> {
+    name: Option<Cow<'a, str>>,
+    uri: Option<Cow<'a, str>>,
+    uri_template: Option<Cow<'a, str>>,
+    value: Option<Cow<'a, serde_json::Value>>,
+}
+
+/// An item's names, read from its text without building the rest.
+#[derive(serde::Deserialize)]
+struct Named<'a> {
+    #[serde(borrow)]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    uri: Option<Cow<'a, str>>,
+    #[serde(borrow, rename = "uriTemplate")]
+    uri_template: Option<Cow<'a, str>>,
+}
+
+impl<'a> Item<'a> {
+    /// An item as the server wrote it; `whole`: read the whole item too.
+    /// Names read as serde_json reads them: a member that is not a string
+    /// is no name, the last of a repeated member counts.
+    fn of_raw(raw: &'a str, whole: bool) -> Item<'a> {
+        if !whole && raw.starts_with('{') {
+            if let Ok(n) = serde_json::from_str::<Named<'a>>(raw) {
+                return Item {
+                    name: n.name,
+                    uri: n.uri,
+                    uri_template: n.uri_template,
+                    value: None,
+                };
+            }
+        }
+        let v = serde_json::from_str::<serde_json::Value>(raw).unwrap_or_default();
+        let text = |k: &str| {
+            v.get(k)
+                .and_then(|n| n.as_str())
+                .map(|s| Cow::Owned(s.into()))
+        };
+        Item {
+            name: text("name"),
+            uri: text("uri"),
+            uri_template: text("uriTemplate"),
+            value: whole.then_some(Cow::Owned(v)),
+        }
+    }
+
+    fn of_value(v: &'a serde_json::Value, whole: bool) -> Item<'a> {
+        let text = |k: &str| v.get(k).and_then(|n| n.as_str()).map(Cow::Borrowed);
+        Item {
+            name: text("name"),
+            uri: text("uri"),
+            uri_template: text("uriTemplate"),
+            value: whole.then_some(Cow::Borrowed(v)),
+        }
+    }
+
+    /// What the item is named by: a tool's or prompt's `name`, a
+    /// resource's `uri` (a template's `uriTemplate`).
+    fn listed_name(&self, list_method: &str) -> &str {
+        match subject::listing_request(list_method) {
+            (_, _, true) => self.name.as_deref(),
+            _ => self.uri.as_deref().or(self.uri_template.as_deref()),
+        }
+        .unwrap_or("")
+    }
+}
+
+/// The names of the items not kept.
+fn hidden_names(list_method: &str, items: &[Item<'_>], kept: &[bool]) -> Vec<String> {
+    items
+        .iter()
+        .zip(kept)
+        .filter(|(_, k)| !**k)
+        .map(|(i, _)| i.listed_name(list_method).to_string())
+        .collect()
+}
+
 /// One item's memo key: the list's hashers fed with the item's own parts.
 fn item_key(
     list: &(DefaultHasher, DefaultHasher),
-    item: &serde_json::Value,
+    item: &Item<'_>,
     def_json: Option<&serde_json::Value>,
 ) -> u128 {
-    let text = |k: &str| item.get(k).and_then(|n| n.as_str());
     let (mut a, mut b) = list.clone();
     for h in [&mut a, &mut b] {
-        hash_str(h, text("name"));
-        hash_str(h, text("uri"));
-        hash_str(h, text("uriTemplate"));
+        hash_str(h, item.name.as_deref());
+        hash_str(h, item.uri.as_deref());
+        hash_str(h, item.uri_template.as_deref());
         match def_json {
             Some(d) => {
                 h.write_u8(1);
@@ -205,17 +329,17 @@ fn item_key(
 /// member of its `input.mcp` (`tool`, `prompt`, `resource`).
 fn listing_subject(
     list_method: &str,
-    item: &serde_json::Value,
+    item: &Item<'_>,
     definition: Value,
 ) -> (&'static str, (&'static str, Value)) {
     let mut o = std::collections::BTreeMap::new();
-    let named = Value::from(listed_name(list_method, item));
+    let named = Value::from(item.listed_name(list_method));
     let (method, member, by_name) = subject::listing_request(list_method);
     if by_name {
         o.insert(key("name"), named);
     } else {
         o.insert(key("uri"), named);
-        if let Some(t) = item.get("uriTemplate").and_then(|n| n.as_str()) {
+        if let Some(t) = item.uri_template.as_deref() {
             o.insert(key("template"), Value::from(t));
         }
     }
@@ -225,26 +349,29 @@ fn listing_subject(
     (method, (member, Value::from(o)))
 }
 
-/// What an item of a list result is named by: a tool's or prompt's `name`,
-/// a resource's `uri` (a template's `uriTemplate`).
-fn listed_name<'a>(list_method: &str, item: &'a serde_json::Value) -> &'a str {
-    let text = |k: &str| item.get(k).and_then(|n| n.as_str());
-    match subject::listing_request(list_method) {
-        (_, _, true) => text("name"),
-        _ => text("uri").or(text("uriTemplate")),
+/// The result's items reduced to those `kept`, and its `cacheScope` set to
+/// `"private"` when `private`. `None`: the message has no result object.
+fn rebuild(
+    message: &mut serde_json::Value,
+    member: &str,
+    kept: &[bool],
+    private: bool,
+) -> Option<()> {
+    let r = message.get_mut("result")?.as_object_mut()?;
+    if let Some(serde_json::Value::Array(items)) = r.get_mut(member) {
+        let mut flags = kept.iter();
+        items.retain(|_| flags.next().copied().unwrap_or(false));
     }
-    .unwrap_or("")
+    if private {
+        r.insert("cacheScope".into(), serde_json::Value::from("private"));
+    }
+    Some(())
 }
 
-/// Mark a (2026-07-28) list result as private to this caller: returns
-/// whether anything changed.
-fn set_private(message: &mut serde_json::Value) -> bool {
-    let Some(r) = message.get_mut("result").and_then(|r| r.as_object_mut()) else {
-        return false;
-    };
-    if r.get("cacheScope").and_then(|s| s.as_str()) == Some("private") {
-        return false;
-    }
-    r.insert("cacheScope".into(), serde_json::Value::from("private"));
-    true
+/// A (2026-07-28) list result is not yet marked private to this caller.
+fn needs_private(message: &serde_json::Value) -> bool {
+    message
+        .get("result")
+        .and_then(|r| r.as_object())
+        .is_some_and(|r| r.get("cacheScope").and_then(|s| s.as_str()) != Some("private"))
 }

@@ -25,7 +25,8 @@
 //! This file reads the response headers ([`start`]) and feeds the body
 //! ([`ResponseStream::feed`]): a JSON body whole, SSE events as they
 //! complete (`stream.rs`), each JSON-RPC message decided in `message.rs`,
-//! list results filtered per caller in `listing.rs`; `exchange.rs` holds
+//! list results filtered per caller in `listing.rs` (edited in their own
+//! bytes by `splice.rs`); `exchange.rs` holds
 //! the stream's state and what every step shares. A response that cannot
 //! be read fails closed here. The steps import downwards only: `mod` →
 //! `stream` → `message` → `listing` → `exchange`.
@@ -33,6 +34,7 @@
 mod exchange;
 mod listing;
 mod message;
+mod splice;
 mod stream;
 
 #[cfg(test)]

@@ -42,7 +42,12 @@ impl ResponseStream {
                 if let Some(r) = event.retry {
                     e.push_str(&format!("retry: {r}\n"));
                 }
-                e.push_str(&format!("data: {data}\n\n"));
+                // A spliced message keeps the server's line breaks: one
+                // `data:` line each.
+                for line in data.split('\n') {
+                    e.push_str(&format!("data: {line}\n"));
+                }
+                e.push('\n');
                 out.bytes.extend_from_slice(e.as_bytes());
             }
             Verdict::Drop => {}

@@ -9,6 +9,7 @@ use regorus::Value;
 
 mod detect;
 mod listing;
+mod splice;
 
 fn plugin_with(policy: &str, extra: serde_json::Value) -> Plugin {
     let mut cfg = serde_json::json!({"policy": {"modules": {"p.rego": policy}}});

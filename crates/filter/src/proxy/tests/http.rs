@@ -190,7 +190,8 @@ remove_map_value HttpResponseHeaders content-length"
         http.on_http_response_body(answer.len(), true),
         Action::Continue
     );
-    let filtered = r#"{"id":4,"jsonrpc":"2.0","result":{"tools":[{"inputSchema":{"type":"object"},"name":"echo"}]}}"#;
+    // The server's own bytes, the hidden item cut out.
+    let filtered = r#"{"jsonrpc":"2.0","id":4,"result":{"tools":[{"name":"echo","inputSchema":{"type":"object"}}]}}"#;
     let calls = host.take_calls();
     assert_eq!(
         show(&calls),

@@ -1,0 +1,276 @@
+//! A list answer edited in its own bytes: where its items are (one reading
+//! of the text, the items kept as borrowed raw JSON), and the text with
+//! some items taken out and the result marked private. What is kept is
+//! byte for byte what the server sent: the items, their separators, the
+//! whitespace, every other member.
+//!
+//! A text this reading does not accept (a `result` that is not an object,
+//! a member present twice in it, no items array) is left to the
+//! re-serialising path of `listing.rs`, which reads it as serde_json does.
+
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+use std::fmt;
+use std::ops::Range;
+
+/// The parts of a list answer an edit touches, as byte ranges of its text.
+#[derive(Debug)]
+pub(super) struct ListSpans<'a> {
+    /// The items, each as the server wrote it.
+    pub(super) items: Vec<&'a str>,
+    /// Just after the items array's `]` (`None`: no items).
+    array_end: Option<usize>,
+    /// Each item's range.
+    spans: Vec<Range<usize>>,
+    /// The value of `result.cacheScope`, and whether it is `"private"`.
+    cache_scope: Option<(Range<usize>, bool)>,
+    /// `result.ttlMs` is present.
+    ttl: bool,
+}
+
+impl<'a> ListSpans<'a> {
+    /// Read `text` (one JSON-RPC message) for the items of `result.<member>`.
+    /// `None`: a shape this reading leaves to the re-serialising path.
+    pub(super) fn read(text: &'a str, member: &str) -> Option<ListSpans<'a>> {
+        let mut de = serde_json::Deserializer::from_str(text);
+        let found = TopSeed { member }.deserialize(&mut de).ok()??;
+        de.end().ok()?;
+        let spans = found
+            .items
+            .iter()
+            .map(|i| span(text, i))
+            .collect::<Option<Vec<_>>>()?;
+        // The array's `]`: after the last item and spacing. (An empty
+        // array has no position here: marking it private is left to the
+        // re-serialising path.)
+        let array_end = spans.last().and_then(|last| {
+            let rest = text.get(last.end..)?;
+            let close = last.end + (rest.len() - rest.trim_start_matches(JSON_SPACE).len());
+            (text.as_bytes().get(close) == Some(&b']')).then_some(close + 1)
+        });
+        let cache_scope = match found.cache_scope {
+            Some(v) => {
+                let private =
+                    serde_json::from_str::<Cow<'_, str>>(v.get()).is_ok_and(|s| s == "private");
+                Some((span(text, v.get())?, private))
+            }
+            None => None,
+        };
+        Some(ListSpans {
+            items: found.items,
+            array_end,
+            spans,
+            cache_scope,
+            ttl: found.ttl,
+        })
+    }
+
+    /// The result may differ per caller when cached: it has a
+    /// `cacheScope` or a `ttlMs` (2026-07-28 caching hints).
+    pub(super) fn has_cache_hints(&self) -> bool {
+        self.cache_scope.is_some() || self.ttl
+    }
+
+    /// Marking the result private changes it (it is not already).
+    pub(super) fn needs_private(&self) -> bool {
+        !matches!(self.cache_scope, Some((_, true)))
+    }
+
+    /// `text` without the items not `kept` (one flag per item, in order),
+    /// and with `result.cacheScope` set to `"private"` when `private`.
+    /// `None`: the flags do not match the items, or there are no items
+    /// (nothing to cut, and no place known for a new `cacheScope`).
+    pub(super) fn splice(&self, text: &str, kept: &[bool], private: bool) -> Option<String> {
+        let (first, last) = (self.spans.first()?, self.spans.last()?);
+        let array_end = self.array_end?;
+        if kept.len() != self.spans.len() {
+            return None;
+        }
+        let mut out = String::with_capacity(text.len().saturating_add(32));
+        let mut at = 0;
+        // An existing cacheScope is before or after the array.
+        let scope = self
+            .cache_scope
+            .as_ref()
+            .filter(|_| private && self.needs_private())
+            .map(|(r, _)| r.clone());
+        if let Some(r) = scope.as_ref().filter(|r| r.end <= first.start) {
+            out.push_str(text.get(at..r.start)?);
+            out.push_str("\"private\"");
+            at = r.end;
+        }
+        // What precedes the first item, then each kept item with the
+        // separator the server wrote before it (none before the first one
+        // kept), then what follows the last item.
+        out.push_str(text.get(at..first.start)?);
+        let mut any = false;
+        let mut prev_end = first.start;
+        for (s, keep) in self.spans.iter().zip(kept) {
+            if *keep {
+                if any {
+                    out.push_str(text.get(prev_end..s.start)?);
+                }
+                out.push_str(text.get(s.clone())?);
+                any = true;
+            }
+            prev_end = s.end;
+        }
+        at = last.end;
+        if private && self.cache_scope.is_none() {
+            // Right after the array's `]`: whatever follows (`,` or `}`)
+            // stays valid.
+            out.push_str(text.get(at..array_end)?);
+            out.push_str(",\"cacheScope\":\"private\"");
+            at = array_end;
+        }
+        if let Some(r) = scope.filter(|r| r.start >= array_end) {
+            out.push_str(text.get(at..r.start)?);
+            out.push_str("\"private\"");
+            at = r.end;
+        }
+        out.push_str(text.get(at..)?);
+        Some(out)
+    }
+}
+
+/// Whitespace between JSON tokens.
+const JSON_SPACE: [char; 4] = [' ', '\t', '\n', '\r'];
+
+/// The range `part` (a slice of `text`) covers in `text`.
+fn span(text: &str, part: &str) -> Option<Range<usize>> {
+    let start = (part.as_ptr() as usize).checked_sub(text.as_ptr() as usize)?;
+    let end = start.checked_add(part.len())?;
+    (end <= text.len()).then_some(start..end)
+}
+
+/// What the reading finds in `result`.
+struct Found<'a> {
+    items: Vec<&'a str>,
+    cache_scope: Option<&'a RawValue>,
+    ttl: bool,
+}
+
+fn fail<E: de::Error>(what: &str) -> E {
+    E::custom(format!("not a list answer this reading edits: {what}"))
+}
+
+/// The message: its `result` (present once).
+struct TopSeed<'m> {
+    member: &'m str,
+}
+
+impl<'de> DeserializeSeed<'de> for TopSeed<'_> {
+    type Value = Option<Found<'de>>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TopSeed<'_> {
+    type Value = Option<Found<'de>>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON-RPC message")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut found = None;
+        let mut seen = false;
+        while let Some(k) = map.next_key::<Cow<'de, str>>()? {
+            if k == "result" {
+                if seen {
+                    return Err(fail("result twice"));
+                }
+                seen = true;
+                found = map.next_value_seed(ResultSeed {
+                    member: self.member,
+                })?;
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// The result object: the items array, `cacheScope`, `ttlMs`; every
+/// member present once.
+struct ResultSeed<'m> {
+    member: &'m str,
+}
+
+impl<'de> DeserializeSeed<'de> for ResultSeed<'_> {
+    type Value = Option<Found<'de>>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ResultSeed<'_> {
+    type Value = Option<Found<'de>>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a result object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut keys: Vec<Cow<'de, str>> = Vec::new();
+        let mut items: Option<Vec<&'de str>> = None;
+        let mut cache_scope = None;
+        let mut ttl = false;
+        while let Some(k) = map.next_key::<Cow<'de, str>>()? {
+            if keys.contains(&k) {
+                return Err(fail("a result member twice"));
+            }
+            if k == self.member {
+                items = Some(map.next_value_seed(Items)?);
+            } else if k == "cacheScope" {
+                cache_scope = Some(map.next_value::<&'de RawValue>()?);
+            } else {
+                if k == "ttlMs" {
+                    ttl = true;
+                }
+                map.next_value::<IgnoredAny>()?;
+            }
+            keys.push(k);
+        }
+        let Some(items) = items else {
+            return Ok(None);
+        };
+        Ok(Some(Found {
+            items,
+            cache_scope,
+            ttl,
+        }))
+    }
+}
+
+/// The elements of an array, each as raw JSON borrowed from the text.
+struct Items;
+
+impl<'de> DeserializeSeed<'de> for Items {
+    type Value = Vec<&'de str>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Items {
+    type Value = Vec<&'de str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an array of items")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(i) = seq.next_element::<&'de RawValue>()? {
+            items.push(i.get());
+        }
+        Ok(items)
+    }
+}

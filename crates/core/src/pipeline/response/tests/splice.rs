@@ -1,0 +1,218 @@
+//! List answers edited in their own bytes: hidden items cut out, the rest
+//! forwarded exactly as the server wrote it.
+
+use super::*;
+
+const RM: &str =
+    "package mcp\ndefault allow := true\ndeny contains \"no\" if input.mcp.tool.name == \"rm\"\n";
+
+const LIST: &str = r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#;
+
+const MODERN_LIST: &str = r#"{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#;
+
+/// What a JSON tools/list answer `body` becomes under `policy`.
+fn filtered(p: &mut Plugin, request: &str, body: &str) -> Output {
+    let modern = [
+        ("mcp-protocol-version", "2026-07-28"),
+        ("mcp-method", "tools/list"),
+    ];
+    let headers: &[(&str, &str)] = if request == MODERN_LIST { &modern } else { &[] };
+    let f = forwarded(p, &post(headers), request);
+    let mut s = open(f, "application/json", "");
+    s.feed(p, body.as_bytes(), true, None)
+}
+
+fn text(out: &Output) -> &str {
+    std::str::from_utf8(&out.bytes).unwrap()
+}
+
+fn hidden(out: &Output) -> Vec<String> {
+    out.decided
+        .iter()
+        .flat_map(|d| d.record.hidden.clone())
+        .collect()
+}
+
+#[test]
+fn a_hidden_item_is_cut_out_wherever_it_is() {
+    let mut p = plugin_with(RM, serde_json::json!({}));
+    let cases = [
+        // middle, pretty-printed: the separators and layout are the server's
+        (
+            "{\"jsonrpc\":\"2.0\",\"id\":2,\"result\":{\"tools\": [\n  {\"name\":\"a\"},\n  {\"name\":\"rm\"},\n  {\"name\":\"b\"}\n]}}",
+            "{\"jsonrpc\":\"2.0\",\"id\":2,\"result\":{\"tools\": [\n  {\"name\":\"a\"},\n  {\"name\":\"b\"}\n]}}",
+        ),
+        // first
+        (
+            r#"{"jsonrpc":"2.0","id":2,"result":{"tools":[{"name":"rm"},{"name":"a"},{"name":"b"}],"nextCursor":"c"}}"#,
+            r#"{"jsonrpc":"2.0","id":2,"result":{"tools":[{"name":"a"},{"name":"b"}],"nextCursor":"c"}}"#,
+        ),
+        // last, and twice
+        (
+            r#"{"result":{"tools":[{"name":"a"} , {"name":"rm","x":1} , {"name":"rm"}]},"id":2,"jsonrpc":"2.0"}"#,
+            r#"{"result":{"tools":[{"name":"a"}]},"id":2,"jsonrpc":"2.0"}"#,
+        ),
+        // all
+        (
+            r#"{"jsonrpc":"2.0","id":2,"result":{"tools":[ {"name":"rm"} ]}}"#,
+            r#"{"jsonrpc":"2.0","id":2,"result":{"tools":[  ]}}"#,
+        ),
+    ];
+    for (body, want) in cases {
+        let out = filtered(&mut p, LIST, body);
+        assert_eq!(text(&out), want);
+        assert!(hidden(&out).iter().all(|h| h == "rm"));
+        serde_json::from_slice::<serde_json::Value>(&out.bytes).unwrap();
+    }
+}
+
+#[test]
+fn nothing_hidden_nothing_changed() {
+    let mut p = plugin_with(RM, serde_json::json!({}));
+    let body = "{\"jsonrpc\":\"2.0\",\"id\":2,\"result\":{\"tools\":[ {\"name\":\"a\"},\n{\"name\":\"b\"} ]}}";
+    let out = filtered(&mut p, LIST, body);
+    assert_eq!(text(&out), body);
+    assert!(hidden(&out).is_empty());
+    assert_eq!(out.decided.len(), 1, "the list is still recorded");
+}
+
+#[test]
+fn kept_items_are_byte_identical_with_unicode_and_escapes() {
+    let mut p = plugin_with(RM, serde_json::json!({}));
+    let kept = r#"{"name":"caf\u00e9","description":"Ünïcödé 😀 \"quoted\" \\ back\/slash \n\t","inputSchema":{"type":"object","x":1.50,"y":1e3}}"#;
+    let body = format!(
+        r#"{{"jsonrpc":"2.0","id":2,"result":{{"tools":[{kept},{{"name":"\u0072m"}},{{"name":"日本"}}]}}}}"#
+    );
+    let out = filtered(&mut p, LIST, &body);
+    assert_eq!(
+        text(&out),
+        format!(r#"{{"jsonrpc":"2.0","id":2,"result":{{"tools":[{kept},{{"name":"日本"}}]}}}}"#),
+        "an escaped name is read as the policy sees it; the kept items are untouched"
+    );
+    assert_eq!(hidden(&out), ["rm"]);
+}
+
+#[test]
+fn duplicate_items_are_evaluated_once() {
+    let mut p = plugin_with(RM, serde_json::json!({}));
+    let body = r#"{"jsonrpc":"2.0","id":2,"result":{"tools":[{"name":"a"},{"name":"rm"},{"name":"a"},{"name":"rm"}]}}"#;
+    let out = filtered(&mut p, LIST, body);
+    assert_eq!(
+        text(&out),
+        r#"{"jsonrpc":"2.0","id":2,"result":{"tools":[{"name":"a"},{"name":"a"}]}}"#
+    );
+    assert_eq!(hidden(&out), ["rm", "rm"]);
+    assert_eq!(
+        p.listing.hits, 2,
+        "the second of each is the first's verdict"
+    );
+}
+
+#[test]
+fn a_modern_list_is_marked_private_in_place() {
+    let mut p = plugin_with(RM, serde_json::json!({}));
+    // No cacheScope: added after the items.
+    let out = filtered(
+        &mut p,
+        MODERN_LIST,
+        r#"{"jsonrpc":"2.0","id":2,"result":{"tools":[{"name":"a"},{"name":"rm"}],"ttlMs":5}}"#,
+    );
+    assert_eq!(
+        text(&out),
+        r#"{"jsonrpc":"2.0","id":2,"result":{"tools":[{"name":"a"}],"cacheScope":"private","ttlMs":5}}"#
+    );
+    // Another scope, before or after the items: its value replaced.
+    for (body, want) in [
+        (
+            r#"{"jsonrpc":"2.0","id":2,"result":{"cacheScope" : "public","tools":[{"name":"a"}]}}"#,
+            r#"{"jsonrpc":"2.0","id":2,"result":{"cacheScope" : "private","tools":[{"name":"a"}]}}"#,
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":2,"result":{"tools":[{"name":"rm"},{"name":"a"}],"cacheScope":"public"}}"#,
+            r#"{"jsonrpc":"2.0","id":2,"result":{"tools":[{"name":"a"}],"cacheScope":"private"}}"#,
+        ),
+    ] {
+        assert_eq!(text(&filtered(&mut p, MODERN_LIST, body)), want);
+    }
+    // Already private, nothing hidden: untouched.
+    let body =
+        r#"{"jsonrpc":"2.0","id":2,"result":{"tools":[{"name":"a"}],"cacheScope":"private"}}"#;
+    assert_eq!(text(&filtered(&mut p, MODERN_LIST, body)), body);
+    // An empty list: re-serialised (no item gives a place to write).
+    let body = r#"{"jsonrpc":"2.0","id":2,"result":{"tools":[ ]}}"#;
+    assert_eq!(
+        text(&filtered(&mut p, MODERN_LIST, body)),
+        r#"{"id":2,"jsonrpc":"2.0","result":{"cacheScope":"private","tools":[]}}"#
+    );
+    // A 2025 list with a caching hint is marked too.
+    let body = r#"{"jsonrpc":"2.0","id":2,"result":{"tools":[{"name":"a"}],"ttlMs":1}}"#;
+    assert_eq!(
+        text(&filtered(&mut p, LIST, body)),
+        r#"{"jsonrpc":"2.0","id":2,"result":{"tools":[{"name":"a"}],"cacheScope":"private","ttlMs":1}}"#
+    );
+}
+
+#[test]
+fn repeated_members_are_read_as_serde_json_reads_them() {
+    let mut p = plugin_with(RM, serde_json::json!({}));
+    // `tools` twice in the result: the last counts, and the answer is
+    // re-serialised with it alone.
+    let body = r#"{"jsonrpc":"2.0","id":2,"result":{"tools":[{"name":"a"}],"tools":[{"name":"rm"},{"name":"b"}]}}"#;
+    let out = filtered(&mut p, LIST, body);
+    assert_eq!(
+        text(&out),
+        r#"{"id":2,"jsonrpc":"2.0","result":{"tools":[{"name":"b"}]}}"#
+    );
+    assert_eq!(hidden(&out), ["rm"]);
+    // A name twice in an item: the last counts.
+    let body = r#"{"jsonrpc":"2.0","id":2,"result":{"tools":[{"name":"a","name":"rm"},{"name":"rm","name":"b"},7]}}"#;
+    let out = filtered(&mut p, LIST, body);
+    assert_eq!(
+        text(&out),
+        r#"{"jsonrpc":"2.0","id":2,"result":{"tools":[{"name":"rm","name":"b"},7]}}"#
+    );
+    assert_eq!(hidden(&out), ["rm"]);
+}
+
+#[test]
+fn resources_are_named_by_uri() {
+    let policy = "package mcp\ndefault allow := true\ndeny contains \"no\" if startswith(input.mcp.resource.uri, \"file:///secret\")\n";
+    let mut p = plugin_with(policy, serde_json::json!({}));
+    let request = r#"{"jsonrpc":"2.0","id":2,"method":"resources/list"}"#;
+    let body = r#"{"jsonrpc":"2.0","id":2,"result":{"resources":[{"uri":"file:///secret/a","name":"a"},{"uri":"file:///pub/b","name":"b"}]}}"#;
+    let out = filtered(&mut p, request, body);
+    assert_eq!(
+        text(&out),
+        r#"{"jsonrpc":"2.0","id":2,"result":{"resources":[{"uri":"file:///pub/b","name":"b"}]}}"#
+    );
+    assert_eq!(hidden(&out), ["file:///secret/a"]);
+}
+
+#[test]
+fn an_sse_list_answer_is_spliced_line_for_line() {
+    let mut p = plugin_with(RM, serde_json::json!({}));
+    let f = forwarded(&mut p, &post(&[]), LIST);
+    let mut s = open(f, "text/event-stream", "");
+    // The message over three data lines.
+    let stream = "event: message\nid: 7\ndata: {\"jsonrpc\":\"2.0\",\"id\":2,\"result\":{\"tools\":[\ndata: {\"name\":\"rm\"},\ndata: {\"name\":\"a\"}]}}\n\n";
+    let out = s.feed(&mut p, stream.as_bytes(), true, None);
+    assert_eq!(
+        text(&out),
+        "event: message\nid: 7\ndata: {\"jsonrpc\":\"2.0\",\"id\":2,\"result\":{\"tools\":[\ndata: {\"name\":\"a\"}]}}\n\n"
+    );
+    assert_eq!(hidden(&out), ["rm"]);
+    // Nothing hidden: the event as it came.
+    let f = forwarded(&mut p, &post(&[]), LIST);
+    let mut s = open(f, "text/event-stream", "");
+    let stream = "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":2,\"result\":{\"tools\":[\ndata: {\"name\":\"a\"}]}}\n\n";
+    assert_eq!(text(&s.feed(&mut p, stream.as_bytes(), true, None)), stream);
+}
+
+#[test]
+fn audit_mode_cuts_nothing_but_records_the_hidden() {
+    let mut p = plugin_with(RM, serde_json::json!({"mode": "audit"}));
+    let body = r#"{"jsonrpc":"2.0","id":2,"result":{"tools":[{"name":"rm"},{"name":"a"}]}}"#;
+    let out = filtered(&mut p, MODERN_LIST, body);
+    assert_eq!(text(&out), body);
+    assert_eq!(hidden(&out), ["rm"]);
+}
