@@ -45,12 +45,12 @@ impl ResponseStream {
             .map(|r| Item::of_raw(r, definitions))
             .collect();
         let annotated = read.annotated.take();
-        let kept = self.decide_items(plugin, orig, &items, annotated.as_deref());
+        let (kept, eval_us) = self.decide_items(plugin, orig, &items, annotated.as_deref());
         let hidden = hidden_names(&orig.method, &items, &kept);
         // A list that may differ per caller must not be cached
         // across callers (2026-07-28 `cacheScope`).
         let private = (orig.modern || spans.has_cache_hints()) && spans.needs_private();
-        let d = self.list_decided(plugin, orig, &hidden);
+        let d = self.list_decided(plugin, orig, &hidden, eval_us);
         out.decided.push(d);
         if (hidden.is_empty() && !private) || plugin.settings.mode == Mode::Audit {
             return None;
@@ -87,7 +87,7 @@ impl ResponseStream {
             .iter()
             .map(|v| Item::of_value(v, definitions))
             .collect();
-        let kept = self.decide_items(plugin, orig, &items, annotated.as_deref());
+        let (kept, eval_us) = self.decide_items(plugin, orig, &items, annotated.as_deref());
         let hidden = hidden_names(&orig.method, &items, &kept);
         drop(items);
         let cacheable = orig.modern
@@ -98,7 +98,7 @@ impl ResponseStream {
         if !hidden.is_empty() || private {
             rebuild(filtered, member, &kept, private);
         }
-        let d = self.list_decided(plugin, orig, &hidden);
+        let d = self.list_decided(plugin, orig, &hidden, eval_us);
         out.decided.push(d);
         if (!hidden.is_empty() || private) && plugin.settings.mode != Mode::Audit {
             if let Ok(s) = serde_json::to_string(filtered) {
@@ -108,14 +108,17 @@ impl ResponseStream {
         None
     }
 
-    /// Whether each item is listed for this caller.
+    /// Whether each item is listed for this caller, and how long the
+    /// evaluations took (microseconds; 0 when every verdict was reused):
+    /// the list is timed as a whole, not item by item, so the host's clock
+    /// is read twice per list at most.
     fn decide_items(
         &mut self,
         plugin: &mut Plugin,
         origin: &Origin,
         items: &[Item<'_>],
         annotated: Option<&[serde_json::Value]>,
-    ) -> Vec<bool> {
+    ) -> (Vec<bool>, u64) {
         let shared = self.shared();
         // Definitions are built as policy values only for a policy that
         // reads them (`Needs::definition`): the conversion costs more than
@@ -137,6 +140,7 @@ impl ResponseStream {
             .then(|| self.list_hashers(plugin, origin, &shared));
         let tools = subject::is_tools_list(Some(&origin.method));
         let mut kept = Vec::with_capacity(items.len());
+        let mut started: Option<u64> = None;
         for item in items {
             // The definition as the policy gets it: with its pin and
             // poisoning facts when learnt, else as listed.
@@ -153,6 +157,9 @@ impl ResponseStream {
             let listed = match key.and_then(|k| plugin.listing.get(k)) {
                 Some(listed) => listed,
                 None => {
+                    if started.is_none() {
+                        started = Some((plugin.clock)());
+                    }
                     let (listed, failed) =
                         self.item_verdict(plugin, origin, &shared, item, def_json);
                     if let (Some(k), false) = (key, failed) {
@@ -163,7 +170,8 @@ impl ResponseStream {
             };
             kept.push(listed);
         }
-        kept
+        let eval_us = started.map_or(0, |t| (plugin.clock)().saturating_sub(t));
+        (kept, eval_us)
     }
 
     /// The memo's two hashers, fed with what every item's listing input
@@ -215,9 +223,16 @@ impl ResponseStream {
         (listed, o.failed())
     }
 
-    fn list_decided(&mut self, plugin: &mut Plugin, origin: &Origin, hidden: &[String]) -> Decided {
+    fn list_decided(
+        &mut self,
+        plugin: &mut Plugin,
+        origin: &Origin,
+        hidden: &[String],
+        eval_us: u64,
+    ) -> Decided {
         let mut d = Decided::new("response", origin.method.clone(), true, Vec::new());
         d.record.server_to_client = true;
+        d.record.eval_us = eval_us;
         d.record.hidden = hidden.to_vec();
         self.stamp(plugin, d)
     }

@@ -198,6 +198,8 @@ remove_map_value HttpResponseHeaders content-length"
         format!(
             "get_buffer HttpResponseBody
 get_current_time
+get_current_time
+get_current_time
 set_buffer HttpResponseBody [0, +{}) = {filtered}
 define_metric Counter mcp_policy_decisions.method.response_tools_list.tool.-.outcome.allow
 increment_metric mcp_policy_decisions.method.response_tools_list.tool.-.outcome.allow +1
