@@ -95,6 +95,7 @@ pub(super) fn read_decision(out: &Value) -> Result<PolicyResult, OutputError> {
     r.clear_kill = matches!(&out["clear_kill"], Value::Bool(true));
     r.reveal = string_set(&out["reveal"], "reveal")?;
     r.dry_run = string_set(&out["dry_run"], "dry_run")?;
+    r.confirm = string_set(&out["confirm"], "confirm")?;
     r.visible = match &out["visible"] {
         Value::Undefined | Value::Null => None,
         Value::Bool(b) => Some(*b),
