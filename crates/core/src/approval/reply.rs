@@ -66,7 +66,9 @@ pub(crate) fn question(
     let now_s = ask.now_ms / 1000;
     let claims = call.claims(kid, now_s, settings.ttl_seconds, ask.nonce.clone());
     let Some(state) = state::encode(settings, &claims) else {
-        return Err(format!("{needs}, but the approval state could not be signed"));
+        return Err(format!(
+            "{needs}, but the approval state could not be signed"
+        ));
     };
     let result = json!({
         "resultType": "input_required",
@@ -99,7 +101,10 @@ pub(crate) fn question(
         status: 200,
         headers,
         body: format!(r#"{{"jsonrpc":"2.0","id":{},"result":{result}}}"#, id.get()).into_bytes(),
-        log: format!("asked for confirmation of tools/call {:?}: {why}", call.tool),
+        log: format!(
+            "asked for confirmation of tools/call {:?}: {why}",
+            call.tool
+        ),
     })
 }
 

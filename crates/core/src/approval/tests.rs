@@ -51,7 +51,11 @@ fn with_message<T>(body: &str, f: impl FnOnce(&Message<'_>) -> T) -> T {
 
 fn signed(c: &Call, s: &ApprovalSettings) -> String {
     let kid = s.signing().unwrap().id.clone();
-    state::encode(s, &c.claims(&kid, NOW_MS / 1000, s.ttl_seconds, "n1".into())).unwrap()
+    state::encode(
+        s,
+        &c.claims(&kid, NOW_MS / 1000, s.ttl_seconds, "n1".into()),
+    )
+    .unwrap()
 }
 
 /// A retry of `delete` with these arguments, the state and the answer.
@@ -81,11 +85,26 @@ fn checked(
 
 #[test]
 fn canonical_call_ignores_key_order_and_round_trip_fields() {
-    let a = call(r#"{"path":"/a","force":true}"#, Some("s"), Some("sub:alice"));
-    let b = call(r#"{"force":true,"path":"/a"}"#, Some("s"), Some("sub:alice"));
+    let a = call(
+        r#"{"path":"/a","force":true}"#,
+        Some("s"),
+        Some("sub:alice"),
+    );
+    let b = call(
+        r#"{"force":true,"path":"/a"}"#,
+        Some("s"),
+        Some("sub:alice"),
+    );
     assert_eq!(a, b);
     assert!(a.arguments.starts_with("sha256:"));
-    assert_ne!(a, call(r#"{"force":false,"path":"/a"}"#, Some("s"), Some("sub:alice")));
+    assert_ne!(
+        a,
+        call(
+            r#"{"force":false,"path":"/a"}"#,
+            Some("s"),
+            Some("sub:alice")
+        )
+    );
     // No arguments reads as `{}`.
     let none = with_message(
         r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete"}}"#,
@@ -112,7 +131,13 @@ fn state_round_trips_and_is_marked() {
     assert_eq!(claims.n, "n1");
     // Nothing in clear: the session and principal are hashed.
     let json = URL_SAFE_NO_PAD
-        .decode(st.strip_prefix(STATE_PREFIX).unwrap().split('.').next().unwrap())
+        .decode(
+            st.strip_prefix(STATE_PREFIX)
+                .unwrap()
+                .split('.')
+                .next()
+                .unwrap(),
+        )
         .unwrap();
     let text = String::from_utf8(json).unwrap();
     assert!(!text.contains("alice") && !text.contains("s1"), "{text}");
@@ -125,8 +150,13 @@ fn altered_claims_do_not_verify() {
     let s = k1();
     let c = call(r#"{"path":"/a"}"#, None, None);
     let st = signed(&c, &s);
-    let (payload, tag) = st.strip_prefix(STATE_PREFIX).unwrap().split_once('.').unwrap();
-    let mut claims: Claims = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+    let (payload, tag) = st
+        .strip_prefix(STATE_PREFIX)
+        .unwrap()
+        .split_once('.')
+        .unwrap();
+    let mut claims: Claims =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
     claims.exp += 3600;
     let forged_payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).unwrap());
     let spliced = format!("{STATE_PREFIX}{forged_payload}.{tag}");
@@ -144,7 +174,10 @@ fn altered_claims_do_not_verify() {
     let mut bad = st.clone();
     let last = bad.pop().unwrap();
     bad.push(if last == 'A' { 'B' } else { 'A' });
-    assert!(matches!(state::decode(&s, &bad), Err(Unreadable::BadMac(_)) | Err(Unreadable::Malformed(_))));
+    assert!(matches!(
+        state::decode(&s, &bad),
+        Err(Unreadable::BadMac(_)) | Err(Unreadable::Malformed(_))
+    ));
 }
 
 #[test]
@@ -156,7 +189,10 @@ fn rotation_old_key_verifies_while_listed_and_unknown_ids_are_refused() {
     let rotated = settings(&[("k2", SECRET_2), ("k1", SECRET_1)]);
     assert!(state::decode(&rotated, &st).is_ok());
     assert!(signed(&c, &rotated).contains('.'));
-    assert_eq!(state::decode(&rotated, &signed(&c, &rotated)).unwrap().kid, "k2");
+    assert_eq!(
+        state::decode(&rotated, &signed(&c, &rotated)).unwrap().kid,
+        "k2"
+    );
     // Old key removed: refused, naming the key.
     let only_new = settings(&[("k2", SECRET_2)]);
     assert_eq!(
@@ -164,23 +200,39 @@ fn rotation_old_key_verifies_while_listed_and_unknown_ids_are_refused() {
         Err(Unreadable::UnknownKey("k1".into()))
     );
     let msg = state::decode(&only_new, &st).unwrap_err().to_string();
-    assert!(msg.contains("\"k1\"") && msg.contains("not configured"), "{msg}");
+    assert!(
+        msg.contains("\"k1\"") && msg.contains("not configured"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn malformed_states_are_refused_as_forged() {
     let s = k1();
     for (st, why) in [
-        (format!("{STATE_PREFIX}"), "no signature"),
+        (STATE_PREFIX.to_string(), "no signature"),
         (format!("{STATE_PREFIX}abc"), "no signature"),
-        (format!("{STATE_PREFIX}!!!.AAAA"), "claims are not base64url"),
-        (format!("{STATE_PREFIX}e30.!!"), "signature is not base64url"),
+        (
+            format!("{STATE_PREFIX}!!!.AAAA"),
+            "claims are not base64url",
+        ),
+        (
+            format!("{STATE_PREFIX}e30.!!"),
+            "signature is not base64url",
+        ),
         (format!("{STATE_PREFIX}e30.AAAA"), "claims are not valid"),
         (format!("{STATE_PREFIX}{}.AA", "A".repeat(5000)), "too long"),
     ] {
-        assert_eq!(state::decode(&s, &st), Err(Unreadable::Malformed(why)), "{st}");
+        assert_eq!(
+            state::decode(&s, &st),
+            Err(Unreadable::Malformed(why)),
+            "{st}"
+        );
         let got = checked(Some(&s), &retry("{}", &st, Some(YES)), None, None, NOW_MS);
-        assert!(matches!(got, Check::Refused(Status::Forged, _, None)), "{got:?}");
+        assert!(
+            matches!(got, Check::Refused(Status::Forged, _, None)),
+            "{got:?}"
+        );
     }
 }
 
@@ -213,42 +265,79 @@ fn each_bound_field_tampered_is_refused_with_its_reason() {
     let s = k1();
     let c = call(r#"{"path":"/a"}"#, Some("s1"), Some("sub:alice"));
     let st = signed(&c, &s);
-    let refused = |body: String, session: Option<&str>, principal: Option<&str>, now: u64| {
-        match checked(Some(&s), &body, session, principal, now) {
+    let refused =
+        |body: String, session: Option<&str>, principal: Option<&str>, now: u64| match checked(
+            Some(&s),
+            &body,
+            session,
+            principal,
+            now,
+        ) {
             Check::Refused(status, reason, id) => {
                 assert_eq!(id.as_deref(), Some("n1"));
                 (status, reason)
             }
             other => panic!("{other:?}"),
-        }
-    };
-    let (st_, r) = refused(retry(r#"{"path":"/b"}"#, &st, Some(YES)), Some("s1"), Some("sub:alice"), NOW_MS);
+        };
+    let (st_, r) = refused(
+        retry(r#"{"path":"/b"}"#, &st, Some(YES)),
+        Some("s1"),
+        Some("sub:alice"),
+        NOW_MS,
+    );
     assert_eq!(st_, Status::Mismatch);
     assert!(r.contains("arguments differ"), "{r}");
-    let (st_, r) = refused(retry(r#"{"path":"/a"}"#, &st, Some(YES)), Some("s2"), Some("sub:alice"), NOW_MS);
+    let (st_, r) = refused(
+        retry(r#"{"path":"/a"}"#, &st, Some(YES)),
+        Some("s2"),
+        Some("sub:alice"),
+        NOW_MS,
+    );
     assert_eq!(st_, Status::Mismatch);
     assert!(r.contains("another session"), "{r}");
-    let (st_, r) = refused(retry(r#"{"path":"/a"}"#, &st, Some(YES)), None, Some("sub:alice"), NOW_MS);
+    let (st_, r) = refused(
+        retry(r#"{"path":"/a"}"#, &st, Some(YES)),
+        None,
+        Some("sub:alice"),
+        NOW_MS,
+    );
     assert_eq!(st_, Status::Mismatch);
     assert!(r.contains("another session"), "{r}");
-    let (st_, r) = refused(retry(r#"{"path":"/a"}"#, &st, Some(YES)), Some("s1"), Some("sub:mallory"), NOW_MS);
+    let (st_, r) = refused(
+        retry(r#"{"path":"/a"}"#, &st, Some(YES)),
+        Some("s1"),
+        Some("sub:mallory"),
+        NOW_MS,
+    );
     assert_eq!(st_, Status::Mismatch);
     assert!(r.contains("another principal"), "{r}");
     // Another tool.
-    let other_tool = retry(r#"{"path":"/a"}"#, &st, Some(YES)).replace(r#""name":"delete""#, r#""name":"wipe""#);
+    let other_tool =
+        retry(r#"{"path":"/a"}"#, &st, Some(YES)).replace(r#""name":"delete""#, r#""name":"wipe""#);
     let (st_, r) = refused(other_tool, Some("s1"), Some("sub:alice"), NOW_MS);
     assert_eq!(st_, Status::Mismatch);
     assert!(r.contains("\"delete\"") && r.contains("\"wipe\""), "{r}");
     // Expired: at the expiry second and after.
     for now in [NOW_MS + 300_000, NOW_MS + 3_600_000] {
-        let (st_, r) = refused(retry(r#"{"path":"/a"}"#, &st, Some(YES)), Some("s1"), Some("sub:alice"), now);
+        let (st_, r) = refused(
+            retry(r#"{"path":"/a"}"#, &st, Some(YES)),
+            Some("s1"),
+            Some("sub:alice"),
+            now,
+        );
         assert_eq!(st_, Status::Expired);
         assert!(r.contains("expired at") && r.contains("300 s"), "{r}");
     }
     // Just before expiry, and replayed within the window: accepted.
     for now in [NOW_MS + 299_999, NOW_MS + 1] {
         assert!(matches!(
-            checked(Some(&s), &retry(r#"{"path":"/a"}"#, &st, Some(YES)), Some("s1"), Some("sub:alice"), now),
+            checked(
+                Some(&s),
+                &retry(r#"{"path":"/a"}"#, &st, Some(YES)),
+                Some("s1"),
+                Some("sub:alice"),
+                now
+            ),
             Check::Approved(_)
         ));
     }
@@ -263,9 +352,18 @@ fn the_persons_answer() {
     assert!(matches!(answer(Some(YES)), Check::Approved(_)));
     assert_eq!(answer(None), Check::Unanswered);
     for (a, why) in [
-        (r#"{"action":"accept","content":{"approve":false}}"#, "did not approve"),
-        (r#"{"action":"accept","content":{}}"#, "no approve/decline answer"),
-        (r#"{"action":"accept","content":{"approve":"yes"}}"#, "no approve/decline answer"),
+        (
+            r#"{"action":"accept","content":{"approve":false}}"#,
+            "did not approve",
+        ),
+        (
+            r#"{"action":"accept","content":{}}"#,
+            "no approve/decline answer",
+        ),
+        (
+            r#"{"action":"accept","content":{"approve":"yes"}}"#,
+            "no approve/decline answer",
+        ),
         (r#"{"action":"decline"}"#, "declined"),
         (r#"{"action":"cancel"}"#, "dismissed"),
         (r#"{"action":"maybe"}"#, "unreadable"),
@@ -285,7 +383,10 @@ fn the_persons_answer() {
 fn upstream_state_is_not_ours_and_no_keys_refuses_ours() {
     let s = k1();
     let upstream = retry("{}", "eyJzZXJ2ZXIiOiJzdGF0ZSJ9", Some(YES));
-    assert_eq!(checked(Some(&s), &upstream, None, None, NOW_MS), Check::None);
+    assert_eq!(
+        checked(Some(&s), &upstream, None, None, NOW_MS),
+        Check::None
+    );
     assert_eq!(checked(None, &upstream, None, None, NOW_MS), Check::None);
     let no_state = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete"}}"#;
     assert_eq!(checked(Some(&s), no_state, None, None, NOW_MS), Check::None);
@@ -310,14 +411,16 @@ fn strip_removes_only_the_filters_round_trip() {
     let body = format!(
         r#"{{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{{"name":"delete","arguments":{{"n":12345678901234567890}},"requestState":"x","inputResponses":{{"{RESPONSE_KEY}":{YES},"server_q":{{"action":"accept"}}}}}}}}"#
     );
-    let out: serde_json::Value = serde_json::from_slice(&reply::strip(body.as_bytes()).unwrap()).unwrap();
+    let out: serde_json::Value =
+        serde_json::from_slice(&reply::strip(body.as_bytes()).unwrap()).unwrap();
     let p = &out["params"];
     assert!(p.get("requestState").is_none());
     assert!(p["inputResponses"].get(RESPONSE_KEY).is_none());
     assert_eq!(p["inputResponses"]["server_q"]["action"], "accept");
     assert_eq!(p["arguments"]["n"].to_string(), "12345678901234567890");
     let only_ours = retry(r#"{"a":1}"#, "x", Some(YES));
-    let out: serde_json::Value = serde_json::from_slice(&reply::strip(only_ours.as_bytes()).unwrap()).unwrap();
+    let out: serde_json::Value =
+        serde_json::from_slice(&reply::strip(only_ours.as_bytes()).unwrap()).unwrap();
     assert!(out["params"].get("inputResponses").is_none());
     assert!(out["params"].get("requestState").is_none());
     assert_eq!(out["params"]["arguments"]["a"], 1);

@@ -149,7 +149,10 @@ fn answer(m: &Message<'_>, c: &Claims, call: &Call, now_ms: u64) -> Check {
             Some(c.n.clone()),
         )
     };
-    let action = r[&Value::from("action")].as_string().ok().map(|s| s.to_string());
+    let action = r[&Value::from("action")]
+        .as_string()
+        .ok()
+        .map(|s| s.to_string());
     match action.as_deref() {
         Some("accept") => match r[&Value::from("content")][&Value::from(APPROVE_FIELD)] {
             Value::Bool(true) => Check::Approved(Approval {

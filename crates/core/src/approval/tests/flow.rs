@@ -48,7 +48,11 @@ fn post(version: &str, tool: &str, peer: Option<&str>, session: Option<&str>) ->
 }
 
 fn call(version: &str, tool: &str, args: &str, round: &str, elicitation: bool) -> String {
-    let caps = if elicitation { r#"{"elicitation":{"form":{}}}"# } else { "{}" };
+    let caps = if elicitation {
+        r#"{"elicitation":{"form":{}}}"#
+    } else {
+        "{}"
+    };
     format!(
         r#"{{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{{"name":"{tool}","arguments":{args}{round},"_meta":{{"io.modelcontextprotocol/protocolVersion":"{version}","io.modelcontextprotocol/clientCapabilities":{caps}}}}}}}"#
     )
@@ -86,7 +90,10 @@ fn ask(p: &mut Plugin, http: &HttpRequest, args: &str) -> (String, Decided) {
     assert_eq!(q["method"], "elicitation/create");
     assert_eq!(q["params"]["mode"], "form");
     let msg = q["params"]["message"].as_str().unwrap();
-    assert!(msg.contains("deleting cannot be undone") && msg.contains("delete"), "{msg}");
+    assert!(
+        msg.contains("deleting cannot be undone") && msg.contains("delete"),
+        "{msg}"
+    );
     assert!(msg.contains(r#""path":"/tmp/x""#) || args == "{}", "{msg}");
     assert_eq!(q["params"]["requestedSchema"]["required"][0], "approve");
     let state = r["requestState"].as_str().unwrap().to_string();
@@ -101,17 +108,33 @@ fn asked_then_approved_call_is_forwarded_without_the_round_trip() {
     let (state, d) = ask(&mut p, &http, r#"{"path":"/tmp/x"}"#);
     assert!(!d.allowed);
     assert_eq!(d.record.approval.as_deref(), Some("asked"));
-    assert_eq!(d.record.confirm, vec!["deleting cannot be undone".to_string()]);
+    assert_eq!(
+        d.record.confirm,
+        vec!["deleting cannot be undone".to_string()]
+    );
     let id = d.record.approval_id.clone().unwrap();
     // Signed with the first key.
-    assert!(crate::approval::state::decode(p.settings.approval.as_ref().unwrap(), &state).unwrap().kid == "k2");
+    assert!(
+        crate::approval::state::decode(p.settings.approval.as_ref().unwrap(), &state)
+            .unwrap()
+            .kid
+            == "k2"
+    );
 
-    let retry = call(V, "delete", r#"{"path":"/tmp/x"}"#, &round(&state, YES), true);
+    let retry = call(
+        V,
+        "delete",
+        r#"{"path":"/tmp/x"}"#,
+        &round(&state, YES),
+        true,
+    );
     let (a, d) = run(&mut p, &http, &retry, NOW + 5_000);
     assert!(d.allowed, "{:?}", d.reasons);
     assert_eq!(d.record.approval.as_deref(), Some("approved"));
     assert_eq!(d.record.approval_id.as_deref(), Some(id.as_str()));
-    let BodyAction::Forward(f) = a else { panic!("{a:?}") };
+    let BodyAction::Forward(f) = a else {
+        panic!("{a:?}")
+    };
     let sent: serde_json::Value = serde_json::from_slice(f.body.as_deref().unwrap()).unwrap();
     assert!(sent["params"].get("requestState").is_none());
     assert!(sent["params"].get("inputResponses").is_none());
@@ -126,7 +149,10 @@ fn asked_then_approved_call_is_forwarded_without_the_round_trip() {
     assert!(!d.allowed);
     assert_eq!(d.record.approval.as_deref(), Some("expired"));
     let v = reply_json(&a);
-    assert!(v["error"]["message"].as_str().unwrap().contains("expired"), "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("expired"),
+        "{v}"
+    );
 }
 
 #[test]
@@ -134,9 +160,17 @@ fn policy_still_decides_with_input_approval() {
     let mut p = plugin_with(serde_json::json!({}));
     let http = post(V, "delete", Some("bob"), None);
     let (state, _) = ask(&mut p, &http, "{}");
-    let (_, d) = run(&mut p, &http, &call(V, "delete", "{}", &round(&state, YES), true), NOW);
+    let (_, d) = run(
+        &mut p,
+        &http,
+        &call(V, "delete", "{}", &round(&state, YES), true),
+        NOW,
+    );
     assert!(!d.allowed);
-    assert_eq!(d.reasons, vec!["approved calls must be made by alice".to_string()]);
+    assert_eq!(
+        d.reasons,
+        vec!["approved calls must be made by alice".to_string()]
+    );
 }
 
 #[test]
@@ -145,11 +179,60 @@ fn tampered_declined_and_replayed_elsewhere_are_denied_specifically() {
     let alice = post(V, "delete", Some("alice"), Some("s1"));
     let (state, _) = ask(&mut p, &alice, r#"{"path":"/tmp/x"}"#);
     let cases = [
-        (alice.clone(), call(V, "delete", r#"{"path":"/etc"}"#, &round(&state, YES), true), "mismatch", "arguments differ"),
-        (post(V, "delete", Some("alice"), Some("s2")), call(V, "delete", r#"{"path":"/tmp/x"}"#, &round(&state, YES), true), "mismatch", "another session"),
-        (post(V, "delete", Some("eve"), Some("s1")), call(V, "delete", r#"{"path":"/tmp/x"}"#, &round(&state, YES), true), "mismatch", "another principal"),
-        (alice.clone(), call(V, "delete", r#"{"path":"/tmp/x"}"#, &round(&state, r#"{"action":"decline"}"#), true), "declined", "declined"),
-        (alice.clone(), call(V, "delete", r#"{"path":"/tmp/x"}"#, &round(&format!("{state}x"), YES), true), "forged", "does not verify"),
+        (
+            alice.clone(),
+            call(V, "delete", r#"{"path":"/etc"}"#, &round(&state, YES), true),
+            "mismatch",
+            "arguments differ",
+        ),
+        (
+            post(V, "delete", Some("alice"), Some("s2")),
+            call(
+                V,
+                "delete",
+                r#"{"path":"/tmp/x"}"#,
+                &round(&state, YES),
+                true,
+            ),
+            "mismatch",
+            "another session",
+        ),
+        (
+            post(V, "delete", Some("eve"), Some("s1")),
+            call(
+                V,
+                "delete",
+                r#"{"path":"/tmp/x"}"#,
+                &round(&state, YES),
+                true,
+            ),
+            "mismatch",
+            "another principal",
+        ),
+        (
+            alice.clone(),
+            call(
+                V,
+                "delete",
+                r#"{"path":"/tmp/x"}"#,
+                &round(&state, r#"{"action":"decline"}"#),
+                true,
+            ),
+            "declined",
+            "declined",
+        ),
+        (
+            alice.clone(),
+            call(
+                V,
+                "delete",
+                r#"{"path":"/tmp/x"}"#,
+                &round(&format!("{state}x"), YES),
+                true,
+            ),
+            "forged",
+            "does not verify",
+        ),
     ];
     for (http, body, status, why) in cases {
         let (a, d) = run(&mut p, &http, &body, NOW + 1_000);
@@ -165,12 +248,33 @@ fn tampered_declined_and_replayed_elsewhere_are_denied_specifically() {
 fn older_versions_and_clients_without_elicitation_are_denied_naming_why() {
     let mut p = plugin_with(serde_json::json!({}));
     let http = post("2025-11-25", "delete", None, None);
-    let (a, d) = run(&mut p, &http, &call("2025-11-25", "delete", "{}", "", true), NOW);
-    let msg = reply_json(&a)["error"]["message"].as_str().unwrap().to_string();
-    assert!(msg.contains("2026-07-28") && msg.contains("2025-11-25") && msg.contains("deleting cannot be undone"), "{msg}");
+    let (a, d) = run(
+        &mut p,
+        &http,
+        &call("2025-11-25", "delete", "{}", "", true),
+        NOW,
+    );
+    let msg = reply_json(&a)["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        msg.contains("2026-07-28")
+            && msg.contains("2025-11-25")
+            && msg.contains("deleting cannot be undone"),
+        "{msg}"
+    );
     assert_eq!(d.record.approval.as_deref(), Some("unavailable"));
-    let (a, _) = run(&mut p, &post(V, "delete", None, None), &call(V, "delete", "{}", "", false), NOW);
-    let msg = reply_json(&a)["error"]["message"].as_str().unwrap().to_string();
+    let (a, _) = run(
+        &mut p,
+        &post(V, "delete", None, None),
+        &call(V, "delete", "{}", "", false),
+        NOW,
+    );
+    let msg = reply_json(&a)["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(msg.contains("elicitation capability"), "{msg}");
 }
 
@@ -178,11 +282,19 @@ fn older_versions_and_clients_without_elicitation_are_denied_naming_why() {
 fn other_calls_and_upstream_state_pass_untouched() {
     let mut p = plugin_with(serde_json::json!({}));
     let http = post(V, "read", None, None);
-    let body = call(V, "read", "{}", &round("server-own-state", r#"{"action":"accept"}"#), true);
+    let body = call(
+        V,
+        "read",
+        "{}",
+        &round("server-own-state", r#"{"action":"accept"}"#),
+        true,
+    );
     let (a, d) = run(&mut p, &http, &body, NOW);
     assert!(d.allowed);
     assert_eq!(d.record.approval, None);
-    let BodyAction::Forward(f) = a else { panic!("{a:?}") };
+    let BodyAction::Forward(f) = a else {
+        panic!("{a:?}")
+    };
     assert_eq!(f.body, None, "forwarded byte for byte");
 }
 
@@ -199,16 +311,31 @@ fn audit_mode_records_what_would_have_been_asked() {
 fn bad_keys_are_refused_and_a_policy_asking_without_keys_is_denied() {
     let cfg = serde_json::json!({"policy": {"modules": {"p.rego": POLICY}},
         "approval": {"keys": [{"id": "k1", "secret": "short"}]}});
-    let e = Config::from_json(cfg.to_string().as_bytes()).unwrap_err().to_string();
+    let e = Config::from_json(cfg.to_string().as_bytes())
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("`approval`") && e.contains("at least 32"), "{e}");
     // No keys: the policy loads (a library module may define `confirm`
     // and stay inert), and every call it wants confirmed is denied.
     let cfg = serde_json::json!({"policy": {"modules": {"p.rego": POLICY}}});
     let mut p = Plugin::from(Config::from_json(cfg.to_string().as_bytes()).unwrap());
-    let (a, d) = run(&mut p, &post(V, "delete", None, None), &call(V, "delete", "{}", "", true), NOW);
-    let msg = reply_json(&a)["error"]["message"].as_str().unwrap().to_string();
+    let (a, d) = run(
+        &mut p,
+        &post(V, "delete", None, None),
+        &call(V, "delete", "{}", "", true),
+        NOW,
+    );
+    let msg = reply_json(&a)["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(msg.contains("no approval keys are configured"), "{msg}");
     assert_eq!(d.record.approval.as_deref(), Some("unavailable"));
-    let (_, d) = run(&mut p, &post(V, "read", None, None), &call(V, "read", "{}", "", true), NOW);
+    let (_, d) = run(
+        &mut p,
+        &post(V, "read", None, None),
+        &call(V, "read", "{}", "", true),
+        NOW,
+    );
     assert!(d.allowed);
 }

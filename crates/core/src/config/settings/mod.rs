@@ -169,8 +169,7 @@ impl RawConfig {
             settings.sessions = s;
         }
         if let Some(a) = self.approval {
-            a.validate()
-                .map_err(|e| out_of_range("approval", e))?;
+            a.validate().map_err(|e| out_of_range("approval", e))?;
             settings.approval = Some(a);
         }
         if let Some(b) = self.bundle {

@@ -20,7 +20,12 @@ impl Plugin {
             .unwrap_or_else(|| (self.clock)() / 1000)
     }
 
-    fn approval_call(&self, ex: &Exchange<'_>, ctx: &Context<'_>, m: &Message<'_>) -> Option<approval::Call> {
+    fn approval_call(
+        &self,
+        ex: &Exchange<'_>,
+        ctx: &Context<'_>,
+        m: &Message<'_>,
+    ) -> Option<approval::Call> {
         approval::Call::of(
             m,
             ctx.routing.session_id.as_deref(),
