@@ -339,3 +339,23 @@ fn bad_keys_are_refused_and_a_policy_asking_without_keys_is_denied() {
     );
     assert!(d.allowed);
 }
+
+#[test]
+fn without_held_headers_an_approved_call_is_refused_not_forwarded_with_the_state() {
+    let mut p = plugin_with(serde_json::json!({"hold_headers": false}));
+    let http = post(V, "delete", Some("alice"), None);
+    let (state, _) = ask(&mut p, &http, "{}");
+    let (a, d) = run(
+        &mut p,
+        &http,
+        &call(V, "delete", "{}", &round(&state, YES), true),
+        NOW,
+    );
+    assert!(!d.allowed);
+    assert!(
+        d.reasons[0].contains("hold_headers: true"),
+        "{:?}",
+        d.reasons
+    );
+    assert!(matches!(a, BodyAction::Reply(_)));
+}

@@ -73,8 +73,19 @@ impl Plugin {
     }
 }
 
-/// An allowed message carrying the filter's state: forwarded without it.
-pub(super) fn strip_approval(body: &[u8], fwd: &mut Forward) -> Result<(), String> {
+/// An allowed message carrying the filter's state: forwarded without it
+/// (a changed body needs the headers held: its length changes).
+pub(super) fn strip_approval(
+    body: &[u8],
+    fwd: &mut Forward,
+    hold_headers: bool,
+) -> Result<(), String> {
+    if !hold_headers {
+        return Err(
+            "the approved call must be forwarded without the filter's approval state, which needs hold_headers: true"
+                .into(),
+        );
+    }
     let current = fwd.body.as_deref().unwrap_or(body);
     fwd.body = Some(reply::strip(current)?);
     Ok(())
