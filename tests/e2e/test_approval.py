@@ -42,6 +42,8 @@ confirm contains sprintf("wiping %s cannot be undone", [input.mcp.tool.arguments
 
 confirm contains "counting is confirmed by a person" if input.mcp.tool.name == "count"
 
+confirm contains "repainting is confirmed by a person" if input.mcp.tool.name == "repaint"
+
 deny contains "only approved wipes of /tmp/ paths" if {
     input.mcp.tool.name == "wipe"
     input.approval
@@ -263,3 +265,23 @@ def test_an_upstream_using_mrtr_itself_works_through_the_filter(
     # Both legs reached the server; the filter asked nothing.
     assert len(calls(mrtr_server, "pick_color")) == 2
     assert approvals(envoy) == []
+
+
+def test_a_confirmed_tool_whose_server_uses_mrtr_itself(
+        envoy: harness.EnvoyHandle, mrtr_server: harness.DemoServer) -> None:
+    """Each leg that reaches the server is confirmed; the server's own round
+    trip (its state and the answer to its question) is kept in the filter's
+    signed state across the question and handed back to it."""
+    user = User(approve=True)
+
+    async def scenario() -> None:
+        async with client(envoy.url, user) as c:
+            out = text(await c.call_tool("repaint", {"path": "/tmp/wall"}))
+            assert out == "repainted /tmp/wall teal (server state server-state-repaint-/tmp/wall)", out
+
+    anyio.run(scenario)
+    asked = [("approve" in q.requested_schema.get("properties", {}), q.message.splitlines()[0]) for q in user.asked]
+    assert asked == [(True, "Confirm this call."), (False, "Pick a color"), (True, "Confirm this call.")], asked
+    assert len(calls(mrtr_server, "repaint")) == 2
+    statuses = [e["approval"].get("status") for e in approvals(envoy)]
+    assert statuses == ["asked", "approved", "asked", "approved"], statuses

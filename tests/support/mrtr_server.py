@@ -10,6 +10,7 @@ the human-approval tests (tests/e2e/test_approval.py):
                  first call answers `input_required` with a form elicitation
                  and the server's own `requestState`; the retry carries the
                  answer and that state back.
+  repaint(path)  both: annotated destructive, and asks for a color itself.
 """
 
 from __future__ import annotations
@@ -59,6 +60,29 @@ def build_server(log_level: str = "WARNING") -> MCPServer:
             )
         content = getattr(answer, "content", None) or {}
         return f"color {content.get('color')} (server state {ctx.request_state})"
+
+    @mcp.tool(annotations=ToolAnnotations(destructiveHint=True))
+    async def repaint(path: str, ctx: Context) -> str | InputRequiredResult:
+        """Destructive and asking itself: a color through the server's own multi round-trip request."""
+        answer = (ctx.input_responses or {}).get("color")
+        if answer is None or ctx.request_state is None:
+            return InputRequiredResult(
+                input_requests={
+                    "color": ElicitRequest(
+                        params=ElicitRequestFormParams(
+                            message="Pick a color",
+                            requested_schema={
+                                "type": "object",
+                                "properties": {"color": {"type": "string"}},
+                                "required": ["color"],
+                            },
+                        )
+                    )
+                },
+                request_state=f"server-state-repaint-{path}",
+            )
+        content = getattr(answer, "content", None) or {}
+        return f"repainted {path} {content.get('color')} (server state {ctx.request_state})"
 
     return mcp
 

@@ -87,6 +87,9 @@ pub struct Approval {
     pub asked_at: u64,
     pub at: u64,
     pub expires_at: u64,
+    /// The upstream's round trip to restore on the forwarded call (not
+    /// part of `input.approval`).
+    pub upstream: Option<serde_json::Value>,
 }
 
 impl Approval {

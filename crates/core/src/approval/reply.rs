@@ -64,7 +64,13 @@ pub(crate) fn question(
     };
     let kid = settings.signing().map(|k| k.id.as_str()).unwrap_or("");
     let now_s = ask.now_ms / 1000;
-    let claims = call.claims(kid, now_s, settings.ttl_seconds, ask.nonce.clone());
+    let claims = call.claims(
+        kid,
+        now_s,
+        settings.ttl_seconds,
+        ask.nonce.clone(),
+        upstream_round_trip(m),
+    );
     let Some(state) = state::encode(settings, &claims) else {
         return Err(format!(
             "{needs}, but the approval state could not be signed"
@@ -136,28 +142,54 @@ fn shown(call: &Call, o: &Outcome, m: &Message<'_>, body: &[u8]) -> String {
     )
 }
 
-/// The retry's body without the filter's round trip: its
-/// `inputResponses` entry (the member itself when nothing else is left)
-/// and the `requestState`.
-pub fn strip(body: &[u8]) -> Result<Vec<u8>, String> {
+/// The upstream server's own round trip on a call the filter asks about:
+/// its `requestState` and the `inputResponses` other than the filter's,
+/// kept in the signed state and restored on the approved call.
+fn upstream_round_trip(m: &Message<'_>) -> Option<serde_json::Value> {
+    let mut o = serde_json::Map::new();
+    let state = &m.params[&key("requestState")];
+    if let Ok(s) = state.as_string() {
+        if !s.starts_with(state::STATE_PREFIX) {
+            o.insert("requestState".into(), serde_json::Value::from(s.as_ref()));
+        }
+    }
+    if let Ok(r) = m.params[&key("inputResponses")].as_object() {
+        let kept: serde_json::Map<String, serde_json::Value> = r
+            .iter()
+            .filter_map(|(k, v)| {
+                let k = k.as_string().ok()?;
+                if k.as_ref() == RESPONSE_KEY {
+                    return None;
+                }
+                Some((k.to_string(), serde_json::to_value(v).ok()?))
+            })
+            .collect();
+        if !kept.is_empty() {
+            o.insert("inputResponses".into(), serde_json::Value::Object(kept));
+        }
+    }
+    (!o.is_empty()).then_some(serde_json::Value::Object(o))
+}
+
+/// The approved call's body as the server gets it: the filter's round trip
+/// (`requestState`, `inputResponses`) replaced by the upstream's own round
+/// trip the question interrupted (`upstream`, signed with the question),
+/// or removed when there was none. Anything else the client put in those
+/// members was not part of the question and is dropped.
+pub fn strip(body: &[u8], upstream: Option<&serde_json::Value>) -> Result<Vec<u8>, String> {
     let mut v: serde_json::Value = serde_json::from_slice(body)
         .map_err(|e| format!("the approved call's body could not be read: {e}"))?;
     let Some(params) = v.get_mut("params").and_then(|p| p.as_object_mut()) else {
         return Err("the approved call has no params object".into());
     };
     params.remove("requestState");
-    let empty = match params
-        .get_mut("inputResponses")
-        .and_then(|r| r.as_object_mut())
-    {
-        Some(r) => {
-            r.remove(RESPONSE_KEY);
-            r.is_empty()
+    params.remove("inputResponses");
+    if let Some(u) = upstream.and_then(|u| u.as_object()) {
+        for name in ["requestState", "inputResponses"] {
+            if let Some(x) = u.get(name) {
+                params.insert(name.into(), x.clone());
+            }
         }
-        None => false,
-    };
-    if empty {
-        params.remove("inputResponses");
     }
     serde_json::to_vec(&v).map_err(|e| format!("the approved call could not be rewritten: {e}"))
 }

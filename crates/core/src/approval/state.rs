@@ -50,6 +50,12 @@ pub struct Claims {
     /// The approval id (a nonce): links the question and the retry in the
     /// audit trail.
     pub n: String,
+    /// The upstream server's own round trip the question interrupted
+    /// (`{"requestState":…, "inputResponses":…}`), restored on the approved
+    /// call so a server that uses multi round-trip requests itself carries
+    /// on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub u: Option<serde_json::Value>,
 }
 
 /// Hash of a bound string (session id, principal), as the claims hold it.

@@ -53,7 +53,7 @@ fn signed(c: &Call, s: &ApprovalSettings) -> String {
     let kid = s.signing().unwrap().id.clone();
     state::encode(
         s,
-        &c.claims(&kid, NOW_MS / 1000, s.ttl_seconds, "n1".into()),
+        &c.claims(&kid, NOW_MS / 1000, s.ttl_seconds, "n1".into(), None),
     )
     .unwrap()
 }
@@ -407,24 +407,25 @@ fn upstream_state_is_not_ours_and_no_keys_refuses_ours() {
 }
 
 #[test]
-fn strip_removes_only_the_filters_round_trip() {
+fn strip_replaces_the_round_trip_with_the_upstreams_own() {
     let body = format!(
-        r#"{{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{{"name":"delete","arguments":{{"n":12345678901234567890}},"requestState":"x","inputResponses":{{"{RESPONSE_KEY}":{YES},"server_q":{{"action":"accept"}}}}}}}}"#
+        r#"{{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{{"name":"delete","arguments":{{"n":12345678901234567890}},"requestState":"x","inputResponses":{{"{RESPONSE_KEY}":{YES},"injected":{{"action":"accept"}}}}}}}}"#
     );
-    let out: serde_json::Value =
-        serde_json::from_slice(&reply::strip(body.as_bytes()).unwrap()).unwrap();
+    let read = |b: Vec<u8>| serde_json::from_slice::<serde_json::Value>(&b).unwrap();
+    // No upstream round trip: both members go, whatever else they held.
+    let out = read(reply::strip(body.as_bytes(), None).unwrap());
     let p = &out["params"];
-    assert!(p.get("requestState").is_none());
-    assert!(p["inputResponses"].get(RESPONSE_KEY).is_none());
-    assert_eq!(p["inputResponses"]["server_q"]["action"], "accept");
+    assert!(
+        p.get("requestState").is_none() && p.get("inputResponses").is_none(),
+        "{p}"
+    );
     assert_eq!(p["arguments"]["n"].to_string(), "12345678901234567890");
-    let only_ours = retry(r#"{"a":1}"#, "x", Some(YES));
-    let out: serde_json::Value =
-        serde_json::from_slice(&reply::strip(only_ours.as_bytes()).unwrap()).unwrap();
-    assert!(out["params"].get("inputResponses").is_none());
-    assert!(out["params"].get("requestState").is_none());
-    assert_eq!(out["params"]["arguments"]["a"], 1);
-    assert!(reply::strip(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"x\"}").is_err());
+    // The upstream's own round trip, signed with the question: restored.
+    let up = serde_json::json!({"requestState": "server-1", "inputResponses": {"color": {"action": "accept", "content": {"color": "teal"}}}});
+    let out = read(reply::strip(body.as_bytes(), Some(&up)).unwrap());
+    assert_eq!(out["params"]["requestState"], "server-1");
+    assert_eq!(out["params"]["inputResponses"], up["inputResponses"]);
+    assert!(reply::strip(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"x\"}", None).is_err());
 }
 
 #[test]

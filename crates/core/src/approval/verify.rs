@@ -43,7 +43,14 @@ impl Call {
     }
 
     /// The claims of a question about this call.
-    pub(crate) fn claims(&self, kid: &str, now_s: u64, ttl: u64, nonce: String) -> Claims {
+    pub(crate) fn claims(
+        &self,
+        kid: &str,
+        now_s: u64,
+        ttl: u64,
+        nonce: String,
+        upstream: Option<serde_json::Value>,
+    ) -> Claims {
         Claims {
             kid: kid.to_string(),
             m: self.method.clone(),
@@ -54,6 +61,7 @@ impl Call {
             iat: now_s,
             exp: now_s.saturating_add(ttl),
             n: nonce,
+            u: upstream,
         }
     }
 }
@@ -162,6 +170,7 @@ fn answer(m: &Message<'_>, c: &Claims, call: &Call, now_ms: u64) -> Check {
                 asked_at: c.iat,
                 at: now_ms / 1000,
                 expires_at: c.exp,
+                upstream: c.u.clone(),
             }),
             Value::Bool(false) => declined("did not approve"),
             _ => declined("gave no approve/decline answer to"),

@@ -359,3 +359,43 @@ fn without_held_headers_an_approved_call_is_refused_not_forwarded_with_the_state
     );
     assert!(matches!(a, BodyAction::Reply(_)));
 }
+
+#[test]
+fn an_upstreams_own_round_trip_is_kept_across_the_question() {
+    let mut p = plugin_with(serde_json::json!({}));
+    let http = post(V, "delete", Some("alice"), None);
+    // The server's second leg: its state and the answer to its question.
+    let server_leg = round(
+        "server-state-1",
+        r#"{"action":"accept","content":{"color":"teal"}}"#,
+    )
+    .replace(RESPONSE_KEY, "color");
+    let (a, _) = run(
+        &mut p,
+        &http,
+        &call(V, "delete", "{}", &server_leg, true),
+        NOW,
+    );
+    let state = reply_json(&a)["result"]["requestState"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(state.starts_with(STATE_PREFIX));
+    // Approved: the server gets its own round trip back, not the filter's.
+    let (a, d) = run(
+        &mut p,
+        &http,
+        &call(V, "delete", "{}", &round(&state, YES), true),
+        NOW,
+    );
+    assert!(d.allowed, "{:?}", d.reasons);
+    let BodyAction::Forward(f) = a else {
+        panic!("{a:?}")
+    };
+    let sent: serde_json::Value = serde_json::from_slice(f.body.as_deref().unwrap()).unwrap();
+    assert_eq!(sent["params"]["requestState"], "server-state-1");
+    assert_eq!(
+        sent["params"]["inputResponses"],
+        serde_json::json!({"color": {"action": "accept", "content": {"color": "teal"}}})
+    );
+}

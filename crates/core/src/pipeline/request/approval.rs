@@ -77,6 +77,7 @@ impl Plugin {
 /// (a changed body needs the headers held: its length changes).
 pub(super) fn strip_approval(
     body: &[u8],
+    check: &Check,
     fwd: &mut Forward,
     hold_headers: bool,
 ) -> Result<(), String> {
@@ -86,8 +87,12 @@ pub(super) fn strip_approval(
                 .into(),
         );
     }
+    let upstream = match check {
+        Check::Approved(a) => a.upstream.as_ref(),
+        _ => None,
+    };
     let current = fwd.body.as_deref().unwrap_or(body);
-    fwd.body = Some(reply::strip(current)?);
+    fwd.body = Some(reply::strip(current, upstream)?);
     Ok(())
 }
 

@@ -148,7 +148,9 @@ impl Plugin {
                 Err(reason) => o.reasons = vec![reason],
             }
         } else if o.allowed && ctx.approval.ours() {
-            if let Err(reason) = strip_approval(body, &mut fwd, self.settings.hold_headers) {
+            if let Err(reason) =
+                strip_approval(body, &ctx.approval, &mut fwd, self.settings.hold_headers)
+            {
                 o.allowed = false;
                 o.reasons = vec![reason];
             }
