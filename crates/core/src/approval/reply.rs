@@ -71,9 +71,12 @@ pub(crate) fn question(
         ask.nonce.clone(),
         upstream_round_trip(m),
     );
-    let Some(state) = state::encode(settings, &claims) else {
+    let Some(state) =
+        state::encode(settings, &claims).filter(|s| s.len() <= state::MAX_STATE_BYTES)
+    else {
         return Err(format!(
-            "{needs}, but the approval state could not be signed"
+            "{needs}, but the approval state could not be signed within {} bytes (the server's own round trip is too large to carry)",
+            state::MAX_STATE_BYTES
         ));
     };
     let result = json!({

@@ -22,8 +22,8 @@ use sha2::{Digest, Sha256};
 pub const STATE_PREFIX: &str = "mcp-policy.approval.v1.";
 /// The MAC's domain-separation label.
 const MAC_LABEL: &[u8] = b"mcp-policy approval state v1\n";
-/// The longest state read (anything longer is refused unread).
-const MAX_STATE_BYTES: usize = 4096;
+/// The longest state written or read (anything longer is refused unread).
+pub const MAX_STATE_BYTES: usize = 16 * 1024;
 
 type HmacSha256 = Hmac<Sha256>;
 

@@ -399,3 +399,21 @@ fn an_upstreams_own_round_trip_is_kept_across_the_question() {
         serde_json::json!({"color": {"action": "accept", "content": {"color": "teal"}}})
     );
 }
+
+#[test]
+fn a_server_round_trip_too_large_to_carry_is_denied_not_asked() {
+    let mut p = plugin_with(serde_json::json!({"max_body_bytes": 1 << 20}));
+    let http = post(V, "delete", Some("alice"), None);
+    let big = format!(
+        r#"{{"action":"accept","content":{{"text":"{}"}}}}"#,
+        "x".repeat(20_000)
+    );
+    let leg = round("server-state-1", &big).replace(RESPONSE_KEY, "q");
+    let (a, d) = run(&mut p, &http, &call(V, "delete", "{}", &leg, true), NOW);
+    let msg = reply_json(&a)["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(msg.contains("too large to carry"), "{msg}");
+    assert_eq!(d.record.approval.as_deref(), Some("unavailable"));
+}
