@@ -233,6 +233,7 @@ MCP_STATS_TAGS: list[dict[str, str]] = [
     {"tag_name": "mcp_reason", "regex": r"^wasmcustom\.mcp_policy_rejections(\.reason\.([^.]+))$"},
     {"tag_name": "mcp_error_kind", "regex": r"^wasmcustom\.mcp_policy_errors(\.kind\.([^.]+))$"},
     {"tag_name": "mcp_revision", "regex": r"^wasmcustom\.mcp_policy_bundle_active(\.revision\.([^.]+))$"},
+    {"tag_name": "mcp_approval_status", "regex": r"^wasmcustom\.mcp_policy_approvals(\.status\.([^.]+))$"},
 ]
 
 

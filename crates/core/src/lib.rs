@@ -32,6 +32,8 @@
     )
 )]
 
+/// Human approval bound to the exact call (docs/approval.md).
+pub mod approval;
 pub mod catalog;
 pub mod config;
 pub mod detect;

@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// The library policies; each has `<name>.rego` and `<name>_test.rego`.
-const LIBRARY: [&str; 13] = [
+const LIBRARY: [&str; 14] = [
     "rbac",
     "tenant",
     "arguments",
@@ -34,6 +34,7 @@ const LIBRARY: [&str; 13] = [
     "pins",
     "poisoning",
     "results",
+    "confirm",
 ];
 
 fn policies_dir() -> PathBuf {
@@ -164,6 +165,7 @@ fn library_loads_with_the_default_policy_on_the_rvm() {
         "pins": {"require_pin": false},
         "poisoning": {},
         "results": {},
+        "confirm": {"destructive": true, "tools": ["deploy"]},
     }});
     let c = config(&mods, Some(&data));
     assert_eq!(c.policy.engine_kind(), EngineKind::Rvm);

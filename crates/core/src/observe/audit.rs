@@ -51,6 +51,13 @@ pub struct Record {
     pub findings: Vec<String>,
     /// Findings replaced in the forwarded result.
     pub redacted: usize,
+    /// The policy's `confirm` messages (it wants a person to approve).
+    pub confirm: Vec<String>,
+    /// What became of the confirmation: `asked`, `approved`, `declined`,
+    /// `expired`, `forged`, `mismatch`, `unavailable` (docs/approval.md).
+    pub approval: Option<String>,
+    /// The approval id: the same on the question and on its retry.
+    pub approval_id: Option<String>,
 }
 
 /// The digest of a value's canonical JSON (objects are key-sorted). The JSON
@@ -152,7 +159,18 @@ pub fn event(
         *n == 0
     }
     #[derive(serde::Serialize)]
+    struct ApprovalEvent<'a> {
+        #[serde(skip_serializing_if = "empty")]
+        confirm: &'a [String],
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        status: Option<&'a str>,
+    }
+    #[derive(serde::Serialize)]
     struct Event<'a> {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        approval: Option<ApprovalEvent<'a>>,
         #[serde(skip_serializing_if = "Option::is_none")]
         arguments: Option<Arguments<'a>>,
         #[serde(skip_serializing_if = "not")]
@@ -204,6 +222,11 @@ pub fn event(
         .as_deref()
         .and_then(|t| serde_json::from_str::<&serde_json::value::RawValue>(t).ok());
     let e = Event {
+        approval: (r.approval.is_some() || !r.confirm.is_empty()).then_some(ApprovalEvent {
+            confirm: &r.confirm,
+            id: r.approval_id.as_deref(),
+            status: r.approval.as_deref(),
+        }),
         // Without a digest (`audit.arguments_digest: false`), only what
         // the policy revealed.
         arguments: (r.arguments_digest.is_some() || revealed.is_some()).then_some(Arguments {

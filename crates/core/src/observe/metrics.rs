@@ -33,6 +33,9 @@ pub const BUNDLE_NOT_MODIFIED: &str = "mcp_policy_bundle_not_modified";
 /// `mcp_policy_bundle_active.revision.<r>`.
 pub const BUNDLE_ACTIVE: &str = "mcp_policy_bundle_active";
 
+/// Human approvals: `mcp_policy_approvals.status.<asked|approved|declined|expired|forged|mismatch|unavailable>`.
+pub const APPROVALS: &str = "mcp_policy_approvals";
+
 const MAX_TOOLS: usize = 200;
 const MAX_PRINCIPALS: usize = 100;
 
@@ -85,7 +88,9 @@ impl Cardinality {
             out.push(format!("{REJECTIONS}.reason.{reason}"));
             return out;
         }
+        let asked = r.approval.as_deref() == Some("asked");
         let outcome = match (r.allowed, r.dry_run.is_empty()) {
+            (false, _) if asked => "confirm",
             (false, _) => "deny",
             (true, false) => "dry_run",
             (true, true) => "allow",
@@ -114,7 +119,10 @@ impl Cardinality {
         {
             out.push(format!("{ERRORS}.kind.{kind}"));
         }
-        if !r.allowed && !r.server_to_client {
+        if let Some(status) = &r.approval {
+            out.push(format!("{APPROVALS}.status.{}", sanitize(status)));
+        }
+        if !r.allowed && !r.server_to_client && !asked {
             let who = r
                 .subject
                 .as_deref()

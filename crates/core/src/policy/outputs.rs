@@ -4,7 +4,7 @@
 
 /// The optional decision outputs a policy may define besides `allow` and
 /// `deny` (docs/decision.md). Only those a module mentions are evaluated.
-pub const OPTIONAL_OUTPUTS: [&str; 12] = [
+pub const OPTIONAL_OUTPUTS: [&str; 13] = [
     "denial",
     "rewrite",
     "request_headers",
@@ -17,4 +17,5 @@ pub const OPTIONAL_OUTPUTS: [&str; 12] = [
     "rate_limit",
     "visible",
     "redact",
+    "confirm",
 ];

@@ -155,6 +155,9 @@ pub struct Settings {
     /// requests pass through undecided (e.g. an authorization server's
     /// `/token` on the same host).
     pub passthrough_paths: Vec<String>,
+    /// Keys and validity of human approvals (docs/approval.md); `None`: a
+    /// policy that asks for confirmation is denied.
+    pub approval: Option<crate::approval::ApprovalSettings>,
 }
 
 impl Default for Settings {
@@ -174,6 +177,7 @@ impl Default for Settings {
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             filter_lists: true,
             passthrough_paths: Vec::new(),
+            approval: None,
         }
     }
 }

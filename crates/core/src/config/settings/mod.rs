@@ -65,6 +65,8 @@ struct RawConfig {
     filter_lists: Option<bool>,
     #[serde(default)]
     passthrough_paths: Option<Vec<String>>,
+    #[serde(default)]
+    approval: Option<crate::approval::ApprovalSettings>,
 }
 
 #[derive(Deserialize, Debug)]
@@ -165,6 +167,10 @@ impl RawConfig {
             s.validate()
                 .map_err(|e| out_of_range("sessions", e.to_string()))?;
             settings.sessions = s;
+        }
+        if let Some(a) = self.approval {
+            a.validate().map_err(|e| out_of_range("approval", e))?;
+            settings.approval = Some(a);
         }
         if let Some(b) = self.bundle {
             b.validate()

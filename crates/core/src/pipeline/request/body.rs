@@ -72,12 +72,16 @@ impl Plugin {
                 settings: self.settings.sessions.clone(),
                 keys,
             });
-        let ctx = Context {
+        let mut ctx = Context {
             http: input::request_values(http, self.needs.http),
+            approval: crate::approval::Check::None,
             routing,
             state,
             defs: ex.store.filter(|_| self.needs.definition).map(|(s, _)| s),
         };
+        if let Body::Single(m) = &parsed {
+            self.check_approval(ex, &mut ctx, m);
+        }
         match &parsed {
             Body::Single(m) => self.decide_single(ex, &ctx, m, body),
             Body::Batch(items) => self.decide_batch(ex, &ctx, items),

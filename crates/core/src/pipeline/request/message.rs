@@ -2,6 +2,7 @@
 //! loaded once, the evaluation, the state recorded once), its audit
 //! record, and what is done with a single message's body.
 
+use super::approval::{approval_record, strip_approval};
 use super::exchange::Exchange;
 use super::session::{self, Loaded, StateKeys};
 use super::watch::is_modern;
@@ -28,6 +29,9 @@ pub(super) struct Context<'a> {
     pub(super) state: Option<StateContext<'a>>,
     /// The store of tool definitions, when the policy reads them.
     pub(super) defs: Option<&'a dyn Store>,
+    /// The filter's approval state on a single message, checked
+    /// (approval/; `input.approval` is in `http` when approved).
+    pub(super) approval: crate::approval::Check,
 }
 
 /// The shared store, the time and the keys of one body's session state.
@@ -69,14 +73,19 @@ impl Plugin {
             }
             _ => None,
         };
+        if let crate::approval::Check::Refused(_, reason, _) = &ctx.approval {
+            return crate::approval::refusal(reason.clone());
+        }
         let Some(sc) = &ctx.state else {
-            return self.evaluate(input::for_message_with(
+            let mut o = self.evaluate(input::for_message_with(
                 &ctx.http,
                 &ctx.routing,
                 m,
                 batch,
                 definition,
             ));
+            crate::approval::gate(&mut o, &ctx.approval);
+            return o;
         };
         let st = sc.states();
         let loaded = Loaded::load(&st, &sc.keys);
@@ -94,6 +103,7 @@ impl Plugin {
             batch,
             definition,
         ));
+        crate::approval::gate(&mut o, &ctx.approval);
         loaded.enforce_kills(st.now, &mut o);
         session::record(&st, &sc.keys, m, &mut o);
         o
@@ -131,7 +141,25 @@ impl Plugin {
         if o.allowed {
             self.watch_response(ex, &ctx.routing, &[m], Vec::new(), &mut fwd);
         }
-        let d = decided_for(m, &o, self.settings.audit.arguments_digest);
+        let mut approval = None;
+        if crate::approval::wants_question(&o) {
+            match self.ask_approval(ex, ctx, m, &o, body) {
+                Ok(q) => approval = Some(q),
+                Err(reason) => o.reasons = vec![reason],
+            }
+        } else if o.allowed && ctx.approval.ours() {
+            if let Err(reason) =
+                strip_approval(body, &ctx.approval, &mut fwd, self.settings.hold_headers)
+            {
+                o.allowed = false;
+                o.reasons = vec![reason];
+            }
+        }
+        let mut d = decided_for(m, &o, self.settings.audit.arguments_digest);
+        approval_record(&mut d, &o, &ctx.approval, approval.as_ref());
+        if let Some((reply, _)) = approval {
+            return (BodyAction::Reply(reply), vec![d]);
+        }
         let action = if o.allowed {
             BodyAction::Forward(fwd)
         } else {

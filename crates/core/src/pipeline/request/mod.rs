@@ -30,6 +30,7 @@
 //! The paths `pipeline::request::X` of the shared vocabulary (`Plugin`,
 //! `BodyAction`, `error_reply`…) are kept by the re-exports below.
 
+mod approval;
 mod batch;
 mod body;
 mod exchange;

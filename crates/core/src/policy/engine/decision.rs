@@ -42,6 +42,9 @@ pub struct PolicyResult {
     /// `redact`: which findings of a result to replace in the forwarded
     /// result (server-to-client responses).
     pub redact: Redact,
+    /// `confirm`: messages shown to a person who must approve this exact
+    /// call before it runs (docs/approval.md); empty: no confirmation.
+    pub confirm: Vec<String>,
 }
 
 /// The `rate_limit` output: descriptor entries and a cost, handed to Envoy's

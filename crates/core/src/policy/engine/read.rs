@@ -86,6 +86,7 @@ struct Outputs<'a> {
     clear_kill: &'a Value,
     reveal: &'a Value,
     dry_run: &'a Value,
+    confirm: &'a Value,
     visible: &'a Value,
     redact: &'a Value,
     labels: &'a Value,
@@ -108,6 +109,7 @@ impl<'a> Outputs<'a> {
             clear_kill: u,
             reveal: u,
             dry_run: u,
+            confirm: u,
             visible: u,
             redact: u,
             labels: u,
@@ -129,6 +131,7 @@ impl<'a> Outputs<'a> {
                 "clear_kill" => &mut o.clear_kill,
                 "reveal" => &mut o.reveal,
                 "dry_run" => &mut o.dry_run,
+                "confirm" => &mut o.confirm,
                 "visible" => &mut o.visible,
                 "redact" => &mut o.redact,
                 "labels" => &mut o.labels,
@@ -165,6 +168,7 @@ pub(super) fn read_decision(out: &Value) -> Result<PolicyResult, OutputError> {
     r.clear_kill = matches!(out.clear_kill, Value::Bool(true));
     r.reveal = string_set(out.reveal, "reveal")?;
     r.dry_run = string_set(out.dry_run, "dry_run")?;
+    r.confirm = string_set(out.confirm, "confirm")?;
     r.visible = match out.visible {
         Value::Undefined | Value::Null => None,
         Value::Bool(b) => Some(*b),

@@ -113,6 +113,17 @@ pub const INPUT: Node = Obj(&[
         ]),
     ),
     ("rate", Obj(&[("session", RATE), ("identity", RATE)])),
+    (
+        "approval",
+        Obj(&[
+            ("id", Leaf),
+            ("key_id", Leaf),
+            ("by", Leaf),
+            ("asked_at", Leaf),
+            ("at", Leaf),
+            ("expires_at", Leaf),
+        ]),
+    ),
 ]);
 
 /// Open-ended objects whose keys the filter lower-cases (header names).
