@@ -219,13 +219,14 @@ fn safe_timestamp_nanos(span: &Span, strict: bool, nanos: Option<i64>) -> Result
 }
 
 // mcp-policy patch (PATCHES.md): the UTC offset of the IANA zone `name` at
-// `ns` nanoseconds since the epoch, from the IANA database as TZif data
-// (crates/tzdb: kept deflated in the module, read by jiff) instead of
-// chrono-tz's generated tables. Names are matched exactly, as chrono-tz and
-// OPA (Go) do.
+// `ns` nanoseconds since the epoch, from jiff's bundled time zone database
+// (TZif data, which the module keeps as bytes rather than as code). Names
+// are matched exactly, as chrono-tz and OPA (Go) do.
 fn named_zone_offset(name: &str, ns: i64) -> Result<FixedOffset> {
-    let data = mcp_policy_tzdb::tzif(name).ok_or_else(|| anyhow::anyhow!("failed to parse timezone"))?;
-    let zone = jiff::tz::TimeZone::tzif(name, data)?;
+    let zone = match jiff::tz::db().get(name) {
+        Ok(zone) if zone.iana_name() == Some(name) => zone,
+        _ => bail!("failed to parse timezone"),
+    };
     let instant = jiff::Timestamp::from_nanosecond(i128::from(ns))?;
     let seconds = zone.to_offset(instant).seconds();
     FixedOffset::east_opt(seconds).ok_or_else(|| anyhow::anyhow!("failed to parse timezone"))
