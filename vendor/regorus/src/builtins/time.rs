@@ -18,7 +18,6 @@ use chrono::{
     DateTime, Datelike, Days, FixedOffset, Local, Months, SecondsFormat, TimeZone, Timelike, Utc,
     Weekday,
 };
-use chrono_tz::Tz;
 
 pub(in crate::builtins) mod compat;
 mod diff;
@@ -219,6 +218,20 @@ fn safe_timestamp_nanos(span: &Span, strict: bool, nanos: Option<i64>) -> Result
     }
 }
 
+// mcp-policy patch (PATCHES.md): the UTC offset of the IANA zone `name` at
+// `ns` nanoseconds since the epoch, from jiff's bundled time zone database
+// (TZif data, which the module keeps as bytes rather than as code). Names
+// are matched exactly, as chrono-tz and OPA (Go) do.
+fn named_zone_offset(name: &str, ns: i64) -> Result<FixedOffset> {
+    let zone = match jiff::tz::db().get(name) {
+        Ok(zone) if zone.iana_name() == Some(name) => zone,
+        _ => bail!("failed to parse timezone"),
+    };
+    let instant = jiff::Timestamp::from_nanosecond(i128::from(ns))?;
+    let seconds = zone.to_offset(instant).seconds();
+    FixedOffset::east_opt(seconds).ok_or_else(|| anyhow::anyhow!("failed to parse timezone"))
+}
+
 fn parse_epoch(
     fcn: &str,
     arg: &Expr,
@@ -252,13 +265,9 @@ fn parse_epoch(
                 let datetime = match tz.as_ref() {
                     "UTC" | "" => Utc.timestamp_nanos(ns).fixed_offset(),
                     "Local" => Local.timestamp_nanos(ns).fixed_offset(),
-                    _ => {
-                        let tz: Tz = match tz.parse() {
-                            Ok(tz) => tz,
-                            Err(e) => bail!(e),
-                        };
-                        tz.timestamp_nanos(ns).fixed_offset()
-                    }
+                    // mcp-policy patch (PATCHES.md): named zones from jiff's
+                    // bundled tzdb (compact TZif data) instead of chrono-tz.
+                    name => Utc.timestamp_nanos(ns).with_timezone(&named_zone_offset(name, ns)?),
                 };
 
                 let format = match rest.first() {

@@ -333,6 +333,37 @@ allow if {
         .permits());
 }
 
+/// Named IANA zones (OPA's time.* builtins with a zone such as
+/// "Europe/Paris"): standard and summer time, a half-hour zone, a link
+/// (US/Pacific), a date past the last listed transition (the zone's
+/// rule), and exact names only.
+#[test]
+fn named_time_zones_are_available() {
+    let mut p = compile(
+        r#"package mcp
+winter := 1700000000000000000
+summer := 1690000000000000000
+y2100 := 4118083200000000000
+allow if {
+    time.clock([winter, "UTC"]) == [22, 13, 20]
+    time.clock([winter, "Europe/Paris"]) == [23, 13, 20]
+    time.clock([summer, "Europe/Paris"]) == [6, 26, 40]
+    time.clock([summer, "America/New_York"]) == [0, 26, 40]
+    time.clock([summer, "Asia/Kolkata"]) == [9, 56, 40]
+    time.date([summer, "US/Pacific"]) == [2023, 7, 21]
+    time.clock([y2100, "Europe/Paris"]) == [2, 0, 0]
+    time.weekday([winter, "Pacific/Kiritimati"]) == "Wednesday"
+}
+"#,
+    );
+    assert!(p.evaluate(input("{}")).unwrap().permits());
+    for zone in ["Mars/Olympus", "europe/paris", "Europe/Paris "] {
+        let src = format!("package mcp\nallow if time.clock([0, {zone:?}])\n");
+        let err = compile(&src).evaluate(input("{}")).unwrap_err();
+        assert!(err.message.contains("failed to parse timezone"), "{zone}: {err}");
+    }
+}
+
 #[test]
 fn runaway_policies_hit_the_instruction_budget() {
     let mut p = Policy::compile(
