@@ -9,7 +9,9 @@ The policy asks for confirmation of `wipe` and `count` (which answers on an
 SSE stream). The filter answers the first call itself with an
 `input_required` result; the client asks its user (the callback) and retries
 with the answer and the filter's signed `requestState`; the filter verifies
-it and forwards the call without its own round trip.
+it and forwards the call without its own round trip. One test puts Envoy's
+jwt_authn in front of the module, so the approval is bound to a verified
+principal.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from mcp import Client, MCPError
 from mcp_types import ElicitResult, Implementation
 
 from support import harness
+from support.jwt_util import jwt_filter, token
 from support.rpc import DENY_CODE
 
 MRTR_SERVER = Path(__file__).resolve().parent.parent / "support" / "mrtr_server.py"
@@ -203,26 +206,31 @@ def test_altered_arguments_on_retry_are_refused(
     assert statuses == ["asked", "mismatch", "forged", "approved"], statuses
 
 
-def post(url: str, body: dict[str, Any], session: str | None) -> dict[str, Any]:
+def post(url: str, body: dict[str, Any], session: str | None, bearer: str | None = None) -> dict[str, Any]:
     headers = {"content-type": "application/json", "accept": "application/json, text/event-stream",
                "mcp-protocol-version": V, "mcp-method": body["method"], "mcp-name": body["params"]["name"]}
     if session:
         headers["mcp-session-id"] = session
+    if bearer:
+        headers["authorization"] = f"Bearer {bearer}"
     req = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers, method="POST")
     with urllib.request.urlopen(req, timeout=10) as resp:
         return json.loads(resp.read())
 
 
+META = {"io.modelcontextprotocol/protocolVersion": V,
+        "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "1"},
+        "io.modelcontextprotocol/clientCapabilities": {"elicitation": {"form": {}}}}
+
+
+def call(i: int, extra: dict[str, Any]) -> dict[str, Any]:
+    """A raw 2026-07-28 call of `wipe` (/tmp/a), with `extra` params (a retry's state and answers)."""
+    return {"jsonrpc": "2.0", "id": i, "method": "tools/call",
+            "params": {"name": "wipe", "arguments": {"path": "/tmp/a"}, "_meta": META, **extra}}
+
+
 def test_state_replayed_in_another_session_is_refused(
         envoy: harness.EnvoyHandle, mrtr_server: harness.DemoServer) -> None:
-    meta = {"io.modelcontextprotocol/protocolVersion": V,
-            "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "1"},
-            "io.modelcontextprotocol/clientCapabilities": {"elicitation": {"form": {}}}}
-
-    def call(i: int, extra: dict[str, Any]) -> dict[str, Any]:
-        return {"jsonrpc": "2.0", "id": i, "method": "tools/call",
-                "params": {"name": "wipe", "arguments": {"path": "/tmp/a"}, "_meta": meta, **extra}}
-
     first = post(envoy.url, call(1, {}), session="session-A")["result"]
     assert first["resultType"] == "input_required"
     (key,) = first["inputRequests"].keys()
@@ -235,6 +243,32 @@ def test_state_replayed_in_another_session_is_refused(
     ok = post(envoy.url, call(4, retry), session="session-A")
     assert "wiped /tmp/a" in ok["result"]["content"][0]["text"], ok
     assert len(calls(mrtr_server, "wipe")) == 1
+
+
+def test_state_replayed_by_another_principal_is_refused(
+        mrtr_server: harness.DemoServer, envoy_factory: Any, policy_config: Any,
+        jwt_keys: dict[str, Any]) -> None:
+    """The approval is bound to the verified caller (Envoy's jwt_authn in
+    front of the module): the same state, session and answer presented by
+    another principal, or by no principal, are refused."""
+    envoy = envoy_factory(policy_config(POLICY, approval=APPROVAL), upstream_port=mrtr_server.port,
+                          extra_http_filters_before=[jwt_filter(jwt_keys["jwks"])])
+    alice, bob = token(jwt_keys, sub="alice"), token(jwt_keys, sub="bob")
+    first = post(envoy.url, call(1, {}), session="s-1", bearer=alice)["result"]
+    assert first["resultType"] == "input_required", first
+    (key,) = first["inputRequests"].keys()
+    retry = {"requestState": first["requestState"],
+             "inputResponses": {key: {"action": "accept", "content": {"approve": True}}}}
+    other = post(envoy.url, call(2, retry), session="s-1", bearer=bob)
+    assert "the approval was given to another principal" in other["error"]["message"], other
+    anonymous = post(envoy.url, call(3, retry), session="s-1")
+    assert "the approval was given to another principal" in anonymous["error"]["message"], anonymous
+    assert calls(mrtr_server, "wipe") == []
+    ok = post(envoy.url, call(4, retry), session="s-1", bearer=alice)
+    assert "wiped /tmp/a" in ok["result"]["content"][0]["text"], ok
+    assert len(calls(mrtr_server, "wipe")) == 1
+    statuses = [e["approval"].get("status") for e in approvals(envoy)]
+    assert statuses == ["asked", "mismatch", "mismatch", "approved"], statuses
 
 
 def test_older_protocol_is_denied_naming_the_version(
