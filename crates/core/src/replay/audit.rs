@@ -277,7 +277,13 @@ pub fn parse_time(t: &str) -> Option<u64> {
     let mut c = hms.splitn(3, ':').map(|p| p.parse::<u64>().ok());
     let (h, mi, s) = (c.next()??, c.next()??, c.next()??);
     let ms = format!("{frac:0<3}").get(..3)?.parse::<u64>().ok()?;
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&da) || h > 23 || mi > 59 || s > 60 {
+    if !(0..=9999).contains(&y)
+        || !(1..=12).contains(&mo)
+        || !(1..=31).contains(&da)
+        || h > 23
+        || mi > 59
+        || s > 60
+    {
         return None;
     }
     // Days from the civil date (Howard Hinnant's algorithm).
