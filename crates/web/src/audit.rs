@@ -3,7 +3,7 @@
 //! in order with one session store at the event's own time, next to the
 //! decision the filter recorded for it.
 
-use crate::decide::Run;
+use crate::decide::{set, Run};
 use mcp_policy_core::replay::audit::{self, Replayed};
 use serde_json::{json, Map, Value};
 
@@ -56,13 +56,13 @@ pub(crate) fn decide(run: &mut Run, text: &str) -> Result<Vec<Value>, String> {
                     .and_then(Value::as_str)
                     .map(str::to_string);
                 if let Some(now) = now {
-                    v["changed"] = (now != was_decision).into();
+                    set(&mut v, "changed", (now != was_decision).into());
                 }
-                v["reconstructed"] = r.reconstructed.clone().into();
+                set(&mut v, "reconstructed", r.reconstructed.clone().into());
                 v
             }
         };
-        v["recorded"] = was;
+        set(&mut v, "recorded", was);
         out.push(v);
     }
     Ok(out)

@@ -104,6 +104,13 @@ fn seed_of(request: &Value) -> Option<[u8; 32]> {
     Some(seed)
 }
 
+/// `v[key] = x` on an object (every report is one), without indexing.
+pub(crate) fn set(v: &mut Value, key: &str, x: Value) {
+    if let Some(o) = v.as_object_mut() {
+        o.insert(key.into(), x);
+    }
+}
+
 /// One page's run: the policy, the session store and what the page adds
 /// to every request; messages are decided through it in order.
 pub(crate) struct Run {
@@ -177,7 +184,7 @@ impl Run {
             if let Some(list) =
                 listing::filter(&mut self.plugin, &outcome, &entries, t, store, now_ms)
             {
-                out["list"] = list;
+                set(&mut out, "list", list);
             }
         }
         out
