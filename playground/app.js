@@ -157,9 +157,11 @@ function auditSummary(results) {
   const decided = results.filter((r) => r.changed !== undefined);
   const changed = decided.filter((r) => r.changed);
   const skipped = results.filter((r) => r.skipped).length;
+  const only = el("input", { type: "checkbox", id: "only-changed",
+    onchange: (e) => $("results").classList.toggle("only-changed", e.target.checked) });
   return el("div", { class: "summary", id: "audit-summary" },
     `${results.length} audit events: ${decided.length} decided again, `, el("strong", {}, `${changed.length} changed`),
-    `, ${skipped} not decidable (server messages, rejections).`);
+    `, ${skipped} not decidable (server messages, rejections). `, only, el("label", { for: "only-changed", class: "inline" }, "show only the changed ones"));
 }
 
 // A trap in the engine (a Rust panic: `unreachable`): the module cannot be
@@ -205,7 +207,7 @@ function request() {
 
 function runUnguarded() {
   const t0 = performance.now();
-  $("compile").replaceChildren(); $("results").replaceChildren();
+  $("compile").replaceChildren(); $("results").replaceChildren(); $("results").classList.remove("only-changed");
   let req;
   try { req = request(); } catch (e) { $("compile").append(el("div", { class: "error" }, e.message)); return; }
   const c = JSON.parse(compile(JSON.stringify(req)));

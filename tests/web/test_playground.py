@@ -208,6 +208,10 @@ def test_an_audit_log_is_decided_next_to_its_recorded_decisions(browser, page_ur
     assert "arguments: only the revealed ones" in unchanged[-1]
     skipped = browser.js("return [...document.querySelectorAll('#results .result.skipped')].map(r => r.textContent)")
     assert "server sent" in skipped[0] and "refused before the policy ran (rejected)" in skipped[1]
+    # "show only the changed ones" hides the rest.
+    browser.js("document.getElementById('only-changed').click()")
+    shown = browser.js("return [...document.querySelectorAll('#results .result')].filter(r => r.offsetParent !== null).length")
+    assert shown == 2
 
 
 def test_a_tools_list_answer_is_filtered_for_the_caller(browser, page_url):
