@@ -150,6 +150,7 @@ web: .web-target .wasm-bindgen-cli .wasm-opt
 		else echo "warning: wasm-opt not found (Debian: binaryen): the page's module is not optimised"; cp $(WEB_WASM) $(WEB_WASM_OPT); fi; \
 	fi
 	wasm-bindgen --target web --no-typescript --out-name mcp_policy_web --out-dir $(WEB_OUT) $(WEB_WASM_OPT)
+	$(PYTHON) tools/playground_examples.py
 	@ls -l $(WEB_OUT)/mcp_policy_web_bg.wasm $(WEB_OUT)/mcp_policy_web.js | awk '{print "built " $$9 " (" $$5 " bytes)"}'
 
 # The web build's tests (crates/web/tests: the JS-facing API and the shared
@@ -173,7 +174,6 @@ web-test: setup web .web-target .wasm-bindgen-cli .chromium
 # web` plus the examples), served on 127.0.0.1 only; the files can be hosted
 # anywhere as they are.
 playground: web
-	$(PYTHON) tools/playground_examples.py
 	@echo "the playground: http://127.0.0.1:$(PLAYGROUND_PORT)/ (Ctrl+C stops it)"
 	$(PYTHON) -m http.server $(PLAYGROUND_PORT) --bind 127.0.0.1 --directory playground
 
