@@ -95,5 +95,7 @@ fn page_clock() -> u64 {
         .unwrap_or(0)
 }
 
-#[cfg(test)]
+// Native only: the wasm32 runs (`make web-test`) take wasm_bindgen_test
+// tests, which crates/web/tests/ holds.
+#[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests;
