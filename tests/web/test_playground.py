@@ -2,8 +2,11 @@
 W3C WebDriver protocol by Debian's chromedriver (plain HTTP: no client
 library): the page loads the web build, decides a recorded session as the
 CLI does (crates/web/tests/corpus/expected.json, which
-crates/cli/tests/web_corpus.rs checks against the CLI), and shows a broken
-policy's line. Needs `make web` (playground/pkg/) and chromium-driver.
+crates/cli/tests/web_corpus.rs checks against the CLI), marks a broken
+policy's line in the editor, decides an audit log next to its recorded
+decisions, and filters a tools/list answer; the editor highlights, numbers
+lines, indents with Tab and decides on Ctrl+Enter, typed as keys. Needs
+`make web` (playground/pkg/) and chromium-driver.
 """
 
 from __future__ import annotations
@@ -79,6 +82,14 @@ class Browser:
     def js(self, script, *args):
         return self.call("POST", f"/session/{self.session}/execute/sync", {"script": script, "args": list(args)})
 
+    def element(self, css):
+        found = self.call("POST", f"/session/{self.session}/element", {"using": "css selector", "value": css})
+        return next(iter(found.values()))
+
+    def keys(self, css, text):
+        """Type into an element as a user would (WebDriver key codes: \ue004 Tab, \ue009 Ctrl, \ue007 Enter)."""
+        self.call("POST", f"/session/{self.session}/element/{self.element(css)}/value", {"text": text})
+
     def get(self, url):
         self.call("POST", f"/session/{self.session}/url", {"url": url})
 
@@ -134,3 +145,82 @@ def test_a_broken_policy_shows_its_line(browser, page_url):
     errors = browser.js("return document.getElementById('compile').textContent")
     assert "default.rego:5:1" in errors and "error" in errors
     assert browser.js("return document.activeElement === document.querySelector('.module textarea')")
+    # The line is marked in the editor: its number in the gutter (the
+    # message on hover) and the line itself; the textarea says it is invalid.
+    gutter = browser.js("return [...document.querySelectorAll('.module .gutter div')].map(d => [d.textContent, d.className, d.title])")
+    marked = [g for g in gutter if g[1] == "error"]
+    assert [g[0] for g in marked] == ["5"] and marked[0][2].startswith("5:1: ")
+    assert browser.js("return document.querySelectorAll('.module .hl .l')[4].classList.contains('error')")
+    assert browser.js("return document.querySelector('.module textarea').getAttribute('aria-invalid')") == "true"
+    assert "default.rego:5:1" in browser.js("return document.querySelector('.module .problems').textContent")
+    # Fixed: the mark goes.
+    browser.js("document.querySelector('.module textarea').value = 'package mcp\\n\\ndefault allow := true\\n';"
+               "document.getElementById('decide').click();")
+    assert browser.js("return document.querySelectorAll('.module .gutter .error').length") == 0
+
+
+def test_the_editor_highlights_numbers_lines_indents_and_decides_on_ctrl_enter(browser, page_url):
+    browser.get(page_url)
+    browser.wait_status("first decision")
+    text = browser.js("return document.querySelector('.module textarea').value")
+    assert browser.js("return document.querySelectorAll('.module .gutter div').length") == text.count("\n") + 1
+    kinds = browser.js("const o = {}; for (const s of document.querySelectorAll('.module .hl span[class]:not(.l)'))"
+                       " (o[s.className] ||= []).push(s.textContent); return o")
+    assert {"package", "import", "default", "if", "contains"} <= set(kinds["k"])
+    assert "blocked_tools" in kinds["r"] and "deny" in kinds["r"]
+    assert any(c.startswith("#") for c in kinds["c"]) and '"delete_record"' in kinds["s"]
+    assert "sprintf" in kinds["f"]
+    # The highlighted text is the textarea's, line for line.
+    assert browser.js("return document.querySelector('.module .hl').textContent.length") >= len(text) - text.count("\n")
+    # Keys as a user types them: at the very start, Tab indents; then
+    # Ctrl+Enter decides (the results come back).
+    browser.js("const t = document.querySelector('.module textarea'); t.focus(); t.setSelectionRange(0, 0);"
+               "document.getElementById('results').replaceChildren();")
+    browser.keys(".module textarea", "\ue004# typed\n")
+    assert browser.js("return document.querySelector('.module textarea').value").startswith("\t# typed\n# The default")
+    assert browser.js("return document.querySelector('.module .hl .l .c').textContent") == "# typed"
+    browser.keys(".module textarea", "\ue009\ue007")
+    assert browser.js("return document.querySelectorAll('#results .result').length") >= 1
+
+
+def choose_input(browser, key):
+    browser.js("const s = document.getElementById('message-example'); s.value = arguments[0];"
+               "s.dispatchEvent(new Event('change'));", key)
+
+
+def test_an_audit_log_is_decided_next_to_its_recorded_decisions(browser, page_url):
+    browser.get(page_url)
+    browser.wait_status("first decision")
+    key = browser.js("return document.querySelector('#message-example optgroup[label=\"audit logs\"] option').value")
+    choose_input(browser, key)
+    assert browser.js("return document.getElementById('form').value") == "audit"
+    summary = browser.js("return document.getElementById('audit-summary').textContent")
+    # 9 events (a plain log line skipped): the server's answer and the
+    # rejection cannot be decided again; the default policy blocks what the
+    # recorded policy let through.
+    assert summary.startswith("9 audit events: 7 decided again, 2 changed, 2 not decidable"), summary
+    changed = browser.js("return [...document.querySelectorAll('#results .result.changed')].map(r => r.textContent)")
+    assert len(changed) == 2
+    assert 'tool "delete_record" is blocked by policy' in changed[0] and "recorded allow" in changed[0]
+    assert "eve@elsewhere.test" in changed[1]
+    unchanged = browser.js("return [...document.querySelectorAll('#results .result:not(.changed):not(.skipped)')].map(r => r.textContent)")
+    assert len(unchanged) == 5 and all("→ unchanged" in u for u in unchanged)
+    assert "arguments: only the revealed ones" in unchanged[-1]
+    skipped = browser.js("return [...document.querySelectorAll('#results .result.skipped')].map(r => r.textContent)")
+    assert "server sent" in skipped[0] and "refused before the policy ran (rejected)" in skipped[1]
+    # "show only the changed ones" hides the rest.
+    browser.js("document.getElementById('only-changed').click()")
+    shown = browser.js("return [...document.querySelectorAll('#results .result')].filter(r => r.offsetParent !== null).length")
+    assert shown == 2
+
+
+def test_a_tools_list_answer_is_filtered_for_the_caller(browser, page_url):
+    browser.get(page_url)
+    browser.wait_status("first decision")
+    choose_input(browser, "message:tools_list.json")
+    browser.js("document.getElementById('tools-example').click()")
+    text = browser.js("return document.querySelector('#results .list').textContent")
+    assert "hidden from this caller: delete_record" in text
+    assert "shown: echo, read_file, send_email" in text
+    answer = json.loads(browser.js("return document.querySelector('#results .list pre').textContent"))
+    assert answer["id"] == 2 and [t["name"] for t in answer["result"]["tools"]] == ["echo", "read_file", "send_email"]

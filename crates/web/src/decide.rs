@@ -2,11 +2,13 @@
 //! `mcp_policy_core::replay` (the code behind `mcp-policy eval`).
 
 use crate::compile::{failed, Bundle, Problem};
+use crate::listing::{self, ToolsAnswer};
+use mcp_policy_core::mcp::attributes::Needs;
 use mcp_policy_core::observe::audit;
 use mcp_policy_core::pipeline::request::Plugin;
 use mcp_policy_core::replay::drive::{drive, http_request};
 use mcp_policy_core::replay::explain::Explainer;
-use mcp_policy_core::replay::message::{self, CaptureAttributes, ReadOptions};
+use mcp_policy_core::replay::message::{self, CaptureAttributes, ReadOptions, Request};
 use mcp_policy_core::replay::report;
 use mcp_policy_core::state::store::MemoryStore;
 use serde_json::{json, Value};
@@ -93,22 +95,6 @@ fn identity_of(request: &Value) -> Result<CaptureAttributes, String> {
     }
 }
 
-/// `tools`: a `tools/list` response, its `result`, or the array of tools.
-fn tools_of(request: &Value) -> Result<Option<Vec<Value>>, String> {
-    let Some(v) = request.get("tools").filter(|v| !v.is_null()) else {
-        return Ok(None);
-    };
-    v.pointer("/result/tools")
-        .or_else(|| v.get("tools"))
-        .unwrap_or(v)
-        .as_array()
-        .cloned()
-        .map(Some)
-        .ok_or_else(|| {
-            "tools: expected a tools/list response, its result, or an array of tools".into()
-        })
-}
-
 fn seed_of(request: &Value) -> Option<[u8; 32]> {
     let items = request.get("seed")?.as_array()?;
     let mut seed = [0u8; 32];
@@ -118,108 +104,73 @@ fn seed_of(request: &Value) -> Option<[u8; 32]> {
     Some(seed)
 }
 
-/// `decide`: every message in order, one report each (the JSON of
-/// `mcp-policy eval --format json --print-input`, without `session`).
-pub fn decide_value(request: &Value) -> Value {
-    let bundle = match Bundle::from_request(request) {
-        Ok(b) => b,
-        Err(e) => return failed(&[Problem::plain(e)], &[]),
-    };
-    let inputs = (|| -> Result<_, String> {
-        Ok((
-            messages_of(request)?,
-            headers_of(request)?,
-            identity_of(request)?,
-            tools_of(request)?,
-        ))
-    })();
-    let (texts, headers, identity, tools) = match inputs {
-        Ok(i) => i,
-        Err(e) => return failed(&[Problem::plain(e)], &[]),
-    };
-    let config = match bundle.config() {
-        Ok(c) => c,
-        Err(p) => return failed(&[p], &[]),
-    };
-    let raw = request.get("raw").and_then(Value::as_bool).unwrap_or(false);
-    let no_routing_headers = request
-        .get("no_routing_headers")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
-    let print_input = request
-        .get("print_input")
-        .and_then(Value::as_bool)
-        .unwrap_or(true);
-    let now_ms = request
-        .get("now_ms")
-        .and_then(Value::as_u64)
-        .unwrap_or_else(|| crate::page_clock() / 1000);
-
-    let needs = config.needs;
-    let mut plugin = Plugin::from(config);
-    plugin.policy.set_recording(true);
-    plugin.clock = crate::page_clock;
-    if let Some(seed) = seed_of(request) {
-        plugin.ids = audit::Ids::new(seed);
+/// `v[key] = x` on an object (every report is one), without indexing.
+pub(crate) fn set(v: &mut Value, key: &str, x: Value) {
+    if let Some(o) = v.as_object_mut() {
+        o.insert(key.into(), x);
     }
-    let mut explainer = Explainer::new(&bundle.modules, bundle.data.as_ref());
-    let explain_error = explainer.as_ref().err().cloned();
-    let store = MemoryStore::default();
-    let location = |module: &str, line: u32, col: u32| format!("{module}:{line}:{col}");
+}
 
-    let mut results = Vec::new();
-    let mut tools = tools;
-    for (i, text) in texts.iter().enumerate() {
-        let opts = ReadOptions {
-            raw,
-            no_routing_headers,
-        };
-        let mut req = match message::read(text.as_bytes(), opts) {
-            Ok(r) => r,
-            Err(e) => {
-                results.push(json!({"index": i, "error": e}));
-                continue;
-            }
-        };
-        message::set_headers(&mut req, &headers);
-        req.attributes.overlay(&identity);
+/// One page's run: the policy, the session store and what the page adds
+/// to every request; messages are decided through it in order.
+pub(crate) struct Run {
+    plugin: Plugin,
+    needs: Needs,
+    explainer: Result<Explainer, String>,
+    store: MemoryStore,
+    headers: Vec<(String, String)>,
+    identity: CaptureAttributes,
+    tools: Option<ToolsAnswer>,
+    remembered: bool,
+    print_input: bool,
+    pub now_ms: u64,
+}
+
+impl Run {
+    /// One request driven through the filter's request path: the report of
+    /// `mcp-policy eval --format json`, plus `list` for a filtered
+    /// `tools/list` answer.
+    pub fn decide(&mut self, i: usize, mut req: Request, now_ms: u64) -> Value {
+        message::set_headers(&mut req, &self.headers);
+        req.attributes.overlay(&self.identity);
         // Tool definitions, as if the upstream had answered tools/list
         // before the first message.
-        if let Some(t) = tools.take() {
-            match http_request(&req, needs) {
+        if let (Some(t), false) = (&self.tools, self.remembered) {
+            match http_request(&req, self.needs) {
                 Ok(http) => {
                     let upstream = mcp_policy_core::pipeline::request::upstream_of(&http);
-                    mcp_policy_core::catalog::tools::remember(&store, &upstream, &t, true);
+                    mcp_policy_core::catalog::tools::remember(
+                        &self.store,
+                        &upstream,
+                        &t.tools,
+                        true,
+                    );
+                    self.remembered = true;
                 }
-                Err(e) => {
-                    results.push(json!({"index": i, "error": e}));
-                    continue;
-                }
+                Err(e) => return json!({"index": i, "error": e}),
             }
         }
-        let (outcome, mut entries) = match drive(&mut plugin, &req, needs, &store, now_ms) {
-            Ok(d) => d,
-            Err(e) => {
-                results.push(json!({"index": i, "error": e}));
-                continue;
-            }
-        };
-        if let Ok(x) = &mut explainer {
+        let (outcome, mut entries) =
+            match drive(&mut self.plugin, &req, self.needs, &self.store, now_ms) {
+                Ok(d) => d,
+                Err(e) => return json!({"index": i, "error": e}),
+            };
+        if let Ok(x) = &mut self.explainer {
             for e in &mut entries {
                 if let Some(ev) = &e.evaluation {
                     e.explanation = Some(x.explain(&ev.input));
                 }
             }
         }
+        let location = |module: &str, line: u32, col: u32| format!("{module}:{line}:{col}");
+        let explain_error = self.explainer.as_ref().err().map(String::as_str);
         let messages: Vec<Value> = entries
             .iter()
             .enumerate()
-            .map(|(j, e)| {
-                report::message_json(j, e, &location, print_input, explain_error.as_deref())
-            })
+            .map(|(j, e)| report::message_json(j, e, &location, self.print_input, explain_error))
             .collect();
         let (forwarded, reply, forward) = report::outcome_json(&outcome, false);
-        results.push(json!({
+        let mut out = json!({
             "index": i,
             "decision": if forwarded { "allow" } else { "deny" },
             "forwarded": forwarded,
@@ -227,13 +178,100 @@ pub fn decide_value(request: &Value) -> Value {
             "reply": reply,
             "forward": forward,
             "messages": messages,
-        }));
+        });
+        if let Some(t) = &self.tools {
+            let store = &self.store;
+            if let Some(list) =
+                listing::filter(&mut self.plugin, &outcome, &entries, t, store, now_ms)
+            {
+                set(&mut out, "list", list);
+            }
+        }
+        out
     }
+}
+
+/// `decide`: every message in order, one report each (the JSON of
+/// `mcp-policy eval --format json --print-input`, without `session`); with
+/// `audit`, each event of an audit log with its recorded decision.
+pub fn decide_value(request: &Value) -> Value {
+    let bundle = match Bundle::from_request(request) {
+        Ok(b) => b,
+        Err(e) => return failed(&[Problem::plain(e)], &[]),
+    };
+    let inputs = (|| -> Result<_, String> {
+        Ok((
+            headers_of(request)?,
+            identity_of(request)?,
+            ToolsAnswer::from_request(request)?,
+        ))
+    })();
+    let (headers, identity, tools) = match inputs {
+        Ok(i) => i,
+        Err(e) => return failed(&[Problem::plain(e)], &[]),
+    };
+    let config = match bundle.config() {
+        Ok(c) => c,
+        Err(p) => return failed(&[p], &[]),
+    };
+    let flag = |name: &str, default: bool| {
+        request
+            .get(name)
+            .and_then(Value::as_bool)
+            .unwrap_or(default)
+    };
+    let opts = ReadOptions {
+        raw: flag("raw", false),
+        no_routing_headers: flag("no_routing_headers", false),
+    };
+    let needs = config.needs;
+    let mut plugin = Plugin::from(config);
+    plugin.policy.set_recording(true);
+    plugin.clock = crate::page_clock;
+    if let Some(seed) = seed_of(request) {
+        plugin.ids = audit::Ids::new(seed);
+    }
+    let mut run = Run {
+        plugin,
+        needs,
+        explainer: Explainer::new(&bundle.modules, bundle.data.as_ref()),
+        store: MemoryStore::default(),
+        headers,
+        identity,
+        tools,
+        remembered: false,
+        print_input: flag("print_input", true),
+        now_ms: request
+            .get("now_ms")
+            .and_then(Value::as_u64)
+            .unwrap_or_else(|| crate::page_clock() / 1000),
+    };
+    let results = match request.get("audit") {
+        Some(log) => match log.as_str() {
+            Some(text) => crate::audit::decide(&mut run, text),
+            None => Err("`audit` must be the text of an audit log".into()),
+        },
+        None => messages_of(request).map(|texts| {
+            let now_ms = run.now_ms;
+            texts
+                .iter()
+                .enumerate()
+                .map(|(i, text)| match message::read(text.as_bytes(), opts) {
+                    Ok(req) => run.decide(i, req, now_ms),
+                    Err(e) => json!({"index": i, "error": e}),
+                })
+                .collect()
+        }),
+    };
+    let results: Vec<Value> = match results {
+        Ok(r) => r,
+        Err(e) => return failed(&[Problem::plain(e)], &[]),
+    };
     json!({
         "ok": true,
         "policy": {
-            "engine": plugin.policy.engine_kind().as_str(),
-            "revision": plugin.policy.revision(),
+            "engine": run.plugin.policy.engine_kind().as_str(),
+            "revision": run.plugin.policy.revision(),
             "modules": bundle.modules.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(),
         },
         "results": results,

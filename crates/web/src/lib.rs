@@ -28,8 +28,10 @@
     )
 )]
 
+mod audit;
 mod compile;
 mod decide;
+mod listing;
 
 pub use compile::compile_value;
 pub use decide::decide_value;
@@ -53,7 +55,9 @@ pub fn compile(request: &str) -> String {
 /// `protocol_version` (the `mcp-protocol-version` header), `identity`
 /// (`claims`, `principal`, `source_address`, `tls_version`, `mtls`,
 /// `route_name`, `cluster_name`), `tools` (a `tools/list` answer), `now_ms`,
-/// `seed` (32 numbers, decision ids). Returns JSON: `{"ok": true, "policy",
+/// `seed` (32 numbers, decision ids); or, instead of messages, `audit` (the
+/// text of an audit log: each event decided again next to its recorded
+/// decision). Returns JSON: `{"ok": true, "policy",
 /// "results": [report]}` or `{"ok": false, "errors": […]}`.
 #[wasm_bindgen]
 pub fn decide(request: &str) -> String {
@@ -90,3 +94,8 @@ fn page_clock() -> u64 {
         .map(|d| d.as_micros() as u64)
         .unwrap_or(0)
 }
+
+// Native only: the wasm32 runs (`make web-test`) take wasm_bindgen_test
+// tests, which crates/web/tests/ holds.
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests;

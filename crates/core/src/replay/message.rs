@@ -212,7 +212,12 @@ fn header_value(name: &str, v: &serde_json::Value) -> Result<Vec<u8>, String> {
     }
 }
 
-fn pseudo(method: &str, path: &str, authority: &str, scheme: &str) -> Vec<(String, Vec<u8>)> {
+pub(super) fn pseudo(
+    method: &str,
+    path: &str,
+    authority: &str,
+    scheme: &str,
+) -> Vec<(String, Vec<u8>)> {
     vec![
         (":method".into(), method.as_bytes().to_vec()),
         (":path".into(), path.as_bytes().to_vec()),
@@ -240,7 +245,7 @@ fn bare(body: Vec<u8>, no_routing_headers: bool) -> Request {
 /// notification whose `_meta` names that version: `MCP-Protocol-Version`,
 /// `Mcp-Method` and, for tools/call, prompts/get and resources/read,
 /// `Mcp-Name` (in the `=?base64?…?=` form when the value needs it).
-fn routing_headers(body: &[u8]) -> Vec<(String, Vec<u8>)> {
+pub(super) fn routing_headers(body: &[u8]) -> Vec<(String, Vec<u8>)> {
     let Ok(Body::Single(m)) = jsonrpc::parse(body) else {
         return Vec::new();
     };

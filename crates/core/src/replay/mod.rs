@@ -11,12 +11,15 @@
 //!   adapter drives it (headers, then the body with the session store),
 //!   each message paired with the policy evaluation it got;
 //! - [`explain`]: which `allow`/`deny` rule definitions produced a result;
+//! - [`audit`]: the filter's audit log read back as a session, each event
+//!   the request it describes (as far as the event tells);
 //! - [`report`]: the JSON shape of a decided message and of the reply
 //!   (`mcp-policy eval --format json`).
 //!
 //! The clock is the caller's (`now_ms` arguments): the CLI reads the
 //! system time, the page its own.
 
+pub mod audit;
 pub mod drive;
 pub mod explain;
 pub mod message;

@@ -141,7 +141,10 @@ fn scan_string(body: &[u8], mut i: usize) -> Result<usize, StructureError> {
     loop {
         // Only a quote or a backslash matters inside a string: jump to the
         // next one (most of a body's bytes are string contents).
-        match body.get(i..).and_then(|rest| memchr::memchr2(b'"', b'\\', rest)) {
+        match body
+            .get(i..)
+            .and_then(|rest| memchr::memchr2(b'"', b'\\', rest))
+        {
             Some(n) => i += n,
             None => return Ok(body.len()),
         }

@@ -594,5 +594,8 @@ fn the_arguments_digest_is_made_unless_configured_off() {
         None,
     ))
     .unwrap();
-    assert_eq!(event["arguments"], serde_json::json!({"revealed": {"path": "/tmp"}}));
+    assert_eq!(
+        event["arguments"],
+        serde_json::json!({"revealed": {"path": "/tmp"}})
+    );
 }

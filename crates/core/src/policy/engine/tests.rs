@@ -360,7 +360,10 @@ allow if {
     for zone in ["Mars/Olympus", "europe/paris", "Europe/Paris "] {
         let src = format!("package mcp\nallow if time.clock([0, {zone:?}])\n");
         let err = compile(&src).evaluate(input("{}")).unwrap_err();
-        assert!(err.message.contains("failed to parse timezone"), "{zone}: {err}");
+        assert!(
+            err.message.contains("failed to parse timezone"),
+            "{zone}: {err}"
+        );
     }
 }
 
