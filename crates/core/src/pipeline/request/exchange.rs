@@ -1,8 +1,8 @@
 //! One request being decided, and what every step of it shares.
 
+use crate::host::Clock;
 use crate::pipeline::actions::{fill_request_fields, upstream_of, Decided};
 use crate::policy::input::HttpRequest;
-use crate::host::Clock;
 use crate::state::store::Store;
 
 /// One request being decided: the request, the upstream it goes to

@@ -57,8 +57,8 @@ pub use rewrite::ChangeRefused;
 pub use session::StateKeys;
 
 use crate::config::settings::Mode;
-use crate::policy::input::HttpRequest;
 use crate::host::{Clock, FixedClock};
+use crate::policy::input::HttpRequest;
 use crate::state::store::Store;
 use exchange::Exchange;
 
@@ -81,7 +81,9 @@ impl Plugin {
         store: Option<(&dyn Store, u64)>,
     ) -> (HeadersAction, Vec<Decided>) {
         let clock = store.map(|(_, now)| FixedClock(now));
-        let store = store.zip(clock.as_ref()).map(|((s, _), c)| (s, c as &dyn Clock));
+        let store = store
+            .zip(clock.as_ref())
+            .map(|((s, _), c)| (s, c as &dyn Clock));
         self.on_request_headers_at(http, end_of_stream, store)
     }
 
@@ -153,7 +155,9 @@ impl Plugin {
         store: Option<(&dyn Store, u64)>,
     ) -> (BodyAction, Vec<Decided>) {
         let clock = store.map(|(_, now)| FixedClock(now));
-        let store = store.zip(clock.as_ref()).map(|((s, _), c)| (s, c as &dyn Clock));
+        let store = store
+            .zip(clock.as_ref())
+            .map(|((s, _), c)| (s, c as &dyn Clock));
         self.on_request_body_at(http, body, store)
     }
 

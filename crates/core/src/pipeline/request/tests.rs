@@ -1,4 +1,6 @@
 //! The request path's unit tests (sessions in `tests/sessions.rs`).
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+use wasm_bindgen_test::wasm_bindgen_test as test;
 
 use super::*;
 use crate::config::settings::Config;
@@ -594,5 +596,8 @@ fn the_arguments_digest_is_made_unless_configured_off() {
         None,
     ))
     .unwrap();
-    assert_eq!(event["arguments"], serde_json::json!({"revealed": {"path": "/tmp"}}));
+    assert_eq!(
+        event["arguments"],
+        serde_json::json!({"revealed": {"path": "/tmp"}})
+    );
 }
