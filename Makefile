@@ -144,11 +144,12 @@ web: .web-target .wasm-bindgen-cli
 # crates/web/webdriver.json): crates/web/tests (the JS-facing API and the
 # shared corpus the CLI answers, crates/web/tests/corpus/) and the core's own
 # tests (unit tests and crates/core/tests; those that need files on disk or a
-# clock are skipped there, each with its reason). Release builds, as the page
-# loads them; the Chromium run reuses the Node run's build. Then clippy on the
-# web build, and the page in headless Chromium (tests/web/). Part of `make test`.
+# clock are skipped there, each with its reason). Optimised as the page's
+# release build, without LTO (the web-test profile, Cargo.toml); the Chromium
+# run reuses the Node run's build. Then clippy on the web build, and the page
+# in headless Chromium (tests/web/). Part of `make test`.
 WEB_TEST_RUN := CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
-	cargo test --release --target $(WEB_TARGET) -p $(WEB) -p $(CORE) --lib --tests
+	cargo test --profile web-test --target $(WEB_TARGET) -p $(WEB) -p $(CORE) --lib --tests
 web-test: setup web .web-target .wasm-bindgen-cli .chromium
 	cargo clippy -p $(WEB) --lib --target $(WEB_TARGET) -- -D warnings
 	$(WEB_TEST_RUN)
