@@ -1,7 +1,8 @@
 # mcp-policy: build, test and run. Every target installs what it needs.
 #
 #   make build   the proxy-wasm module: target/wasm32-wasip1/release/mcp_policy.wasm
-#   make test    lint, unit tests (cargo), policy tests, end-to-end tests through real Envoy
+#   make test    lint, unit tests (cargo; also on wasm32 in Node's WASI, Node and headless Chromium),
+#                policy tests, the playground in Chromium, end-to-end tests through real Envoy
 #   make run     Envoy on 127.0.0.1:10000 with the module, the default policy and a demo MCP server
 #   make fuzz    the differential test against OPA, then every cargo-fuzz target for FUZZ_SECONDS each
 #                (nightly; see docs/hardening.md)
@@ -153,21 +154,22 @@ web: .web-target .wasm-bindgen-cli .wasm-opt
 	$(PYTHON) tools/playground_examples.py
 	@ls -l $(WEB_OUT)/mcp_policy_web_bg.wasm $(WEB_OUT)/mcp_policy_web.js | awk '{print "built " $$9 " (" $$5 " bytes)"}'
 
-# The web build's tests (crates/web/tests: the JS-facing API and the shared
-# corpus the CLI answers, crates/web/tests/corpus/) compiled to
-# wasm32-unknown-unknown and run by wasm-bindgen-test-runner in Node, then in
-# headless Chromium (chromedriver; crates/web/webdriver.json). Release
-# builds, as the page loads them.
-# Not yet part of `make test` (issue 21): the first build for the browser
-# target and of wasm-bindgen-cli take several minutes on two cores. Also:
-# clippy on the web build, and the page in headless Chromium (tests/web/).
+# The web build's tests, compiled to wasm32-unknown-unknown and run by
+# wasm-bindgen-test-runner in Node, then in headless Chromium (chromedriver;
+# crates/web/webdriver.json): crates/web/tests (the JS-facing API and the
+# shared corpus the CLI answers, crates/web/tests/corpus/) and the core's own
+# tests (unit tests and crates/core/tests; those that need files on disk or a
+# clock are skipped there, each with its reason). Optimised as the page's
+# release build, without LTO (the web-test profile, Cargo.toml); the Chromium
+# run reuses the Node run's build. Then clippy on the web build, and the page
+# in headless Chromium (tests/web/). Part of `make test`.
+WEB_TEST_RUN := CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
+	cargo test --profile web-test --target $(WEB_TARGET) -p $(WEB) -p $(CORE) --lib --tests
 web-test: setup web .web-target .wasm-bindgen-cli .chromium
 	cargo clippy -p $(WEB) --lib --target $(WEB_TARGET) -- -D warnings
-	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
-		cargo test --release --target $(WEB_TARGET) -p $(WEB)
+	$(WEB_TEST_RUN)
 	WASM_BINDGEN_USE_BROWSER=1 CHROMEDRIVER=$$(command -v chromedriver) WASM_BINDGEN_TEST_WEBDRIVER_JSON=$(CURDIR)/crates/web/webdriver.json \
-		CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
-		cargo test --release --target $(WEB_TARGET) -p $(WEB)
+		$(WEB_TEST_RUN)
 	$(PY) -m pytest tests/web $(PYTEST_ARGS)
 
 # The policy playground (playground/: index.html, app.js, and pkg/ from `make
@@ -215,7 +217,7 @@ $(TS_SDK): tests/ts/package.json tests/ts/package-lock.json
 pq-client:
 	cargo build --release --manifest-path $(PQ_CLIENT_MANIFEST) --target-dir target/pq-client
 
-test: setup build lint unit wasm-test e2e
+test: setup build lint unit wasm-test web-test e2e
 
 # --- hardening ---------------------------------------------------------------
 

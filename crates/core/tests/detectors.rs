@@ -17,17 +17,28 @@ use mcp_policy_core::detect;
 use mcp_policy_core::policy::engine::EngineKind;
 use mcp_policy_core::state::store::MemoryStore;
 use serde_json::{json, Value};
-use std::path::Path;
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+
+// Compiled in (not read from disk) so the tests also run in a browser.
+const DEFAULT: &str = include_str!("../../../policies/default.rego");
+const LIBRARY: [(&str, &str); 3] = [
+    ("pins", include_str!("../../../policies/library/pins.rego")),
+    (
+        "poisoning",
+        include_str!("../../../policies/library/poisoning.rego"),
+    ),
+    (
+        "results",
+        include_str!("../../../policies/library/results.rego"),
+    ),
+];
 
 fn library_config(data: Value) -> Config {
-    let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../..")).join("policies");
     let mut modules = serde_json::Map::new();
-    let main = std::fs::read_to_string(dir.join("default.rego")).expect("default policy");
-    modules.insert("default.rego".into(), Value::String(main));
-    for lib in ["pins", "poisoning", "results"] {
-        let src = std::fs::read_to_string(dir.join("library").join(format!("{lib}.rego")))
-            .expect("library file");
-        modules.insert(format!("library/{lib}.rego"), Value::String(src));
+    modules.insert("default.rego".into(), Value::String(DEFAULT.into()));
+    for (lib, src) in LIBRARY {
+        modules.insert(format!("library/{lib}.rego"), Value::String(src.into()));
     }
     let cfg = json!({"policy": {"modules": modules, "data": data}});
     let c = Config::from_json(cfg.to_string().as_bytes()).expect("configuration");

@@ -19,6 +19,8 @@ use mcp_policy_core::state::store::{MemoryStore, Store, StoreError};
 use regorus::Value;
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeSet;
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+use wasm_bindgen_test::wasm_bindgen_test as test;
 
 /// A store that remembers every key written and the largest value.
 #[derive(Default)]

@@ -13,6 +13,9 @@
     clippy::panic,
     clippy::indexing_slicing
 )]
+// Not in the browser build's test run (`make web-test`): the library is read
+// from disk (read_dir), which wasm32-unknown-unknown has not.
+#![cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]
 
 use mcp_policy_core::config::settings::Config;
 use mcp_policy_core::policy::engine::EngineKind;

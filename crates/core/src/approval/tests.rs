@@ -1,6 +1,8 @@
 //! The MAC, the canonical call, the retry's verification, the body
 //! rewrite; and the question and the retry through the request path
 //! (`flow` below).
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+use wasm_bindgen_test::wasm_bindgen_test as test;
 
 use super::keys::{ApprovalKey, ApprovalSettings};
 use super::state::{self, Claims, Unreadable, STATE_PREFIX};

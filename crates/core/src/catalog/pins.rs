@@ -334,6 +334,8 @@ mod tests {
     use super::*;
     use crate::state::store::MemoryStore;
     use serde_json::json;
+    #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     #[test]
     fn hash_is_canonical() {

@@ -77,6 +77,8 @@ pub fn redact_result(
 mod tests {
     use super::*;
     use crate::detect::scan_text;
+    #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     #[test]
     fn redaction_replaces_spans() {

@@ -210,6 +210,8 @@ fn raw_findings(c: &Compiled, text: &str) -> Vec<(Finding, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     #[test]
     fn patterns_compile() {

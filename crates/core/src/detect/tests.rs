@@ -1,6 +1,8 @@
 //! The detectors as a whole, through [`scan_text`]: each detector finds
 //! what it is for, its checks reject look-alikes, and a corpus of ordinary
 //! results yields nothing.
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+use wasm_bindgen_test::wasm_bindgen_test as test;
 
 use super::*;
 

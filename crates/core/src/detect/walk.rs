@@ -178,6 +178,8 @@ pub fn scan_result(result: &serde_json::Value) -> Vec<ResultFinding> {
 mod tests {
     use super::*;
     use crate::detect::{redact_result, scan_text};
+    #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     #[test]
     fn results_are_walked_with_pointers() {

@@ -155,6 +155,8 @@ fn pointer_slot<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     fn rw(body: &str, pairs: &[(&str, &str)]) -> serde_json::Value {
         let r: Vec<(String, Value)> = pairs

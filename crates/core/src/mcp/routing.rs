@@ -314,6 +314,8 @@ fn check_message(r: &Routing, m: &Message<'_>) -> Result<(), RoutingError> {
 mod tests {
     use super::*;
     use crate::mcp::jsonrpc::parse;
+    #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     fn h(pairs: &[(&str, &str)]) -> Vec<(String, Vec<u8>)> {
         pairs

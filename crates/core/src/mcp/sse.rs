@@ -194,6 +194,8 @@ impl Parser {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     fn all_at_once(s: &str) -> Vec<Event> {
         Parser::new(1 << 20).feed(s.as_bytes()).unwrap()

@@ -324,6 +324,8 @@ impl Ids {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     #[test]
     fn rfc3339_dates() {
@@ -485,6 +487,8 @@ impl Outbox {
 #[cfg(test)]
 mod outbox_tests {
     use super::*;
+    #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     #[test]
     fn batches_retries_and_drops_are_counted() {

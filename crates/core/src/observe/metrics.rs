@@ -158,6 +158,8 @@ fn rejection_kind(msg: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     #[test]
     fn server_to_client_decisions_are_counted_apart() {

@@ -279,6 +279,8 @@ impl Recorder for Recording {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     struct Fixed;
     impl Clock for Fixed {

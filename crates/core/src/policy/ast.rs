@@ -226,6 +226,8 @@ pub fn root_var(e: &Expr) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     fn parse(src: &str) -> regorus::Engine {
         let mut e = regorus::Engine::new();

@@ -426,6 +426,8 @@ fn obj<const N: usize>(pairs: [(&'static str, Value); N]) -> Value {
 mod tests {
     use super::*;
     use crate::mcp::jsonrpc::{parse, Body};
+    #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     fn http() -> HttpRequest {
         HttpRequest::from_headers(vec![

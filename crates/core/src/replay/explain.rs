@@ -268,6 +268,8 @@ fn head_name(refr: &Expr) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     const POLICY: &str = r#"package mcp
 import rego.v1

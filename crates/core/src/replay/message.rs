@@ -320,6 +320,8 @@ pub fn parse_header_flag(s: &str) -> Result<(String, String), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     fn header<'a>(r: &'a Request, name: &str) -> Option<&'a str> {
         r.headers

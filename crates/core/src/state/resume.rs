@@ -199,6 +199,8 @@ pub fn forget(
 mod tests {
     use super::*;
     use crate::state::store::MemoryStore as Mem;
+    #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     fn origin(method: &str, id: &str) -> Origin {
         Origin {

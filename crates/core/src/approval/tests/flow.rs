@@ -1,5 +1,7 @@
 //! The question and the retry through the request path
 //! (`Plugin::on_request_body_with`), as the filter runs them.
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+use wasm_bindgen_test::wasm_bindgen_test as test;
 
 use super::{RESPONSE_KEY, SECRET_1, SECRET_2, STATE_PREFIX};
 use crate::config::settings::Config;

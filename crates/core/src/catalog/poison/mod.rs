@@ -335,6 +335,8 @@ pub fn scan_tool(def: &serde_json::Value, other_tools: &[&str]) -> Vec<PoisonFin
 mod tests {
     use super::*;
     use serde_json::json;
+    #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     fn kinds(def: &serde_json::Value, others: &[&str]) -> Vec<(&'static str, String)> {
         scan_tool(def, others)

@@ -1,4 +1,6 @@
 //! The bundle tests: unpacking, keeping, polling.
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+use wasm_bindgen_test::wasm_bindgen_test as test;
 
 use super::*;
 use crate::config::limits::Limits;

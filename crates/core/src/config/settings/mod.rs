@@ -348,6 +348,8 @@ fn compile(
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     const OK: &str = r#"{"policy":{"modules":{"a.rego":"package mcp\nallow := true\n"}}}"#;
 

@@ -325,6 +325,8 @@ pub(super) mod testenc {
 mod tests {
     use super::testenc::*;
     use super::*;
+    #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     #[test]
     fn decodes_a_jwt_payload_struct() {

@@ -141,6 +141,8 @@ pub fn decode_string(bytes: &[u8]) -> Option<String> {
 mod tests {
     use super::metadata::testenc::{enc_struct, V};
     use super::*;
+    #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     #[test]
     fn attributes_to_input_values() {

@@ -155,8 +155,14 @@ fn in_prose(s: &str, i: usize) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     #[test]
+    #[cfg_attr(
+        all(target_arch = "wasm32", target_os = "unknown"),
+        ignore = "reads policies/ from disk"
+    )]
     fn shipped_policies_do_not_use_input_whole() {
         // Using `input` whole makes the filter fetch and build everything;
         // the shipped policies name what they read.

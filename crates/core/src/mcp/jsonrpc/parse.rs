@@ -243,6 +243,8 @@ fn id_value(raw: &RawValue) -> Option<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     fn single(s: &str) -> Message<'_> {
         match parse(s.as_bytes()) {

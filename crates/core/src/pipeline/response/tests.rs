@@ -1,5 +1,7 @@
 //! The response path's unit tests (listing in `tests/listing.rs`, the
 //! detectors in `tests/detect.rs`).
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+use wasm_bindgen_test::wasm_bindgen_test as test;
 
 use super::*;
 use crate::config::settings::Config;

@@ -263,6 +263,8 @@ pub fn json_to_value(v: &serde_json::Value) -> Result<Value, PolicyError> {
 mod tests {
     use super::*;
     use crate::policy::engine::Policy;
+    #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     #[test]
     fn deeply_nested_brackets_are_refused_before_parsing() {

@@ -31,6 +31,8 @@ pub(super) fn revision_of(
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     #[test]
     fn revision_is_stable_and_order_independent() {

@@ -1,6 +1,8 @@
 use super::*;
 use crate::policy::engine::Policy;
 use regorus::Value;
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+use wasm_bindgen_test::wasm_bindgen_test as test;
 
 fn one(src: &str) -> Vec<(String, String)> {
     vec![("p.rego".to_string(), src.to_string())]

@@ -117,6 +117,8 @@ mod tests {
     use super::*;
     use crate::state::store::{MemoryStore, StoreError};
     use regorus::Value;
+    #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     fn call(t: u64, name: &str, labels: &[&str]) -> Call {
         Call {

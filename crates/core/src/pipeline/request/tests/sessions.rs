@@ -1,5 +1,7 @@
 use super::*;
 use crate::observe::audit;
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+use wasm_bindgen_test::wasm_bindgen_test as test;
 
 fn with_identity(sub: &str, session: Option<&str>) -> HttpRequest {
     let mut h = vec![("content-type", "application/json")];

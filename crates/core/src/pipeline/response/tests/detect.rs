@@ -1,5 +1,7 @@
 use super::*;
 use crate::state::store::MemoryStore;
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+use wasm_bindgen_test::wasm_bindgen_test as test;
 
 fn plugin(policy: &str) -> Plugin {
     let cfg = serde_json::json!({"policy": {"modules": {"p.rego": policy}}});

@@ -1,5 +1,7 @@
 //! List answers edited in their own bytes: hidden items cut out, the rest
 //! forwarded exactly as the server wrote it.
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+use wasm_bindgen_test::wasm_bindgen_test as test;
 
 use super::*;
 
