@@ -92,7 +92,8 @@ setup: $(VENV)/.installed .wasm-target
 
 .chromium:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; } || { \
+		echo "error: the browser tests need chromium and chromedriver on the PATH (Debian: apt-get install chromium chromium-driver, as root)" >&2; exit 1; }
 	touch $@
 
 # --- build -------------------------------------------------------------------
