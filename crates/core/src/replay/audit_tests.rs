@@ -1,5 +1,7 @@
 use super::*;
 use crate::observe::audit::rfc3339;
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+use wasm_bindgen_test::wasm_bindgen_test as test;
 
 fn header<'a>(r: &'a Request, name: &str) -> Option<&'a str> {
     r.headers
