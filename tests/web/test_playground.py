@@ -137,6 +137,46 @@ def test_a_session_is_decided_as_the_cli_decides_it(browser, page_url):
     assert f"default.rego:{line + 1}:" in text
 
 
+def cli_eval(policy: str, session: list[str], last: str, work: pathlib.Path) -> dict:
+    """`mcp-policy eval --format json --session` (the CLI, built from this
+    tree) on the same policy text and recorded files the page is given."""
+    subprocess.run(["cargo", "build", "-q", "-p", "mcp-policy-cli", "--bin", "mcp-policy"], cwd=ROOT,
+                   check=True, timeout=900)
+    (work / "default.rego").write_text(policy)
+    (work / "session.json").write_text(json.dumps([json.loads((FIXTURES / f).read_text()) for f in session]))
+    out = subprocess.run([str(ROOT / "target/debug/mcp-policy"), "eval", "--format", "json",
+                          "--session", "session.json", "default.rego", str(FIXTURES / last)],
+                         cwd=work, capture_output=True, text=True, timeout=60)
+    assert out.stdout, out.stderr
+    return json.loads(out.stdout)
+
+
+def test_an_edited_policy_decides_a_session_as_the_cli_does(browser, page_url, tmp_path):
+    """A real edit (a new deny rule) changes a decision of the session; the
+    page and the CLI, given the same policy text and files, agree on every
+    decision and on the reasons of the message decided last."""
+    browser.get(page_url)
+    browser.wait_status("first decision")
+    policy = (ROOT / "policies/default.rego").read_text() + (
+        '\ndeny contains "echo is paused for this test" if input.mcp.tool.name == "echo"\n')
+    session = "[" + ",".join((FIXTURES / f).read_text() for f in SESSION) + "]"
+    browser.js("const t = document.querySelector('.module textarea'); t.value = arguments[0];"
+               "t.dispatchEvent(new Event('input'));"
+               "document.getElementById('form').value = 'session';"
+               "document.getElementById('messages').value = arguments[1];"
+               "document.getElementById('decide').click();", policy, session)
+    page = browser.js("return [...document.querySelectorAll('#results .result > div:first-child > span')].map(s => s.textContent)")
+    cli = cli_eval(policy, SESSION[:-1], SESSION[-1], tmp_path)
+    assert page == [s["decision"] for s in cli["session"]] + [cli["decision"]], (page, cli["session"])
+    # The edit mattered: echo, allowed by the shipped policy, is now denied.
+    before = EXPECTED["session"]
+    assert page != [s["decision"] for s in before["session"]] + [before["decision"]]
+    text = browser.js("return document.getElementById('results').textContent")
+    assert "echo is paused for this test" in text
+    for reason in cli["messages"][0]["reasons"]:
+        assert reason in text
+
+
 def test_a_broken_policy_shows_its_line(browser, page_url):
     browser.get(page_url)
     browser.wait_status("first decision")
