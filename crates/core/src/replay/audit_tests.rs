@@ -4,10 +4,7 @@ use crate::observe::audit::rfc3339;
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
 fn header<'a>(r: &'a Request, name: &str) -> Option<&'a str> {
-    r.headers
-        .iter()
-        .find(|(k, _)| k == name)
-        .and_then(|(_, v)| std::str::from_utf8(v).ok())
+    r.header_text(name)
 }
 
 fn body(r: &Request) -> Value {

@@ -103,6 +103,17 @@ pub struct Request {
     pub form: &'static str,
 }
 
+#[cfg(test)]
+impl Request {
+    /// A header's value as text (tests).
+    pub(crate) fn header_text(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, v)| std::str::from_utf8(v).ok())
+    }
+}
+
 /// How to read the file.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ReadOptions {
@@ -324,10 +335,7 @@ mod tests {
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
     fn header<'a>(r: &'a Request, name: &str) -> Option<&'a str> {
-        r.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .and_then(|(_, v)| std::str::from_utf8(v).ok())
+        r.header_text(name)
     }
 
     #[test]
