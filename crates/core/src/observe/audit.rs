@@ -3,6 +3,10 @@
 //! are: the event carries a digest of them, plus only the argument fields the
 //! policy chose to reveal (its `reveal` output); everything else is masked.
 
+/// What precedes each event in Envoy's log (docs/audit.md); the replay
+/// reader (`replay::audit`) finds events by it.
+pub const LOG_PREFIX: &str = "mcp-policy audit ";
+
 use regorus::Value;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;

@@ -89,7 +89,7 @@ impl Reporter {
         for d in decided {
             let e = audit::event(d.record, now_ms, cx.mode, cx.revision, status);
             if cx.audit_log {
-                rec.log(Level::Info, &format!("mcp-policy audit {e}"));
+                rec.log(Level::Info, &format!("{}{e}", audit::LOG_PREFIX));
             }
             if let Some(reason) = d
                 .record

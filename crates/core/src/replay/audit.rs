@@ -17,10 +17,8 @@
 
 use super::message::{pseudo, routing_headers, CaptureAttributes, Request};
 use crate::mcp::methods;
+use crate::observe::audit::LOG_PREFIX;
 use serde_json::{json, Map, Value};
-
-/// The marker before an event in Envoy's log.
-const MARKER: &str = "mcp-policy audit ";
 
 /// One event of the log and what it is replayed as.
 #[derive(Debug)]
@@ -92,8 +90,11 @@ fn events_of(line: &str) -> Vec<Map<String, Value>> {
 }
 
 fn after_marker(text: &str) -> Option<Map<String, Value>> {
-    let at = text.find("mcp-policy audit {")?;
-    object(text.get(at + MARKER.len()..)?)
+    let (at, _) = text.match_indices(LOG_PREFIX).find(|(at, _)| {
+        text.get(at + LOG_PREFIX.len()..)
+            .is_some_and(|e| e.starts_with('{'))
+    })?;
+    object(text.get(at + LOG_PREFIX.len()..)?)
 }
 
 fn object(text: &str) -> Option<Map<String, Value>> {
