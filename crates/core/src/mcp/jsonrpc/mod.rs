@@ -26,6 +26,7 @@ mod parse;
 mod structure;
 
 pub use message::{Body, Invalid, Kind, Message, Origin, ParseError};
+pub(crate) use parse::id_value;
 pub use parse::{parse, parse_shallow};
 pub use structure::{
     check_structure, StructureError, MAX_EXPONENT, MAX_INTEGER_DIGITS, MAX_NESTING,

@@ -29,21 +29,26 @@ fn parse_with(body: &[u8], results: bool) -> Result<Body<'_>, ParseError> {
     // Invalid UTF-8 anywhere, also in members the parser skips (serde
     // skips unknown members without validating them): the SDK servers
     // decode the whole body first and refuse it.
-    if let Err(e) = std::str::from_utf8(body) {
-        return Err(ParseError::NotJson(format!(
-            "invalid UTF-8 at byte {}",
-            e.valid_up_to()
-        )));
-    }
+    let text = match std::str::from_utf8(body) {
+        Ok(t) => t,
+        Err(e) => {
+            return Err(ParseError::NotJson(format!(
+                "invalid UTF-8 at byte {}",
+                e.valid_up_to()
+            )))
+        }
+    };
     check_structure(body).map_err(|e| ParseError::NotJson(e.to_string()))?;
+    // From here serde reads the text as `str`: the UTF-8 is checked once,
+    // above, not again in every string.
     let first = body
         .iter()
         .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
         .copied();
     match first {
-        Some(b'[') => parse_batch(body, results),
+        Some(b'[') => parse_batch(text, results),
         Some(b'{') => {
-            let env: Envelope = serde_json::from_slice(body).map_err(classify_error)?;
+            let env: Envelope = serde_json::from_str(text).map_err(classify_error)?;
             env.into_message(results)
                 .map(Body::Single)
                 .map_err(ParseError::Invalid)
@@ -51,7 +56,7 @@ fn parse_with(body: &[u8], results: bool) -> Result<Body<'_>, ParseError> {
         Some(_) => {
             // Valid JSON that is not an object or array is an invalid
             // request; anything else is not JSON at all.
-            match serde_json::from_slice::<de::IgnoredAny>(body) {
+            match serde_json::from_str::<de::IgnoredAny>(text) {
                 Ok(_) => Err(ParseError::Invalid(Invalid {
                     id_raw: None,
                     reason: "a JSON-RPC message must be a JSON object".into(),
@@ -63,8 +68,8 @@ fn parse_with(body: &[u8], results: bool) -> Result<Body<'_>, ParseError> {
     }
 }
 
-fn parse_batch(body: &[u8], results: bool) -> Result<Body<'_>, ParseError> {
-    let elements: Vec<&RawValue> = serde_json::from_slice(body).map_err(classify_error)?;
+fn parse_batch(body: &str, results: bool) -> Result<Body<'_>, ParseError> {
+    let elements: Vec<&RawValue> = serde_json::from_str(body).map_err(classify_error)?;
     if elements.is_empty() {
         return Err(ParseError::EmptyBatch);
     }
@@ -228,7 +233,7 @@ impl<'a> Envelope<'a> {
 }
 
 /// MCP ids are strings or integers (never null, never fractional).
-fn id_value(raw: &RawValue) -> Option<Value> {
+pub(crate) fn id_value(raw: &RawValue) -> Option<Value> {
     let text = raw.get();
     if text.starts_with('"') {
         return serde_json::from_str::<String>(text).ok().map(Value::from);

@@ -24,18 +24,24 @@ impl ResponseStream {
     /// The items are found in the text as the server wrote it; those this
     /// caller may not see are cut out of it, the rest is forwarded byte
     /// for byte (`splice.rs`). A shape that reading leaves aside is read
-    /// whole and re-serialised.
+    /// whole and re-serialised. `spans`: the items already found (the
+    /// stream's one-pass reading of a plain answer).
     pub(super) fn filter_result(
         &mut self,
         plugin: &mut Plugin,
         orig: &Origin,
         raw: &[u8],
+        spans: Option<ListSpans<'_>>,
         read: &mut Read,
         out: &mut Output,
     ) -> Option<Verdict> {
         let member = subject::list_member(&orig.method)?;
         let text = std::str::from_utf8(raw).ok();
-        let Some((text, spans)) = text.and_then(|t| Some((t, ListSpans::read(t, member)?))) else {
+        let spans = match spans {
+            Some(s) => Some(s),
+            None => text.and_then(|t| ListSpans::read(t, member)),
+        };
+        let Some((text, spans)) = text.zip(spans) else {
             return self.filter_reserialised(plugin, orig, raw, read, out);
         };
         let definitions = self.watch.definitions;

@@ -4,6 +4,7 @@
 //! filtered per caller.
 
 use super::exchange::{Output, Read, ResponseStream, Verdict};
+use super::splice::ListSpans;
 use crate::config::settings::Mode;
 use crate::detect::ResultFinding;
 use crate::mcp::jsonrpc::{Kind, Message};
@@ -22,6 +23,7 @@ impl ResponseStream {
         plugin: &mut Plugin,
         m: &Message<'_>,
         raw: &[u8],
+        spans: Option<ListSpans<'_>>,
         store: Option<(&dyn Store, u64)>,
         out: &mut Output,
     ) -> Verdict {
@@ -56,7 +58,7 @@ impl ResponseStream {
         // List filtering per caller.
         if let Some(orig) = &origin {
             if self.watch.filter_lists && subject::is_list(&orig.method) {
-                if let Some(v) = self.filter_result(plugin, orig, raw, &mut read, out) {
+                if let Some(v) = self.filter_result(plugin, orig, raw, spans, &mut read, out) {
                     verdict = v;
                 }
             }

@@ -8,6 +8,7 @@
 //! a member present twice in it, no items array) is left to the
 //! re-serialising path of `listing.rs`, which reads it as serde_json does.
 
+use regorus::Value;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 use std::borrow::Cow;
@@ -33,9 +34,39 @@ impl<'a> ListSpans<'a> {
     /// Read `text` (one JSON-RPC message) for the items of `result.<member>`.
     /// `None`: a shape this reading leaves to the re-serialising path.
     pub(super) fn read(text: &'a str, member: &str) -> Option<ListSpans<'a>> {
+        let top = Self::read_top(text, member)?;
+        Self::from_found(text, top.found?)
+    }
+
+    /// [`Self::read`] for a whole answer in one pass: the items and the
+    /// envelope a response is read by. `Some` only for the plain shape of
+    /// a JSON-RPC success answer, which `jsonrpc::parse_shallow` would read
+    /// as a response with this id and nothing else: `jsonrpc` exactly
+    /// `"2.0"`, an `id`, a `result` holding the items; no `method`,
+    /// `params` or `error`; no member of the envelope twice. Anything else
+    /// is `None`, left to the full reading (which says what is wrong). The
+    /// id comes as written and as a policy value.
+    pub(super) fn read_answer(
+        text: &'a str,
+        member: &str,
+    ) -> Option<(ListSpans<'a>, &'a RawValue, Value)> {
+        let top = Self::read_top(text, member)?;
+        if top.other || top.jsonrpc.map(RawValue::get) != Some("\"2.0\"") {
+            return None;
+        }
+        let raw = top.id?;
+        let id = crate::mcp::jsonrpc::id_value(raw)?;
+        Some((Self::from_found(text, top.found?)?, raw, id))
+    }
+
+    fn read_top(text: &'a str, member: &str) -> Option<Top<'a>> {
         let mut de = serde_json::Deserializer::from_str(text);
-        let found = TopSeed { member }.deserialize(&mut de).ok()??;
+        let top = TopSeed { member }.deserialize(&mut de).ok()?;
         de.end().ok()?;
+        Some(top)
+    }
+
+    fn from_found(text: &'a str, found: Found<'a>) -> Option<ListSpans<'a>> {
         let spans = found
             .items
             .iter()
@@ -155,13 +186,24 @@ fn fail<E: de::Error>(what: &str) -> E {
     E::custom(format!("not a list answer this reading edits: {what}"))
 }
 
-/// The message: its `result` (present once).
+/// What the reading finds in the message: `result`'s parts, and the
+/// envelope's members a response is read by.
+struct Top<'a> {
+    found: Option<Found<'a>>,
+    jsonrpc: Option<&'a RawValue>,
+    id: Option<&'a RawValue>,
+    /// `method`, `params` or `error` is present: not a plain answer.
+    other: bool,
+}
+
+/// The message: its `result` (present once), and its envelope (each member
+/// of it present once, as the full reading requires).
 struct TopSeed<'m> {
     member: &'m str,
 }
 
 impl<'de> DeserializeSeed<'de> for TopSeed<'_> {
-    type Value = Option<Found<'de>>;
+    type Value = Top<'de>;
 
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_map(self)
@@ -169,29 +211,45 @@ impl<'de> DeserializeSeed<'de> for TopSeed<'_> {
 }
 
 impl<'de> Visitor<'de> for TopSeed<'_> {
-    type Value = Option<Found<'de>>;
+    type Value = Top<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a JSON-RPC message")
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut found = None;
-        let mut seen = false;
+        let mut top = Top {
+            found: None,
+            jsonrpc: None,
+            id: None,
+            other: false,
+        };
+        let mut result = false;
+        let once = |seen: bool, what: &str| if seen { Err(fail(what)) } else { Ok(()) };
         while let Some(k) = map.next_key::<Cow<'de, str>>()? {
-            if k == "result" {
-                if seen {
-                    return Err(fail("result twice"));
+            match k.as_ref() {
+                "result" => {
+                    once(result, "result twice")?;
+                    result = true;
+                    top.found = map.next_value_seed(ResultSeed {
+                        member: self.member,
+                    })?;
                 }
-                seen = true;
-                found = map.next_value_seed(ResultSeed {
-                    member: self.member,
-                })?;
-            } else {
-                map.next_value::<IgnoredAny>()?;
+                "jsonrpc" => {
+                    once(top.jsonrpc.is_some(), "jsonrpc twice")?;
+                    top.jsonrpc = Some(map.next_value()?);
+                }
+                "id" => {
+                    once(top.id.is_some(), "id twice")?;
+                    top.id = Some(map.next_value()?);
+                }
+                other => {
+                    top.other |= matches!(other, "method" | "params" | "error");
+                    map.next_value::<IgnoredAny>()?;
+                }
             }
         }
-        Ok(found)
+        Ok(top)
     }
 }
 

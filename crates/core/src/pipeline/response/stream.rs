@@ -3,12 +3,15 @@
 //! message or a batch of them; a text that cannot be read.
 
 use super::exchange::{Framing, Output, ResponseStream, Verdict};
+use super::splice::ListSpans;
 use crate::config::settings::Mode;
-use crate::mcp::jsonrpc::{self, Body};
+use crate::mcp::jsonrpc::{self, Body, Kind, Message};
 use crate::mcp::sse;
 use crate::pipeline::plugin::Plugin;
 use crate::pipeline::replies;
+use crate::pipeline::subject;
 use crate::state::store::Store;
+use regorus::Value;
 
 impl ResponseStream {
     /// One SSE block: a complete event (or a comment).
@@ -62,6 +65,13 @@ impl ResponseStream {
         store: Option<(&dyn Store, u64)>,
         out: &mut Output,
     ) -> Verdict {
+        // The answer to a list request, when nothing else reads it: one
+        // pass finds the envelope and the items.
+        if !self.watch.evaluate {
+            if let Some(v) = self.list_answer(plugin, text, store, out) {
+                return v;
+            }
+        }
         // A response is read as a policy value only when the policy rules on
         // responses; list filtering reads the result as JSON.
         let parse = if self.watch.evaluate {
@@ -77,7 +87,7 @@ impl ResponseStream {
             }
         };
         match parsed {
-            Body::Single(m) => self.decide_message(plugin, &m, text, store, out),
+            Body::Single(m) => self.decide_message(plugin, &m, text, None, store, out),
             Body::Batch(_) => {
                 // Decide each element on its own; rebuild the array if any
                 // changed.
@@ -94,7 +104,9 @@ impl ResponseStream {
                 for raw in elements {
                     let bytes = raw.get().as_bytes();
                     let v = match parse(bytes) {
-                        Ok(Body::Single(m)) => self.decide_message(plugin, &m, bytes, store, out),
+                        Ok(Body::Single(m)) => {
+                            self.decide_message(plugin, &m, bytes, None, store, out)
+                        }
                         _ => {
                             let reason = "the server sent an unreadable batch element".to_string();
                             self.unreadable(plugin, reason, out)
@@ -120,8 +132,45 @@ impl ResponseStream {
         }
     }
 
-    /// A message the filter cannot read is not passed on (fail closed): a
-    /// waiting request gets an error instead.
+    /// The plain answer to the one list request this stream waits for,
+    /// read in one pass ([`ListSpans::read_answer`]: the envelope and the
+    /// items) after the same checks [`jsonrpc::parse_shallow`] makes (UTF-8,
+    /// the structural pre-scan), and decided as the message that reading
+    /// gives. `None`: any other text, left to the full reading.
+    fn list_answer(
+        &mut self,
+        plugin: &mut Plugin,
+        text: &[u8],
+        store: Option<(&dyn Store, u64)>,
+        out: &mut Output,
+    ) -> Option<Verdict> {
+        let [origin] = self.watch.origins.as_slice() else {
+            return None;
+        };
+        if !self.watch.filter_lists {
+            return None;
+        }
+        let member = subject::list_member(&origin.method)?;
+        let s = std::str::from_utf8(text).ok()?;
+        jsonrpc::check_structure(text).ok()?;
+        let (spans, id_raw, id) = ListSpans::read_answer(s, member)?;
+        // The same match as `origin_of`: the ids as JSON values.
+        let theirs = serde_json::from_str::<serde_json::Value>(id_raw.get()).ok()?;
+        if serde_json::from_str::<serde_json::Value>(&origin.id_raw).ok()? != theirs {
+            return None;
+        }
+        let m = Message {
+            kind: Kind::Response,
+            id_raw: Some(id_raw),
+            id,
+            method: None,
+            params: Value::Undefined,
+            result: Value::Null,
+            error: Value::Undefined,
+        };
+        Some(self.decide_message(plugin, &m, text, Some(spans), store, out))
+    }
+
     /// A message the filter cannot read is not passed on (fail closed): a
     /// waiting request gets an error instead.
     fn unreadable(&mut self, plugin: &mut Plugin, reason: String, out: &mut Output) -> Verdict {

@@ -218,3 +218,78 @@ fn audit_mode_cuts_nothing_but_records_the_hidden() {
     assert_eq!(text(&out), body);
     assert_eq!(hidden(&out), ["rm"]);
 }
+
+/// The one-pass reading of a plain list answer (`ListSpans::read_answer`)
+/// takes only what the full reading (`jsonrpc::parse_shallow`) reads as a
+/// response with that id and nothing else; everything else is left to the
+/// full reading, which says what is wrong.
+#[test]
+fn the_one_pass_reading_takes_only_plain_answers() {
+    use crate::mcp::jsonrpc::{parse_shallow, Body, Kind};
+    use crate::pipeline::response::splice::ListSpans;
+    let items = r#"{"tools":[{"name":"a"},{"name":"rm"}]}"#;
+    let taken = [
+        format!(r#"{{"jsonrpc":"2.0","id":2,"result":{items}}}"#),
+        format!(r#"{{"result":{items},"id":"x-1","jsonrpc":"2.0"}}"#),
+        format!(r#" {{ "jsonrpc" : "2.0" , "id" : -7 , "result" : {items} , "extra" : [1] }} "#),
+        format!(r#"{{"jsonrpc":"2.0","\u0069d":2,"res\u0075lt":{items}}}"#),
+    ];
+    let left = [
+        format!(r#"{{"jsonrpc":"1.0","id":2,"result":{items}}}"#),
+        format!(r#"{{"id":2,"result":{items}}}"#),
+        format!(r#"{{"jsonrpc":"2.0","result":{items}}}"#),
+        format!(r#"{{"jsonrpc":"2.0","id":null,"result":{items}}}"#),
+        format!(r#"{{"jsonrpc":"2.0","id":1.5,"result":{items}}}"#),
+        format!(r#"{{"jsonrpc":"2.0","id":2,"id":3,"result":{items}}}"#),
+        format!(r#"{{"jsonrpc":"2.0","jsonrpc":"2.0","id":2,"result":{items}}}"#),
+        format!(r#"{{"jsonrpc":"2.0","id":2,"result":{items},"result":{items}}}"#),
+        format!(
+            r#"{{"jsonrpc":"2.0","id":2,"result":{items},"error":{{"code":1,"message":"x"}}}}"#
+        ),
+        format!(r#"{{"jsonrpc":"2.0","id":2,"method":"x","result":{items}}}"#),
+        format!(r#"{{"jsonrpc":"2.0","id":2,"params":{{}},"result":{items}}}"#),
+        r#"{"jsonrpc":"2.0","id":2,"result":{"prompts":[]}}"#.to_string(),
+        r#"{"jsonrpc":"2.0","id":2,"result":[1]}"#.to_string(),
+        r#"[{"jsonrpc":"2.0","id":2,"result":{"tools":[]}}]"#.to_string(),
+    ];
+    for t in &taken {
+        let (spans, id, value) =
+            ListSpans::read_answer(t, "tools").unwrap_or_else(|| panic!("{t}"));
+        assert_eq!(spans.items.len(), 2, "{t}");
+        match parse_shallow(t.as_bytes()) {
+            Ok(Body::Single(m)) => {
+                assert_eq!(m.kind, Kind::Response, "{t}");
+                assert_eq!(m.id_raw.map(|r| r.get()), Some(id.get()), "{t}");
+                assert_eq!(m.id, value, "{t}");
+                assert!(m.method.is_none(), "{t}");
+                assert_eq!(m.params, Value::Undefined, "{t}");
+                assert_eq!(m.error, Value::Undefined, "{t}");
+            }
+            other => panic!("{t}: {other:?}"),
+        }
+    }
+    for t in &left {
+        assert!(ListSpans::read_answer(t, "tools").is_none(), "{t}");
+    }
+}
+
+/// Answers the one-pass reading leaves aside are decided as before: one
+/// with its id twice is refused, one for another request is not filtered.
+#[test]
+fn answers_the_one_pass_reading_leaves_aside_are_read_whole() {
+    let mut p = plugin_with(RM, serde_json::json!({}));
+    let twice = r#"{"jsonrpc":"2.0","id":2,"id":2,"result":{"tools":[{"name":"rm"}]}}"#;
+    let out = filtered(&mut p, LIST, twice);
+    assert!(text(&out).contains("unreadable"), "{}", text(&out));
+    assert!(!text(&out).contains("\"rm\""), "{}", text(&out));
+    let other = r#"{"jsonrpc":"2.0","id":3,"result":{"tools":[{"name":"rm"}]}}"#;
+    let out = filtered(&mut p, LIST, other);
+    assert!(hidden(&out).is_empty());
+    let plain = r#"{"jsonrpc":"2.0","id":2,"result":{"tools":[{"name":"a"},{"name":"rm"}]}}"#;
+    let out = filtered(&mut p, LIST, plain);
+    assert_eq!(hidden(&out), ["rm"]);
+    assert_eq!(
+        text(&out),
+        r#"{"jsonrpc":"2.0","id":2,"result":{"tools":[{"name":"a"}]}}"#
+    );
+}
