@@ -121,6 +121,12 @@ pub fn start(
 }
 
 impl ResponseStream {
+    /// Whether a chunk fed now can decide anything, and so needs the
+    /// store and the time: a JSON body is only held until its end.
+    pub fn decides(&self, end: bool) -> bool {
+        end || self.framing != Framing::Json
+    }
+
     pub fn framing(&self) -> Framing {
         self.framing
     }

@@ -8,7 +8,7 @@ use crate::proxy::capabilities::{log, now_ms, SharedData};
 use crate::proxy::host::{Action, Buffer, Host, Map};
 use mcp_policy_core::catalog::tools::Watcher;
 use mcp_policy_core::config::settings::{Mode, DEFAULT_MAX_RESPONSE_BYTES};
-use mcp_policy_core::host::Level;
+use mcp_policy_core::host::{Level, Store};
 use mcp_policy_core::observe::report;
 use mcp_policy_core::pipeline::response::{self, Start};
 
@@ -172,15 +172,13 @@ impl<H: Host> Http<H> {
         let Ok(mut p) = plugin.try_borrow_mut() else {
             return Action::Continue;
         };
-        let out = stage!(
-            13,
-            stream.feed(
-                &mut p,
-                &chunk,
-                end_of_stream,
-                Some((&SharedData(&self.host), now_ms(&self.host)))
-            )
-        );
+        // The clock is read only for a chunk that can decide something
+        // (not for the first parts of a JSON body, which are only held).
+        let shared = SharedData(&self.host);
+        let store = stream
+            .decides(end_of_stream)
+            .then(|| (&shared as &dyn Store, now_ms(&self.host)));
+        let out = stage!(13, stream.feed(&mut p, &chunk, end_of_stream, store));
         if out.bytes != chunk
             && stage!(
                 15,

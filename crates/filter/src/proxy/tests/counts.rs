@@ -117,3 +117,38 @@ fn brief(calls: &[String]) -> String {
         .collect::<Vec<_>>()
         .join("\n  ")
 }
+
+/// A JSON answer that arrives in parts is held until its end: the parts
+/// before it cost their read and their removal from the stream, not a
+/// clock reading; the whole answer is decided and written once, at the end.
+#[test]
+fn the_parts_of_a_json_answer_before_its_end_do_not_read_the_clock() {
+    let (host, root) = configured(&default_config());
+    let list_request = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
+    let list = list_100();
+    let (first, rest) = list.split_at(list.len() / 2);
+    let mut http = root.create_http_context();
+    post_as_bench(&host, list_request, "tools/list", None);
+    http.on_http_request_headers(6, false);
+    http.on_http_request_body(list_request.len(), true);
+    host.set_map(
+        Map::HttpResponseHeaders,
+        &[(":status", "200"), ("content-type", "application/json")],
+    );
+    http.on_http_response_headers(2, false);
+    host.take_calls();
+    host.set_buffer_bytes(Buffer::HttpResponseBody, first.as_bytes());
+    http.on_http_response_body(first.len(), false);
+    let held = host.take_calls();
+    assert_eq!(held.len(), 2, "{held:#?}");
+    assert!(held[0].starts_with("get_buffer HttpResponseBody"), "{held:#?}");
+    assert!(held[1].starts_with("set_buffer HttpResponseBody [0, +"), "{held:#?}");
+    assert!(held[1].ends_with(" = "), "held back, not forwarded: {held:#?}");
+    host.set_buffer_bytes(Buffer::HttpResponseBody, rest.as_bytes());
+    http.on_http_response_body(rest.len(), true);
+    let end = host.take_calls();
+    assert!(end.iter().any(|c| c == "get_current_time"), "{end:#?}");
+    let written: Vec<&String> = end.iter().filter(|c| c.starts_with("set_buffer")).collect();
+    assert_eq!(written.len(), 1, "{end:#?}");
+    assert!(written[0].contains("\"tool_0099\""), "the whole answer at the end: {end:#?}");
+}
