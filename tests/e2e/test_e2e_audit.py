@@ -112,3 +112,41 @@ def test_one_event_per_message_through_an_sdk_session(demo_server: harness.DemoS
     assert [(e["method"], e.get("hidden")) for e in responses] == [("tools/list", ["delete_record"])]
     sessions = {e.get("session_id") for e in message_events if e.get("method") not in ("initialize",)}
     assert len(sessions) == 1 and None not in sessions
+
+
+@pytest.mark.parametrize("demo_server", ["json-stateless"], indirect=True)
+def test_audit_lines_are_batched_and_none_is_lost_when_envoy_stops(
+    demo_server: harness.DemoServer, envoy_factory: Any
+) -> None:
+    """The default: audit lines gathered per worker, written together (a batch of
+    `log_batch`, or at the next tick, at most `log_flush_ms` later), and those
+    still waiting written when Envoy stops."""
+    config = {"policy": {"modules": {"audit.rego": POLICY}},
+              "audit": {"log_flush_ms": 60_000, "log_batch": 4}}
+    envoy = envoy_factory(config, concurrency=1)
+    ids = []
+    for i in range(6):
+        r = call(envoy.url, "echo", i + 1, {"text": str(i)})
+        assert r.status_code == 200
+        ids.append(r.headers["x-mcp-decision-id"])
+    # The first four in one write (one Envoy log line, then three bare lines).
+    assert harness.wait_until(lambda: len(audits(envoy)) >= 4, timeout=10), envoy.log_text()[-2000:]
+    logged = [e["decision_id"] for e in audits(envoy)]
+    assert logged == ids[:4], (logged, ids)
+    text = envoy.log_text()
+    assert sum(1 for line in text.splitlines() if line.startswith("mcp-policy audit {")) == 3
+    # Two wait (the next tick is a minute away); Envoy stops: they are written.
+    envoy.stop()
+    assert [e["decision_id"] for e in audits(envoy)] == ids, envoy.log_text()[-2000:]
+
+
+@pytest.mark.parametrize("demo_server", ["json-stateless"], indirect=True)
+def test_audit_lines_waiting_are_written_at_the_next_tick(
+    demo_server: harness.DemoServer, envoy_factory: Any
+) -> None:
+    """With the default `log_flush_ms` (250) a lone line is written within a tick."""
+    config = {"policy": {"modules": {"audit.rego": POLICY}}, "audit": {"log_flush_ms": 250}}
+    envoy = envoy_factory(config)
+    r = call(envoy.url, "echo", 1, {"text": "x"})
+    decision_id = r.headers["x-mcp-decision-id"]
+    assert harness.wait_until(lambda: any(e["decision_id"] == decision_id for e in audits(envoy)), timeout=10)

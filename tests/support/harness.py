@@ -561,6 +561,19 @@ class EnvoyHandle:
         return f"<EnvoyHandle port={self.port} admin_port={self.admin_port} pid={self.proc.popen and self.proc.pid}>"
 
 
+def audit_lines_at_once(plugin_config: Mapping[str, Any] | str | None) -> Mapping[str, Any] | str | None:
+    """The plugin configuration with ``audit.log_flush_ms: 0`` unless it sets it: the module writes
+    each audit line at once, so a test reads a request's events as soon as its answer is back. (By
+    default the module gathers lines for up to 250 ms; tests/e2e/test_e2e_audit.py tests that.)"""
+    if not isinstance(plugin_config, Mapping):
+        return plugin_config
+    config = json.loads(json.dumps(plugin_config))
+    audit = config.setdefault("audit", {})
+    if isinstance(audit, dict):
+        audit.setdefault("log_flush_ms", 0)
+    return config
+
+
 def start_envoy(
     tmp_path: str | os.PathLike[str],
     *,
@@ -585,6 +598,7 @@ def start_envoy(
     Envoy's stdout (see EnvoyHandle.wait_for_access_log), and ``wasm_path``
     defaults to the release build of the module.
     """
+    plugin_config = audit_lines_at_once(plugin_config)
     use_wasm = render_kwargs.get("wasm", True)
     if use_wasm:
         wasm = Path(wasm_path) if wasm_path is not None else DEFAULT_WASM

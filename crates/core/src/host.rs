@@ -80,4 +80,10 @@ pub trait Recorder {
     /// Set a filter-state value (the access log's
     /// `%FILTER_STATE(wasm.<key>:PLAIN)%`).
     fn filter_state(&mut self, key: &str, value: &str);
+    /// An audit line (info level). A host may gather lines and write
+    /// several at once, each whole and in order; by default each is written
+    /// at once.
+    fn audit_line(&mut self, line: &str) {
+        self.log(Level::Info, line);
+    }
 }

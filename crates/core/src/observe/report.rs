@@ -88,8 +88,8 @@ impl Reporter {
         let mut full = 0u64;
         for d in decided {
             let e = audit::event(d.record, now_ms, cx.mode, cx.revision, status);
-            if cx.audit_log {
-                rec.log(Level::Info, &format!("{}{e}", audit::LOG_PREFIX));
+            if cx.audit_log && rec.enabled(Level::Info) {
+                rec.audit_line(&format!("{}{e}", audit::LOG_PREFIX));
             }
             if let Some(reason) = d
                 .record

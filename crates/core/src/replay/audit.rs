@@ -79,10 +79,12 @@ fn events_of(line: &str) -> Vec<Map<String, Value>> {
         if let Some(Value::String(s)) = o.get("mcp_audit") {
             return s.lines().filter_map(object).collect();
         }
-        // Envoy's JSON log format: the marker inside a string member.
+        // Envoy's JSON log format: the marker inside a string member (a
+        // batch of audit lines is one message, a line each).
         return o
             .values()
             .filter_map(Value::as_str)
+            .flat_map(str::lines)
             .filter_map(after_marker)
             .collect();
     }

@@ -68,6 +68,27 @@ fn bare_events_access_logs_and_envoy_json_logs_mix_and_duplicates_count_once() {
         .contains("no audit event"));
 }
 
+/// Audit lines written as one batch: in Envoy's text log the first line
+/// carries Envoy's prefix, the others are the lines themselves; in Envoy's
+/// JSON log format the batch is one message, a line each.
+#[test]
+fn a_batch_of_audit_lines_reads_as_its_events() {
+    let b = |id: &str| DENIED.replace("2b8858ec", id);
+    let text = format!(
+        "[2026-11-22 05:17:51.311][16807][info][wasm] [context.cc:1151] wasm log mcp_policy: mcp-policy audit {}\n\
+         mcp-policy audit {}\n",
+        b("11111111"),
+        b("22222222")
+    );
+    let json_log = json!({"level": "info", "msg": format!("wasm log: mcp-policy audit {}\nmcp-policy audit {}", b("33333333"), b("44444444"))});
+    let all = read(&format!("{text}{json_log}\n")).unwrap();
+    let ids: Vec<_> = all
+        .iter()
+        .map(|r| field(&r.event, "decision_id").unwrap()[..8].to_string())
+        .collect();
+    assert_eq!(ids, ["11111111", "22222222", "33333333", "44444444"]);
+}
+
 #[test]
 fn what_cannot_be_decided_again_says_why() {
     let ev = |extra: Value| {

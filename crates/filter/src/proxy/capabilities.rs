@@ -73,12 +73,15 @@ impl<H: Host> Clock for HostClock<'_, H> {
 }
 
 /// Envoy stats (docs/metrics.md): ids of the metrics defined so far, per
-/// VM; and the proxy's log level, as last read.
+/// VM; the proxy's log level, as last read; and the audit lines waiting to
+/// be written.
 pub struct Metrics {
     ids: HashMap<String, u32>,
     /// Lines below this level are not written (nor formatted): the host
     /// would drop them. Read at configure time and at each tick.
     pub log_level: Level,
+    /// Audit lines not yet written, one per line (`audit.log_batch`).
+    pub audit: AuditLines,
 }
 
 impl Default for Metrics {
@@ -87,6 +90,56 @@ impl Default for Metrics {
             ids: HashMap::new(),
             // Until the host says, every line is written.
             log_level: Level::Trace,
+            audit: AuditLines::default(),
+        }
+    }
+}
+
+/// Audit lines gathered per VM and written to the proxy log together: one
+/// host call (and one write of Envoy's log) for many decisions. Written
+/// when `batch` lines wait or they hold [`AuditLines::MAX_BYTES`], at each
+/// tick (the tick period is at most `audit.log_flush_ms`), and when the VM
+/// stops or is configured again. `batch` 0: each line at once.
+#[derive(Default)]
+pub struct AuditLines {
+    text: String,
+    lines: usize,
+    pub batch: usize,
+}
+
+impl AuditLines {
+    /// A batch is written once it holds this many bytes, whatever its
+    /// number of lines.
+    pub const MAX_BYTES: usize = 64 * 1024;
+
+    /// How many lines wait.
+    pub fn waiting(&self) -> usize {
+        self.lines
+    }
+
+    /// Write the waiting lines, if any, in one log line of the host.
+    pub fn flush<H: Host>(&mut self, host: &H) {
+        if self.lines == 0 {
+            return;
+        }
+        // Best effort, as every log line: a failure must not affect requests.
+        let _ = stage!(18, host.log(Level::Info, &self.text));
+        self.text.clear();
+        self.lines = 0;
+    }
+
+    fn push<H: Host>(&mut self, host: &H, line: &str) {
+        if self.batch == 0 {
+            let _ = stage!(18, host.log(Level::Info, line));
+            return;
+        }
+        if self.lines > 0 {
+            self.text.push('\n');
+        }
+        self.text.push_str(line);
+        self.lines += 1;
+        if self.lines >= self.batch || self.text.len() >= Self::MAX_BYTES {
+            self.flush(host);
         }
     }
 }
@@ -126,7 +179,7 @@ impl<H: Host> Recorder for Sink<'_, H> {
             return;
         }
         // Logging is best effort; a failure to log must not affect the request.
-        let _ = self.host.log(level, message);
+        let _ = stage!(18, self.host.log(level, message));
     }
 
     fn enabled(&self, level: Level) -> bool {
@@ -138,9 +191,11 @@ impl<H: Host> Recorder for Sink<'_, H> {
     }
 
     fn count(&mut self, name: &str, n: u64) {
-        if let Some(id) = self.metrics.id(self.host, MetricKind::Counter, name) {
-            let _ = self.host.increment_metric(id, n as i64);
-        }
+        stage!(16, {
+            if let Some(id) = self.metrics.id(self.host, MetricKind::Counter, name) {
+                let _ = self.host.increment_metric(id, n as i64);
+            }
+        })
     }
 
     fn gauge(&mut self, name: &str, delta: i64) {
@@ -150,13 +205,21 @@ impl<H: Host> Recorder for Sink<'_, H> {
     }
 
     fn observe(&mut self, name: &str, value: u64) {
-        if let Some(id) = self.metrics.id(self.host, MetricKind::Histogram, name) {
-            let _ = self.host.record_metric(id, value);
-        }
+        stage!(17, {
+            if let Some(id) = self.metrics.id(self.host, MetricKind::Histogram, name) {
+                let _ = self.host.record_metric(id, value);
+            }
+        })
     }
 
     fn filter_state(&mut self, key: &str, value: &str) {
-        let _ = self.host.set_property(&[key], Some(value.as_bytes()));
+        let _ = stage!(19, self.host.set_property(&[key], Some(value.as_bytes())));
+    }
+
+    fn audit_line(&mut self, line: &str) {
+        if self.enabled(Level::Info) {
+            self.metrics.audit.push(self.host, line);
+        }
     }
 }
 

@@ -2,9 +2,10 @@
 //! never in a shipped build): wall time per stage accumulated per VM, and
 //! the host calls made per request, reported every 2,000 requests. `make
 //! profile-build` builds it. The contexts (`root`, `http`) time their stages
-//! and log the report; the host calls (`abi`) count themselves. The stages
-//! `rec_*` are no longer timed apart: recording is one core call
-//! (`observe::report`), timed as `record_headers`/`record_body`.
+//! and log the report; the host calls (`abi`) count themselves. Recording
+//! is one core call (`observe::report`), timed as
+//! `record_headers`/`record_body`; the `rec_*` stages are its host calls
+//! (counters, the histogram, log lines, filter-state writes).
 
 use std::cell::RefCell;
 pub const NAMES: [&str; N] = [
@@ -24,8 +25,8 @@ pub const NAMES: [&str; N] = [
     "response_feed",
     "record_response",
     "set_buffer",
-    "rec_metrics",
-    "rec_event",
+    "rec_count",
+    "rec_histogram",
     "rec_log",
     "rec_properties",
     "attr_metadata",

@@ -33,6 +33,9 @@ pub struct Root<H: Host> {
     collector: Option<CollectorSettings>,
     /// When the collector is next due (ticks also serve the bundle poller).
     next_flush_ms: u64,
+    /// `audit.log_flush_ms` when audit lines are gathered: the tick is at
+    /// most this long.
+    log_flush_ms: Option<u64>,
     /// The policy bundle source, when configured.
     poller: Option<Poller>,
     /// A poll sent before a reconfiguration replaced the poller: its answer
@@ -71,6 +74,7 @@ impl<H: Host> Root<H> {
             outbox: None,
             collector: None,
             next_flush_ms: 0,
+            log_flush_ms: None,
             poller: None,
             stale_poll: None,
             settings: None,
@@ -247,9 +251,13 @@ impl<H: Host> Root<H> {
             .poller
             .as_ref()
             .map(|p| (p.settings().poll_interval_ms / 10).clamp(50, 1000));
-        match (flush, poll) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
+        [flush, poll, self.log_flush_ms].into_iter().flatten().min()
+    }
+
+    /// Write the audit lines waiting in this VM.
+    fn flush_audit_lines(&self) {
+        if let Ok(mut s) = self.stats.try_borrow_mut() {
+            s.metrics.audit.flush(&self.host);
         }
     }
 
@@ -257,6 +265,7 @@ impl<H: Host> Root<H> {
     /// serves its bundle revision.
     pub fn on_done(&mut self) -> bool {
         super::capabilities::new_callback();
+        self.flush_audit_lines();
         if let Some(old) = self.active_revision.take() {
             self.report(|r| r.gauge(&source::active_gauge(&old), -1));
         }
@@ -344,6 +353,19 @@ impl<H: Host> Root<H> {
                 ),
             );
         }
+        // Audit lines gathered under the previous settings are written
+        // first; then lines are gathered as these settings say.
+        let a = &config.settings.audit;
+        let batch = if a.log && a.log_flush_ms > 0 {
+            a.log_batch
+        } else {
+            0
+        };
+        if let Ok(mut s) = self.stats.try_borrow_mut() {
+            s.metrics.audit.flush(&self.host);
+            s.metrics.audit.batch = batch;
+        }
+        self.log_flush_ms = (batch > 0).then_some(a.log_flush_ms);
         self.collector = config.settings.audit.collector.clone();
         if let Some(c) = &self.collector {
             if self.outbox.is_none() {
@@ -395,6 +417,7 @@ impl<H: Host> Root<H> {
         super::capabilities::new_callback();
         if let Ok(mut s) = self.stats.try_borrow_mut() {
             s.metrics.read_log_level(&self.host);
+            s.metrics.audit.flush(&self.host);
         }
         let now = now_ms(&self.host);
         self.poll_bundle(now);

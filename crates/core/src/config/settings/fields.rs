@@ -18,12 +18,23 @@ pub const DEFAULT_DENY_CODE: i64 = -31403;
 /// Default for `max_response_bytes`: 4 MiB.
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
 
+/// Default for `audit.log_flush_ms`.
+pub const DEFAULT_AUDIT_LOG_FLUSH_MS: u64 = 250;
+/// Default for `audit.log_batch`.
+pub const DEFAULT_AUDIT_LOG_BATCH: usize = 32;
+
 /// Where audit events go besides Envoy's filter state (always written).
 #[derive(Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuditSettings {
     /// One `mcp-policy audit {json}` line per decision in the proxy log.
     pub log: bool,
+    /// Audit lines are gathered per worker and written together: at most
+    /// this long after the first waiting one (milliseconds; `0`: each line
+    /// at once).
+    pub log_flush_ms: u64,
+    /// ... or as soon as this many lines wait.
+    pub log_batch: usize,
     /// Events carry the SHA-256 of the arguments (`arguments.digest`).
     pub arguments_digest: bool,
     /// The request's decision is written to Envoy's filter state for the
@@ -37,6 +48,8 @@ impl Default for AuditSettings {
     fn default() -> Self {
         AuditSettings {
             log: true,
+            log_flush_ms: DEFAULT_AUDIT_LOG_FLUSH_MS,
+            log_batch: DEFAULT_AUDIT_LOG_BATCH,
             arguments_digest: true,
             filter_state: true,
             collector: None,

@@ -155,6 +155,18 @@ impl RawConfig {
             if let Some(c) = &a.collector {
                 check_collector(c)?;
             }
+            if a.log_flush_ms > 60_000 {
+                return Err(out_of_range(
+                    "audit.log_flush_ms",
+                    format!("{} is out of range (0-60000)", a.log_flush_ms),
+                ));
+            }
+            if a.log_batch == 0 || a.log_batch > 1_000 {
+                return Err(out_of_range(
+                    "audit.log_batch",
+                    format!("{} is out of range (1-1000)", a.log_batch),
+                ));
+            }
             settings.audit = a;
         }
         if let Some(m) = self.mode {

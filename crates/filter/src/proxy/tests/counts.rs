@@ -141,14 +141,26 @@ fn the_parts_of_a_json_answer_before_its_end_do_not_read_the_clock() {
     http.on_http_response_body(first.len(), false);
     let held = host.take_calls();
     assert_eq!(held.len(), 2, "{held:#?}");
-    assert!(held[0].starts_with("get_buffer HttpResponseBody"), "{held:#?}");
-    assert!(held[1].starts_with("set_buffer HttpResponseBody [0, +"), "{held:#?}");
-    assert!(held[1].ends_with(" = "), "held back, not forwarded: {held:#?}");
+    assert!(
+        held[0].starts_with("get_buffer HttpResponseBody"),
+        "{held:#?}"
+    );
+    assert!(
+        held[1].starts_with("set_buffer HttpResponseBody [0, +"),
+        "{held:#?}"
+    );
+    assert!(
+        held[1].ends_with(" = "),
+        "held back, not forwarded: {held:#?}"
+    );
     host.set_buffer_bytes(Buffer::HttpResponseBody, rest.as_bytes());
     http.on_http_response_body(rest.len(), true);
     let end = host.take_calls();
     assert!(end.iter().any(|c| c == "get_current_time"), "{end:#?}");
     let written: Vec<&String> = end.iter().filter(|c| c.starts_with("set_buffer")).collect();
     assert_eq!(written.len(), 1, "{end:#?}");
-    assert!(written[0].contains("\"tool_0099\""), "the whole answer at the end: {end:#?}");
+    assert!(
+        written[0].contains("\"tool_0099\""),
+        "the whole answer at the end: {end:#?}"
+    );
 }

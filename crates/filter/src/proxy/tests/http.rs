@@ -29,7 +29,6 @@ fn an_allowed_tools_call_is_forwarded() {
 define_metric Counter mcp_policy_decisions.method.tools_call.tool.echo.outcome.allow
 increment_metric mcp_policy_decisions.method.tools_call.tool.echo.outcome.allow +1
 record_metric mcp_policy_eval_us 0
-log Info: mcp-policy audit <event>
 set_property mcp_policy.decision = allow
 set_property mcp_policy.decision_id = {id}
 set_property mcp_policy.audit = <event>"
@@ -73,7 +72,6 @@ increment_metric mcp_policy_decisions.method.tools_call.tool.rm.outcome.deny +1
 define_metric Counter mcp_policy_denials.principal.anonymous
 increment_metric mcp_policy_denials.principal.anonymous +1
 record_metric mcp_policy_eval_us 0
-log Info: mcp-policy audit <event>
 set_property mcp_policy.decision = deny
 set_property mcp_policy.decision_id = {id}
 set_property mcp_policy.reasons = rm is forbidden
@@ -94,7 +92,6 @@ fn refused_too_large(id: &str, reason: &str) -> String {
         r#"define_metric Counter mcp_policy_rejections.reason.too_large
 increment_metric mcp_policy_rejections.reason.too_large +1
 get_current_time
-log Info: mcp-policy audit <event>
 set_property mcp_policy.decision = deny
 set_property mcp_policy.decision_id = {id}
 set_property mcp_policy.reasons = {reason}
@@ -145,7 +142,7 @@ fn an_oversized_body_is_refused() {
 
 #[test]
 fn a_tools_list_answer_is_filtered() {
-    let (host, root) = configured(&config(serde_json::json!({})));
+    let (host, mut root) = configured(&config(serde_json::json!({})));
     let mut http = root.create_http_context();
     let body = r#"{"jsonrpc":"2.0","id":4,"method":"tools/list"}"#;
     post(&host, body);
@@ -163,7 +160,6 @@ fn a_tools_list_answer_is_filtered() {
 define_metric Counter mcp_policy_decisions.method.tools_list.tool.-.outcome.allow
 increment_metric mcp_policy_decisions.method.tools_list.tool.-.outcome.allow +1
 record_metric mcp_policy_eval_us 0
-log Info: mcp-policy audit <event>
 set_property mcp_policy.decision = allow
 set_property mcp_policy.decision_id = {id}
 set_property mcp_policy.audit = <event>
@@ -203,25 +199,34 @@ get_current_time
 set_buffer HttpResponseBody [0, +{}) = {filtered}
 define_metric Counter mcp_policy_decisions.method.response_tools_list.tool.-.outcome.allow
 increment_metric mcp_policy_decisions.method.response_tools_list.tool.-.outcome.allow +1
-record_metric mcp_policy_eval_us 0
-log Info: mcp-policy audit <event>",
+record_metric mcp_policy_eval_us 0",
             answer.len()
         ),
         "the response's decision is not written to filter state"
     );
     assert_eq!(host.buffer(Buffer::HttpResponseBody), filtered.as_bytes());
-    let event = calls
-        .iter()
-        .find_map(|c| c.strip_prefix("log Info: mcp-policy audit "))
-        .unwrap();
-    let event: serde_json::Value = serde_json::from_str(event).unwrap();
-    assert_eq!(event["hidden"], serde_json::json!(["rm"]));
-    assert_eq!(event["direction"], "response");
     http.on_log();
     assert!(
         host.take_calls().is_empty(),
         "the stream was closed at its end"
     );
+    // The audit lines wait for the next tick: one write for both events,
+    // a line each, in order.
+    root.on_tick();
+    let calls = host.take_calls();
+    let logged: Vec<&str> = calls
+        .iter()
+        .filter_map(|c| c.strip_prefix("log Info: "))
+        .collect();
+    assert_eq!(logged.len(), 1, "{calls:#?}");
+    let events: Vec<serde_json::Value> = logged[0]
+        .lines()
+        .map(|l| serde_json::from_str(l.strip_prefix("mcp-policy audit ").unwrap()).unwrap())
+        .collect();
+    assert_eq!(events.len(), 2, "{calls:#?}");
+    assert_eq!(events[0]["direction"], "request");
+    assert_eq!(events[1]["hidden"], serde_json::json!(["rm"]));
+    assert_eq!(events[1]["direction"], "response");
 }
 
 #[test]
@@ -250,15 +255,15 @@ fn the_allowed_line_is_written_only_when_envoy_logs_at_debug() {
     post(&host, &body);
     http.on_http_request_headers(6, false);
     http.on_http_request_body(body.len(), true);
-    assert!(!host
-        .take_calls()
-        .iter()
-        .any(|c| c.starts_with("log Debug")));
+    assert!(!host.take_calls().iter().any(|c| c.starts_with("log Debug")));
 }
 
 #[test]
 fn filter_state_can_be_turned_off() {
-    let (host, root) = configured(&config(serde_json::json!({"audit": {"filter_state": false}})));
+    // (And the audit line written at once: `log_flush_ms` 0.)
+    let (host, root) = configured(&config(
+        serde_json::json!({"audit": {"filter_state": false, "log_flush_ms": 0}}),
+    ));
     let mut http = root.create_http_context();
     let body = call(1, "rm");
     post(&host, &body);
@@ -268,6 +273,9 @@ fn filter_state_can_be_turned_off() {
     let calls = show(&host.take_calls());
     assert!(!calls.contains("set_property"), "{calls}");
     // The decision is still counted, logged and answered.
-    assert!(calls.contains("log Info: mcp-policy audit <event>"), "{calls}");
+    assert!(
+        calls.contains("log Info: mcp-policy audit <event>"),
+        "{calls}"
+    );
     assert!(calls.contains("send_http_response 200"), "{calls}");
 }

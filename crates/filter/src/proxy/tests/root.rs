@@ -158,6 +158,7 @@ increment_metric mcp_policy_bundle_active.revision.v7 +1"#,
         show(&host.take_calls()),
         format!(
             r#"log_level
+log Info: mcp-policy audit <event>
 get_current_time
 {poll}, ("if-none-match", "\"e1\"")] 0 byte(s), timeout 5000ms
 log Debug: mcp-policy: bundle poll 2 sent to bundles/bundle.tar.gz (if-none-match "e1")"#
@@ -230,6 +231,7 @@ fn audit_events_are_flushed_to_the_collector_and_failures_counted() {
     assert!(
         calls.starts_with(
             r#"log_level
+log Info: mcp-policy audit <event>
 get_current_time
 dispatch_http_call audit [(":method", "POST"), (":path", "/"#
         ),
@@ -268,4 +270,49 @@ increment_metric mcp_policy_audit_dropped +1"
         ),
         "{calls}"
     );
+}
+
+/// Audit lines are gathered per VM: written together when `log_batch` of
+/// them wait, and whatever waits when the plugin stops (nothing is lost on
+/// shutdown) or is configured again. The tick is at most `log_flush_ms`.
+#[test]
+fn audit_lines_are_written_in_batches_and_none_is_left_behind() {
+    let host = Mock::new();
+    host.set_buffer_bytes(
+        Buffer::PluginConfiguration,
+        &config(serde_json::json!({"audit": {"log_batch": 2, "log_flush_ms": 100}})),
+    );
+    let mut root = Root::new(host);
+    assert!(root.on_configure());
+    let calls = host.take_calls();
+    assert!(
+        calls.contains(&"set_tick_period 100ms".to_string()),
+        "{calls:#?}"
+    );
+    let request = |n: u32| {
+        let mut http = root.create_http_context();
+        let body = call(n, "echo");
+        post(&host, &body);
+        http.on_http_request_headers(6, false);
+        http.on_http_request_body(body.len(), true);
+        host.take_calls()
+            .into_iter()
+            .filter(|c| c.starts_with("log Info: mcp-policy audit "))
+            .collect::<Vec<_>>()
+    };
+    assert!(request(1).is_empty(), "the first line waits");
+    let written = request(2);
+    assert_eq!(written.len(), 1, "two lines, one write: {written:#?}");
+    assert_eq!(written[0].lines().count(), 2, "{written:#?}");
+    assert!(request(3).is_empty());
+    // The plugin stops: the waiting line is written.
+    assert!(root.on_done());
+    let calls = host.take_calls();
+    let last: Vec<&String> = calls
+        .iter()
+        .filter(|c| c.contains("mcp-policy audit {"))
+        .collect();
+    assert_eq!(last.len(), 1, "{calls:#?}");
+    assert!(last[0].contains(r#""decision_id""#), "{calls:#?}");
+    assert_eq!(last[0].lines().count(), 1);
 }
