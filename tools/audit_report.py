@@ -149,11 +149,13 @@ def events_from_line(line: str) -> tuple[list[dict[str, Any]], int]:
                 return ([obj], 0) if _is_event(obj) else ([], 1)
             if "mcp_audit" in obj:
                 return _access_log_events(obj["mcp_audit"])
-            # Envoy's JSON application log: the message is a string field.
+            # Envoy's JSON application log: the message is a string field
+            # (a batch of audit lines is one message, a line each).
             for v in obj.values():
                 if isinstance(v, str) and MARKER in v:
-                    e = _after_marker(v)
-                    return ([e], 0) if e is not None else ([], 1)
+                    parts = [_after_marker(part) for part in v.splitlines() if MARKER in part]
+                    found = [e for e in parts if e is not None]
+                    return found, len(parts) - len(found)
             return [], 0
     if MARKER in stripped:
         e = _after_marker(stripped)

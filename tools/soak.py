@@ -200,7 +200,7 @@ def main() -> int:
     try:
         envoy = harness.start_envoy(
             work,
-            plugin_config={"policy": {"modules": {"soak.rego": POLICY}}, "audit": {"log": True}},
+            plugin_config={"policy": {"modules": {"soak.rego": POLICY}}, "audit": {"log": True, "log_flush_ms": 250}},
             upstream_port=server.port,
             wasm_path=wasm,
             component_log_level=None,

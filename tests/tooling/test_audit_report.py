@@ -345,6 +345,15 @@ def test_gzip_stdin_and_json_application_log(tmp_path: Path) -> None:
                               "message": "wasm log mcp_policy: mcp-policy audit " + json.dumps(e)}) + "\n"
                   for e in events)
     assert report_of(tmp_path, app)["totals"]["decisions"] == len(events)
+    # A batch of audit lines (audit.log_batch) is one message, a line each; in
+    # the text log the lines after the first carry no Envoy prefix.
+    batch = json.dumps({"timestamp": "2026-11-22 05:17:51.205", "level": "info", "name": "wasm",
+                        "message": "wasm log mcp_policy: " + "\n".join(
+                            "mcp-policy audit " + json.dumps(e) for e in events)}) + "\n"
+    assert report_of(tmp_path, batch)["totals"]["decisions"] == len(events)
+    text = "[2026-11-22 05:17:51.205][1][info][wasm] wasm log mcp_policy: " + "\n".join(
+        "mcp-policy audit " + json.dumps(e) for e in events) + "\n"
+    assert report_of(tmp_path, text)["totals"]["decisions"] == len(events)
 
 
 def test_a_reason_that_quotes_the_marker_is_read_whole(tmp_path: Path) -> None:

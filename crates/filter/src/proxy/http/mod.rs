@@ -10,9 +10,10 @@
 //! Host calls per request: one for all request headers, one per request
 //! attribute the policy mentions (identity, source, connection, route; the
 //! identity also whenever a session id is presented), one for the body, a
-//! few shared-data reads/writes when the policy keeps session state, four
-//! filter-state writes for the access log, one log line per decision, and
-//! one local reply when a message is refused.
+//! few shared-data reads/writes when the policy keeps session state, up to
+//! four filter-state writes for the access log, and one local reply when a
+//! message is refused. Audit lines are gathered per VM and written in
+//! batches (`capabilities::AuditLines`), not one call per decision.
 
 use crate::proxy::capabilities::{log, new_callback, HostClock, SharedData, Sink, Stats};
 use crate::proxy::host::{Action, Buffer, Host, Map};
