@@ -16,7 +16,7 @@ import os
 import threading
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import httpx
 import pytest
@@ -120,6 +120,12 @@ def load_events(texts: list[str]) -> list[dict[str, Any]]:
     return out
 
 
+def written(logs: Callable[[], list[str]], n: int) -> None:
+    """Bounded wait for `n` audit events of the load in the logs (`check` then
+    says what is missing, if any)."""
+    harness.wait_until(lambda: len(load_events(logs())) >= n, timeout=10)
+
+
 def revision_of(log: str) -> str:
     marker = "mcp-policy: configured: policy "
     return log[log.rindex(marker) + len(marker):].split(" ", 1)[0]
@@ -168,6 +174,9 @@ def test_listener_updates_under_load(demo_server: harness.DemoServer, wasm_path:
         load.wait_for(load.done + 40)
         load.stop()
         assert len(revisions) == swaps + 1
+        # Audit lines are written in batches, at most audit.log_flush_ms
+        # after the decision (draining plugins write theirs as they stop).
+        written(lambda: [proc.stderr_text()], load.done)
         events = load_events([proc.stderr_text()])
         check(load, events, revisions)
         # Several revisions decided parts of the load.
@@ -216,6 +225,9 @@ def test_hot_restart_under_load(demo_server: harness.DemoServer, wasm_path: Path
         load.wait_for(load.done + 40)
         load.stop()
         assert second.is_running(), second.log_tail()
+        # The parent wrote its waiting lines as it stopped; the new process
+        # writes its last batch at most audit.log_flush_ms later.
+        written(lambda: [first.stderr_text(), second.stderr_text()], load.done)
         events = load_events([first.stderr_text(), second.stderr_text()])
         check(load, events, {revision_of(first.stderr_text())})
         # Both processes decided part of the load.

@@ -112,11 +112,6 @@ impl AuditLines {
     /// number of lines.
     pub const MAX_BYTES: usize = 64 * 1024;
 
-    /// How many lines wait.
-    pub fn waiting(&self) -> usize {
-        self.lines
-    }
-
     /// Write the waiting lines, if any, in one log line of the host.
     pub fn flush<H: Host>(&mut self, host: &H) {
         if self.lines == 0 {

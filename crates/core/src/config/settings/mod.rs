@@ -414,4 +414,20 @@ mod tests {
         )
         .contains("data"));
     }
+
+    #[test]
+    fn audit_lines_are_batched_within_bounds() {
+        let audit = |a: &str| {
+            format!(r#"{{"policy":{{"modules":{{"a.rego":"package mcp\nallow := true\n"}}}},"audit":{a}}}"#)
+        };
+        let d = AuditSettings::default();
+        assert_eq!((d.log_flush_ms, d.log_batch), (250, 32));
+        let c = Config::from_json(audit(r#"{"log_flush_ms":0,"log_batch":1000}"#).as_bytes()).unwrap();
+        assert_eq!((c.settings.audit.log_flush_ms, c.settings.audit.log_batch), (0, 1000));
+        let e = err(&audit(r#"{"log_flush_ms":60001}"#));
+        assert!(e.contains("audit.log_flush_ms") && e.contains("0-60000"), "{e}");
+        let e = err(&audit(r#"{"log_batch":0}"#));
+        assert!(e.contains("audit.log_batch") && e.contains("1-1000"), "{e}");
+        assert!(err(&audit(r#"{"log_batch":1001}"#)).contains("audit.log_batch"));
+    }
 }
