@@ -44,7 +44,7 @@ PLAYGROUND_PORT ?= 8088
 
 .PHONY: all setup build test unit lint e2e run envoy-config check-envoy-config clean cli wasm-test \
 	pq-client mesh-config check-mesh-config mesh-certs oci fuzz fuzz-build fuzz-corpus difftest difftest-runner soak \
-	bench bench-tools bench-build build-opt build-small .wasm-opt profile-wasm profile-build web web-test playground
+	bench bench-compare bench-tools bench-build build-opt build-small .wasm-opt profile-wasm profile-build web web-test playground
 
 all: build
 
@@ -319,6 +319,13 @@ bench-build: .wasm-target build
 # memory. Parameters: BENCH_* environment variables (bench/README.md).
 bench: setup bench-tools bench-build
 	$(PY) bench/run.py
+
+# Two builds of the module in alternating runs (bench/compare.py): BASE and
+# NEW are .wasm files, e.g. a copy of an earlier commit's build kept aside.
+# BENCH_ROUNDS (3) and the BENCH_* variables of bench/run.py apply.
+bench-compare: setup bench-tools bench-build
+	@test -n "$(BASE)" -a -n "$(NEW)" || { echo "usage: make bench-compare BASE=old.wasm NEW=new.wasm"; exit 2; }
+	$(PY) bench/compare.py $(BASE) $(NEW)
 
 # The module passed through wasm-opt -Oz (binaryen), when wasm-opt is
 # installed: target/wasm32-wasip1/release/mcp_policy.opt.wasm.
