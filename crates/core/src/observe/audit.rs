@@ -101,12 +101,15 @@ pub fn hex(bytes: &[u8]) -> String {
 
 fn push_hex(s: &mut String, bytes: &[u8]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    s.reserve(bytes.len() * 2);
+    // ASCII digits into a byte buffer, then one append (not a char and its
+    // UTF-8 encoding per digit).
+    let mut out = Vec::with_capacity(bytes.len() * 2);
     for b in bytes {
         for nibble in [b >> 4, b & 0x0f] {
-            s.extend(DIGITS.get(usize::from(nibble)).map(|&d| char::from(d)));
+            out.push(DIGITS.get(usize::from(nibble)).copied().unwrap_or(b'0'));
         }
     }
+    s.push_str(std::str::from_utf8(&out).unwrap_or_default());
 }
 
 /// The revealed fields of `arguments`: those named in `reveal`.
