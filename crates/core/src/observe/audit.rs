@@ -42,6 +42,10 @@ pub struct Record {
     pub upstream: Option<String>,
     /// Evaluation time in microseconds.
     pub eval_us: u64,
+    /// Nothing was evaluated for this decision (a list answer whose every
+    /// item's verdict was reused): it has no evaluation time to count in
+    /// the `mcp_policy_eval_us` histogram. Not part of the event.
+    pub nothing_evaluated: bool,
     /// The policy killed the session/principal with this reason.
     pub kill: Option<String>,
     /// The policy lifted a kill.

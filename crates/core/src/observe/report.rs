@@ -56,7 +56,10 @@ impl Reporter {
             for name in self.cardinality.counters(d.record) {
                 rec.count(&name, 1);
             }
-            if d.record.kind != "rejected" {
+            // Only decisions that evaluated something are timed: a rejected
+            // message or a list answer decided from reused verdicts would add
+            // a zero that no evaluation took.
+            if d.record.kind != "rejected" && !d.record.nothing_evaluated {
                 rec.observe(metrics::EVAL_US, d.record.eval_us);
             }
         }

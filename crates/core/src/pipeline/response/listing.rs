@@ -115,7 +115,8 @@ impl ResponseStream {
     }
 
     /// Whether each item is listed for this caller, and how long the
-    /// evaluations took (microseconds; 0 when every verdict was reused):
+    /// evaluations took (microseconds; `None` when nothing was evaluated:
+    /// every verdict was reused, or there were no items):
     /// the list is timed as a whole, not item by item, so the host's clock
     /// is read twice per list at most.
     fn decide_items(
@@ -124,7 +125,7 @@ impl ResponseStream {
         origin: &Origin,
         items: &[Item<'_>],
         annotated: Option<&[serde_json::Value]>,
-    ) -> (Vec<bool>, u64) {
+    ) -> (Vec<bool>, Option<u64>) {
         let shared = self.shared();
         // Definitions are built as policy values only for a policy that
         // reads them (`Needs::definition`): the conversion costs more than
@@ -176,7 +177,7 @@ impl ResponseStream {
             };
             kept.push(listed);
         }
-        let eval_us = started.map_or(0, |t| (plugin.clock)().saturating_sub(t));
+        let eval_us = started.map(|t| (plugin.clock)().saturating_sub(t));
         (kept, eval_us)
     }
 
@@ -234,11 +235,12 @@ impl ResponseStream {
         plugin: &mut Plugin,
         origin: &Origin,
         hidden: &[String],
-        eval_us: u64,
+        eval_us: Option<u64>,
     ) -> Decided {
         let mut d = Decided::new("response", origin.method.clone(), true, Vec::new());
         d.record.server_to_client = true;
-        d.record.eval_us = eval_us;
+        d.record.eval_us = eval_us.unwrap_or(0);
+        d.record.nothing_evaluated = eval_us.is_none();
         d.record.hidden = hidden.to_vec();
         self.stamp(plugin, d)
     }
