@@ -132,8 +132,8 @@ impl ResponseStream {
         }
     }
 
-    /// The plain answer to the one list request this stream waits for,
-    /// read in one pass ([`ListSpans::read_answer`]: the envelope and the
+    /// A plain answer on a stream that waits for one list request, read in
+    /// one pass ([`ListSpans::read_answer`]: the envelope and the
     /// items) after the same checks [`jsonrpc::parse_shallow`] makes (UTF-8,
     /// the structural pre-scan), and decided as the message that reading
     /// gives. `None`: any other text, left to the full reading.
@@ -153,12 +153,10 @@ impl ResponseStream {
         let member = subject::list_member(&origin.method)?;
         let s = std::str::from_utf8(text).ok()?;
         jsonrpc::check_structure(text).ok()?;
+        // The message is the one `parse_shallow` would give; whether it
+        // answers `origin` is `decide_message`'s match by id, as for any
+        // other answer.
         let (spans, id_raw, id) = ListSpans::read_answer(s, member)?;
-        // The same match as `origin_of`: the ids as JSON values.
-        let theirs = serde_json::from_str::<serde_json::Value>(id_raw.get()).ok()?;
-        if serde_json::from_str::<serde_json::Value>(&origin.id_raw).ok()? != theirs {
-            return None;
-        }
         let m = Message {
             kind: Kind::Response,
             id_raw: Some(id_raw),
