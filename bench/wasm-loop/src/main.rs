@@ -6,9 +6,9 @@
 //! Envoy, and `node --cpu-prof` names the functions that cost it.
 
 use mcp_policy_core::config::settings::Config;
-use mcp_policy_core::policy::input::HttpRequest;
 use mcp_policy_core::pipeline::request::{BodyAction, Plugin};
 use mcp_policy_core::pipeline::response::{start, Start};
+use mcp_policy_core::policy::input::HttpRequest;
 use mcp_policy_core::state::store::MemoryStore;
 use std::time::Instant;
 
@@ -25,12 +25,18 @@ fn request(method: &str, name: Option<&str>) -> HttpRequest {
         (":authority".into(), b"127.0.0.1:10000".to_vec()),
         (":scheme".into(), b"http".to_vec()),
         ("content-type".into(), b"application/json".to_vec()),
-        ("accept".into(), b"application/json, text/event-stream".to_vec()),
+        (
+            "accept".into(),
+            b"application/json, text/event-stream".to_vec(),
+        ),
         ("mcp-protocol-version".into(), b"2026-07-28".to_vec()),
         ("mcp-method".into(), method.as_bytes().to_vec()),
         ("user-agent".into(), b"h2load nghttp2/1.52.0".to_vec()),
         ("x-forwarded-proto".into(), b"http".to_vec()),
-        ("x-request-id".into(), b"3f1c2e4a-0b5d-4e7f-9a8b-1c2d3e4f5a6b".to_vec()),
+        (
+            "x-request-id".into(),
+            b"3f1c2e4a-0b5d-4e7f-9a8b-1c2d3e4f5a6b".to_vec(),
+        ),
     ];
     if let Some(n) = name {
         h.push(("mcp-name".into(), n.as_bytes().to_vec()));
@@ -47,7 +53,11 @@ fn call_body() -> Vec<u8> {
     let base = serde_json::json!({"jsonrpc": "2.0", "id": 42, "method": "tools/call",
         "params": {"name": "read_file", "arguments": {"path": "/workspace/src/main.rs", "note": ""}, "_meta": meta}});
     let n = 1024usize.saturating_sub(base.to_string().len());
-    let filler: String = "lorem ipsum dolor sit amet ".chars().cycle().take(n).collect();
+    let filler: String = "lorem ipsum dolor sit amet "
+        .chars()
+        .cycle()
+        .take(n)
+        .collect();
     serde_json::json!({"jsonrpc": "2.0", "id": 42, "method": "tools/call",
         "params": {"name": "read_file", "arguments": {"path": "/workspace/src/main.rs", "note": filler}, "_meta": meta}})
     .to_string()
@@ -63,7 +73,9 @@ fn list_answer(n: usize) -> Vec<u8> {
             "annotations": {"readOnlyHint": i % 2 == 0}
         }))
         .collect();
-    serde_json::json!({"jsonrpc": "2.0", "id": 1, "result": {"tools": tools}}).to_string().into_bytes()
+    serde_json::json!({"jsonrpc": "2.0", "id": 1, "result": {"tools": tools}})
+        .to_string()
+        .into_bytes()
 }
 
 fn main() {
@@ -86,7 +98,7 @@ fn main() {
         run(n / 4);
         println!("tools/call 1 KiB, whole request: {:.1} us", run(n));
     }
-    if what == "list" || what == "both" {
+    if what == "list" || what == "list-warm" || what == "both" {
         let http = request("tools/list", None);
         let req = br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
         let answer = list_answer(100);
@@ -97,11 +109,15 @@ fn main() {
                 if cold {
                     p.listing = Default::default();
                 }
-                let BodyAction::Forward(f) = p.on_request_body_with(&http, req, Some((&store, 1))).0 else {
+                let BodyAction::Forward(f) =
+                    p.on_request_body_with(&http, req, Some((&store, 1))).0
+                else {
                     panic!("tools/list denied")
                 };
                 let w = f.response.expect("the list is inspected");
-                let Start::Inspect { mut stream, .. } = start(w, Some(200), "application/json", "", 4 << 20, false) else {
+                let Start::Inspect { mut stream, .. } =
+                    start(w, Some(200), "application/json", "", 4 << 20, false)
+                else {
                     panic!("not inspected")
                 };
                 let out = stream.feed(&mut p, &answer, true, Some((&store, 2)));
@@ -109,8 +125,19 @@ fn main() {
             }
             t.elapsed().as_secs_f64() * 1e6 / f64::from(n)
         };
-        run(n / 4, true);
-        println!("tools/list of 100 tools, request + answer filtered, cold: {:.1} us", run(n, true));
-        println!("tools/list of 100 tools, request + answer filtered, same caller again: {:.1} us", run(n, false));
+        if what == "list-warm" {
+            // Only the answers from reused verdicts (a profile of that path).
+            run(1, true);
+        } else {
+            run(n / 4, true);
+            println!(
+                "tools/list of 100 tools, request + answer filtered, cold: {:.1} us",
+                run(n, true)
+            );
+        }
+        println!(
+            "tools/list of 100 tools, request + answer filtered, same caller again: {:.1} us",
+            run(n, false)
+        );
     }
 }

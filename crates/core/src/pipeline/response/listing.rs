@@ -4,7 +4,7 @@
 //! and a list that may differ per caller marked private.
 
 use super::exchange::{Output, Read, ResponseStream, Verdict};
-use super::splice::ListSpans;
+use super::splice::{ListSpans, Names};
 use crate::config::settings::Mode;
 use crate::mcp::jsonrpc;
 use crate::mcp::keys::key;
@@ -41,14 +41,16 @@ impl ResponseStream {
             Some(s) => Some(s),
             None => text.and_then(|t| ListSpans::read(t, member)),
         };
-        let Some((text, spans)) = text.zip(spans) else {
+        let Some((text, mut spans)) = text.zip(spans) else {
             return self.filter_reserialised(plugin, orig, raw, read, out);
         };
         let definitions = self.watch.definitions;
+        let names = std::mem::take(&mut spans.names);
         let items: Vec<Item<'_>> = spans
             .items
             .iter()
-            .map(|r| Item::of_raw(r, definitions))
+            .zip(names)
+            .map(|(r, n)| Item::of_raw(r, n, definitions))
             .collect();
         let annotated = read.annotated.take();
         let (kept, eval_us) = self.decide_items(plugin, orig, &items, annotated.as_deref());
@@ -255,43 +257,17 @@ struct Item<'a> {
     value: Option<Cow<'a, serde_json::Value>>,
 }
 
-/// An item's names, read from its text without building the rest.
-#[derive(serde::Deserialize)]
-struct Named<'a> {
-    #[serde(borrow)]
-    name: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    uri: Option<Cow<'a, str>>,
-    #[serde(borrow, rename = "uriTemplate")]
-    uri_template: Option<Cow<'a, str>>,
-}
-
 impl<'a> Item<'a> {
-    /// An item as the server wrote it; `whole`: read the whole item too.
-    /// Names read as serde_json reads them: a member that is not a string
-    /// is no name, the last of a repeated member counts.
-    fn of_raw(raw: &'a str, whole: bool) -> Item<'a> {
-        if !whole && raw.starts_with('{') {
-            if let Ok(n) = serde_json::from_str::<Named<'a>>(raw) {
-                return Item {
-                    name: n.name,
-                    uri: n.uri,
-                    uri_template: n.uri_template,
-                    value: None,
-                };
-            }
-        }
-        let v = serde_json::from_str::<serde_json::Value>(raw).unwrap_or_default();
-        let text = |k: &str| {
-            v.get(k)
-                .and_then(|n| n.as_str())
-                .map(|s| Cow::Owned(s.into()))
-        };
+    /// An item as the server wrote it, with the names the reading found in
+    /// it; `whole`: read the whole item too.
+    fn of_raw(raw: &'a str, names: Names<'a>, whole: bool) -> Item<'a> {
         Item {
-            name: text("name"),
-            uri: text("uri"),
-            uri_template: text("uriTemplate"),
-            value: whole.then_some(Cow::Owned(v)),
+            name: names.name,
+            uri: names.uri,
+            uri_template: names.uri_template,
+            value: whole.then(|| {
+                Cow::Owned(serde_json::from_str::<serde_json::Value>(raw).unwrap_or_default())
+            }),
         }
     }
 

@@ -20,6 +20,8 @@ use std::ops::Range;
 pub(super) struct ListSpans<'a> {
     /// The items, each as the server wrote it.
     pub(super) items: Vec<&'a str>,
+    /// Each item's names, read in the same pass (one per item).
+    pub(super) names: Vec<Names<'a>>,
     /// Just after the items array's `]` (`None`: no items).
     array_end: Option<usize>,
     /// Each item's range.
@@ -67,11 +69,15 @@ impl<'a> ListSpans<'a> {
     }
 
     fn from_found(text: &'a str, found: Found<'a>) -> Option<ListSpans<'a>> {
-        let spans = found
-            .items
-            .iter()
-            .map(|i| span(text, i))
-            .collect::<Option<Vec<_>>>()?;
+        let mut spans = Vec::with_capacity(found.items.len());
+        let mut items = Vec::with_capacity(found.items.len());
+        let mut names = Vec::with_capacity(found.items.len());
+        for i in found.items {
+            let s = i.span(text)?;
+            items.push(text.get(s.clone())?);
+            spans.push(s);
+            names.push(i.names);
+        }
         // The array's `]`: after the last item and spacing. (An empty
         // array has no position here: marking it private is left to the
         // re-serialising path.)
@@ -89,7 +95,8 @@ impl<'a> ListSpans<'a> {
             None => None,
         };
         Some(ListSpans {
-            items: found.items,
+            items,
+            names,
             array_end,
             spans,
             cache_scope,
@@ -177,7 +184,7 @@ fn span(text: &str, part: &str) -> Option<Range<usize>> {
 
 /// What the reading finds in `result`.
 struct Found<'a> {
-    items: Vec<&'a str>,
+    items: Vec<RawItem<'a>>,
     cache_scope: Option<&'a RawValue>,
     ttl: bool,
 }
@@ -276,7 +283,7 @@ impl<'de> Visitor<'de> for ResultSeed<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut keys: Vec<Cow<'de, str>> = Vec::new();
-        let mut items: Option<Vec<&'de str>> = None;
+        let mut items: Option<Vec<RawItem<'de>>> = None;
         let mut cache_scope = None;
         let mut ttl = false;
         while let Some(k) = map.next_key::<Cow<'de, str>>()? {
@@ -306,11 +313,50 @@ impl<'de> Visitor<'de> for ResultSeed<'_> {
     }
 }
 
-/// The elements of an array, each as raw JSON borrowed from the text.
+/// An item's names: its `name` (tools, prompts), `uri` (resources),
+/// `uriTemplate` (resource templates), read as serde_json reads them: a
+/// member that is not a string is no name, the last of a repeated member
+/// counts.
+#[derive(Debug, Default)]
+pub(super) struct Names<'a> {
+    pub(super) name: Option<Cow<'a, str>>,
+    pub(super) uri: Option<Cow<'a, str>>,
+    pub(super) uri_template: Option<Cow<'a, str>>,
+}
+
+/// One item of the array, read once: its names, and its first key and
+/// last value as borrowed from the text, from which its bytes are found.
+struct RawItem<'a> {
+    first_key: &'a str,
+    last_value: &'a str,
+    names: Names<'a>,
+}
+
+impl RawItem<'_> {
+    /// The item's range in `text`: from the `{` before its first key's
+    /// opening quote to the `}` after its last value (only spacing between).
+    fn span(&self, text: &str) -> Option<Range<usize>> {
+        let quote = span(text, self.first_key)?.start.checked_sub(1)?;
+        let before = text.get(..quote)?;
+        let open = before.trim_end_matches(JSON_SPACE).len().checked_sub(1)?;
+        let value = span(text, self.last_value)?;
+        let after = text.get(value.end..)?;
+        let close = value.end + (after.len() - after.trim_start_matches(JSON_SPACE).len());
+        let bytes = text.as_bytes();
+        (bytes.get(open) == Some(&b'{')
+            && bytes.get(quote) == Some(&b'"')
+            && bytes.get(close) == Some(&b'}'))
+        .then_some(open..close + 1)
+    }
+}
+
+/// The elements of an array, each an object with at least one member whose
+/// keys are written without escapes (anything else fails the reading, and
+/// the answer takes the re-serialising path).
 struct Items;
 
 impl<'de> DeserializeSeed<'de> for Items {
-    type Value = Vec<&'de str>;
+    type Value = Vec<RawItem<'de>>;
 
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_seq(self)
@@ -318,7 +364,7 @@ impl<'de> DeserializeSeed<'de> for Items {
 }
 
 impl<'de> Visitor<'de> for Items {
-    type Value = Vec<&'de str>;
+    type Value = Vec<RawItem<'de>>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("an array of items")
@@ -326,9 +372,54 @@ impl<'de> Visitor<'de> for Items {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
-        while let Some(i) = seq.next_element::<&'de RawValue>()? {
-            items.push(i.get());
+        while let Some(i) = seq.next_element_seed(ItemSeed)? {
+            items.push(i);
         }
         Ok(items)
+    }
+}
+
+/// One item: each member's value kept raw, the names read from theirs.
+struct ItemSeed;
+
+impl<'de> DeserializeSeed<'de> for ItemSeed {
+    type Value = RawItem<'de>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ItemSeed {
+    type Value = RawItem<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an item object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut first_key = None;
+        let mut last_value = None;
+        let mut names = Names::default();
+        while let Some(k) = map.next_key::<&'de str>()? {
+            let v = map.next_value::<&'de RawValue>()?;
+            let name = || serde_json::from_str::<Cow<'de, str>>(v.get()).ok();
+            match k {
+                "name" => names.name = name(),
+                "uri" => names.uri = name(),
+                "uriTemplate" => names.uri_template = name(),
+                _ => {}
+            }
+            first_key.get_or_insert(k);
+            last_value = Some(v.get());
+        }
+        match (first_key, last_value) {
+            (Some(first_key), Some(last_value)) => Ok(RawItem {
+                first_key,
+                last_value,
+                names,
+            }),
+            _ => Err(fail("an empty item")),
+        }
     }
 }

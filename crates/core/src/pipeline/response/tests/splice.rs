@@ -166,14 +166,65 @@ fn repeated_members_are_read_as_serde_json_reads_them() {
         r#"{"id":2,"jsonrpc":"2.0","result":{"tools":[{"name":"b"}]}}"#
     );
     assert_eq!(hidden(&out), ["rm"]);
-    // A name twice in an item: the last counts.
-    let body = r#"{"jsonrpc":"2.0","id":2,"result":{"tools":[{"name":"a","name":"rm"},{"name":"rm","name":"b"},7]}}"#;
+    // A name twice in an item: the last counts; a name that is not a
+    // string is no name (the item is kept: no rule names it).
+    let body = r#"{"jsonrpc":"2.0","id":2,"result":{"tools":[{"name":"a","name":"rm"},{"name":"rm","name":"b"},{"name":"rm","name":7}]}}"#;
     let out = filtered(&mut p, LIST, body);
     assert_eq!(
         text(&out),
-        r#"{"jsonrpc":"2.0","id":2,"result":{"tools":[{"name":"rm","name":"b"},7]}}"#
+        r#"{"jsonrpc":"2.0","id":2,"result":{"tools":[{"name":"rm","name":"b"},{"name":"rm","name":7}]}}"#
     );
     assert_eq!(hidden(&out), ["rm"]);
+}
+
+/// Items that are not objects with members, or whose keys are escaped,
+/// are left to the re-serialising path: the same items hidden, the answer
+/// written again by serde_json.
+#[test]
+fn items_the_one_pass_reading_leaves_aside_are_decided_the_same() {
+    use crate::pipeline::response::splice::ListSpans;
+    let mut p = plugin_with(RM, serde_json::json!({}));
+    for odd in [
+        r#"7"#,
+        r#"{}"#,
+        r#""rm""#,
+        r#"{"n\u0061me":"x"}"#,
+        r#"[{"name":"rm"}]"#,
+    ] {
+        let body = format!(
+            r#"{{"jsonrpc":"2.0", "id":2, "result":{{"tools":[{{"name":"rm"}}, {odd}, {{"name":"a"}}]}}}}"#
+        );
+        assert!(ListSpans::read_answer(&body, "tools").is_none(), "{body}");
+        let out = filtered(&mut p, LIST, &body);
+        assert_eq!(hidden(&out), ["rm"], "{body}");
+        let want: serde_json::Value = serde_json::from_str(&format!(
+            r#"{{"jsonrpc":"2.0","id":2,"result":{{"tools":[{odd},{{"name":"a"}}]}}}}"#
+        ))
+        .unwrap();
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(&out.bytes).unwrap(),
+            want,
+            "{body}"
+        );
+    }
+    // Spacing inside and around items, nested objects and escaped values:
+    // each item is found to its exact bytes.
+    let body = "{\"jsonrpc\":\"2.0\",\"id\":2,\"result\":{\"tools\":[\n {\n  \"name\" : \"r\\u006d\" ,\"x\":{\"a\":[1,{\"b\":\"}\"}]} \n} ,\r\n\t{ \"name\":\"a\", \"d\":\"\\\"{\" }\n]}}";
+    let (spans, _, _) = ListSpans::read_answer(body, "tools").unwrap();
+    assert_eq!(
+        spans.items,
+        [
+            "{\n  \"name\" : \"r\\u006d\" ,\"x\":{\"a\":[1,{\"b\":\"}\"}]} \n}",
+            "{ \"name\":\"a\", \"d\":\"\\\"{\" }"
+        ]
+    );
+    assert_eq!(spans.names[0].name.as_deref(), Some("rm"));
+    let out = filtered(&mut p, LIST, body);
+    assert_eq!(hidden(&out), ["rm"]);
+    assert_eq!(
+        text(&out),
+        "{\"jsonrpc\":\"2.0\",\"id\":2,\"result\":{\"tools\":[\n { \"name\":\"a\", \"d\":\"\\\"{\" }\n]}}"
+    );
 }
 
 #[test]
