@@ -344,3 +344,65 @@ fn answers_the_one_pass_reading_leaves_aside_are_read_whole() {
         r#"{"jsonrpc":"2.0","id":2,"result":{"tools":[{"name":"a"}]}}"#
     );
 }
+
+/// The one-pass reading against serde_json on many shapes of item: when it
+/// takes an answer, each item's bytes read as the answer's item and its
+/// names as serde_json reads them; when it does not, nothing is claimed.
+#[test]
+fn the_one_pass_items_agree_with_serde_json() {
+    use crate::pipeline::response::splice::ListSpans;
+    let pieces = [
+        r#"{"name":"a"}"#,
+        r#"{ "name" : "b" , "description" : "x}{\"]" }"#,
+        "{\n\t\"inputSchema\":{\"type\":\"object\",\"properties\":{\"p\":{\"type\":\"string\"}}},\r\n\"name\":\"c\"\n}",
+        r#"{"name":"d","name":"e"}"#,
+        r#"{"name":"f","name":null}"#,
+        r#"{"name":1}"#,
+        r#"{"uri":"file:///x","name":"g"}"#,
+        r#"{"uriTemplate":"file:///{p}"}"#,
+        r#"{"name":"caf\u00e9 \ud83d\ude00"}"#,
+        r#"{"n\u0061me":"h"}"#,
+        r#"{}"#,
+        r#"7"#,
+        r#""s""#,
+        r#"[1,{"name":"i"}]"#,
+        r#"{"a":[[[]]],"b":{},"name":"j","c":-1.5e3}"#,
+        r#"{"":"","name":"k"}"#,
+    ];
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n as u64) as usize
+    };
+    let spaces = ["", " ", "\n  ", "\t", "\r\n"];
+    let (mut taken, mut left) = (0, 0);
+    for _ in 0..400 {
+        let n = next(5);
+        let items: Vec<&str> = (0..n).map(|_| pieces[next(pieces.len())]).collect();
+        let sep = spaces[next(spaces.len())];
+        let array = items.join(&format!("{sep},{sep}"));
+        let body = format!(
+            r#"{{"jsonrpc":"2.0","id":2,"result":{{"tools":[{sep}{array}{sep}],"nextCursor":"z"}}}}"#
+        );
+        let whole: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let values = whole["result"]["tools"].as_array().unwrap();
+        let Some((spans, _, _)) = ListSpans::read_answer(&body, "tools") else {
+            left += 1;
+            continue;
+        };
+        taken += 1;
+        assert_eq!(spans.items.len(), values.len(), "{body}");
+        assert_eq!(spans.names.len(), values.len(), "{body}");
+        for ((raw, names), v) in spans.items.iter().zip(&spans.names).zip(values) {
+            let item: serde_json::Value = serde_json::from_str(raw).unwrap();
+            assert_eq!(&item, v, "{body}");
+            let name = |k: &str| v.get(k).and_then(|n| n.as_str());
+            assert_eq!(names.name.as_deref(), name("name"), "{body}");
+            assert_eq!(names.uri.as_deref(), name("uri"), "{body}");
+            assert_eq!(names.uri_template.as_deref(), name("uriTemplate"), "{body}");
+        }
+    }
+    assert!(taken > 50 && left > 50, "taken {taken}, left {left}");
+}
