@@ -5,7 +5,8 @@
 //! whitespace, every other member.
 //!
 //! A text this reading does not accept (a `result` that is not an object,
-//! a member present twice in it, no items array) is left to the
+//! a member present twice in it, no items array, an item that is not an
+//! object with members, an item key written with escapes) is left to the
 //! re-serialising path of `listing.rs`, which reads it as serde_json does.
 
 use regorus::Value;
