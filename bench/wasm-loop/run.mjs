@@ -1,5 +1,5 @@
 // Runs the wasm-loop binary under Node's WASI (V8, as in Envoy):
-//   node [--no-liftoff] [--cpu-prof] bench/wasm-loop/run.mjs WASM [call|list|both] [N]
+//   node [--no-liftoff] [--cpu-prof] bench/wasm-loop/run.mjs WASM [call|list|list-warm|both] [N]
 // Imports that are not WASI (the proxy-wasm host functions the library
 // brings along) are stubs that throw: the core never calls the host.
 import { readFileSync } from 'node:fs';

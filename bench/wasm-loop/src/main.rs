@@ -1,7 +1,8 @@
-//! `wasm-loop [call|list|both] [iterations]`: run the core's request path
-//! (a 1 KiB tools/call, the shipped default policy) and the list path (a
-//! tools/list answer of 100 tools filtered per caller) in a loop and print
-//! the mean time per message. Built for wasm32-wasip1 and run under Node
+//! `wasm-loop [call|list|list-warm|both] [iterations]`: run the core's
+//! request path (a 1 KiB tools/call, the shipped default policy) and the
+//! list path (a tools/list answer of 100 tools filtered per caller; cold,
+//! then from reused verdicts; `list-warm` only the latter, for a profile of
+//! it) in a loop and print the mean time per message. Built for wasm32-wasip1 and run under Node
 //! (`make profile-wasm`), it shows what the module costs inside V8 without
 //! Envoy, and `node --cpu-prof` names the functions that cost it.
 
