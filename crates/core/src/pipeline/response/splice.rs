@@ -404,7 +404,12 @@ impl<'de> Visitor<'de> for ItemSeed {
         let mut names = Names::default();
         while let Some(k) = map.next_key::<&'de str>()? {
             let v = map.next_value::<&'de RawValue>()?;
-            let name = || serde_json::from_str::<Cow<'de, str>>(v.get()).ok();
+            // Borrowed from the text when written without escapes (serde's
+            // `Cow` always allocates), else decoded.
+            let name = || match serde_json::from_str::<&'de str>(v.get()) {
+                Ok(s) => Some(Cow::Borrowed(s)),
+                Err(_) => serde_json::from_str::<String>(v.get()).ok().map(Cow::Owned),
+            };
             match k {
                 "name" => names.name = name(),
                 "uri" => names.uri = name(),
