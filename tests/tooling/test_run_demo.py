@@ -52,20 +52,38 @@ class Demo:
             self.queue.put(line.rstrip("\n"))
         self.queue.put(None)
 
+    def _next_line(self, deadline: float, what: object) -> str | None:
+        """The demo's next line, or None once ``deadline`` has passed."""
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        try:
+            line = self.queue.get(timeout=left)
+        except queue.Empty:
+            return None
+        if line is None:
+            raise AssertionError(f"the demo exited ({self.proc.wait()}) before {what!r}:\n" + "\n".join(self.lines))
+        self.lines.append(line)
+        return line
+
     def wait_for(self, pattern: str, timeout: float = DEADLINE) -> re.Match[str]:
         """The first line from now on matching ``pattern`` (a regex)."""
         deadline = time.monotonic() + timeout
-        while (left := deadline - time.monotonic()) > 0:
-            try:
-                line = self.queue.get(timeout=left)
-            except queue.Empty:
-                break
-            if line is None:
-                raise AssertionError(f"the demo exited ({self.proc.wait()}) before {pattern!r}:\n" + "\n".join(self.lines))
-            self.lines.append(line)
+        while (line := self._next_line(deadline, pattern)) is not None:
             if m := re.search(pattern, line):
                 return m
         raise AssertionError(f"no line matching {pattern!r} within {timeout:.0f} s:\n" + "\n".join(self.lines[-40:]))
+
+    def wait_for_all(self, patterns: list[str], timeout: float = DEADLINE) -> None:
+        """Lines from now on matching each of ``patterns``, in any order:
+        audit lines come in batches per worker (``audit.log_flush_ms``), so
+        two workers' lines are not in the order of their decisions."""
+        left_to_see = list(patterns)
+        deadline = time.monotonic() + timeout
+        while left_to_see and (line := self._next_line(deadline, left_to_see)) is not None:
+            left_to_see = [p for p in left_to_see if not re.search(p, line)]
+        if left_to_see:
+            raise AssertionError(f"no line matching {left_to_see!r} within {timeout:.0f} s:\n" + "\n".join(self.lines[-40:]))
 
     @property
     def endpoint(self) -> str:
@@ -113,9 +131,10 @@ def test_the_banners_example_prints_the_reason(demo: tuple[Demo, Path]) -> None:
     assert call(d.endpoint, "echo", {"text": "hi"}) == "hi"
     assert call(d.endpoint, "delete_record", {"id": 1}) == \
         'denied: Denied by policy: tool "delete_record" is blocked by policy'
-    # Every decision is logged, the allowed ones too.
-    d.wait_for(r'mcp-policy audit \{.*"decision":"allow".*"tool":"echo"')
-    d.wait_for(r'mcp-policy audit \{.*"decision":"deny".*"tool":"delete_record"')
+    # Every decision is logged, the allowed ones too (each worker writes
+    # its own batches: in either order).
+    d.wait_for_all([r'mcp-policy audit \{.*"decision":"allow".*"tool":"echo"',
+                    r'mcp-policy audit \{.*"decision":"deny".*"tool":"delete_record"'])
 
 
 def test_an_edit_is_live_and_a_broken_one_is_refused(demo: tuple[Demo, Path]) -> None:
